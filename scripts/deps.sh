@@ -1,0 +1,31 @@
+#!/bin/sh
+# Install what building, testing and running seed needs, from Debian's archive.
+# Idempotent and quick when everything is present. Needs root (or sudo).
+set -eu
+
+PACKAGES="
+  build-essential meson ninja-build pkg-config clang clang-format
+  libjansson-dev libssl-dev libcmocka-dev
+  python3 python3-pytest python3-pytest-timeout
+"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "deps: need root to install:$missing" >&2; exit 1; }
+    SUDO=sudo
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+# A fresh machine may have no package lists yet; an old list may name files the
+# mirror no longer has. Update once, then install.
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
