@@ -1,0 +1,15 @@
+/* The `seed` command line: one function per verb, all thin over libseed. */
+#pragma once
+
+#include <stdbool.h>
+
+#define EXIT_USAGE 2
+
+typedef struct cli_globals {
+    const char *state_dir;
+} cli_globals;
+
+int cli_eval(const cli_globals *g, int argc, char **argv);
+
+/* Print "seed VERB: message" and a hint to stderr; returns EXIT_USAGE. */
+int cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,0 +1,91 @@
+/* `seed`: parse global options and dispatch to a verb. */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/macro.h"
+#include "cli/cli.h"
+
+#ifndef SEED_VERSION
+#define SEED_VERSION "0.0.0"
+#endif
+
+static const char usage[] =
+    "Usage: seed [--state-dir DIR] COMMAND [ARGS...]\n"
+    "\n"
+    "Commands:\n"
+    "  eval [SOURCE] [--json] [--uri URI]   check a seed project and print each instance's meta\n"
+    "  version                              print the version\n"
+    "\n"
+    "Run 'seed COMMAND --help' for the options of one command.\n";
+
+int cli_usage_error(const char *verb, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "seed%s%s: ", verb ? " " : "", verb ? verb : "");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'seed %s%s--help'.\n", verb ? verb : "", verb ? " " : "");
+    return EXIT_USAGE;
+}
+
+struct verb {
+    const char *name;
+    int (*run)(const cli_globals *g, int argc, char **argv);
+};
+
+static const struct verb verbs[] = {
+    {"eval", cli_eval},
+};
+
+int main(int argc, char **argv) {
+    cli_globals g = {.state_dir = "/var/lib/seed"};
+    static const struct option opts[] = {
+        {"state-dir", required_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {0},
+    };
+    /* '+': stop at the first non-option so the verb gets its own options. */
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'S':
+            g.state_dir = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        case 'V':
+            printf("seed %s\n", SEED_VERSION);
+            return 0;
+        default:
+            return cli_usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    int first = optind;
+    const char *verb = argv[first];
+    if (streq(verb, "version")) {
+        printf("seed %s\n", SEED_VERSION);
+        return 0;
+    }
+    if (streq(verb, "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+        if (streq(verb, verbs[i].name)) {
+            /* Hand the verb its own argv with the verb as argv[0]. optind = 0 makes
+             * glibc's getopt reinitialise fully, dropping the '+' mode used above. */
+            optind = 0;
+            opterr = 0;
+            return verbs[i].run(&g, argc - first, argv + first);
+        }
+    return cli_usage_error(NULL, "unknown command '%s'", verb);
+}

@@ -1,0 +1,225 @@
+/* The hashes derived from a spec: namespace (from the source URI, Seed's formula),
+ * instance identity (a content hash of meta and payload, root directory included)
+ * and project generation (over the sorted name=identity lines). */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/hash.h"
+#include "spec/meta.h"
+#include "spec/spec.h"
+
+int seed_namespace_from_uri(const char *uri, char out[16]) {
+    char hex[SEED_SHA256_HEX_LEN + 1];
+    int r = seed_sha256_hex(uri, strlen(uri), hex);
+    if (r < 0)
+        return r;
+    /* The base32 text of the first 20 hex *characters* (ASCII), as Nix's
+     * builtins.hashString + substring + base32 chain does it. */
+    char b32[40];
+    seed_base32((const uint8_t *)hex, 20, b32);
+    out[0] = 's';
+    out[1] = '-';
+    for (int i = 0; i < 12; i++)
+        out[2 + i] = (char)(b32[i] >= 'A' && b32[i] <= 'Z' ? b32[i] - 'A' + 'a' : b32[i]);
+    out[14] = 0;
+    return 0;
+}
+
+int seed_project_generation(const seed_project *p, char out[13]) {
+    seed_sha256 *h = seed_sha256_new();
+    if (!h)
+        return -ENOMEM;
+    /* instances are kept sorted by name in byte order */
+    for (size_t i = 0; i < p->n_instances; i++) {
+        seed_sha256_update(h, p->instances[i].name, strlen(p->instances[i].name));
+        seed_sha256_update(h, "=", 1);
+        seed_sha256_update(h, p->instances[i].identity, strlen(p->instances[i].identity));
+        seed_sha256_update(h, "\n", 1);
+    }
+    uint8_t d[SEED_SHA256_LEN];
+    seed_sha256_final(h, d);
+    char hex[SEED_SHA256_HEX_LEN + 1];
+    seed_hex(d, sizeof(d), hex);
+    memcpy(out, hex, 12);
+    out[12] = 0;
+    return 0;
+}
+
+int seed_instance_identity(const seed_instance *inst, char out[65]) {
+    json_t *m = seed_instance_meta(inst, NULL, false);
+    if (!m)
+        return -ENOMEM;
+    if (inst->root_kind == SEED_ROOT_DIR)
+        json_object_set_new(m, "rootDigest", json_string(inst->root_digest));
+    json_object_set_new(m, "identityVersion", json_integer(1));
+    char *s = json_dumps(m, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(m);
+    if (!s)
+        return -ENOMEM;
+    int r = seed_sha256_hex(s, strlen(s), out);
+    free(s);
+    return r;
+}
+
+/* Tree serialisation, NAR-like: every token is a 64-bit little-endian length and the
+ * bytes, so no two different trees serialise alike. Only what a sandbox can observe
+ * through a read-only mount and that is stable across machines is included: names,
+ * types, the executable bit, contents and link targets (not owners or times). */
+static void put_token(seed_sha256 *h, const void *data, size_t n) {
+    uint8_t len[8];
+    for (int i = 0; i < 8; i++)
+        len[i] = (uint8_t)((uint64_t)n >> (8 * i));
+    seed_sha256_update(h, len, sizeof(len));
+    seed_sha256_update(h, data, n);
+}
+
+static void put_str(seed_sha256 *h, const char *s) {
+    put_token(h, s, strlen(s));
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+#define TREE_MAX_DEPTH 128
+
+static int digest_dir(seed_sha256 *h, int dirfd, const char *rel, int depth, char **errmsg);
+
+static int digest_entry(seed_sha256 *h, int dirfd, const char *name, const char *rel, int depth,
+                        char **errmsg) {
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return negative_errno();
+    if (S_ISLNK(st.st_mode)) {
+        char target[4096];
+        ssize_t n = readlinkat(dirfd, name, target, sizeof(target) - 1);
+        if (n < 0)
+            return negative_errno();
+        put_str(h, "symlink");
+        put_token(h, target, (size_t)n);
+        return 0;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            return negative_errno();
+        return digest_dir(h, fd, rel, depth + 1, errmsg);
+    }
+    if (S_ISREG(st.st_mode)) {
+        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+            return negative_errno();
+        put_str(h, "regular");
+        put_str(h, (st.st_mode & 0111) ? "executable" : "");
+        uint8_t buf[65536];
+        uint64_t total = 0;
+        seed_sha256 *fh = seed_sha256_new();
+        if (!fh)
+            return -ENOMEM;
+        for (;;) {
+            ssize_t k = read(fd, buf, sizeof(buf));
+            if (k < 0) {
+                if (errno == EINTR)
+                    continue;
+                int r = negative_errno();
+                seed_sha256_free(fh);
+                return r;
+            }
+            if (k == 0)
+                break;
+            seed_sha256_update(fh, buf, (size_t)k);
+            total += (uint64_t)k;
+        }
+        uint8_t d[SEED_SHA256_LEN];
+        seed_sha256_final(fh, d);
+        uint8_t le[8];
+        for (int i = 0; i < 8; i++)
+            le[i] = (uint8_t)(total >> (8 * i));
+        put_token(h, le, sizeof(le));
+        put_token(h, d, sizeof(d));
+        return 0;
+    }
+    if (asprintf(errmsg,
+                 "contains \"%s\", which is a device, FIFO or socket: root directories may only "
+                 "hold files, directories and symlinks",
+                 rel) < 0)
+        *errmsg = NULL;
+    return -EINVAL;
+}
+
+static int digest_dir(seed_sha256 *h, int dirfd, const char *rel, int depth, char **errmsg) {
+    if (depth > TREE_MAX_DEPTH) {
+        if (asprintf(errmsg, "nests directories deeper than %d levels at \"%s\"", TREE_MAX_DEPTH, rel) < 0)
+            *errmsg = NULL;
+        return -ELOOP;
+    }
+    int dup_fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+    if (dup_fd < 0)
+        return negative_errno();
+    DIR *d = fdopendir(dup_fd);
+    if (!d) {
+        close(dup_fd);
+        return negative_errno();
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int r = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 32;
+            char **nn = realloc(names, cap * sizeof(char *));
+            if (!nn) {
+                r = -ENOMEM;
+                break;
+            }
+            names = nn;
+        }
+        if (!(names[n] = strdup(de->d_name))) {
+            r = -ENOMEM;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (r == 0) {
+        qsort(names, n, sizeof(char *), cmp_str);
+        put_str(h, "directory");
+        for (size_t i = 0; i < n && r == 0; i++) {
+            _cleanup_free_ char *child = NULL;
+            if (asprintf(&child, "%s%s%s", rel, *rel ? "/" : "", names[i]) < 0) {
+                r = -ENOMEM;
+                break;
+            }
+            put_str(h, "entry");
+            put_str(h, names[i]);
+            r = digest_entry(h, dirfd, names[i], child, depth, errmsg);
+        }
+        put_str(h, "end");
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return r;
+}
+
+int seed_tree_digest(int dirfd, char out[65], char **errmsg) {
+    *errmsg = NULL;
+    seed_sha256 *h = seed_sha256_new();
+    if (!h)
+        return -ENOMEM;
+    int r = digest_dir(h, dirfd, "", 0, errmsg);
+    if (r < 0) {
+        seed_sha256_free(h);
+        return r;
+    }
+    uint8_t d[SEED_SHA256_LEN];
+    seed_sha256_final(h, d);
+    seed_hex(d, sizeof(d), out);
+    return 0;
+}

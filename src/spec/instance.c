@@ -1,0 +1,819 @@
+/* One instance object: every Seed option with its coercions and defaults, and our
+ * payload fields. Problems are reported with their full option path and parsing
+ * continues, so one run lists every error. */
+#include <ctype.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/fileio.h"
+#include "spec/names.h"
+#include "spec/parse.h"
+
+#ifndef SEED_DEFAULT_SYSTEM
+#if defined(__x86_64__)
+#define SEED_DEFAULT_SYSTEM "x86_64-linux"
+#elif defined(__aarch64__)
+#define SEED_DEFAULT_SYSTEM "aarch64-linux"
+#elif defined(__riscv) && __riscv_xlen == 64
+#define SEED_DEFAULT_SYSTEM "riscv64-linux"
+#elif defined(__i386__)
+#define SEED_DEFAULT_SYSTEM "i686-linux"
+#else
+#define SEED_DEFAULT_SYSTEM "unknown-linux"
+#endif
+#endif
+
+static const char *const systems[] = {"x86_64-linux", "aarch64-linux", "i686-linux", "riscv64-linux",
+                                      "armv7l-linux"};
+static const char *const sizes[] = {"xs", "s", "m", "l", "xl"};
+static const char *const protocols[] = {"tcp", "udp", "dns", "http", "grpc"};
+static const char *const rollouts[] = {"recreate", "rolling"};
+static const char *const restarts[] = {"always", "on-failure", "no"};
+
+const char *seed_size_tier_to_string(seed_size_tier t) {
+    return t < _SEED_SIZE_MAX ? sizes[t] : NULL;
+}
+const char *seed_protocol_to_string(seed_protocol p) {
+    return p < _SEED_PROTO_MAX ? protocols[p] : NULL;
+}
+const char *seed_rollout_to_string(seed_rollout r) {
+    return r < _SEED_ROLLOUT_MAX ? rollouts[r] : NULL;
+}
+const char *seed_restart_to_string(seed_restart r) {
+    return r < _SEED_RESTART_MAX ? restarts[r] : NULL;
+}
+
+void seed_size_tier_resources(seed_size_tier t, unsigned *vcpus, unsigned *memory_mib) {
+    static const unsigned cpu[] = {1, 1, 2, 4, 8};
+    static const unsigned mem[] = {512, 1024, 2048, 4096, 8192};
+    *vcpus = cpu[t];
+    *memory_mib = mem[t];
+}
+
+bool seed_protocol_uses_tcp(seed_protocol p) {
+    return p != SEED_PROTO_UDP;
+}
+bool seed_protocol_uses_udp(seed_protocol p) {
+    return p == SEED_PROTO_UDP || p == SEED_PROTO_DNS;
+}
+
+void parse_error(parse_ctx *c, const char *fmt, ...) {
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0)
+        msg = NULL;
+    va_end(ap);
+    seed_diags_add(c->diags, c->file, c->path.buf, "%s", msg ? msg : "(out of memory)");
+    free(msg);
+}
+
+/* "expected X, found Y" for a value of the wrong type. */
+static void type_error(parse_ctx *c, const json_t *v, const char *expected) {
+    char found[96];
+    seed_json_describe(v, found, sizeof(found));
+    parse_error(c, "expected %s, found %s", expected, found);
+}
+
+static void list_words(const char *const *words, size_t n, char *buf, size_t size) {
+    size_t o = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < n && o < size; i++)
+        o += (size_t)snprintf(buf + o, size - o, "%s%s", i ? ", " : "", words[i]);
+}
+
+/* Report keys of obj that are not in allowed[], suggesting the nearest. */
+static void check_keys(parse_ctx *c, json_t *obj, const char *const *allowed, size_t n) {
+    const char *key;
+    json_t *v;
+    json_object_foreach (obj, key, v) {
+        bool ok = false;
+        for (size_t i = 0; i < n && !ok; i++)
+            ok = streq(key, allowed[i]);
+        if (ok)
+            continue;
+        size_t saved = seed_jpath_push_key(&c->path, key);
+        const char *near = seed_nearest(key, allowed, n);
+        char list[256];
+        list_words(allowed, n, list, sizeof(list));
+        if (near)
+            parse_error(c, "unknown option; did you mean \"%s\"? (expected one of: %s)", near, list);
+        else
+            parse_error(c, "unknown option (expected one of: %s)", list);
+        seed_jpath_pop(&c->path, saved);
+    }
+}
+
+/* Match a string against a table of words; report unknown ones with a suggestion. */
+static int parse_enum(parse_ctx *c, json_t *v, const char *what, const char *const *words, size_t n) {
+    char list[160];
+    list_words(words, n, list, sizeof(list));
+    if (!json_is_string(v)) {
+        char expected[224];
+        snprintf(expected, sizeof(expected), "a %s (one of: %s)", what, list);
+        type_error(c, v, expected);
+        return -1;
+    }
+    const char *s = json_string_value(v);
+    for (size_t i = 0; i < n; i++)
+        if (streq(s, words[i]))
+            return (int)i;
+    char found[96];
+    seed_json_describe(v, found, sizeof(found));
+    const char *near = seed_nearest(s, words, n);
+    if (near)
+        parse_error(c, "unknown %s %s; did you mean \"%s\"? (expected one of: %s)", what, found, near, list);
+    else
+        parse_error(c, "unknown %s %s (expected one of: %s)", what, found, list);
+    return -1;
+}
+
+static bool parse_string(parse_ctx *c, json_t *v, const char *expected, char **out) {
+    if (!json_is_string(v)) {
+        type_error(c, v, expected);
+        return false;
+    }
+    char *s = strdup(json_string_value(v));
+    if (!s) {
+        parse_error(c, "out of memory");
+        return false;
+    }
+    free(*out);
+    *out = s;
+    return true;
+}
+
+static bool parse_port(parse_ctx *c, json_t *v, unsigned *out) {
+    if (!json_is_integer(v)) {
+        type_error(c, v, "a port number (an integer from 1 to 65535)");
+        return false;
+    }
+    json_int_t p = json_integer_value(v);
+    if (p < 1 || p > 65535) {
+        parse_error(c, "port %lld is out of range: expected an integer from 1 to 65535", (long long)p);
+        return false;
+    }
+    *out = (unsigned)p;
+    return true;
+}
+
+/* Common start of every map option: must be an object of bounded size. */
+static bool check_map(parse_ctx *c, json_t *v, const char *expected) {
+    if (!json_is_object(v)) {
+        type_error(c, v, expected);
+        return false;
+    }
+    if (json_object_size(v) > SEED_SPEC_MAX_ENTRIES) {
+        parse_error(c, "has %zu entries: at most %d are allowed", json_object_size(v), SEED_SPEC_MAX_ENTRIES);
+        return false;
+    }
+    return true;
+}
+
+static void *alloc_array(parse_ctx *c, size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size);
+    if (!p)
+        parse_error(c, "out of memory");
+    return p;
+}
+
+static int cmp_name(const void *a, const void *b) {
+    /* Every element type below starts with its `char *name` (or key). */
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void parse_expose(parse_ctx *c, json_t *v, seed_instance *inst) {
+    if (!check_map(c, v, "an object mapping names to ports, like {\"http\": 8080}"))
+        return;
+    inst->expose = alloc_array(c, json_object_size(v), sizeof(seed_expose));
+    if (!inst->expose)
+        return;
+    const char *key;
+    json_t *e;
+    json_object_foreach (v, key, e) {
+        size_t saved = seed_jpath_push_key(&c->path, key);
+        const char *why = seed_check_dns_label(key, 63);
+        seed_expose x = {.protocol = SEED_PROTO_HTTP};
+        bool ok = true;
+        if (why) {
+            parse_error(c, "port name %s", why);
+            ok = false;
+        }
+        if (json_is_integer(e)) {
+            /* Shorthand for {"port": N}: report problems at the coerced path. */
+            size_t s2 = seed_jpath_push_key(&c->path, "port");
+            ok = parse_port(c, e, &x.port) && ok;
+            seed_jpath_pop(&c->path, s2);
+        } else if (json_is_object(e)) {
+            static const char *const keys[] = {"port", "protocol"};
+            check_keys(c, e, keys, ELEMENTSOF(keys));
+            json_t *port = json_object_get(e, "port");
+            json_t *proto = json_object_get(e, "protocol");
+            size_t s2 = seed_jpath_push_key(&c->path, "port");
+            if (!port) {
+                parse_error(c, "missing: expected a port number (an integer from 1 to 65535)");
+                ok = false;
+            } else {
+                ok = parse_port(c, port, &x.port) && ok;
+            }
+            seed_jpath_pop(&c->path, s2);
+            if (proto) {
+                s2 = seed_jpath_push_key(&c->path, "protocol");
+                int p = parse_enum(c, proto, "protocol", protocols, ELEMENTSOF(protocols));
+                if (p < 0)
+                    ok = false;
+                else
+                    x.protocol = (seed_protocol)p;
+                seed_jpath_pop(&c->path, s2);
+            }
+        } else {
+            type_error(c, e, "a port number or an object {\"port\": ..., \"protocol\": ...}");
+            ok = false;
+        }
+        if (ok && (x.name = strdup(key)))
+            inst->expose[inst->n_expose++] = x;
+        seed_jpath_pop(&c->path, saved);
+    }
+    qsort(inst->expose, inst->n_expose, sizeof(seed_expose), cmp_name);
+}
+
+static bool parse_size_value(parse_ctx *c, json_t *v, seed_volume *vol) {
+    char buf[32];
+    const char *s;
+    if (json_is_string(v)) {
+        s = json_string_value(v);
+    } else if (json_is_integer(v)) {
+        snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
+        s = buf;
+    } else {
+        type_error(c, v, "a size like \"1Gi\", \"500Mi\" or \"10G\"");
+        return false;
+    }
+    _cleanup_free_ char *msg = NULL;
+    if (seed_parse_quantity(s, &vol->size_bytes, &msg) < 0) {
+        parse_error(c, "%s", msg ? msg : "malformed size");
+        return false;
+    }
+    if (vol->size_bytes < SEED_SPEC_MIN_VOLUME) {
+        parse_error(c, "size \"%s\" is %llu bytes: a volume needs at least 1Mi (1048576 bytes)", s,
+                    (unsigned long long)vol->size_bytes);
+        return false;
+    }
+    vol->size = strdup(s);
+    return vol->size != NULL;
+}
+
+static void parse_storage(parse_ctx *c, json_t *v, seed_instance *inst) {
+    if (!check_map(c, v, "an object mapping volume names to sizes, like {\"data\": \"1Gi\"}"))
+        return;
+    inst->storage = alloc_array(c, json_object_size(v), sizeof(seed_volume));
+    if (!inst->storage)
+        return;
+    const char *key;
+    json_t *e;
+    json_object_foreach (v, key, e) {
+        size_t saved = seed_jpath_push_key(&c->path, key);
+        seed_volume x = {0};
+        bool ok = true;
+        const char *why = seed_check_dns_label(key, 63);
+        if (why) {
+            parse_error(c, "volume name %s", why);
+            ok = false;
+        }
+        json_t *mp = NULL;
+        if (json_is_object(e)) {
+            static const char *const keys[] = {"size", "mountPoint"};
+            check_keys(c, e, keys, ELEMENTSOF(keys));
+            json_t *size = json_object_get(e, "size");
+            mp = json_object_get(e, "mountPoint");
+            size_t s2 = seed_jpath_push_key(&c->path, "size");
+            if (!size) {
+                parse_error(c, "missing: expected a size like \"1Gi\"");
+                ok = false;
+            } else {
+                ok = parse_size_value(c, size, &x) && ok;
+            }
+            seed_jpath_pop(&c->path, s2);
+        } else if (json_is_string(e) || json_is_integer(e)) {
+            size_t s2 = seed_jpath_push_key(&c->path, "size");
+            ok = parse_size_value(c, e, &x) && ok;
+            seed_jpath_pop(&c->path, s2);
+        } else {
+            type_error(c, e, "a size like \"1Gi\" or an object {\"size\": ..., \"mountPoint\": ...}");
+            ok = false;
+        }
+        if (mp) {
+            size_t s2 = seed_jpath_push_key(&c->path, "mountPoint");
+            if (!json_is_string(mp)) {
+                type_error(c, mp, "an absolute path");
+                ok = false;
+            } else if ((why = seed_normalize_mount_point(json_string_value(mp), &x.mount_point))) {
+                char found[96];
+                seed_json_describe(mp, found, sizeof(found));
+                parse_error(c, "mount point %s %s", found, why);
+                ok = false;
+            }
+            seed_jpath_pop(&c->path, s2);
+        } else if (ok && asprintf(&x.mount_point, "/seed/storage/%s", key) < 0) {
+            x.mount_point = NULL;
+            ok = false;
+        }
+        if (ok)
+            x.name = strdup(key);
+        if (ok && x.name) {
+            inst->storage[inst->n_storage++] = x;
+        } else {
+            free(x.size);
+            free(x.mount_point);
+            free(x.name);
+        }
+        seed_jpath_pop(&c->path, saved);
+    }
+    qsort(inst->storage, inst->n_storage, sizeof(seed_volume), cmp_name);
+
+    /* Two volumes on one mount point: report at the later one (in name order). */
+    for (size_t i = 0; i < inst->n_storage; i++)
+        for (size_t j = 0; j < i; j++)
+            if (streq(inst->storage[i].mount_point, inst->storage[j].mount_point)) {
+                size_t saved = seed_jpath_push_key(&c->path, inst->storage[i].name);
+                seed_jpath_push_key(&c->path, "mountPoint");
+                parse_error(c,
+                            "mount point \"%s\" is already used by volume \"%s\": each volume needs "
+                            "its own mount point",
+                            inst->storage[i].mount_point, inst->storage[j].name);
+                seed_jpath_pop(&c->path, saved);
+                break;
+            }
+}
+
+static void parse_connect(parse_ctx *c, json_t *v, seed_instance *inst) {
+    if (!check_map(c, v, "an object mapping names to services, like {\"db\": \"seed-db\"}"))
+        return;
+    inst->connect = alloc_array(c, json_object_size(v), sizeof(seed_connect));
+    if (!inst->connect)
+        return;
+    const char *key;
+    json_t *e;
+    json_object_foreach (v, key, e) {
+        size_t saved = seed_jpath_push_key(&c->path, key);
+        seed_connect x = {0};
+        bool ok = true;
+        const char *why = seed_check_connect_name(key);
+        if (why) {
+            parse_error(c, "connect name %s", why);
+            ok = false;
+        }
+        json_t *service = e;
+        if (json_is_object(e)) {
+            static const char *const keys[] = {"service", "port"};
+            check_keys(c, e, keys, ELEMENTSOF(keys));
+            service = json_object_get(e, "service");
+            json_t *port = json_object_get(e, "port");
+            if (port && !json_is_null(port)) {
+                size_t s2 = seed_jpath_push_key(&c->path, "port");
+                ok = parse_port(c, port, &x.port) && ok;
+                seed_jpath_pop(&c->path, s2);
+            }
+            if (!service) {
+                size_t s2 = seed_jpath_push_key(&c->path, "service");
+                parse_error(c, "missing: expected a service name like \"seed-db\"");
+                seed_jpath_pop(&c->path, s2);
+                ok = false;
+            }
+        } else if (!json_is_string(e)) {
+            type_error(c, e, "a service name or an object {\"service\": ..., \"port\": ...}");
+            ok = false;
+            service = NULL;
+        }
+        if (service) {
+            size_t s2 = seed_jpath_push_key(&c->path, "service");
+            if (parse_string(c, service, "a service name like \"seed-db\"", &x.service) &&
+                (why = seed_check_hostname(x.service))) {
+                parse_error(c, "service name \"%s\" %s", x.service, why);
+                ok = false;
+            } else if (!x.service) {
+                ok = false;
+            }
+            seed_jpath_pop(&c->path, s2);
+        }
+        if (ok && (x.name = strdup(key))) {
+            inst->connect[inst->n_connect++] = x;
+        } else {
+            free(x.service);
+        }
+        seed_jpath_pop(&c->path, saved);
+    }
+    qsort(inst->connect, inst->n_connect, sizeof(seed_connect), cmp_name);
+    /* "a-b" and "a_b" would both be $SEED_A_B_HOST. */
+    for (size_t i = 0; i < inst->n_connect; i++)
+        for (size_t j = 0; j < i; j++) {
+            _cleanup_free_ char *a = seed_connect_env_name(inst->connect[i].name);
+            _cleanup_free_ char *b = seed_connect_env_name(inst->connect[j].name);
+            if (a && b && streq(a, b)) {
+                size_t saved = seed_jpath_push_key(&c->path, inst->connect[i].name);
+                parse_error(c, "gives $%s, which connect \"%s\" already sets", a, inst->connect[j].name);
+                seed_jpath_pop(&c->path, saved);
+            }
+        }
+}
+
+static void parse_env(parse_ctx *c, json_t *v, seed_kv **out, size_t *n_out) {
+    if (!check_map(c, v, "an object mapping variable names to strings"))
+        return;
+    seed_kv *env = alloc_array(c, json_object_size(v), sizeof(seed_kv));
+    if (!env)
+        return;
+    size_t n = 0;
+    const char *key;
+    json_t *e;
+    json_object_foreach (v, key, e) {
+        size_t saved = seed_jpath_push_key(&c->path, key);
+        const char *why = seed_check_env_name(key);
+        if (why) {
+            parse_error(c, "variable name %s", why);
+        } else if (!json_is_string(e)) {
+            type_error(c, e, "a string");
+        } else if (json_string_length(e) > 131071) {
+            parse_error(c, "value is %zu bytes long: at most 131071 are allowed", json_string_length(e));
+        } else {
+            env[n].key = strdup(key);
+            env[n].value = strdup(json_string_value(e));
+            if (env[n].key && env[n].value) {
+                n++;
+            } else {
+                free(env[n].key);
+                free(env[n].value);
+            }
+        }
+        seed_jpath_pop(&c->path, saved);
+    }
+    qsort(env, n, sizeof(seed_kv), cmp_name);
+    *out = env;
+    *n_out = n;
+}
+
+static void kv_free(seed_kv *kv, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(kv[i].key);
+        free(kv[i].value);
+    }
+    free(kv);
+}
+
+static void process_clear(seed_process *p) {
+    free(p->name);
+    strv_free(p->command);
+    kv_free(p->env, p->n_env);
+    free(p->cwd);
+    free(p->user);
+}
+
+static void parse_command(parse_ctx *c, json_t *v, seed_process *p) {
+    if (!json_is_array(v) || json_array_size(v) == 0) {
+        type_error(c, v, "a non-empty array of strings, like [\"busybox\", \"httpd\", \"-f\"]");
+        return;
+    }
+    size_t n = json_array_size(v);
+    if (n > 4096) {
+        parse_error(c, "has %zu arguments: at most 4096 are allowed", n);
+        return;
+    }
+    char **argv = calloc(n + 1, sizeof(char *));
+    if (!argv) {
+        parse_error(c, "out of memory");
+        return;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        json_t *a = json_array_get(v, i);
+        size_t saved = seed_jpath_push_index(&c->path, i);
+        if (!json_is_string(a)) {
+            type_error(c, a, "a string");
+            ok = false;
+        } else if (i == 0 && json_string_length(a) == 0) {
+            parse_error(c, "the program name must not be empty");
+            ok = false;
+        } else if (!(argv[i] = strdup(json_string_value(a)))) {
+            ok = false;
+        }
+        seed_jpath_pop(&c->path, saved);
+    }
+    if (!ok) {
+        /* Not strv_free(): a failed element leaves a NULL hole before later ones. */
+        for (size_t i = 0; i < n; i++)
+            free(argv[i]);
+        free(argv);
+        return;
+    }
+    p->command = argv;
+    p->n_command = n;
+}
+
+static void parse_processes(parse_ctx *c, json_t *v, seed_instance *inst) {
+    if (!check_map(c, v, "an object mapping process names to {\"command\": [...]}"))
+        return;
+    inst->processes = alloc_array(c, json_object_size(v), sizeof(seed_process));
+    if (!inst->processes)
+        return;
+    const char *key;
+    json_t *e;
+    json_object_foreach (v, key, e) {
+        size_t saved = seed_jpath_push_key(&c->path, key);
+        const char *why = seed_check_process_name(key);
+        if (why)
+            parse_error(c, "process name %s", why);
+        if (!json_is_object(e)) {
+            type_error(c, e, "an object {\"command\": [...], \"env\"?, \"cwd\"?, \"user\"?, \"restart\"?}");
+            seed_jpath_pop(&c->path, saved);
+            continue;
+        }
+        static const char *const keys[] = {"command", "env", "cwd", "user", "restart"};
+        check_keys(c, e, keys, ELEMENTSOF(keys));
+        seed_process p = {.restart = SEED_RESTART_ALWAYS};
+        bool ok = !why;
+        json_t *x;
+        size_t s2 = seed_jpath_push_key(&c->path, "command");
+        if ((x = json_object_get(e, "command")))
+            parse_command(c, x, &p);
+        else
+            parse_error(c, "missing: every process needs a command, like [\"busybox\", \"httpd\"]");
+        ok = ok && p.command;
+        seed_jpath_pop(&c->path, s2);
+        if ((x = json_object_get(e, "env"))) {
+            s2 = seed_jpath_push_key(&c->path, "env");
+            size_t before = seed_diags_count(c->diags);
+            parse_env(c, x, &p.env, &p.n_env);
+            ok = ok && seed_diags_count(c->diags) == before;
+            seed_jpath_pop(&c->path, s2);
+        }
+        if ((x = json_object_get(e, "cwd"))) {
+            s2 = seed_jpath_push_key(&c->path, "cwd");
+            if (parse_string(c, x, "an absolute path", &p.cwd) && (why = seed_check_abs_path(p.cwd))) {
+                parse_error(c, "working directory \"%s\" %s", p.cwd, why);
+                ok = false;
+            }
+            ok = ok && p.cwd;
+            seed_jpath_pop(&c->path, s2);
+        }
+        if ((x = json_object_get(e, "user"))) {
+            s2 = seed_jpath_push_key(&c->path, "user");
+            if (parse_string(c, x, "a user name or uid", &p.user) && (why = seed_check_user(p.user))) {
+                parse_error(c, "user \"%s\" %s", p.user, why);
+                ok = false;
+            }
+            ok = ok && p.user;
+            seed_jpath_pop(&c->path, s2);
+        }
+        if ((x = json_object_get(e, "restart"))) {
+            s2 = seed_jpath_push_key(&c->path, "restart");
+            int r = parse_enum(c, x, "restart policy", restarts, ELEMENTSOF(restarts));
+            if (r < 0)
+                ok = false;
+            else
+                p.restart = (seed_restart)r;
+            seed_jpath_pop(&c->path, s2);
+        }
+        if (ok && (p.name = strdup(key))) {
+            inst->processes[inst->n_processes++] = p;
+        } else {
+            process_clear(&p);
+        }
+        seed_jpath_pop(&c->path, saved);
+    }
+    qsort(inst->processes, inst->n_processes, sizeof(seed_process), cmp_name);
+}
+
+/* Join the directory of the declaring file and a relative path. */
+static char *path_relative_to_file(const char *file, const char *rel) {
+    const char *slash = file ? strrchr(file, '/') : NULL;
+    char *r = NULL;
+    if (!slash) {
+        r = strdup(rel);
+    } else if (asprintf(&r, "%.*s/%s", (int)(slash - file), file, rel) < 0) {
+        r = NULL;
+    }
+    return r;
+}
+
+static void parse_root(parse_ctx *c, json_t *v, seed_instance *inst) {
+    if (!json_is_string(v)) {
+        type_error(c, v, "\"host\" or a path to a root directory relative to this file");
+        return;
+    }
+    const char *s = json_string_value(v);
+    inst->root = strdup(s);
+    if (streq(s, "host")) {
+        inst->root_kind = SEED_ROOT_HOST;
+        return;
+    }
+    inst->root_kind = SEED_ROOT_DIR;
+    if (s[0] == 0 || s[0] == '/') {
+        parse_error(c, "root \"%s\" must be \"host\" or a relative path to a directory inside the project",
+                    s);
+        return;
+    }
+    if (c->dirfd < 0) {
+        parse_error(c, "root \"%s\" cannot be read: no project directory", s);
+        return;
+    }
+    _cleanup_free_ char *rel = path_relative_to_file(c->file, s);
+    _cleanup_close_ int fd = -1;
+    int r = rel ? seed_open_beneath(c->dirfd, rel, O_RDONLY | O_DIRECTORY, &fd) : -ENOMEM;
+    if (r == -EXDEV) {
+        parse_error(c, "root \"%s\" leads outside the project directory", s);
+        return;
+    }
+    if (r == -ENOTDIR) {
+        parse_error(c, "root \"%s\" is not a directory", s);
+        return;
+    }
+    if (r < 0) {
+        parse_error(c, "root \"%s\" cannot be opened: %s", s, strerror(-r));
+        return;
+    }
+    char proc[64], real[4096];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(proc, real, sizeof(real) - 1);
+    if (n > 0) {
+        real[n] = 0;
+        inst->root_path = strdup(real);
+    }
+
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        parse_error(c, "root \"%s\" cannot be read: %s", s, strerror(errno));
+        return;
+    }
+    /* Many instances often share one root: digest each directory once per run. */
+    for (size_t i = 0; i < c->n_roots; i++) {
+        root_cache_entry *e = &c->roots[i];
+        if (e->dev == st.st_dev && e->ino == st.st_ino) {
+            if (e->error)
+                parse_error(c, "root \"%s\": %s", s, e->error);
+            else
+                memcpy(inst->root_digest, e->digest, sizeof(e->digest));
+            return;
+        }
+    }
+    root_cache_entry e = {.dev = st.st_dev, .ino = st.st_ino};
+    r = seed_tree_digest(fd, e.digest, &e.error);
+    if (r < 0 && !e.error && asprintf(&e.error, "cannot be read: %s", strerror(-r)) < 0)
+        e.error = NULL;
+    if (e.error)
+        parse_error(c, "root \"%s\": %s", s, e.error);
+    else
+        memcpy(inst->root_digest, e.digest, sizeof(e.digest));
+    root_cache_entry *grown = realloc(c->roots, (c->n_roots + 1) * sizeof(*grown));
+    if (grown) {
+        c->roots = grown;
+        c->roots[c->n_roots++] = e;
+    } else {
+        free(e.error);
+    }
+}
+
+static bool valid_store_path(const char *s) {
+    /* /nix/store/<32 nix-base32 characters>-<name> */
+    static const char nixbase32[] = "0123456789abcdfghijklmnpqrsvwxyz";
+    if (strncmp(s, "/nix/store/", 11) != 0)
+        return false;
+    const char *h = s + 11;
+    for (int i = 0; i < 32; i++)
+        if (!h[i] || !strchr(nixbase32, h[i]))
+            return false;
+    if (h[32] != '-' || !h[33])
+        return false;
+    for (const char *c = h + 33; *c; c++)
+        if (!(isalnum((unsigned char)*c) || strchr("+-._?=", *c)))
+            return false;
+    return true;
+}
+
+void parse_instance(parse_ctx *c, json_t *obj, seed_instance *inst) {
+    static const char *const keys[] = {"name",    "system", "size", "expose", "storage",   "connect",
+                                       "rollout", "shoot",  "root", "env",    "processes", "toplevel"};
+    inst->size = SEED_SIZE_S;
+    inst->rollout = SEED_ROLLOUT_RECREATE;
+    inst->root_kind = SEED_ROOT_HOST;
+
+    if (!json_is_object(obj)) {
+        type_error(c, obj, "an instance object");
+        return;
+    }
+    check_keys(c, obj, keys, ELEMENTSOF(keys));
+
+    json_t *v;
+    size_t saved;
+    /* Run the following statement with v = obj[k] and the path extended by k, when
+     * the key is present; the path is restored afterwards. */
+#define WITH_KEY(k)                                                                                      \
+    for (int _once =                                                                                     \
+             ((v = json_object_get(obj, k)) != NULL && ((saved = seed_jpath_push_key(&c->path, k)), 1)); \
+         _once; _once = 0, seed_jpath_pop(&c->path, saved))
+
+    WITH_KEY ("name") {
+        if (!json_is_string(v) || !streq(json_string_value(v), inst->name)) {
+            char expected[128];
+            snprintf(expected, sizeof(expected), "the instance's own name \"%s\" (or no name)", inst->name);
+            type_error(c, v, expected);
+        }
+    }
+    WITH_KEY ("system") {
+        int s = parse_enum(c, v, "system", systems, ELEMENTSOF(systems));
+        if (s >= 0)
+            inst->system = strdup(systems[s]);
+    }
+    WITH_KEY ("size") {
+        int s = parse_enum(c, v, "size tier", sizes, ELEMENTSOF(sizes));
+        if (s >= 0)
+            inst->size = (seed_size_tier)s;
+    }
+    WITH_KEY ("expose")
+        parse_expose(c, v, inst);
+    WITH_KEY ("storage")
+        parse_storage(c, v, inst);
+    WITH_KEY ("connect")
+        parse_connect(c, v, inst);
+    WITH_KEY ("rollout") {
+        int r = parse_enum(c, v, "rollout", rollouts, ELEMENTSOF(rollouts));
+        if (r >= 0)
+            inst->rollout = (seed_rollout)r;
+    }
+    WITH_KEY ("shoot") {
+        if (!json_is_object(v)) {
+            type_error(c, v, "an object like {\"enable\": true}");
+        } else {
+            static const char *const skeys[] = {"enable"};
+            check_keys(c, v, skeys, ELEMENTSOF(skeys));
+            json_t *en = json_object_get(v, "enable");
+            if (en) {
+                size_t s2 = seed_jpath_push_key(&c->path, "enable");
+                if (json_is_boolean(en))
+                    inst->shoot_enable = json_is_true(en);
+                else
+                    type_error(c, en, "true or false");
+                seed_jpath_pop(&c->path, s2);
+            }
+        }
+    }
+    WITH_KEY ("toplevel") {
+        if (parse_string(c, v, "a Nix store path of a NixOS system", &inst->toplevel) &&
+            !valid_store_path(inst->toplevel))
+            parse_error(c, "toplevel \"%s\" is not a Nix store path: expected /nix/store/<hash>-<name>",
+                        inst->toplevel);
+        inst->root_kind = SEED_ROOT_NONE;
+    }
+    WITH_KEY ("root") {
+        if (inst->toplevel)
+            parse_error(c, "root and toplevel exclude each other: a NixOS instance (toplevel) brings its "
+                           "own root");
+        else
+            parse_root(c, v, inst);
+    }
+    WITH_KEY ("env")
+        parse_env(c, v, &inst->env, &inst->n_env);
+    WITH_KEY ("processes") {
+        if (inst->toplevel)
+            parse_error(c, "processes and toplevel exclude each other: a NixOS instance runs its "
+                           "toplevel's init");
+        else
+            parse_processes(c, v, inst);
+    }
+#undef WITH_KEY
+
+    if (!inst->system)
+        inst->system = strdup(SEED_DEFAULT_SYSTEM);
+    if (inst->root_kind == SEED_ROOT_HOST && !inst->root)
+        inst->root = strdup("host");
+    seed_size_tier_resources(inst->size, &inst->vcpus, &inst->memory_mib);
+}
+
+void seed_instance_clear(seed_instance *inst) {
+    free(inst->name);
+    free(inst->file);
+    free(inst->system);
+    for (size_t i = 0; i < inst->n_expose; i++)
+        free(inst->expose[i].name);
+    free(inst->expose);
+    for (size_t i = 0; i < inst->n_storage; i++) {
+        free(inst->storage[i].name);
+        free(inst->storage[i].size);
+        free(inst->storage[i].mount_point);
+    }
+    free(inst->storage);
+    for (size_t i = 0; i < inst->n_connect; i++) {
+        free(inst->connect[i].name);
+        free(inst->connect[i].service);
+    }
+    free(inst->connect);
+    free(inst->root);
+    free(inst->root_path);
+    kv_free(inst->env, inst->n_env);
+    for (size_t i = 0; i < inst->n_processes; i++)
+        process_clear(&inst->processes[i]);
+    free(inst->processes);
+    free(inst->toplevel);
+    memset(inst, 0, sizeof(*inst));
+}

@@ -1,0 +1,172 @@
+/* The seed project spec: the typed, coerced form of seeds.json and its instance
+ * files (PRODUCT.md § "A seed project"), plus the hashes derived from it
+ * (namespace, instance identity, project generation). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spec/diag.h"
+
+/* Bounds that keep evaluation of hostile input in bounded time and memory. */
+#define SEED_SPEC_MAX_FILE (16u << 20) /* bytes per JSON file */
+#define SEED_SPEC_MAX_INSTANCES 10000
+#define SEED_SPEC_MAX_ENTRIES 1000        /* entries in one expose/storage/env/... map */
+#define SEED_SPEC_MAX_NAME 58             /* "seed-" + name must fit a 63-byte DNS label */
+#define SEED_SPEC_MIN_VOLUME (1ull << 20) /* 1Mi: smaller volumes cannot hold a filesystem */
+
+typedef enum seed_size_tier {
+    SEED_SIZE_XS,
+    SEED_SIZE_S,
+    SEED_SIZE_M,
+    SEED_SIZE_L,
+    SEED_SIZE_XL,
+    _SEED_SIZE_MAX,
+} seed_size_tier;
+
+typedef enum seed_protocol {
+    SEED_PROTO_TCP,
+    SEED_PROTO_UDP,
+    SEED_PROTO_DNS, /* TCP and UDP */
+    SEED_PROTO_HTTP,
+    SEED_PROTO_GRPC,
+    _SEED_PROTO_MAX,
+} seed_protocol;
+
+typedef enum seed_rollout {
+    SEED_ROLLOUT_RECREATE,
+    SEED_ROLLOUT_ROLLING,
+    _SEED_ROLLOUT_MAX,
+} seed_rollout;
+
+typedef enum seed_restart {
+    SEED_RESTART_ALWAYS,
+    SEED_RESTART_ON_FAILURE,
+    SEED_RESTART_NO,
+    _SEED_RESTART_MAX,
+} seed_restart;
+
+typedef enum seed_root_kind {
+    SEED_ROOT_NONE, /* a NixOS instance: `toplevel` instead of a root */
+    SEED_ROOT_HOST, /* read-only view of the host's /usr tree */
+    SEED_ROOT_DIR,  /* a directory of the project */
+} seed_root_kind;
+
+typedef struct seed_kv {
+    char *key;
+    char *value;
+} seed_kv;
+
+typedef struct seed_expose {
+    char *name;
+    unsigned port;
+    seed_protocol protocol;
+} seed_expose;
+
+typedef struct seed_volume {
+    char *name;
+    char *size;          /* as written, e.g. "1.5Gi" */
+    uint64_t size_bytes; /* rounded up to whole bytes */
+    char *mount_point;   /* absolute and normalised */
+} seed_volume;
+
+typedef struct seed_connect {
+    char *name;
+    char *service;
+    unsigned port; /* 0: no port */
+} seed_connect;
+
+typedef struct seed_process {
+    char *name;
+    char **command; /* NULL-terminated, at least one element */
+    size_t n_command;
+    seed_kv *env;
+    size_t n_env;
+    char *cwd;  /* NULL: "/" */
+    char *user; /* NULL: root; "name", "uid", "name:group" or "uid:gid" */
+    seed_restart restart;
+} seed_process;
+
+typedef struct seed_instance {
+    char *name;
+    char *file; /* the JSON file it was declared in, relative to the project */
+    char *system;
+    seed_size_tier size;
+    unsigned vcpus;
+    unsigned memory_mib;
+    seed_expose *expose;
+    size_t n_expose;
+    seed_volume *storage;
+    size_t n_storage;
+    seed_connect *connect;
+    size_t n_connect;
+    seed_rollout rollout;
+    bool shoot_enable;
+
+    seed_root_kind root_kind;
+    char *root;           /* as written: "host" or a path relative to `file` */
+    char *root_path;      /* SEED_ROOT_DIR: absolute path of the directory */
+    char root_digest[65]; /* SEED_ROOT_DIR: digest of the directory's content */
+    seed_kv *env;
+    size_t n_env;
+    seed_process *processes;
+    size_t n_processes;
+    char *toplevel;
+
+    char identity[65];
+} seed_instance;
+
+typedef struct seed_project {
+    char *dir; /* absolute path of the project directory */
+    char *uri;
+    char namespace[16];
+    char generation[13];
+    seed_instance *instances; /* sorted by name */
+    size_t n_instances;
+} seed_project;
+
+/* Names and tables for the enums above. */
+const char *seed_size_tier_to_string(seed_size_tier t);
+const char *seed_protocol_to_string(seed_protocol p);
+const char *seed_rollout_to_string(seed_rollout r);
+const char *seed_restart_to_string(seed_restart r);
+/* Resources of a size tier: vCPUs and memory in MiB. */
+void seed_size_tier_resources(seed_size_tier t, unsigned *vcpus, unsigned *memory_mib);
+/* Whether a protocol is carried over TCP and/or UDP. */
+bool seed_protocol_uses_tcp(seed_protocol p);
+bool seed_protocol_uses_udp(seed_protocol p);
+
+/* Load the project at `source` (a directory holding seeds.json, or the path of a
+ * seeds.json file). uri overrides the default "path:<absolute directory>".
+ * Every problem is added to diags; *ret is set (possibly partially filled) unless a
+ * negative errno is returned for an internal failure such as lack of memory. The
+ * project is valid exactly when diags is empty afterwards. */
+int seed_project_load(const char *source, const char *uri, seed_project **ret, seed_diags *diags);
+
+/* Parse seeds.json content already in memory (used by the loader and the fuzzer).
+ * dirfd is the project directory for instance files and roots, or -1 when there is
+ * none (references to files are then reported as errors). */
+int seed_project_parse(const char *buf, size_t len, int dirfd, const char *dir, const char *uri,
+                       seed_project **ret, seed_diags *diags);
+
+void seed_project_free(seed_project *p);
+DEFINE_CLEANUP_FUNC(seed_project, seed_project_free)
+
+const seed_instance *seed_project_find(const seed_project *p, const char *name);
+
+/* Hashes. */
+/* "s-" + 12 base32 characters; out must hold 16 bytes. */
+int seed_namespace_from_uri(const char *uri, char out[16]);
+/* First 12 hex digits of sha256 over "name=<identity>\n" lines sorted by name. */
+int seed_project_generation(const seed_project *p, char out[13]);
+/* Content digest of one instance (meta and payload, root directory files included). */
+int seed_instance_identity(const seed_instance *inst, char out[65]);
+/* Digest of a directory tree: names, types, executable bits, file contents, link
+ * targets. Returns -EINVAL with a message for special files. */
+int seed_tree_digest(int dirfd, char out[65], char **errmsg);
+
+/* Storage quantity in Kubernetes syntax ("1Gi", "500Mi", "1.5Gi", "10G", "1e9",
+ * "1073741824"). Returns 0 and the size rounded up to whole bytes, or -EINVAL /
+ * -ERANGE with a message in *errmsg (malloc'd). */
+int seed_parse_quantity(const char *s, uint64_t *ret, char **errmsg);
