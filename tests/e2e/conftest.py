@@ -1,0 +1,47 @@
+"""Shared fixtures for the end-to-end tests: where the built binaries are.
+
+SEED_BUILD (default ./build) is the plain build; SEED_ASAN_BUILD, when set and built,
+adds the AddressSanitizer + UndefinedBehaviorSanitizer build, and tests that take the
+`seed` fixture run against both.
+"""
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def _builds():
+    builds = [("plain", pathlib.Path(os.environ.get("SEED_BUILD", ROOT / "build")))]
+    asan = os.environ.get("SEED_ASAN_BUILD")
+    if asan and (pathlib.Path(asan) / "src" / "seed").exists():
+        builds.append(("asan", pathlib.Path(asan)))
+    return builds
+
+
+@pytest.fixture(params=_builds(), ids=lambda b: b[0])
+def seed(request):
+    """Path of a `seed` binary (each build in turn)."""
+    path = request.param[1] / "src" / "seed"
+    if not path.exists():
+        pytest.fail(f"{path} is not built; run `make build` first")
+    return str(path)
+
+
+@pytest.fixture
+def seed_plain():
+    path = _builds()[0][1] / "src" / "seed"
+    if not path.exists():
+        pytest.fail(f"{path} is not built; run `make build` first")
+    return str(path)
+
+
+def run(cmd, **kw):
+    """Run a command and return the CompletedProcess (text mode, no check)."""
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+    kw.setdefault("timeout", 60)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, **kw)

@@ -1,0 +1,185 @@
+"""`seed eval` driven as a user would: example projects, the README's Seed examples,
+namespaces from URIs, exit codes, output formats, and usage errors."""
+import json
+import os
+import shutil
+
+import pytest
+
+from conftest import EXAMPLES, run
+
+
+def eval_json(seed, *args, cwd=None):
+    r = run([seed, "eval", *args, "--json"], cwd=cwd)
+    assert r.returncode == 0, r.stderr + r.stdout
+    return json.loads(r.stdout)
+
+
+def test_hello_is_valid(seed):
+    r = run([seed, "eval", str(EXAMPLES / "hello")])
+    assert r.returncode == 0, r.stderr
+    assert "web" in r.stdout and "api" in r.stdout
+    assert "namespace s-" in r.stdout and "generation" in r.stdout
+
+
+def test_hello_meta(seed):
+    meta = eval_json(seed, str(EXAMPLES / "hello"))
+    assert sorted(meta) == ["api", "web"]
+    web = meta["web"]
+    assert web["name"] == "web"
+    assert web["size"] == "xs"
+    assert web["resources"] == {"vcpus": 1, "memory": 512}
+    assert web["expose"] == {"http": {"port": 8080, "protocol": "http"}}
+    assert web["storage"] == {
+        "data": {"size": "64Mi", "sizeBytes": 64 << 20, "mountPoint": "/seed/storage/data"}
+    }
+    assert meta["api"]["connect"] == {"web": {"service": "seed-web", "port": 8080}}
+    assert web["namespace"] == meta["api"]["namespace"]
+    assert len(web["identity"]) == 64
+    assert web["root"] == "host"
+    assert web["toplevel"] is None
+    assert web["processes"]["httpd"]["restart"] == "always"
+
+
+def test_seed_readme_examples(seed):
+    """The project that mirrors every example of Seed's README evaluates to the meta
+    Seed's module would give (coercions and defaults included)."""
+    meta = eval_json(seed, str(EXAMPLES / "seed-readme"))
+    assert sorted(meta) == ["api", "db", "dns", "web", "worker"]
+    web = meta["web"]
+    assert web["size"] == "s" and web["resources"] == {"vcpus": 1, "memory": 1024}
+    assert web["expose"]["http"] == {"port": 8080, "protocol": "http"}
+    assert web["storage"]["data"] == {
+        "size": "1Gi", "sizeBytes": 1073741824, "mountPoint": "/seed/storage/data"}
+    assert web["rollout"] == "recreate" and web["shoot"] == {"enable": False}
+    dns = meta["dns"]["expose"]
+    assert dns == {"dns": {"port": 53, "protocol": "dns"}, "grpc": {"port": 9090, "protocol": "grpc"}}
+    w = meta["worker"]
+    assert w["storage"]["cache"] == {
+        "size": "500Mi", "sizeBytes": 500 << 20, "mountPoint": "/tmp/cache"}
+    assert w["connect"] == {"redis": {"service": "my-redis", "port": None},
+                            "db": {"service": "postgres", "port": 5432}}
+    assert w["rollout"] == "rolling" and w["shoot"] == {"enable": True}
+    assert w["resources"] == {"vcpus": 2, "memory": 2048}
+    assert meta["api"]["connect"] == {"db": {"service": "seed-db", "port": None}}
+    assert meta["db"]["resources"] == {"vcpus": 4, "memory": 4096}
+    assert meta["db"]["storage"]["data"]["mountPoint"] == "/var/lib/postgresql"
+
+
+@pytest.mark.parametrize("uri,ns", [
+    ("github:loomtex/seed", "s-gaydazldmnsg"),
+    ("github:example/infra", "s-gjstmojyha4t"),
+])
+def test_namespace_from_uri(seed, uri, ns):
+    meta = eval_json(seed, str(EXAMPLES / "hello"), "--uri", uri)
+    assert {m["namespace"] for m in meta.values()} == {ns}
+
+
+def test_default_uri_is_path_of_directory(seed, tmp_path):
+    proj = tmp_path / "proj"
+    shutil.copytree(EXAMPLES / "hello", proj)
+    a = eval_json(seed, str(proj))
+    b = eval_json(seed, "--uri", f"path:{proj}", cwd=proj)   # SOURCE defaults to "."
+    assert a == b
+
+
+def test_identity_stable_across_copies_and_key_order(seed, tmp_path):
+    a = eval_json(seed, str(EXAMPLES / "hello"))
+    proj = tmp_path / "p"
+    proj.mkdir()
+    src = json.loads((EXAMPLES / "hello" / "seeds.json").read_text())
+    api = json.loads((EXAMPLES / "hello" / "api.json").read_text())
+    # reverse every key order, inline api
+    rev = lambda d: {k: rev(v) for k, v in reversed(list(d.items()))} if isinstance(d, dict) else d
+    (proj / "seeds.json").write_text(json.dumps(rev({"web": src["web"], "api": api})))
+    b = eval_json(seed, str(proj))
+    assert a["web"]["identity"] == b["web"]["identity"]
+    assert a["api"]["identity"] == b["api"]["identity"]
+
+
+def test_generation_changes_with_content(seed, tmp_path):
+    (tmp_path / "seeds.json").write_text('{"a": {"size": "s"}}')
+    r1 = run([seed, "eval", str(tmp_path)])
+    (tmp_path / "seeds.json").write_text('{"a": {"size": "m"}}')
+    r2 = run([seed, "eval", str(tmp_path)])
+    (tmp_path / "seeds.json").write_text('{"a": {}}')
+    r3 = run([seed, "eval", str(tmp_path)])
+    gen = lambda r: r.stdout.split("generation ")[1].strip()
+    assert gen(r1) != gen(r2)
+    assert gen(r1) == gen(r3)   # "s" is the default
+
+
+def test_empty_project(seed, tmp_path):
+    (tmp_path / "seeds.json").write_text("{}")
+    r = run([seed, "eval", str(tmp_path)])
+    assert r.returncode == 0
+    assert "generation e3b0c44298fc" in r.stdout
+    assert eval_json(seed, str(tmp_path)) == {}
+
+
+def test_source_may_be_the_seeds_json_file(seed):
+    a = eval_json(seed, str(EXAMPLES / "hello"))
+    b = eval_json(seed, str(EXAMPLES / "hello" / "seeds.json"))
+    assert a == b
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--bogus"], "unknown option"),
+    (["a", "b"], "at most one SOURCE"),
+    (["--uri"], "needs an argument"),
+    (["--uri", ""], "non-empty"),
+    (["github:loomtex/seed"], "only local directories"),
+])
+def test_usage_errors_exit_2(seed, args, needle):
+    r = run([seed, "eval", *args])
+    assert r.returncode == 2
+    assert needle in r.stderr
+
+
+def test_cli_usage(seed):
+    assert run([seed]).returncode == 2
+    assert run([seed, "nonsense"]).returncode == 2
+    assert run([seed, "--help"]).returncode == 0
+    assert run([seed, "eval", "--help"]).returncode == 0
+    r = run([seed, "version"])
+    assert r.returncode == 0 and r.stdout.startswith("seed ")
+
+
+def test_missing_project(seed, tmp_path):
+    r = run([seed, "eval", str(tmp_path)])
+    assert r.returncode == 1
+    assert "seeds.json: missing" in r.stderr
+    r = run([seed, "eval", str(tmp_path / "nope")])
+    assert r.returncode == 1
+    assert "cannot be opened" in r.stderr
+
+
+def test_error_output_formats(seed, tmp_path):
+    (tmp_path / "seeds.json").write_text('{"web": {"expose": {"http": 70000}, "sise": "s"}}')
+    r = run([seed, "eval", str(tmp_path)])
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert "has 2 errors" in r.stderr
+    assert "seeds.json: web.expose.http.port: port 70000 is out of range" in r.stderr
+    r = run([seed, "eval", str(tmp_path), "--json"])
+    assert r.returncode == 1
+    out = json.loads(r.stdout)
+    assert out["count"] == 2
+    assert {e["path"] for e in out["errors"]} == {"web.expose.http.port", "web.sise"}
+    assert all(e["file"] == "seeds.json" for e in out["errors"])
+
+
+def test_huge_project_is_bounded(seed, tmp_path):
+    """A 16 MiB+ file is refused quickly instead of being parsed."""
+    with open(tmp_path / "seeds.json", "wb") as f:
+        f.write(b'{"a": "' + b"x" * (17 << 20) + b'"}')
+    r = run([seed, "eval", str(tmp_path)], timeout=10)
+    assert r.returncode == 1
+    assert "larger than 16 MiB" in r.stderr
+
+
+def test_unreadable_is_not_a_crash(seed, tmp_path):
+    (tmp_path / "seeds.json").mkdir()
+    r = run([seed, "eval", str(tmp_path)])
+    assert r.returncode == 1
+    assert "seeds.json" in r.stderr

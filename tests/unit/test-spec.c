@@ -1,0 +1,794 @@
+/* The spec: every option with its coercions and defaults, every error with its full
+ * option path, instance files and roots confined to the project, and the identity
+ * and generation hashes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/fileio.h"
+#include "base/hash.h"
+#include "spec/meta.h"
+#include "spec/spec.h"
+
+/* ---- helpers ---- */
+
+static seed_project *parse_in(int dirfd, const char *dir, const char *json, seed_diags *d) {
+    seed_project *p = NULL;
+    assert_int_equal(seed_project_parse(json, strlen(json), dirfd, dir, "test:uri", &p, d), 0);
+    assert_non_null(p);
+    return p;
+}
+
+static void dump_diags(const seed_diags *d) {
+    for (size_t i = 0; i < d->n; i++)
+        print_message("  %s: %s: %s\n", d->items[i].file ? d->items[i].file : "-", d->items[i].path,
+                      d->items[i].message);
+}
+
+static seed_project *valid_in(int dirfd, const char *dir, const char *json) {
+    seed_diags d = {0};
+    seed_project *p = parse_in(dirfd, dir, json, &d);
+    if (seed_diags_count(&d) > 0) {
+        dump_diags(&d);
+        fail_msg("unexpected errors for %s", json);
+    }
+    seed_diags_clear(&d);
+    return p;
+}
+
+static seed_project *valid(const char *json) {
+    return valid_in(-1, NULL, json);
+}
+
+/* Assert that json produces an error at exactly `path` whose message contains
+ * `needle`. */
+static void error_in(int dirfd, const char *dir, const char *json, const char *path, const char *needle) {
+    seed_diags d = {0};
+    seed_project *p = parse_in(dirfd, dir, json, &d);
+    bool found = false;
+    for (size_t i = 0; i < d.n && !found; i++)
+        found = strcmp(d.items[i].path, path) == 0 && strstr(d.items[i].message, needle);
+    if (!found) {
+        dump_diags(&d);
+        fail_msg("no error at \"%s\" containing \"%s\" for %s", path, needle, json);
+    }
+    seed_diags_clear(&d);
+    seed_project_free(p);
+}
+
+static void error_at(const char *json, const char *path, const char *needle) {
+    error_in(-1, NULL, json, path, needle);
+}
+
+static const seed_instance *inst(const seed_project *p, const char *name) {
+    const seed_instance *i = seed_project_find(p, name);
+    assert_non_null(i);
+    return i;
+}
+
+/* ---- defaults and coercions ---- */
+
+static void test_defaults(void **state) {
+    seed_project *p = valid("{\"web\": {}}");
+    const seed_instance *w = inst(p, "web");
+    assert_int_equal(w->size, SEED_SIZE_S);
+    assert_int_equal(w->vcpus, 1);
+    assert_int_equal(w->memory_mib, 1024);
+    assert_int_equal(w->rollout, SEED_ROLLOUT_RECREATE);
+    assert_false(w->shoot_enable);
+    assert_int_equal(w->root_kind, SEED_ROOT_HOST);
+    assert_string_equal(w->root, "host");
+    assert_non_null(w->system);
+    assert_int_equal(w->n_expose + w->n_storage + w->n_connect + w->n_env + w->n_processes, 0);
+    assert_null(w->toplevel);
+    assert_int_equal(strlen(w->identity), 64);
+    assert_string_equal(w->file, "seeds.json");
+    seed_project_free(p);
+}
+
+static void test_size_tiers(void **state) {
+    static const struct {
+        const char *tier;
+        unsigned cpu, mem;
+    } t[] = {{"xs", 1, 512}, {"s", 1, 1024}, {"m", 2, 2048}, {"l", 4, 4096}, {"xl", 8, 8192}};
+    for (size_t i = 0; i < 5; i++) {
+        char json[64];
+        snprintf(json, sizeof(json), "{\"a\": {\"size\": \"%s\"}}", t[i].tier);
+        seed_project *p = valid(json);
+        assert_int_equal(inst(p, "a")->vcpus, t[i].cpu);
+        assert_int_equal(inst(p, "a")->memory_mib, t[i].mem);
+        assert_string_equal(seed_size_tier_to_string(inst(p, "a")->size), t[i].tier);
+        seed_project_free(p);
+    }
+}
+
+static void test_expose_shorthand_and_explicit(void **state) {
+    seed_project *p = valid("{\"a\": {\"expose\": {\"http\": 8080, \"dns\": {\"port\": 53, \"protocol\": "
+                            "\"dns\"}, \"grpc\": {\"port\": 9090, \"protocol\": \"grpc\"}, \"raw\": "
+                            "{\"port\": 7000}, \"u\": {\"port\": 7001, \"protocol\": \"udp\"}, \"t\": "
+                            "{\"port\": 7002, \"protocol\": \"tcp\"}}}}");
+    const seed_instance *a = inst(p, "a");
+    assert_int_equal(a->n_expose, 6);
+    /* sorted by name: dns grpc http raw t u */
+    assert_string_equal(a->expose[0].name, "dns");
+    assert_int_equal(a->expose[0].port, 53);
+    assert_int_equal(a->expose[0].protocol, SEED_PROTO_DNS);
+    assert_true(seed_protocol_uses_tcp(SEED_PROTO_DNS) && seed_protocol_uses_udp(SEED_PROTO_DNS));
+    assert_int_equal(a->expose[1].protocol, SEED_PROTO_GRPC);
+    assert_string_equal(a->expose[2].name, "http");
+    assert_int_equal(a->expose[2].port, 8080);
+    assert_int_equal(a->expose[2].protocol, SEED_PROTO_HTTP);
+    assert_int_equal(a->expose[3].protocol, SEED_PROTO_HTTP); /* object without protocol */
+    assert_int_equal(a->expose[4].protocol, SEED_PROTO_TCP);
+    assert_int_equal(a->expose[5].protocol, SEED_PROTO_UDP);
+    assert_false(seed_protocol_uses_tcp(SEED_PROTO_UDP));
+    seed_project_free(p);
+}
+
+static void test_storage_shorthand_and_explicit(void **state) {
+    seed_project *p = valid("{\"a\": {\"storage\": {\"data\": \"1Gi\", \"cache\": {\"size\": \"500Mi\", "
+                            "\"mountPoint\": \"/tmp/cache/\"}, \"raw\": 10485760}}}");
+    const seed_instance *a = inst(p, "a");
+    assert_int_equal(a->n_storage, 3);
+    assert_string_equal(a->storage[0].name, "cache");
+    assert_string_equal(a->storage[0].mount_point, "/tmp/cache");
+    assert_int_equal(a->storage[0].size_bytes, 500ull << 20);
+    assert_string_equal(a->storage[0].size, "500Mi");
+    assert_string_equal(a->storage[1].name, "data");
+    assert_string_equal(a->storage[1].mount_point, "/seed/storage/data");
+    assert_int_equal(a->storage[1].size_bytes, 1ull << 30);
+    assert_string_equal(a->storage[2].size, "10485760");
+    assert_int_equal(a->storage[2].size_bytes, 10485760);
+    seed_project_free(p);
+}
+
+static void test_connect_shorthand_and_explicit(void **state) {
+    seed_project *p = valid("{\"a\": {\"connect\": {\"redis\": \"my-redis\", \"db\": {\"service\": "
+                            "\"postgres\", \"port\": 5432}, \"n\": {\"service\": \"x\", \"port\": null}}}}");
+    const seed_instance *a = inst(p, "a");
+    assert_int_equal(a->n_connect, 3);
+    assert_string_equal(a->connect[0].name, "db");
+    assert_string_equal(a->connect[0].service, "postgres");
+    assert_int_equal(a->connect[0].port, 5432);
+    assert_string_equal(a->connect[1].name, "n");
+    assert_int_equal(a->connect[1].port, 0);
+    assert_string_equal(a->connect[2].service, "my-redis");
+    assert_int_equal(a->connect[2].port, 0);
+    seed_project_free(p);
+}
+
+static void test_rollout_shoot_system(void **state) {
+    seed_project *p = valid("{\"a\": {\"rollout\": \"rolling\", \"shoot\": {\"enable\": true}, \"system\": "
+                            "\"aarch64-linux\"}, \"b\": {\"shoot\": {}}, \"c\": {\"shoot\": {\"enable\": "
+                            "false}, \"rollout\": \"recreate\"}}");
+    assert_int_equal(inst(p, "a")->rollout, SEED_ROLLOUT_ROLLING);
+    assert_true(inst(p, "a")->shoot_enable);
+    assert_string_equal(inst(p, "a")->system, "aarch64-linux");
+    assert_false(inst(p, "b")->shoot_enable);
+    assert_false(inst(p, "c")->shoot_enable);
+    assert_int_equal(inst(p, "c")->rollout, SEED_ROLLOUT_RECREATE);
+    seed_project_free(p);
+}
+
+static void test_payload(void **state) {
+    seed_project *p = valid(
+        "{\"a\": {\"env\": {\"GREETING\": \"hi\", \"EMPTY\": \"\"}, \"processes\": {\"web\": {\"command\": "
+        "[\"busybox\", \"httpd\", \"-f\"], \"env\": {\"X\": \"1\"}, \"cwd\": \"/srv\", \"user\": "
+        "\"www-data\", \"restart\": \"on-failure\"}, \"job\": {\"command\": [\"true\"], \"restart\": "
+        "\"no\"}, \"d\": {\"command\": [\"sleep\", \"1\"]}}}}");
+    const seed_instance *a = inst(p, "a");
+    assert_int_equal(a->n_env, 2);
+    assert_string_equal(a->env[0].key, "EMPTY");
+    assert_string_equal(a->env[1].value, "hi");
+    assert_int_equal(a->n_processes, 3);
+    assert_string_equal(a->processes[0].name, "d");
+    assert_int_equal(a->processes[0].restart, SEED_RESTART_ALWAYS); /* default */
+    assert_null(a->processes[0].cwd);
+    assert_null(a->processes[0].user);
+    assert_string_equal(a->processes[1].name, "job");
+    assert_int_equal(a->processes[1].restart, SEED_RESTART_NO);
+    const seed_process *w = &a->processes[2];
+    assert_int_equal(w->n_command, 3);
+    assert_string_equal(w->command[2], "-f");
+    assert_null(w->command[3]);
+    assert_string_equal(w->cwd, "/srv");
+    assert_string_equal(w->user, "www-data");
+    assert_int_equal(w->restart, SEED_RESTART_ON_FAILURE);
+    assert_string_equal(w->env[0].key, "X");
+    seed_project_free(p);
+}
+
+static void test_toplevel(void **state) {
+    seed_project *p = valid("{\"n\": {\"toplevel\": "
+                            "\"/nix/store/0c0xq4k0ar6sp5b5w4c8xw1jq6ddgzx4-nixos-system-n-24.05\"}}");
+    assert_int_equal(inst(p, "n")->root_kind, SEED_ROOT_NONE);
+    assert_null(inst(p, "n")->root);
+    seed_project_free(p);
+    error_at("{\"n\": {\"toplevel\": \"/usr/bin\"}}", "n.toplevel", "Nix store path");
+    error_at("{\"n\": {\"toplevel\": \"/nix/store/0c0xq4k0ar6sp5b5w4c8xw1jq6ddgzx4-x\", \"root\": \"host\"}}",
+             "n.root", "exclude");
+    error_at("{\"n\": {\"toplevel\": \"/nix/store/0c0xq4k0ar6sp5b5w4c8xw1jq6ddgzx4-x\", \"processes\": {}}}",
+             "n.processes", "exclude");
+}
+
+static void test_name_key(void **state) {
+    seed_project *p = valid("{\"web\": {\"name\": \"web\"}}");
+    seed_project_free(p);
+    error_at("{\"web\": {\"name\": \"api\"}}", "web.name", "\"web\"");
+}
+
+static void test_meta_json_shape(void **state) {
+    seed_project *p =
+        valid("{\"web\": {\"expose\": {\"http\": 8080}, \"storage\": {\"data\": \"1.5Gi\"}, \"connect\": "
+              "{\"db\": \"seed-db\"}}}");
+    json_t *m = seed_project_meta(p);
+    assert_non_null(m);
+    json_t *w = json_object_get(m, "web");
+    assert_string_equal(json_string_value(json_object_get(w, "name")), "web");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(w, "resources"), "memory")), 1024);
+    json_t *http = json_object_get(json_object_get(w, "expose"), "http");
+    assert_int_equal(json_integer_value(json_object_get(http, "port")), 8080);
+    assert_string_equal(json_string_value(json_object_get(http, "protocol")), "http");
+    json_t *data = json_object_get(json_object_get(w, "storage"), "data");
+    assert_int_equal(json_integer_value(json_object_get(data, "sizeBytes")), 1610612736);
+    assert_string_equal(json_string_value(json_object_get(data, "mountPoint")), "/seed/storage/data");
+    json_t *db = json_object_get(json_object_get(w, "connect"), "db");
+    assert_true(json_is_null(json_object_get(db, "port")));
+    assert_string_equal(json_string_value(json_object_get(w, "namespace")), p->namespace);
+    assert_string_equal(json_string_value(json_object_get(w, "identity")), inst(p, "web")->identity);
+    assert_string_equal(json_string_value(json_object_get(w, "rollout")), "recreate");
+    assert_false(json_is_true(json_object_get(json_object_get(w, "shoot"), "enable")));
+    static const char *const fields[] = {"name",     "system",  "size",    "resources", "expose",
+                                         "storage",  "connect", "rollout", "shoot",     "namespace",
+                                         "identity", "root",    "env",     "processes", "toplevel"};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (!json_object_get(w, fields[i]))
+            fail_msg("meta lacks %s", fields[i]);
+    assert_int_equal(json_object_size(w), sizeof(fields) / sizeof(fields[0]));
+    json_decref(m);
+    seed_project_free(p);
+}
+
+/* ---- errors ---- */
+
+static void test_unknown_keys_suggest(void **state) {
+    error_at("{\"web\": {\"sise\": \"s\"}}", "web.sise", "did you mean \"size\"");
+    error_at("{\"web\": {\"exposee\": {}}}", "web.exposee", "did you mean \"expose\"");
+    error_at("{\"web\": {\"zzzzzzz\": 1}}", "web.zzzzzzz", "unknown option (expected one of");
+    error_at("{\"web\": {\"expose\": {\"h\": {\"port\": 1, \"proto\": \"tcp\"}}}}", "web.expose.h.proto",
+             "did you mean \"protocol\"");
+    error_at("{\"web\": {\"storage\": {\"d\": {\"size\": \"1Gi\", \"mountpoint\": \"/x\"}}}}",
+             "web.storage.d.mountpoint", "did you mean \"mountPoint\"");
+    error_at("{\"web\": {\"connect\": {\"d\": {\"service\": \"x\", \"prot\": 1}}}}", "web.connect.d.prot",
+             "did you mean \"port\"");
+    error_at("{\"web\": {\"shoot\": {\"enabled\": true}}}", "web.shoot.enabled", "did you mean \"enable\"");
+    error_at("{\"web\": {\"processes\": {\"p\": {\"command\": [\"x\"], \"restrat\": \"no\"}}}}",
+             "web.processes.p.restrat", "did you mean \"restart\"");
+}
+
+static void test_wrong_types(void **state) {
+    error_at("[]", "", "expected an object mapping instance names");
+    error_at("{\"web\": 5}", "web", "expected an instance object or the path");
+    error_at("{\"web\": {\"size\": 1}}", "web.size", "found 1");
+    error_at("{\"web\": {\"expose\": []}}", "web.expose", "expected an object");
+    error_at("{\"web\": {\"expose\": {\"h\": \"8080\"}}}", "web.expose.h", "found \"8080\"");
+    error_at("{\"web\": {\"expose\": {\"h\": 80.5}}}", "web.expose.h", "found 80.5");
+    error_at("{\"web\": {\"expose\": {\"h\": {\"port\": 80, \"protocol\": 6}}}}", "web.expose.h.protocol",
+             "found 6");
+    error_at("{\"web\": {\"storage\": {\"d\": true}}}", "web.storage.d", "found true");
+    error_at("{\"web\": {\"storage\": {\"d\": {\"size\": \"1Gi\", \"mountPoint\": 5}}}}",
+             "web.storage.d.mountPoint", "expected an absolute path");
+    error_at("{\"web\": {\"connect\": {\"d\": 5}}}", "web.connect.d", "found 5");
+    error_at("{\"web\": {\"connect\": {\"d\": {\"service\": 5}}}}", "web.connect.d.service", "found 5");
+    error_at("{\"web\": {\"rollout\": null}}", "web.rollout", "found null");
+    error_at("{\"web\": {\"shoot\": true}}", "web.shoot", "{\"enable\": true}");
+    error_at("{\"web\": {\"shoot\": {\"enable\": 1}}}", "web.shoot.enable", "true or false");
+    error_at("{\"web\": {\"env\": {\"A\": 1}}}", "web.env.A", "expected a string, found 1");
+    error_at("{\"web\": {\"env\": []}}", "web.env", "expected an object");
+    error_at("{\"web\": {\"root\": 1}}", "web.root", "\"host\" or a path");
+    error_at("{\"web\": {\"processes\": {\"p\": []}}}", "web.processes.p", "expected an object");
+    error_at("{\"web\": {\"processes\": {\"p\": {\"command\": \"ls\"}}}}", "web.processes.p.command",
+             "array of strings");
+    error_at("{\"web\": {\"processes\": {\"p\": {\"command\": []}}}}", "web.processes.p.command",
+             "empty array");
+    error_at("{\"web\": {\"processes\": {\"p\": {\"command\": [\"ls\", 1]}}}}", "web.processes.p.command[1]",
+             "expected a string");
+    /* A bad first element before good ones (a leak the fuzzer found). */
+    error_at("{\"web\": {\"processes\": {\"p\": {\"command\": [true, \"x\", \"y\"]}}}}",
+             "web.processes.p.command[0]", "expected a string");
+    error_at("{\"web\": {\"processes\": {\"p\": {\"command\": [\"\"]}}}}", "web.processes.p.command[0]",
+             "must not be empty");
+    error_at("{\"web\": {\"processes\": {\"p\": {}}}}", "web.processes.p.command", "missing");
+    error_at("{\"web\": {\"processes\": {\"p\": {\"command\": [\"x\"], \"cwd\": \"rel\"}}}}",
+             "web.processes.p.cwd", "absolute");
+    error_at("{\"web\": {\"processes\": {\"p\": {\"command\": [\"x\"], \"user\": \"Bad User\"}}}}",
+             "web.processes.p.user", "user name or uid");
+    error_at("{\"web\": {\"processes\": {\"p\": {\"command\": [\"x\"], \"env\": {\"SEED_X\": \"1\"}}}}}",
+             "web.processes.p.env.SEED_X", "reserved");
+    error_at("{\"web\": {\"system\": \"x86_64-darwin\"}}", "web.system", "unknown system");
+}
+
+static void test_ports(void **state) {
+    error_at("{\"web\": {\"expose\": {\"http\": 70000}}}", "web.expose.http.port", "out of range");
+    error_at("{\"web\": {\"expose\": {\"http\": 0}}}", "web.expose.http.port", "out of range");
+    error_at("{\"web\": {\"expose\": {\"http\": -1}}}", "web.expose.http.port", "out of range");
+    error_at("{\"web\": {\"expose\": {\"http\": {\"port\": 65536}}}}", "web.expose.http.port",
+             "out of range");
+    error_at("{\"web\": {\"expose\": {\"http\": {\"protocol\": \"tcp\"}}}}", "web.expose.http.port",
+             "missing");
+    error_at("{\"web\": {\"connect\": {\"db\": {\"service\": \"x\", \"port\": 99999}}}}",
+             "web.connect.db.port", "out of range");
+    seed_project *p = valid("{\"web\": {\"expose\": {\"a\": 1, \"b\": 65535}}}");
+    seed_project_free(p);
+}
+
+static void test_unknown_enums(void **state) {
+    error_at("{\"web\": {\"size\": \"xxl\"}}", "web.size", "unknown size tier \"xxl\"; did you mean \"xl\"");
+    error_at("{\"web\": {\"size\": \"S\"}}", "web.size", "did you mean \"s\"");
+    error_at("{\"web\": {\"expose\": {\"h\": {\"port\": 1, \"protocol\": \"htp\"}}}}",
+             "web.expose.h.protocol", "unknown protocol \"htp\"; did you mean \"http\"");
+    error_at("{\"web\": {\"expose\": {\"h\": {\"port\": 1, \"protocol\": \"quic\"}}}}",
+             "web.expose.h.protocol", "expected one of: tcp, udp, dns, http, grpc");
+    error_at("{\"web\": {\"rollout\": \"blue-green\"}}", "web.rollout", "expected one of: recreate, rolling");
+    error_at("{\"web\": {\"processes\": {\"p\": {\"command\": [\"x\"], \"restart\": \"sometimes\"}}}}",
+             "web.processes.p.restart", "expected one of: always, on-failure, no");
+}
+
+static void test_storage_sizes(void **state) {
+    error_at("{\"web\": {\"storage\": {\"d\": \"0\"}}}", "web.storage.d.size", "zero");
+    error_at("{\"web\": {\"storage\": {\"d\": \"-1Gi\"}}}", "web.storage.d.size", "negative");
+    error_at("{\"web\": {\"storage\": {\"d\": 0}}}", "web.storage.d.size", "zero");
+    error_at("{\"web\": {\"storage\": {\"d\": \"1GB\"}}}", "web.storage.d.size", "malformed");
+    error_at("{\"web\": {\"storage\": {\"d\": \"lots\"}}}", "web.storage.d.size", "malformed");
+    error_at("{\"web\": {\"storage\": {\"d\": \"100Ki\"}}}", "web.storage.d.size", "at least 1Mi");
+    error_at("{\"web\": {\"storage\": {\"d\": {\"size\": \"9Ei\"}}}}", "web.storage.d.size", "too large");
+    error_at("{\"web\": {\"storage\": {\"d\": {\"mountPoint\": \"/x\"}}}}", "web.storage.d.size", "missing");
+}
+
+static void test_mount_points(void **state) {
+    error_at("{\"web\": {\"storage\": {\"d\": {\"size\": \"1Gi\", \"mountPoint\": \"data\"}}}}",
+             "web.storage.d.mountPoint", "absolute");
+    error_at("{\"web\": {\"storage\": {\"d\": {\"size\": \"1Gi\", \"mountPoint\": \"/a/../etc\"}}}}",
+             "web.storage.d.mountPoint", "\"..\"");
+    static const char *const reserved[] = {"/", "/proc", "/sys", "/dev", "/proc/1", "/dev/shm"};
+    for (size_t i = 0; i < 6; i++) {
+        char json[160];
+        snprintf(json, sizeof(json),
+                 "{\"web\": {\"storage\": {\"d\": {\"size\": \"1Gi\", \"mountPoint\": \"%s\"}}}}",
+                 reserved[i]);
+        error_at(json, "web.storage.d.mountPoint", "reserved");
+    }
+    error_at("{\"web\": {\"storage\": {\"a\": {\"size\": \"1Gi\", \"mountPoint\": \"/data\"}, \"b\": "
+             "{\"size\": \"1Gi\", \"mountPoint\": \"/data/\"}}}}",
+             "web.storage.b.mountPoint", "already used by volume \"a\"");
+    error_at("{\"web\": {\"storage\": {\"a\": \"1Gi\", \"b\": {\"size\": \"1Gi\", \"mountPoint\": "
+             "\"/seed/storage/a\"}}}}",
+             "web.storage.b.mountPoint", "already used by volume \"a\"");
+}
+
+static void test_host_port_clashes(void **state) {
+    error_at("{\"api\": {\"expose\": {\"h\": 8080}}, \"web\": {\"expose\": {\"http\": 8080}}}",
+             "web.expose.http.port", "already exposed by api.expose.h");
+    error_at("{\"web\": {\"expose\": {\"a\": 8080, \"b\": {\"port\": 8080, \"protocol\": \"tcp\"}}}}",
+             "web.expose.b.port", "already exposed by web.expose.a");
+    error_at("{\"a\": {\"expose\": {\"d\": {\"port\": 53, \"protocol\": \"dns\"}}}, \"b\": {\"expose\": "
+             "{\"u\": {\"port\": 53, \"protocol\": \"udp\"}}}}",
+             "b.expose.u.port", "53/udp");
+    /* TCP and UDP on one port number do not clash. */
+    seed_project *p = valid("{\"a\": {\"expose\": {\"t\": {\"port\": 53, \"protocol\": \"tcp\"}}}, \"b\": "
+                            "{\"expose\": {\"u\": {\"port\": 53, \"protocol\": \"udp\"}}}}");
+    seed_project_free(p);
+}
+
+static void test_instance_names(void **state) {
+    error_at("{\"Web\": {}}", "Web", "lower-case");
+    error_at("{\"web_1\": {}}", "web_1", "DNS label");
+    error_at("{\"-web\": {}}", "-web", "start and end");
+    error_at("{\"\": {}}", "\"\"", "empty");
+    error_at("{\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\": {}}",
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "seed-<name>");
+    seed_project *p = valid("{\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\": {}}");
+    seed_project_free(p);
+    error_at("{\"web\": {\"storage\": {\"My_Data\": \"1Gi\"}}}", "web.storage.My_Data", "volume name");
+    error_at("{\"web\": {\"expose\": {\"HTTP\": 80}}}", "web.expose.HTTP", "port name");
+    error_at("{\"web\": {\"connect\": {\"1db\": \"x\"}}}", "web.connect.1db", "start with a letter");
+    error_at("{\"web\": {\"connect\": {\"a-b\": \"x\", \"a_b\": \"y\"}}}", "web.connect.a_b",
+             "SEED_A_B_HOST");
+    error_at("{\"web\": {\"connect\": {\"d\": \"bad host\"}}}", "web.connect.d.service", "DNS name");
+    error_at("{\"web\": {\"processes\": {\"-p\": {\"command\": [\"x\"]}}}}", "web.processes.-p",
+             "process name");
+}
+
+static void test_json_level_errors(void **state) {
+    error_at("{\"web\": {}, \"web\": {}}", "", "duplicate object key");
+    error_at("{\"web\": {\"size\": \"s\", \"size\": \"m\"}}", "", "duplicate object key");
+    error_at("{\"web\": {\"env\": {\"A\": \"\xff\"}}}", "", "invalid JSON");
+    error_at("{\"web\": {\"env\": {\"A\": \"\\u0000\"}}}", "", "invalid JSON");
+    error_at("{\"web\": ", "", "line 1");
+    error_at("", "", "invalid JSON");
+    error_at("{} trailing", "", "invalid JSON");
+}
+
+static void test_deep_nesting_is_bounded(void **state) {
+    size_t depth = 100000;
+    char *s = malloc(2 * depth + 16);
+    size_t o = 0;
+    o += (size_t)sprintf(s, "{\"a\":");
+    for (size_t i = 0; i < depth; i++)
+        s[o++] = '[';
+    for (size_t i = 0; i < depth; i++)
+        s[o++] = ']';
+    s[o++] = '}';
+    s[o] = 0;
+    error_at(s, "", "invalid JSON");
+    free(s);
+}
+
+static void test_all_errors_in_one_run(void **state) {
+    const char *json = "{\"a\": {\"size\": \"q\", \"rollout\": \"q\"}, \"b\": {\"expose\": {\"x\": 0}}, "
+                       "\"C\": {}, \"d\": {\"storage\": {\"v\": \"0\"}}}";
+    seed_diags d = {0};
+    seed_project *p = parse_in(-1, NULL, json, &d);
+    assert_int_equal(seed_diags_count(&d), 5);
+    /* sorted by path */
+    assert_string_equal(d.items[0].path, "C");
+    assert_string_equal(d.items[1].path, "a.rollout");
+    assert_string_equal(d.items[2].path, "a.size");
+    assert_string_equal(d.items[3].path, "b.expose.x.port");
+    assert_string_equal(d.items[4].path, "d.storage.v.size");
+    seed_diags_clear(&d);
+    seed_project_free(p);
+}
+
+static void test_too_many_instances(void **state) {
+    size_t n = SEED_SPEC_MAX_INSTANCES + 1;
+    char *s = malloc(n * 16 + 4);
+    size_t o = 0;
+    s[o++] = '{';
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)sprintf(s + o, "%s\"i%zu\":{}", i ? "," : "", i);
+    s[o++] = '}';
+    s[o] = 0;
+    error_at(s, "", "at most 10000");
+    free(s);
+}
+
+/* ---- files ---- */
+
+typedef struct tmpdir {
+    char path[64];
+    int fd;
+} tmpdir;
+
+static void write_file(tmpdir *t, const char *rel, const char *content, mode_t mode) {
+    char p[512];
+    snprintf(p, sizeof(p), "%s/%s", t->path, rel);
+    char *slash = strrchr(p, '/');
+    *slash = 0;
+    assert_int_equal(seed_mkdir_p(p, 0755), 0);
+    *slash = '/';
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    fchmod(fd, mode);
+    close(fd);
+}
+
+static int setup_tmp(void **state) {
+    tmpdir *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -1;
+    strcpy(t->path, "/tmp/seed-test-spec.XXXXXX");
+    assert_non_null(mkdtemp(t->path));
+    char proj[128];
+    snprintf(proj, sizeof(proj), "%s/proj", t->path);
+    assert_int_equal(mkdir(proj, 0755), 0);
+    strcat(t->path, "/proj");
+    t->fd = open(t->path, O_RDONLY | O_DIRECTORY);
+    assert_true(t->fd >= 0);
+    *state = t;
+    return 0;
+}
+
+static int teardown_tmp(void **state) {
+    tmpdir *t = *state;
+    close(t->fd);
+    char cmd[160];
+    t->path[strlen(t->path) - strlen("/proj")] = 0;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->path);
+    assert_int_equal(system(cmd), 0);
+    free(t);
+    return 0;
+}
+
+static void test_instance_files(void **state) {
+    tmpdir *t = *state;
+    write_file(t, "db.json", "{\"size\": \"m\"}", 0644);
+    write_file(t, "sub/api.json", "{\"size\": \"l\"}", 0644);
+    seed_project *p = valid_in(t->fd, t->path, "{\"db\": \"db.json\", \"api\": \"sub/api.json\"}");
+    assert_int_equal(inst(p, "db")->size, SEED_SIZE_M);
+    assert_string_equal(inst(p, "db")->file, "db.json");
+    assert_int_equal(inst(p, "api")->size, SEED_SIZE_L);
+    seed_project_free(p);
+}
+
+static void test_instance_file_errors(void **state) {
+    tmpdir *t = *state;
+    write_file(t, "../outside.json", "{}", 0644);
+    write_file(t, "broken.json", "{\"size\": ", 0644);
+    write_file(t, "typo.json", "{\"sise\": \"s\"}", 0644);
+    assert_int_equal(symlinkat("../outside.json", t->fd, "link.json"), 0);
+    assert_int_equal(symlinkat("/etc/hostname", t->fd, "abs-link.json"), 0);
+    error_in(t->fd, t->path, "{\"a\": \"../outside.json\"}", "a", "leads outside the project");
+    error_in(t->fd, t->path, "{\"a\": \"/etc/hostname\"}", "a", "relative to the project");
+    error_in(t->fd, t->path, "{\"a\": \"link.json\"}", "a", "leads outside the project");
+    error_in(t->fd, t->path, "{\"a\": \"abs-link.json\"}", "a", "leads outside the project");
+    error_in(t->fd, t->path, "{\"a\": \"missing.json\"}", "a", "does not exist");
+    error_in(t->fd, t->path, "{\"a\": \"sub\"}", "a", "does not exist");
+    error_in(t->fd, t->path, "{\"a\": \"broken.json\"}", "a", "invalid JSON");
+    error_in(t->fd, t->path, "{\"a\": \"typo.json\"}", "a.sise", "did you mean \"size\"");
+    /* Errors in an instance file name that file. */
+    seed_diags d = {0};
+    seed_project *p = parse_in(t->fd, t->path, "{\"a\": \"typo.json\"}", &d);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.items[0].file, "typo.json");
+    seed_diags_clear(&d);
+    seed_project_free(p);
+    /* Without a project directory, file references are errors, not crashes. */
+    error_at("{\"a\": \"db.json\"}", "a", "no project directory");
+}
+
+static void test_root_directories(void **state) {
+    tmpdir *t = *state;
+    write_file(t, "rootfs/bin/app", "#!/bin/sh\necho hi\n", 0755);
+    write_file(t, "rootfs/etc/conf", "x=1\n", 0644);
+    write_file(t, "sub/inst.json", "{\"root\": \"../rootfs\"}", 0644);
+    assert_int_equal(symlinkat("/", t->fd, "rootlink"), 0);
+    assert_int_equal(mkdirat(t->fd, "withfifo", 0755), 0);
+    assert_int_equal(mkfifoat(t->fd, "withfifo/pipe", 0644), 0);
+
+    seed_project *p = valid_in(t->fd, t->path, "{\"a\": {\"root\": \"rootfs\"}, \"b\": \"sub/inst.json\"}");
+    assert_int_equal(inst(p, "a")->root_kind, SEED_ROOT_DIR);
+    assert_int_equal(strlen(inst(p, "a")->root_digest), 64);
+    /* A root path is relative to the file that names it. */
+    assert_string_equal(inst(p, "a")->root_digest, inst(p, "b")->root_digest);
+    char want[256];
+    snprintf(want, sizeof(want), "%s/rootfs", t->path);
+    char real[256];
+    assert_non_null(realpath(want, real));
+    assert_string_equal(inst(p, "a")->root_path, real);
+    seed_project_free(p);
+
+    error_in(t->fd, t->path, "{\"a\": {\"root\": \"../\"}}", "a.root", "leads outside");
+    error_in(t->fd, t->path, "{\"a\": {\"root\": \"/usr\"}}", "a.root", "relative path");
+    error_in(t->fd, t->path, "{\"a\": {\"root\": \"rootlink\"}}", "a.root", "leads outside");
+    error_in(t->fd, t->path, "{\"a\": {\"root\": \"rootfs/etc/conf\"}}", "a.root", "not a directory");
+    error_in(t->fd, t->path, "{\"a\": {\"root\": \"nope\"}}", "a.root", "cannot be opened");
+    error_in(t->fd, t->path, "{\"a\": {\"root\": \"withfifo\"}}", "a.root", "FIFO");
+}
+
+static void test_open_beneath_fallback(void **state) {
+    tmpdir *t = *state;
+    write_file(t, "in.json", "{}", 0644);
+    write_file(t, "../out.json", "{}", 0644);
+    assert_int_equal(symlinkat("../out.json", t->fd, "esc.json"), 0);
+    assert_int_equal(symlinkat("in.json", t->fd, "ok-link.json"), 0);
+    int fd = -1;
+    assert_int_equal(seed_open_beneath_fallback(t->fd, "in.json", O_RDONLY, &fd), 0);
+    close(fd);
+    assert_int_equal(seed_open_beneath_fallback(t->fd, "ok-link.json", O_RDONLY, &fd), 0);
+    close(fd);
+    assert_int_equal(seed_open_beneath_fallback(t->fd, "../out.json", O_RDONLY, &fd), -EXDEV);
+    assert_int_equal(seed_open_beneath_fallback(t->fd, "esc.json", O_RDONLY, &fd), -EXDEV);
+    assert_int_equal(seed_open_beneath_fallback(t->fd, "/etc/hostname", O_RDONLY, &fd), -EXDEV);
+    assert_int_equal(seed_open_beneath_fallback(t->fd, "missing", O_RDONLY, &fd), -ENOENT);
+    /* and the openat2 path agrees */
+    assert_int_equal(seed_open_beneath(t->fd, "esc.json", O_RDONLY, &fd), -EXDEV);
+    assert_int_equal(seed_open_beneath(t->fd, "ok-link.json", O_RDONLY, &fd), 0);
+    close(fd);
+}
+
+static void test_missing_seeds_json(void **state) {
+    tmpdir *t = *state;
+    seed_diags d = {0};
+    seed_project *p = NULL;
+    assert_int_equal(seed_project_load(t->path, NULL, &p, &d), 0);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.items[0].file, "seeds.json");
+    assert_non_null(strstr(d.items[0].message, "missing"));
+    seed_diags_clear(&d);
+    seed_project_free(p);
+
+    assert_int_equal(seed_project_load("/nonexistent/dir", NULL, &p, &d), 0);
+    assert_int_equal(d.n, 1);
+    assert_non_null(strstr(d.items[0].message, "cannot be opened"));
+    seed_diags_clear(&d);
+}
+
+static void test_load_uri_and_namespace(void **state) {
+    tmpdir *t = *state;
+    write_file(t, "seeds.json", "{\"web\": {}}", 0644);
+    seed_diags d = {0};
+    seed_project *p = NULL;
+    assert_int_equal(seed_project_load(t->path, NULL, &p, &d), 0);
+    assert_int_equal(seed_diags_count(&d), 0);
+    char real[256], uri[300], ns[16];
+    assert_non_null(realpath(t->path, real));
+    snprintf(uri, sizeof(uri), "path:%s", real);
+    assert_string_equal(p->uri, uri);
+    seed_namespace_from_uri(uri, ns);
+    assert_string_equal(p->namespace, ns);
+    seed_project_free(p);
+    assert_int_equal(seed_project_load(t->path, "github:loomtex/seed", &p, &d), 0);
+    assert_string_equal(p->namespace, "s-gaydazldmnsg");
+    seed_project_free(p);
+    /* SOURCE may name the seeds.json file itself */
+    char file[300];
+    snprintf(file, sizeof(file), "%s/seeds.json", t->path);
+    assert_int_equal(seed_project_load(file, NULL, &p, &d), 0);
+    assert_string_equal(p->uri, uri);
+    seed_project_free(p);
+}
+
+static void test_oversized_file(void **state) {
+    tmpdir *t = *state;
+    char p[300];
+    snprintf(p, sizeof(p), "%s/seeds.json", t->path);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, SEED_SPEC_MAX_FILE + 1), 0);
+    close(fd);
+    seed_diags d = {0};
+    seed_project *proj = NULL;
+    assert_int_equal(seed_project_load(t->path, NULL, &proj, &d), 0);
+    assert_int_equal(d.n, 1);
+    assert_non_null(strstr(d.items[0].message, "larger than"));
+    seed_diags_clear(&d);
+    seed_project_free(proj);
+}
+
+/* ---- identity and generation ---- */
+
+static void identity_of(const char *json, const char *name, char out[65]) {
+    seed_project *p = valid(json);
+    strcpy(out, inst(p, name)->identity);
+    seed_project_free(p);
+}
+
+static void test_identity_stable_across_key_order_and_defaults(void **state) {
+    char a[65], b[65], c[65];
+    identity_of("{\"w\": {\"size\": \"m\", \"expose\": {\"x\": 1, \"y\": 2}}}", "w", a);
+    identity_of("{\"w\": {\"expose\": {\"y\": 2, \"x\": 1}, \"size\": \"m\"}}", "w", b);
+    assert_string_equal(a, b);
+    identity_of("{\"w\": {\"expose\": {\"y\": {\"port\": 2, \"protocol\": \"http\"}, \"x\": 1}, \"size\": "
+                "\"m\", \"rollout\": \"recreate\", \"root\": \"host\"}}",
+                "w", c);
+    assert_string_equal(a, c);
+    /* and from run to run */
+    identity_of("{\"w\": {\"size\": \"m\", \"expose\": {\"x\": 1, \"y\": 2}}}", "w", b);
+    assert_string_equal(a, b);
+}
+
+static void test_identity_changes_with_content(void **state) {
+    char base[65], x[65];
+    identity_of("{\"w\": {}}", "w", base);
+    static const char *const variants[] = {
+        "{\"w\": {\"size\": \"m\"}}",
+        "{\"w\": {\"expose\": {\"h\": 80}}}",
+        "{\"w\": {\"storage\": {\"d\": \"1Gi\"}}}",
+        "{\"w\": {\"connect\": {\"d\": \"x\"}}}",
+        "{\"w\": {\"rollout\": \"rolling\"}}",
+        "{\"w\": {\"shoot\": {\"enable\": true}}}",
+        "{\"w\": {\"env\": {\"A\": \"1\"}}}",
+        "{\"w\": {\"processes\": {\"p\": {\"command\": [\"x\"]}}}}",
+        "{\"w\": {\"system\": \"aarch64-linux\"}}",
+    };
+    for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
+        identity_of(variants[i], "w", x);
+        if (strcmp(base, x) == 0)
+            fail_msg("identity unchanged by %s", variants[i]);
+    }
+    /* Another instance changing leaves this one alone. */
+    char y[65];
+    identity_of("{\"w\": {}, \"o\": {\"size\": \"xl\"}}", "w", y);
+    assert_string_equal(base, y);
+}
+
+static void test_identity_tracks_root_files(void **state) {
+    tmpdir *t = *state;
+    write_file(t, "rootfs/bin/app", "v1", 0644);
+    const char *json = "{\"a\": {\"root\": \"rootfs\"}}";
+    seed_project *p = valid_in(t->fd, t->path, json);
+    char v1[65], gen1[13];
+    strcpy(v1, inst(p, "a")->identity);
+    strcpy(gen1, p->generation);
+    seed_project_free(p);
+
+    p = valid_in(t->fd, t->path, json);
+    assert_string_equal(inst(p, "a")->identity, v1);
+    seed_project_free(p);
+
+    write_file(t, "rootfs/bin/app", "v2", 0644);
+    p = valid_in(t->fd, t->path, json);
+    char v2[65];
+    strcpy(v2, inst(p, "a")->identity);
+    assert_string_not_equal(v1, v2);
+    assert_string_not_equal(gen1, p->generation);
+    seed_project_free(p);
+
+    write_file(t, "rootfs/bin/app", "v2", 0755); /* executable bit */
+    p = valid_in(t->fd, t->path, json);
+    assert_string_not_equal(inst(p, "a")->identity, v2);
+    seed_project_free(p);
+
+    write_file(t, "rootfs/bin/app", "v2", 0644); /* back: same identity as before */
+    p = valid_in(t->fd, t->path, json);
+    assert_string_equal(inst(p, "a")->identity, v2);
+    seed_project_free(p);
+
+    assert_int_equal(symlinkat("app", t->fd, "rootfs/bin/alias"), 0);
+    p = valid_in(t->fd, t->path, json);
+    assert_string_not_equal(inst(p, "a")->identity, v2);
+    seed_project_free(p);
+}
+
+static void test_generation(void **state) {
+    seed_project *p = valid("{}");
+    assert_string_equal(p->generation, "e3b0c44298fc");
+    seed_project_free(p);
+    p = valid("{\"b\": {}, \"a\": {\"size\": \"m\"}}");
+    char lines[200], hex[65];
+    snprintf(lines, sizeof(lines), "a=%s\nb=%s\n", inst(p, "a")->identity, inst(p, "b")->identity);
+    seed_sha256_hex(lines, strlen(lines), hex);
+    hex[12] = 0;
+    assert_string_equal(p->generation, hex);
+    assert_string_equal(p->instances[0].name, "a"); /* sorted */
+    seed_project_free(p);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_size_tiers),
+        cmocka_unit_test(test_expose_shorthand_and_explicit),
+        cmocka_unit_test(test_storage_shorthand_and_explicit),
+        cmocka_unit_test(test_connect_shorthand_and_explicit),
+        cmocka_unit_test(test_rollout_shoot_system),
+        cmocka_unit_test(test_payload),
+        cmocka_unit_test(test_toplevel),
+        cmocka_unit_test(test_name_key),
+        cmocka_unit_test(test_meta_json_shape),
+        cmocka_unit_test(test_unknown_keys_suggest),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_ports),
+        cmocka_unit_test(test_unknown_enums),
+        cmocka_unit_test(test_storage_sizes),
+        cmocka_unit_test(test_mount_points),
+        cmocka_unit_test(test_host_port_clashes),
+        cmocka_unit_test(test_instance_names),
+        cmocka_unit_test(test_json_level_errors),
+        cmocka_unit_test(test_deep_nesting_is_bounded),
+        cmocka_unit_test(test_all_errors_in_one_run),
+        cmocka_unit_test(test_too_many_instances),
+        cmocka_unit_test_setup_teardown(test_instance_files, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_instance_file_errors, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_root_directories, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_open_beneath_fallback, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_missing_seeds_json, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_load_uri_and_namespace, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_oversized_file, setup_tmp, teardown_tmp),
+        cmocka_unit_test(test_identity_stable_across_key_order_and_defaults),
+        cmocka_unit_test(test_identity_changes_with_content),
+        cmocka_unit_test_setup_teardown(test_identity_tracks_root_files, setup_tmp, teardown_tmp),
+        cmocka_unit_test(test_generation),
+    };
+    return cmocka_run_group_tests_name("spec", tests, NULL, NULL);
+}
