@@ -1,0 +1,8 @@
+#!/bin/sh
+# `make bench`: every benchmark, each printing its own figures and ratios.
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+command -v jq >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null || true; }
+echo "== bench/eval.py"
+/usr/bin/python3 bench/eval.py --seed "$BUILD/src/seed"
