@@ -10,6 +10,13 @@ typedef struct cli_globals {
 } cli_globals;
 
 int cli_eval(const cli_globals *g, int argc, char **argv);
+int cli_up(const cli_globals *g, int argc, char **argv);
+int cli_ps(const cli_globals *g, int argc, char **argv);
+int cli_logs(const cli_globals *g, int argc, char **argv);
+int cli_stop(const cli_globals *g, int argc, char **argv);
+int cli_start(const cli_globals *g, int argc, char **argv);
+int cli_restart(const cli_globals *g, int argc, char **argv);
+int cli_volume(const cli_globals *g, int argc, char **argv);
 
 /* Print "seed VERB: message" and a hint to stderr; returns EXIT_USAGE. */
 int cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

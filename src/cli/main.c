@@ -14,8 +14,15 @@
 static const char usage[] =
     "Usage: seed [--state-dir DIR] COMMAND [ARGS...]\n"
     "\n"
+    "  --state-dir DIR  the node's state directory (default /var/lib/seed)\n"
+    "\n"
     "Commands:\n"
     "  eval [SOURCE] [--json] [--uri URI]   check a seed project and print each instance's meta\n"
+    "  up [SOURCE] [OPTIONS]                run the project's instances in the foreground\n"
+    "  ps [--json]                          list the running node's instances\n"
+    "  logs NAME [-f] [--tail N]            show an instance's output\n"
+    "  stop|start|restart NAME              change one instance\n"
+    "  volume ls [--json] | rm NS/INST/VOL  list or delete persistent volumes\n"
     "  version                              print the version\n"
     "\n"
     "Run 'seed COMMAND --help' for the options of one command.\n";
@@ -36,7 +43,8 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
-    {"eval", cli_eval},
+    {"eval", cli_eval}, {"up", cli_up},       {"ps", cli_ps},           {"logs", cli_logs},
+    {"stop", cli_stop}, {"start", cli_start}, {"restart", cli_restart}, {"volume", cli_volume},
 };
 
 int main(int argc, char **argv) {

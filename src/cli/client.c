@@ -1,0 +1,95 @@
+/* Control socket client. */
+#include "cli/client.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "base/macro.h"
+#include "node/node.h"
+
+int cli_connect(const char *state_dir, int *ret) {
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", state_dir, SEED_CONTROL_SOCKET);
+    if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
+        fprintf(stderr, "seed: state directory path too long: %s\n", state_dir);
+        return -ENAMETOOLONG;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return negative_errno();
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int e = errno;
+        close(fd);
+        if (e == ENOENT || e == ECONNREFUSED)
+            fprintf(stderr, "seed: no node is running on %s (start one with: seed up)\n", state_dir);
+        else
+            fprintf(stderr, "seed: connecting to %s: %s\n", sa.sun_path, strerror(e));
+        return -e;
+    }
+    *ret = fd;
+    return 0;
+}
+
+int cli_request(int fd, json_t *req, FILE **ret) {
+    char *s = json_dumps(req, JSON_COMPACT);
+    if (!s)
+        return -ENOMEM;
+    size_t len = strlen(s);
+    s[len] = 0;
+    int r = 0;
+    if (send(fd, s, len, MSG_NOSIGNAL) != (ssize_t)len || send(fd, "\n", 1, MSG_NOSIGNAL) != 1)
+        r = negative_errno();
+    free(s);
+    if (r < 0)
+        return r;
+    FILE *f = fdopen(fd, "r");
+    if (!f)
+        return negative_errno();
+    *ret = f;
+    return 0;
+}
+
+json_t *cli_read_answer(FILE *f) {
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, f);
+    if (n <= 0) {
+        free(line);
+        return NULL;
+    }
+    json_error_t e;
+    json_t *j = json_loadb(line, (size_t)n, 0, &e);
+    free(line);
+    return j;
+}
+
+json_t *cli_call(const char *state_dir, const char *verb, json_t *req) {
+    int fd;
+    FILE *f = NULL;
+    if (cli_connect(state_dir, &fd) < 0) {
+        json_decref(req);
+        return NULL;
+    }
+    int r = cli_request(fd, req, &f);
+    json_decref(req);
+    if (r < 0) {
+        close(fd);
+        fprintf(stderr, "seed %s: %s\n", verb, strerror(-r));
+        return NULL;
+    }
+    json_t *a = cli_read_answer(f);
+    fclose(f);
+    if (!a) {
+        fprintf(stderr, "seed %s: the node closed the connection without an answer\n", verb);
+        return NULL;
+    }
+    if (!json_is_true(json_object_get(a, "ok"))) {
+        fprintf(stderr, "seed %s: %s\n", verb, json_string_value(json_object_get(a, "error")) ?: "failed");
+        json_decref(a);
+        return NULL;
+    }
+    return a;
+}

@@ -1,0 +1,15 @@
+/* Talking to a running node over its control socket (see node/control.c). */
+#pragma once
+
+#include <jansson.h>
+#include <stdio.h>
+
+/* Connect to the node of state_dir; prints why not and returns -errno. */
+int cli_connect(const char *state_dir, int *ret);
+/* Send one request and return a stream to read the answer lines from. */
+int cli_request(int fd, json_t *req, FILE **ret);
+/* Read one answer line; NULL at the end of the stream. */
+json_t *cli_read_answer(FILE *f);
+/* A one-answer request: returns the answer if it says ok, else prints the error
+ * (prefixed with verb) and returns NULL. */
+json_t *cli_call(const char *state_dir, const char *verb, json_t *req);

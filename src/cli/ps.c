@@ -1,0 +1,54 @@
+/* `seed ps [--json]`: the instances of the running node. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/client.h"
+
+int cli_ps(const cli_globals *g, int argc, char **argv) {
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0}};
+    bool json = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'j')
+            json = true;
+        else if (c == 'h') {
+            printf("Usage: seed [--state-dir DIR] ps [--json]\n\nList the node's instances.\n");
+            return 0;
+        } else
+            return cli_usage_error("ps", "unknown option '%s'", argv[optind - 1]);
+    }
+    if (optind < argc)
+        return cli_usage_error("ps", "unexpected argument '%s'", argv[optind]);
+    json_t *a = cli_call(g->state_dir, "ps", json_pack("{s:s}", "op", "ps"));
+    if (!a)
+        return 1;
+    json_t *list = json_object_get(a, "instances");
+    if (json) {
+        char *s = json_dumps(list, JSON_INDENT(2));
+        if (s)
+            puts(s);
+        free(s);
+    } else {
+        printf("%-20s %-9s %-15s %-8s %-24s %s\n", "NAME", "STATE", "ADDRESS", "RESTARTS", "STARTED",
+               "IDENTITY");
+        size_t i;
+        json_t *in;
+        json_array_foreach (list, i, in) {
+            const char *started = json_string_value(json_object_get(in, "startedAt"));
+            const char *id = json_string_value(json_object_get(in, "identity"));
+            printf("%-20s %-9s %-15s %-8lld %-24s %.12s\n", json_string_value(json_object_get(in, "name")),
+                   json_string_value(json_object_get(in, "state")),
+                   json_string_value(json_object_get(in, "address")),
+                   (long long)json_integer_value(json_object_get(in, "restarts")), started ? started : "-",
+                   id ? id : "");
+            const char *e = json_string_value(json_object_get(in, "error"));
+            if (e)
+                printf("    error: %s\n", e);
+        }
+    }
+    json_decref(a);
+    return 0;
+}

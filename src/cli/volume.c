@@ -1,0 +1,176 @@
+/* `seed volume ls [--json]` and `seed volume rm NAMESPACE/INSTANCE/VOLUME`. Through the
+ * node when one runs (it knows what is mounted); straight from the state database
+ * when none does (holding the node lock, so none starts meanwhile). */
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/client.h"
+#include "node/state.h"
+#include "node/volume.h"
+
+/* -1: a node runs (use the socket); otherwise the held lock fd (or -2: no state). */
+static int lock_state(const char *state_dir) {
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/node.lock", state_dir);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -2;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static json_t *offline_list(const char *state_dir) {
+    char db[4200];
+    snprintf(db, sizeof(db), "%s/seed.db", state_dir);
+    _cleanup_error_ seed_error *err = NULL;
+    _cleanup_(seed_state_closep) seed_state *s = NULL;
+    json_t *arr = json_array();
+    if (seed_state_open(db, true, &s, &err) < 0)
+        return arr; /* no database yet: no volumes */
+    seed_volume_row *rows = NULL;
+    size_t n = 0;
+    if (seed_state_volume_list(s, &rows, &n) < 0)
+        return arr;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t used = 0, total = 0;
+        seed_volume_usage_image(rows[i].image, &used, &total);
+        char id[512];
+        snprintf(id, sizeof(id), "%s/%s/%s", rows[i].namespace, rows[i].instance, rows[i].name);
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:n, s:s}", "id", id, "namespace",
+                           rows[i].namespace, "instance", rows[i].instance, "name", rows[i].name, "sizeBytes",
+                           (json_int_t)rows[i].size_bytes, "usedBytes", (json_int_t)used, "capacityBytes",
+                           (json_int_t)total, "inUse", 0, "mountPoint", "created", rows[i].created));
+    }
+    seed_volume_rows_free(rows, n);
+    return arr;
+}
+
+static void human_size(uint64_t b, char *buf, size_t size) {
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = (double)b;
+    size_t u = 0;
+    while (v >= 1024 && u < 5) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+static int volume_ls(const cli_globals *g, bool json) {
+    json_t *list;
+    json_t *a = NULL;
+    int lock = lock_state(g->state_dir);
+    if (lock == -1) {
+        a = cli_call(g->state_dir, "volume ls", json_pack("{s:s}", "op", "volumes"));
+        if (!a)
+            return 1;
+        list = json_incref(json_object_get(a, "volumes"));
+        json_decref(a);
+    } else {
+        list = offline_list(g->state_dir);
+        if (lock >= 0)
+            close(lock);
+    }
+    if (json) {
+        char *s = json_dumps(list, JSON_INDENT(2));
+        if (s)
+            puts(s);
+        free(s);
+    } else {
+        printf("%-44s %-10s %-10s %-7s %s\n", "VOLUME", "SIZE", "USED", "IN USE", "MOUNT POINT");
+        size_t i;
+        json_t *v;
+        json_array_foreach (list, i, v) {
+            char size[32], used[32];
+            human_size((uint64_t)json_integer_value(json_object_get(v, "sizeBytes")), size, sizeof(size));
+            human_size((uint64_t)json_integer_value(json_object_get(v, "usedBytes")), used, sizeof(used));
+            const char *mp = json_string_value(json_object_get(v, "mountPoint"));
+            printf("%-44s %-10s %-10s %-7s %s\n", json_string_value(json_object_get(v, "id")), size, used,
+                   json_is_true(json_object_get(v, "inUse")) ? "yes" : "no", mp ? mp : "-");
+        }
+    }
+    json_decref(list);
+    return 0;
+}
+
+static int volume_rm(const cli_globals *g, const char *id) {
+    int lock = lock_state(g->state_dir);
+    if (lock == -1) {
+        json_t *a = cli_call(g->state_dir, "volume rm", json_pack("{s:s, s:s}", "op", "volume-rm", "id", id));
+        if (!a)
+            return 1;
+        json_decref(a);
+        printf("removed %s\n", id);
+        return 0;
+    }
+    char ns[128], inst[128], vol[128];
+    if (sscanf(id, "%127[^/]/%127[^/]/%127s", ns, inst, vol) != 3) {
+        if (lock >= 0)
+            close(lock);
+        return cli_usage_error("volume rm", "expected NAMESPACE/INSTANCE/VOLUME, got '%s'", id);
+    }
+    char db[4200];
+    snprintf(db, sizeof(db), "%s/seed.db", g->state_dir);
+    _cleanup_error_ seed_error *err = NULL;
+    _cleanup_(seed_state_closep) seed_state *s = NULL;
+    seed_volume_row row;
+    int ret = 1;
+    if (lock < 0 || seed_state_open(db, false, &s, &err) < 0 ||
+        seed_state_volume_get(s, ns, inst, vol, &row) < 0) {
+        fprintf(stderr, "seed volume rm: no volume %s\n", id);
+    } else {
+        if (unlink(row.image) < 0 && errno != ENOENT)
+            fprintf(stderr, "seed volume rm: removing %s: %s\n", row.image, strerror(errno));
+        else if (seed_state_volume_delete(s, ns, inst, vol) == 0) {
+            printf("removed %s\n", id);
+            ret = 0;
+        }
+        seed_volume_row_clear(&row);
+    }
+    if (lock >= 0)
+        close(lock);
+    return ret;
+}
+
+int cli_volume(const cli_globals *g, int argc, char **argv) {
+    if (argc < 2)
+        return cli_usage_error("volume", "expected 'ls' or 'rm NAMESPACE/INSTANCE/VOLUME'");
+    const char *sub = argv[1];
+    argc--;
+    argv++;
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0}};
+    bool json = false;
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'j')
+            json = true;
+        else if (c == 'h') {
+            printf("Usage: seed [--state-dir DIR] volume ls [--json]\n"
+                   "       seed [--state-dir DIR] volume rm NAMESPACE/INSTANCE/VOLUME\n");
+            return 0;
+        } else
+            return cli_usage_error("volume", "unknown option '%s'", argv[optind - 1]);
+    }
+    if (streq(sub, "ls")) {
+        if (optind < argc)
+            return cli_usage_error("volume ls", "unexpected argument '%s'", argv[optind]);
+        return volume_ls(g, json);
+    }
+    if (streq(sub, "rm")) {
+        if (argc - optind != 1)
+            return cli_usage_error("volume rm", "expected one NAMESPACE/INSTANCE/VOLUME");
+        return volume_rm(g, argv[optind]);
+    }
+    return cli_usage_error("volume", "unknown subcommand '%s': expected ls or rm", sub);
+}

@@ -1,0 +1,783 @@
+/* seed-init: PID 1 inside every instance sandbox. Starts the instance's processes
+ * with their environment, working directory and user; restarts them by policy with
+ * capped exponential backoff; reaps every zombie; forwards signals; stops gracefully
+ * (SIGTERM, grace period, SIGKILL to everything in the PID namespace). Each line a
+ * process writes reaches the node, tagged with the process name and a timestamp.
+ *
+ * Driven by signalfd and epoll, never by polling. Statically linked: it must run in
+ * any root filesystem, including ones without a C library. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <jansson.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/macro.h"
+#include "init/protocol.h"
+
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 30000
+#define BACKOFF_RESET_USEC (10 * 1000000ull) /* a run this long resets the backoff */
+#define QUEUE_PAUSE_BYTES (256u << 10)       /* stop reading output above this backlog */
+
+enum restart { RESTART_ALWAYS, RESTART_ON_FAILURE, RESTART_NO };
+
+typedef struct proc {
+    char *name;
+    char **argv;
+    char **env;
+    char *cwd;
+    char *user;
+    enum restart restart;
+    pid_t pid; /* 0: not running */
+    uint64_t started;
+    unsigned failures;
+    uint64_t restart_at; /* monotonic usec; 0: none scheduled */
+    bool done;
+    int last_status;
+} proc;
+
+/* One output pipe; it may outlive its process while a grandchild holds it open. */
+typedef struct stream {
+    int fd;
+    int kind; /* SEED_STREAM_STDOUT / STDERR */
+    char name[64];
+    char buf[SEED_INIT_MAX_LINE];
+    size_t len;
+    struct stream *next;
+} stream;
+
+typedef struct msg {
+    size_t len;
+    struct msg *next;
+    char data[];
+} msg;
+
+static struct {
+    char *name;
+    proc *procs;
+    size_t n_procs;
+    stream *streams;
+    int epfd, sigfd, chan;
+    msg *queue, *queue_tail;
+    size_t queued;
+    bool paused;
+    bool stopping;
+    uint64_t stop_deadline;
+    unsigned grace_ms;
+    int devnull;
+} S = {.chan = -1, .epfd = -1, .sigfd = -1, .devnull = -1};
+
+static uint64_t mono_usec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t real_usec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- channel to the node ---- */
+
+static void chan_watch(void);
+
+static void send_msg(int type, int stream_kind, uint32_t arg, const char *name, const char *data,
+                     size_t len) {
+    if (S.chan < 0)
+        return;
+    size_t nlen = name ? MIN(strlen(name), 255u) : 0;
+    len = MIN(len, (size_t)SEED_INIT_MAX_LINE);
+    seed_init_hdr h = {.type = (uint8_t)type,
+                       .stream = (uint8_t)stream_kind,
+                       .name_len = (uint16_t)nlen,
+                       .arg = arg,
+                       .ts_usec = real_usec()};
+    if (!S.queue) {
+        struct iovec iov[3] = {{&h, sizeof(h)}, {(void *)name, nlen}, {(void *)data, len}};
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 3};
+        ssize_t n = sendmsg(S.chan, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n >= 0)
+            return;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            /* The node is gone: nobody to report to. Pdeathsig ends us soon. */
+            close(S.chan);
+            S.chan = -1;
+            return;
+        }
+    }
+    msg *m = malloc(sizeof(msg) + sizeof(h) + nlen + len);
+    if (!m)
+        return;
+    m->len = sizeof(h) + nlen + len;
+    m->next = NULL;
+    memcpy(m->data, &h, sizeof(h));
+    if (nlen)
+        memcpy(m->data + sizeof(h), name, nlen);
+    if (len)
+        memcpy(m->data + sizeof(h) + nlen, data, len);
+    if (S.queue_tail)
+        S.queue_tail->next = m;
+    else
+        S.queue = m;
+    S.queue_tail = m;
+    S.queued += m->len;
+    chan_watch();
+}
+
+static void flush_queue(void) {
+    while (S.queue && S.chan >= 0) {
+        msg *m = S.queue;
+        ssize_t n = send(S.chan, m->data, m->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            close(S.chan);
+            S.chan = -1;
+            break;
+        }
+        S.queue = m->next;
+        if (!S.queue)
+            S.queue_tail = NULL;
+        S.queued -= m->len;
+        free(m);
+    }
+    chan_watch();
+}
+
+/* A message from the init itself about a process, shown in `seed logs`. */
+static void say(const char *proc_name, const char *fmt, ...) _printf_(2, 3);
+static void say(const char *proc_name, const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    send_msg(SEED_INIT_LOG, SEED_STREAM_INIT, 0, proc_name, buf, MIN((size_t)n, sizeof(buf) - 1));
+}
+
+/* ---- output streams ---- */
+
+static void stream_emit(stream *s, const char *p, size_t n) {
+    send_msg(SEED_INIT_LOG, s->kind, 0, s->name, p, n);
+}
+
+static void stream_close(stream *s) {
+    if (s->len > 0)
+        stream_emit(s, s->buf, s->len);
+    epoll_ctl(S.epfd, EPOLL_CTL_DEL, s->fd, NULL);
+    close(s->fd);
+    for (stream **pp = &S.streams; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    free(s);
+}
+
+static void stream_read(stream *s) {
+    for (;;) {
+        ssize_t n = read(s->fd, s->buf + s->len, sizeof(s->buf) - s->len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN)
+                return;
+            stream_close(s);
+            return;
+        }
+        if (n == 0) {
+            stream_close(s);
+            return;
+        }
+        s->len += (size_t)n;
+        size_t start = 0;
+        for (size_t i = 0; i < s->len; i++)
+            if (s->buf[i] == '\n') {
+                stream_emit(s, s->buf + start, i - start);
+                start = i + 1;
+            }
+        if (start == 0 && s->len == sizeof(s->buf)) {
+            stream_emit(s, s->buf, s->len); /* an overlong line, split */
+            start = s->len;
+        }
+        memmove(s->buf, s->buf + start, s->len - start);
+        s->len -= start;
+        if (S.queued > QUEUE_PAUSE_BYTES)
+            return; /* let the node catch up first */
+    }
+}
+
+static void streams_set_paused(bool paused) {
+    if (S.paused == paused)
+        return;
+    S.paused = paused;
+    for (stream *s = S.streams; s; s = s->next) {
+        struct epoll_event ev = {.events = paused ? 0 : EPOLLIN, .data.ptr = s};
+        epoll_ctl(S.epfd, EPOLL_CTL_MOD, s->fd, &ev);
+    }
+}
+
+static int stream_add(int fd, int kind, const char *name) {
+    stream *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->fd = fd;
+    s->kind = kind;
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    struct epoll_event ev = {.events = S.paused ? 0 : EPOLLIN, .data.ptr = s};
+    if (epoll_ctl(S.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        free(s);
+        return -errno;
+    }
+    s->next = S.streams;
+    S.streams = s;
+    return 0;
+}
+
+/* epoll data for the fixed fds, told apart from stream pointers. */
+static char tag_signal, tag_chan;
+
+static void chan_watch(void) {
+    if (S.chan < 0)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | (S.queue ? EPOLLOUT : 0), .data.ptr = &tag_chan};
+    epoll_ctl(S.epfd, EPOLL_CTL_MOD, S.chan, &ev);
+    streams_set_paused(S.queued > QUEUE_PAUSE_BYTES);
+}
+
+/* ---- users ---- */
+
+typedef struct ids {
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[64];
+    int n_groups;
+    char home[256];
+} ids;
+
+static bool all_digits(const char *s) {
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+/* Resolve "user", "uid", "user:group" or "uid:gid" against the root's /etc/passwd and
+ * /etc/group. fgetpwent/fgetgrent read the files directly: no NSS in a static init. */
+static int resolve_user(const char *spec, ids *out, char *err, size_t errlen) {
+    *out = (ids){0};
+    strcpy(out->home, "/");
+    char user[128], group[128] = "";
+    snprintf(user, sizeof(user), "%s", spec);
+    char *colon = strchr(user, ':');
+    if (colon) {
+        *colon = 0;
+        snprintf(group, sizeof(group), "%s", colon + 1);
+    }
+    bool found = false;
+    char name[128] = "";
+    FILE *f = fopen("/etc/passwd", "re");
+    if (f) {
+        struct passwd *pw;
+        while ((pw = fgetpwent(f))) {
+            if ((all_digits(user) && pw->pw_uid == (uid_t)strtoul(user, NULL, 10)) ||
+                streq(pw->pw_name, user)) {
+                out->uid = pw->pw_uid;
+                out->gid = pw->pw_gid;
+                snprintf(out->home, sizeof(out->home), "%s", pw->pw_dir);
+                snprintf(name, sizeof(name), "%s", pw->pw_name);
+                found = true;
+                break;
+            }
+        }
+        fclose(f);
+    }
+    if (!found) {
+        if (!all_digits(user)) {
+            snprintf(err, errlen, "user \"%s\" does not exist in the instance's /etc/passwd", user);
+            return -ENOENT;
+        }
+        out->uid = out->gid = (uid_t)strtoul(user, NULL, 10);
+    }
+    if (*group) {
+        bool gfound = false;
+        if (all_digits(group)) {
+            out->gid = (gid_t)strtoul(group, NULL, 10);
+            gfound = true;
+        } else if ((f = fopen("/etc/group", "re"))) {
+            struct group *gr;
+            while ((gr = fgetgrent(f)))
+                if (streq(gr->gr_name, group)) {
+                    out->gid = gr->gr_gid;
+                    gfound = true;
+                    break;
+                }
+            fclose(f);
+        }
+        if (!gfound) {
+            snprintf(err, errlen, "group \"%s\" does not exist in the instance's /etc/group", group);
+            return -ENOENT;
+        }
+    }
+    out->groups[out->n_groups++] = out->gid;
+    if (*name && (f = fopen("/etc/group", "re"))) {
+        struct group *gr;
+        while ((gr = fgetgrent(f)) && out->n_groups < (int)ELEMENTSOF(out->groups))
+            for (char **m = gr->gr_mem; m && *m; m++)
+                if (streq(*m, name) && gr->gr_gid != out->gid) {
+                    out->groups[out->n_groups++] = gr->gr_gid;
+                    break;
+                }
+        fclose(f);
+    }
+    return 0;
+}
+
+/* ---- processes ---- */
+
+static void describe_status(int status, char *buf, size_t size) {
+    if (WIFEXITED(status))
+        snprintf(buf, size, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, size, "was killed by signal %d (%s)%s", WTERMSIG(status), strsignal(WTERMSIG(status)),
+                 WTERMSIG(status) == SIGKILL ? ", possibly by the out-of-memory killer" : "");
+    else
+        snprintf(buf, size, "ended with wait status %#x", status);
+}
+
+/* What the forked child reports if it cannot exec. */
+typedef struct exec_failure {
+    int err;
+    char what[32];
+} exec_failure;
+
+static _noreturn_ void child_fail(int fd, int err, const char *what) {
+    exec_failure f = {.err = err};
+    snprintf(f.what, sizeof(f.what), "%s", what);
+    ssize_t n = write(fd, &f, sizeof(f));
+    (void)n;
+    _exit(err == ENOENT ? 127 : 126);
+}
+
+static int spawn(proc *p) {
+    ids id;
+    char err[256];
+    if (resolve_user(p->user, &id, err, sizeof(err)) < 0) {
+        say(p->name, "cannot start: %s", err);
+        return -ENOENT;
+    }
+    int out[2], errp[2], ex[2];
+    if (pipe2(out, O_CLOEXEC) < 0)
+        return -errno;
+    if (pipe2(errp, O_CLOEXEC) < 0) {
+        close(out[0]);
+        close(out[1]);
+        return -errno;
+    }
+    if (pipe2(ex, O_CLOEXEC) < 0) {
+        close(out[0]);
+        close(out[1]);
+        close(errp[0]);
+        close(errp[1]);
+        return -errno;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        int r = -errno;
+        close(out[0]);
+        close(out[1]);
+        close(errp[0]);
+        close(errp[1]);
+        close(ex[0]);
+        close(ex[1]);
+        return r;
+    }
+    if (pid == 0) {
+        /* Child: a fresh session and default signal handling, then exec. */
+        sigset_t all;
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        for (int sig = 1; sig < NSIG; sig++)
+            signal(sig, SIG_DFL);
+        setsid();
+        if (dup2(S.devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(errp[1], 2) < 0)
+            child_fail(ex[1], errno, "set up stdio");
+        if (setgroups((size_t)id.n_groups, id.groups) < 0)
+            child_fail(ex[1], errno, "setgroups");
+        if (setresgid(id.gid, id.gid, id.gid) < 0)
+            child_fail(ex[1], errno, "setgid");
+        if (setresuid(id.uid, id.uid, id.uid) < 0)
+            child_fail(ex[1], errno, "setuid");
+        if (chdir(p->cwd) < 0)
+            child_fail(ex[1], errno, "chdir");
+        /* execvp searches the PATH of our environment: make it the process's. */
+        extern char **environ;
+        environ = p->env;
+        bool has_home = false;
+        for (char **e = p->env; *e; e++)
+            has_home |= strncmp(*e, "HOME=", 5) == 0;
+        if (!has_home)
+            setenv("HOME", id.home, 1);
+        execvp(p->argv[0], p->argv);
+        child_fail(ex[1], errno, "exec");
+    }
+    close(out[1]);
+    close(errp[1]);
+    close(ex[1]);
+    exec_failure f;
+    ssize_t n;
+    do
+        n = read(ex[0], &f, sizeof(f));
+    while (n < 0 && errno == EINTR);
+    close(ex[0]);
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    fcntl(errp[0], F_SETFL, O_NONBLOCK);
+    stream_add(out[0], SEED_STREAM_STDOUT, p->name);
+    stream_add(errp[0], SEED_STREAM_STDERR, p->name);
+    p->pid = pid;
+    p->started = mono_usec();
+    if (n == (ssize_t)sizeof(f)) {
+        if (streq(f.what, "exec"))
+            say(p->name, "cannot execute \"%s\": %s", p->argv[0], strerror(f.err));
+        else if (streq(f.what, "chdir"))
+            say(p->name, "cannot change to working directory \"%s\": %s", p->cwd, strerror(f.err));
+        else
+            say(p->name, "cannot start (%s): %s", f.what, strerror(f.err));
+        return 0; /* reaped like any exit; the restart policy decides */
+    }
+    send_msg(SEED_INIT_EVENT, SEED_EVENT_STARTED, (uint32_t)pid, p->name, NULL, 0);
+    return 0;
+}
+
+static void start_or_schedule(proc *p);
+
+static void schedule_restart(proc *p) {
+    uint64_t ran = mono_usec() - p->started;
+    if (ran >= BACKOFF_RESET_USEC)
+        p->failures = 0;
+    unsigned shift = MIN(p->failures, 16u);
+    unsigned delay = MIN((unsigned)BACKOFF_FIRST_MS << shift, (unsigned)BACKOFF_MAX_MS);
+    p->failures++;
+    p->restart_at = mono_usec() + (uint64_t)delay * 1000u;
+    say(p->name, "restarting in %u ms (policy %s)", delay,
+        p->restart == RESTART_ALWAYS ? "always" : "on-failure");
+    send_msg(SEED_INIT_EVENT, SEED_EVENT_RESTART, delay, p->name, NULL, 0);
+}
+
+static void start_or_schedule(proc *p) {
+    int r = spawn(p);
+    if (r == 0)
+        return;
+    /* Could not even fork or resolve the user: treat as a failed run. */
+    p->started = mono_usec();
+    p->last_status = (127 << 8);
+    if (p->restart == RESTART_NO) {
+        p->done = true;
+        return;
+    }
+    schedule_restart(p);
+}
+
+static bool all_done(void) {
+    if (S.n_procs == 0)
+        return false; /* an instance without processes idles until stopped */
+    for (size_t i = 0; i < S.n_procs; i++)
+        if (!S.procs[i].done)
+            return false;
+    return true;
+}
+
+static void on_exit_status(proc *p, int status) {
+    char what[160];
+    describe_status(status, what, sizeof(what));
+    p->pid = 0;
+    p->last_status = status;
+    send_msg(SEED_INIT_EVENT, SEED_EVENT_EXITED, (uint32_t)status, p->name, NULL, 0);
+    if (S.stopping) {
+        say(p->name, "%s", what);
+        p->done = true;
+        return;
+    }
+    bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (p->restart == RESTART_NO || (p->restart == RESTART_ON_FAILURE && !failed)) {
+        say(p->name, "%s; not restarting (policy %s)", what, p->restart == RESTART_NO ? "no" : "on-failure");
+        p->done = true;
+        return;
+    }
+    say(p->name, "%s", what);
+    schedule_restart(p);
+}
+
+static void reap(void) {
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0)
+            return;
+        for (size_t i = 0; i < S.n_procs; i++)
+            if (S.procs[i].pid == pid) {
+                on_exit_status(&S.procs[i], status);
+                break;
+            }
+        /* Anything else was an orphan re-parented to us: reaped, nothing to report. */
+    }
+}
+
+static void signal_all(int sig) {
+    for (size_t i = 0; i < S.n_procs; i++)
+        if (S.procs[i].pid > 0)
+            kill(-S.procs[i].pid, sig) < 0 ? kill(S.procs[i].pid, sig) : 0;
+}
+
+static void begin_stop(unsigned grace_ms) {
+    if (S.stopping)
+        return;
+    S.stopping = true;
+    S.stop_deadline = mono_usec() + (uint64_t)grace_ms * 1000u;
+    for (size_t i = 0; i < S.n_procs; i++) {
+        S.procs[i].restart_at = 0;
+        if (S.procs[i].pid == 0)
+            S.procs[i].done = true;
+    }
+    signal_all(SIGTERM);
+}
+
+static bool any_running(void) {
+    for (size_t i = 0; i < S.n_procs; i++)
+        if (S.procs[i].pid > 0)
+            return true;
+    return false;
+}
+
+/* ---- configuration ---- */
+
+static char **json_strv(json_t *a) {
+    size_t n = json_is_array(a) ? json_array_size(a) : 0;
+    char **v = calloc(n + 1, sizeof(char *));
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = json_string_value(json_array_get(a, i));
+        v[i] = strdup(s ? s : "");
+    }
+    return v;
+}
+
+static int load_config(void) {
+    json_error_t e;
+    FILE *f = fdopen(SEED_INIT_CONFIG_FD, "r");
+    if (!f)
+        return -errno;
+    json_t *c = json_loadf(f, 0, &e);
+    fclose(f);
+    if (!c || !json_is_object(c))
+        return -EINVAL;
+    S.name = strdup(json_string_value(json_object_get(c, "name")) ?: "instance");
+    S.grace_ms = (unsigned)json_integer_value(json_object_get(c, "grace_ms"));
+    if (S.grace_ms == 0)
+        S.grace_ms = 10000;
+
+    /* /run/seed/env: the instance environment, one KEY=value per line, values quoted
+     * so that both a shell and systemd's EnvironmentFile= read them back. */
+    json_t *envf = json_object_get(c, "env_file");
+    mkdir("/run/seed", 0755);
+    FILE *out = fopen("/run/seed/env", "we");
+    if (out) {
+        size_t i;
+        json_t *v;
+        json_array_foreach (envf, i, v) {
+            const char *kv = json_string_value(v);
+            const char *eq = kv ? strchr(kv, '=') : NULL;
+            if (!eq)
+                continue;
+            fprintf(out, "%.*s='", (int)(eq - kv), kv);
+            for (const char *q = eq + 1; *q; q++)
+                if (*q == '\'')
+                    fputs("'\\''", out);
+                else
+                    fputc(*q, out);
+            fputs("'\n", out);
+        }
+        fclose(out);
+    }
+
+    json_t *procs = json_object_get(c, "processes");
+    S.n_procs = json_array_size(procs);
+    S.procs = calloc(S.n_procs ? S.n_procs : 1, sizeof(proc));
+    if (!S.procs)
+        return -ENOMEM;
+    for (size_t i = 0; i < S.n_procs; i++) {
+        json_t *p = json_array_get(procs, i);
+        proc *x = &S.procs[i];
+        x->name = strdup(json_string_value(json_object_get(p, "name")) ?: "process");
+        x->argv = json_strv(json_object_get(p, "argv"));
+        x->env = json_strv(json_object_get(p, "env"));
+        x->cwd = strdup(json_string_value(json_object_get(p, "cwd")) ?: "/");
+        x->user = strdup(json_string_value(json_object_get(p, "user")) ?: "root");
+        const char *r = json_string_value(json_object_get(p, "restart")) ?: "always";
+        x->restart = streq(r, "no")           ? RESTART_NO
+                     : streq(r, "on-failure") ? RESTART_ON_FAILURE
+                                              : RESTART_ALWAYS;
+        if (!x->argv || !x->argv[0] || !x->env)
+            return -EINVAL;
+    }
+    json_decref(c);
+    return 0;
+}
+
+/* ---- main loop ---- */
+
+static void handle_signal(void) {
+    struct signalfd_siginfo si;
+    while (read(S.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGCHLD:
+            reap();
+            break;
+        case SIGTERM:
+        case SIGINT:
+            begin_stop(S.grace_ms);
+            break;
+        default:
+            signal_all((int)si.ssi_signo); /* SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGQUIT */
+            break;
+        }
+    }
+}
+
+static void handle_channel(uint32_t events) {
+    if (events & EPOLLOUT)
+        flush_queue();
+    if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        return;
+    char buf[256];
+    ssize_t n = recv(S.chan, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        /* The node went away without stopping us: stop everything. */
+        epoll_ctl(S.epfd, EPOLL_CTL_DEL, S.chan, NULL);
+        close(S.chan);
+        S.chan = -1;
+        begin_stop(0);
+        return;
+    }
+    if ((size_t)n >= sizeof(seed_init_hdr)) {
+        seed_init_hdr h;
+        memcpy(&h, buf, sizeof(h));
+        if (h.type == SEED_INIT_STOP)
+            begin_stop(h.arg);
+    }
+}
+
+int main(void) {
+    prctl(PR_SET_NAME, "seed-init");
+    S.chan = SEED_INIT_CHANNEL_FD;
+    fcntl(S.chan, F_SETFD, FD_CLOEXEC);
+    S.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (load_config() < 0) {
+        say("seed-init", "cannot read the instance configuration");
+        return 1;
+    }
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGQUIT};
+    for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
+        sigaddset(&mask, sigs[i]);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    S.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    S.epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (S.sigfd < 0 || S.epfd < 0)
+        return 1;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &tag_signal};
+    epoll_ctl(S.epfd, EPOLL_CTL_ADD, S.sigfd, &ev);
+    ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = &tag_chan};
+    epoll_ctl(S.epfd, EPOLL_CTL_ADD, S.chan, &ev);
+
+    for (size_t i = 0; i < S.n_procs; i++)
+        start_or_schedule(&S.procs[i]);
+
+    for (;;) {
+        uint64_t now = mono_usec();
+        if (S.stopping && !any_running()) {
+            /* Managed processes are gone; end whatever they left behind. */
+            kill(-1, SIGKILL);
+            while (waitpid(-1, NULL, 0) > 0)
+                ;
+            break;
+        }
+        if (S.stopping && now >= S.stop_deadline) {
+            say(S.name, "grace period over: killing everything that is left");
+            kill(-1, SIGKILL);
+            S.stop_deadline = UINT64_MAX;
+        }
+        if (!S.stopping && all_done()) {
+            send_msg(SEED_INIT_EVENT, SEED_EVENT_FINISHED, 0, S.name, NULL, 0);
+            kill(-1, SIGKILL);
+            while (waitpid(-1, NULL, 0) > 0)
+                ;
+            break;
+        }
+        uint64_t next = UINT64_MAX;
+        for (size_t i = 0; i < S.n_procs; i++) {
+            proc *p = &S.procs[i];
+            if (p->restart_at && p->restart_at <= now) {
+                p->restart_at = 0;
+                start_or_schedule(p);
+            }
+            if (p->restart_at)
+                next = MIN(next, p->restart_at);
+        }
+        if (S.stopping && S.stop_deadline != UINT64_MAX)
+            next = MIN(next, S.stop_deadline);
+        int timeout = next == UINT64_MAX ? -1 : (int)MIN((next - now + 999) / 1000, 60000u);
+
+        struct epoll_event evs[32];
+        int n = epoll_wait(S.epfd, evs, (int)ELEMENTSOF(evs), timeout);
+        for (int i = 0; i < n; i++) {
+            void *tag = evs[i].data.ptr;
+            if (tag == &tag_signal)
+                handle_signal();
+            else if (tag == &tag_chan)
+                handle_channel(evs[i].events);
+            else
+                stream_read(tag);
+        }
+    }
+    /* Drain what the processes wrote before they went away, then report. */
+    while (S.streams)
+        stream_close(S.streams);
+    flush_queue();
+    if (S.chan >= 0) {
+        /* Wait briefly for the node to take the last messages. */
+        for (int tries = 0; S.queue && tries < 100; tries++) {
+            struct epoll_event e2;
+            epoll_wait(S.epfd, &e2, 1, 10);
+            flush_queue();
+        }
+    }
+    return 0;
+}

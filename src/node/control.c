@@ -1,0 +1,461 @@
+/* The control socket: a Unix stream socket in the state directory, newline-delimited
+ * JSON. One request per connection:
+ *   {"op":"ps"}                                   -> {"ok":true,"instances":[...]}
+ *   {"op":"logs","name":N,"tail":K,"follow":B}    -> {"log":"..."}* then {"ok":true}
+ *   {"op":"stop"|"start"|"restart","name":N}      -> {"ok":true,"state":"..."} once settled
+ *   {"op":"volumes"}                              -> {"ok":true,"volumes":[...]}
+ *   {"op":"volume-rm","id":"ns/instance/volume"}  -> {"ok":true}
+ * Failures answer {"ok":false,"error":"..."}. Only root (or the node's own user) may
+ * connect: the socket is 0600 and the peer's credentials are checked. */
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "node/node-internal.h"
+#include "node/volume.h"
+
+#define MAX_REQUEST (64u << 10)
+#define MAX_PENDING (16u << 20) /* a follower this far behind is dropped */
+
+typedef enum { WAIT_NONE, WAIT_STOP, WAIT_RUN } wait_kind;
+
+typedef struct ctl_client {
+    node *n;
+    int fd;
+    seed_source *src;
+    char in[MAX_REQUEST];
+    size_t in_len;
+    bool got_request;
+    char *out;
+    size_t out_len, out_cap;
+    bool closing;
+    instance *follow;
+    instance *waiting;
+    wait_kind wait;
+    struct ctl_client *next_waiter;
+    struct ctl_client *prev, *next;
+} ctl_client;
+
+static void client_free(ctl_client *c) {
+    node *n = c->n;
+    if (c->follow)
+        seed_logfile_unfollow(c->follow->log, c);
+    if (c->waiting)
+        for (ctl_client **pp = &c->waiting->waiters; *pp; pp = &(*pp)->next_waiter)
+            if (*pp == c) {
+                *pp = c->next_waiter;
+                break;
+            }
+    seed_source_free(c->src);
+    close(c->fd);
+    free(c->out);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        n->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    free(c);
+}
+
+static void client_flush(ctl_client *c) {
+    while (c->out_len > 0) {
+        ssize_t k = send(c->fd, c->out, c->out_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                break;
+            client_free(c);
+            return;
+        }
+        memmove(c->out, c->out + k, c->out_len - (size_t)k);
+        c->out_len -= (size_t)k;
+    }
+    if (c->out_len == 0 && c->closing) {
+        client_free(c);
+        return;
+    }
+    seed_source_set_events(c->src, (c->out_len ? EPOLLOUT : 0) | (c->got_request ? 0 : EPOLLIN) | EPOLLRDHUP);
+}
+
+/* Queue one JSON line (stealing the reference). */
+static void client_send(ctl_client *c, json_t *j) {
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s)
+        return;
+    size_t len = strlen(s);
+    if (c->out_len + len + 1 > MAX_PENDING) {
+        free(s);
+        c->closing = true; /* too far behind; it can reconnect */
+        c->out_len = 0;
+        return;
+    }
+    if (c->out_len + len + 1 > c->out_cap) {
+        size_t ncap = MAX(c->out_cap * 2, c->out_len + len + 1 + 4096);
+        char *n = realloc(c->out, ncap);
+        if (!n) {
+            free(s);
+            return;
+        }
+        c->out = n;
+        c->out_cap = ncap;
+    }
+    memcpy(c->out + c->out_len, s, len);
+    c->out[c->out_len + len] = '\n';
+    c->out_len += len + 1;
+    free(s);
+}
+
+static void reply_error(ctl_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply_error(ctl_client *c, const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    client_send(c, json_pack("{s:b, s:s}", "ok", 0, "error", buf));
+    c->closing = true;
+}
+
+static void reply_ok(ctl_client *c, json_t *extra) {
+    json_t *o = extra ? extra : json_object();
+    json_object_set_new(o, "ok", json_true());
+    client_send(c, o);
+    c->closing = true;
+}
+
+static json_t *iso_time(uint64_t usec) {
+    if (usec == 0)
+        return json_null();
+    char buf[40];
+    time_t s = (time_t)(usec / 1000000u);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    size_t l = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + l, sizeof(buf) - l, ".%03uZ", (unsigned)(usec / 1000u % 1000u));
+    return json_string(buf);
+}
+
+static json_t *instance_json(instance *in) {
+    char a[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &in->addr, a, sizeof(a));
+    json_t *procs = json_array();
+    for (size_t i = 0; i < in->n_procs; i++) {
+        proc_info *p = &in->procs[i];
+        json_array_append_new(
+            procs, json_pack("{s:s, s:b, s:o, s:i, s:o}", "name", p->name, "running", p->pid > 0, "pid",
+                             p->pid > 0 ? json_integer(p->pid) : json_null(), "restarts", (int)p->restarts,
+                             "lastStatus", p->last_status >= 0 ? json_integer(p->last_status) : json_null()));
+    }
+    bool live = in->state == INST_RUNNING || in->state == INST_STOPPING;
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:o, s:o}", "name", in->spec->name,
+                     "namespace", in->node->project->namespace, "state", inst_state_name(in->state),
+                     "address", a, "identity", in->spec->identity, "restarts", (int)in->restarts, "startedAt",
+                     live ? iso_time(in->started_at) : json_null(), "pid",
+                     live ? json_integer(in->sb.pid) : json_null(), "processes", procs, "error",
+                     in->last_error ? json_string(in->last_error) : json_null());
+}
+
+static void op_ps(ctl_client *c) {
+    json_t *arr = json_array();
+    for (size_t i = 0; i < c->n->n_insts; i++)
+        json_array_append_new(arr, instance_json(&c->n->insts[i]));
+    reply_ok(c, json_pack("{s:o}", "instances", arr));
+}
+
+static void on_log_line(void *userdata, const char *line, size_t len) {
+    ctl_client *c = userdata;
+    if (len && line[len - 1] == '\n')
+        len--;
+    client_send(c, json_pack("{s:s%}", "log", line, len));
+    client_flush(c);
+}
+
+static void op_logs(ctl_client *c, instance *in, json_t *req) {
+    json_int_t tail = json_integer_value(json_object_get(req, "tail"));
+    bool follow = json_is_true(json_object_get(req, "follow"));
+    _cleanup_free_ char *text = NULL;
+    size_t len = 0;
+    int r = seed_logfile_tail(in->log_path, tail > 0 ? (size_t)tail : 0, &text, &len);
+    if (r < 0) {
+        reply_error(c, "reading the log of %s: %s", in->spec->name, strerror(-r));
+        return;
+    }
+    for (char *p = text; p < text + len;) {
+        char *nl = memchr(p, '\n', (size_t)(text + len - p));
+        size_t l = nl ? (size_t)(nl - p) : (size_t)(text + len - p);
+        client_send(c, json_pack("{s:s%}", "log", p, l));
+        p += l + 1;
+    }
+    if (!follow) {
+        reply_ok(c, NULL);
+        return;
+    }
+    if (seed_logfile_follow(in->log, on_log_line, c) == 0)
+        c->follow = in;
+}
+
+static bool wait_satisfied(ctl_client *c) {
+    instance *in = c->waiting;
+    if (c->wait == WAIT_STOP)
+        return instance_settled(in);
+    return in->state == INST_RUNNING || in->state == INST_EXITED ||
+           (in->state == INST_FAILED && !in->restart_after_stop);
+}
+
+static void finish_wait(ctl_client *c) {
+    instance *in = c->waiting;
+    if (c->wait == WAIT_RUN && in->state == INST_FAILED)
+        reply_error(c, "%s failed to start: %s", in->spec->name,
+                    in->last_error ? in->last_error : "unknown error");
+    else
+        reply_ok(c, json_pack("{s:s}", "state", inst_state_name(in->state)));
+}
+
+void control_instance_changed(instance *in) {
+    ctl_client **pp = &in->waiters;
+    while (*pp) {
+        ctl_client *c = *pp;
+        if (!wait_satisfied(c)) {
+            pp = &c->next_waiter;
+            continue;
+        }
+        *pp = c->next_waiter;
+        finish_wait(c);
+        c->waiting = NULL;
+        client_flush(c);
+    }
+}
+
+static void op_lifecycle(ctl_client *c, instance *in, const char *op) {
+    if (c->n->stopping) {
+        reply_error(c, "the node is stopping");
+        return;
+    }
+    c->waiting = in;
+    c->wait = streq(op, "stop") ? WAIT_STOP : WAIT_RUN;
+    if (streq(op, "stop"))
+        instance_stop(in);
+    else if (streq(op, "start"))
+        instance_start(in);
+    else
+        instance_restart(in);
+    if (wait_satisfied(c) && !(c->wait == WAIT_RUN && in->restart_after_stop)) {
+        finish_wait(c);
+        c->waiting = NULL;
+        return;
+    }
+    c->next_waiter = in->waiters;
+    in->waiters = c;
+}
+
+static void op_volumes(ctl_client *c) {
+    seed_volume_row *rows = NULL;
+    size_t n = 0;
+    int r = seed_state_volume_list(c->n->db, &rows, &n);
+    if (r < 0) {
+        reply_error(c, "listing volumes: %s", strerror(-r));
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        seed_volume_row *v = &rows[i];
+        uint64_t used = 0, total = 0;
+        bool mounted = false;
+        instance *in = streq(v->namespace, c->n->project->namespace) ? node_find(c->n, v->instance) : NULL;
+        const char *mount_point = NULL;
+        for (size_t k = 0; in && k < in->n_vols; k++)
+            if (streq(in->vols[k].spec->name, v->name)) {
+                mount_point = in->vols[k].spec->mount_point;
+                if (in->vols[k].mounted) {
+                    mounted = seed_volume_usage_mounted(in->vols[k].mountpoint, &used, &total) == 0;
+                }
+            }
+        if (!mounted)
+            seed_volume_usage_image(v->image, &used, &total);
+        char id[512];
+        snprintf(id, sizeof(id), "%s/%s/%s", v->namespace, v->instance, v->name);
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:s?, s:s}", "id", id,
+                                             "namespace", v->namespace, "instance", v->instance, "name",
+                                             v->name, "sizeBytes", (json_int_t)v->size_bytes, "usedBytes",
+                                             (json_int_t)used, "capacityBytes", (json_int_t)total, "inUse",
+                                             mounted, "mountPoint", mount_point, "created", v->created));
+    }
+    seed_volume_rows_free(rows, n);
+    reply_ok(c, json_pack("{s:o}", "volumes", arr));
+}
+
+static void op_volume_rm(ctl_client *c, const char *id) {
+    char ns[128], inst[128], vol[128];
+    if (!id || sscanf(id, "%127[^/]/%127[^/]/%127s", ns, inst, vol) != 3) {
+        reply_error(c, "expected a volume as NAMESPACE/INSTANCE/VOLUME (see seed volume ls)");
+        return;
+    }
+    instance *in = streq(ns, c->n->project->namespace) ? node_find(c->n, inst) : NULL;
+    for (size_t k = 0; in && k < in->n_vols; k++)
+        if (streq(in->vols[k].spec->name, vol) && (in->vols[k].mounted || !instance_settled(in))) {
+            reply_error(c, "volume %s is in use by instance %s (%s): stop it first", id, inst,
+                        inst_state_name(in->state));
+            return;
+        }
+    seed_volume_row row;
+    if (seed_state_volume_get(c->n->db, ns, inst, vol, &row) < 0) {
+        reply_error(c, "no volume %s", id);
+        return;
+    }
+    if (unlink(row.image) < 0 && errno != ENOENT) {
+        reply_error(c, "removing %s: %s", row.image, strerror(errno));
+        seed_volume_row_clear(&row);
+        return;
+    }
+    seed_state_volume_delete(c->n->db, ns, inst, vol);
+    log_info("volume %s removed", id);
+    seed_volume_row_clear(&row);
+    reply_ok(c, NULL);
+}
+
+static void handle_request(ctl_client *c, const char *line, size_t len) {
+    json_error_t e;
+    json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &e);
+    const char *op = req ? json_string_value(json_object_get(req, "op")) : NULL;
+    if (!op) {
+        reply_error(c, "malformed request: expected {\"op\": ...}");
+        json_decref(req);
+        return;
+    }
+    if (streq(op, "ps")) {
+        op_ps(c);
+    } else if (streq(op, "volumes")) {
+        op_volumes(c);
+    } else if (streq(op, "volume-rm")) {
+        op_volume_rm(c, json_string_value(json_object_get(req, "id")));
+    } else if (streq(op, "logs") || streq(op, "stop") || streq(op, "start") || streq(op, "restart")) {
+        const char *name = json_string_value(json_object_get(req, "name"));
+        instance *in = name ? node_find(c->n, name) : NULL;
+        if (!in)
+            reply_error(c, "no instance named \"%s\" on this node", name ? name : "");
+        else if (streq(op, "logs"))
+            op_logs(c, in, req);
+        else
+            op_lifecycle(c, in, op);
+    } else {
+        reply_error(c, "unknown operation \"%s\"", op);
+    }
+    json_decref(req);
+}
+
+static int on_client(seed_source *s, int fd, uint32_t events, void *userdata) {
+    ctl_client *c = userdata;
+    if (events & EPOLLOUT) {
+        client_flush(c);
+        return 0; /* c may be gone */
+    }
+    if (!c->got_request && (events & EPOLLIN)) {
+        ssize_t k = recv(fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
+        if (k <= 0) {
+            if (k < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+            client_free(c);
+            return 0;
+        }
+        c->in_len += (size_t)k;
+        char *nl = memchr(c->in, '\n', c->in_len);
+        if (!nl && c->in_len == sizeof(c->in)) {
+            reply_error(c, "request too long");
+        } else if (nl) {
+            c->got_request = true;
+            handle_request(c, c->in, (size_t)(nl - c->in));
+        }
+        client_flush(c);
+        return 0;
+    }
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        client_free(c); /* a follower or waiter went away */
+    return 0;
+}
+
+static int on_accept(seed_source *s, int fd, uint32_t events, void *userdata) {
+    node *n = userdata;
+    for (;;) {
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0)
+            return 0;
+        struct ucred cred;
+        socklen_t l = sizeof(cred);
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &l) < 0 ||
+            (cred.uid != 0 && cred.uid != geteuid())) {
+            close(cfd);
+            continue;
+        }
+        ctl_client *c = calloc(1, sizeof(*c));
+        if (!c) {
+            close(cfd);
+            continue;
+        }
+        c->n = n;
+        c->fd = cfd;
+        if (seed_loop_add_io(n->loop, cfd, EPOLLIN | EPOLLRDHUP, on_client, c, &c->src) < 0) {
+            close(cfd);
+            free(c);
+            continue;
+        }
+        c->next = n->clients;
+        if (n->clients)
+            n->clients->prev = c;
+        n->clients = c;
+    }
+}
+
+int control_listen(node *n, seed_error **err) {
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int len = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", n->state_dir, SEED_CONTROL_SOCKET);
+    if (len < 0 || (size_t)len >= sizeof(sa.sun_path))
+        return seed_error_set(err, ENAMETOOLONG, "state directory path too long for a socket: %s",
+                              n->state_dir);
+    unlink(sa.sun_path); /* left by a node that was killed; we hold the lock */
+    n->ctl_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (n->ctl_fd < 0)
+        return seed_error_setp(err, errno, "creating the control socket");
+    mode_t old = umask(0077);
+    int r = bind(n->ctl_fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (r < 0 || listen(n->ctl_fd, 128) < 0)
+        return seed_error_setp(err, errno, "listening on %s", sa.sun_path);
+    r = seed_loop_add_io(n->loop, n->ctl_fd, EPOLLIN, on_accept, n, &n->ctl_src);
+    if (r < 0)
+        return seed_error_set(err, -r, "watching the control socket: %s", strerror(-r));
+    return 0;
+}
+
+void control_close(node *n) {
+    while (n->clients) {
+        ctl_client *c = n->clients;
+        if (c->waiting || c->follow) {
+            if (c->follow)
+                client_send(c, json_pack("{s:b}", "ok", 1));
+            else
+                reply_error(c, "the node stopped");
+            /* best effort: one last non-blocking write */
+            if (c->out_len)
+                (void)!send(c->fd, c->out, c->out_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+        client_free(c);
+    }
+    seed_source_free(n->ctl_src);
+    n->ctl_src = NULL;
+    if (n->ctl_fd >= 0) {
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/%s", n->state_dir, SEED_CONTROL_SOCKET);
+        unlink(path);
+        close(n->ctl_fd);
+        n->ctl_fd = -1;
+    }
+}

@@ -1,0 +1,666 @@
+/* One instance on the node: its cgroup, volumes, generated files, sandbox and the
+ * channel to its init; starting, stopping and restarting it; reacting when it exits.
+ * Plan: spec (what is declared) -> sandbox config (what to build) -> sandbox. */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/fileio.h"
+#include "base/log.h"
+#include "init/protocol.h"
+#include "node/node-internal.h"
+#include "node/volume.h"
+#include "spec/names.h"
+
+#define ID_RANGE 65536u
+#define ID_BASE 0x70000000u /* slot n maps uid 0 to ID_BASE + n * 65536 */
+#define RETRY_FIRST_MS 1000u
+#define RETRY_MAX_MS 60000u
+#define LOG_MAX_BYTES (8u << 20)
+
+const char *inst_state_name(inst_state s) {
+    static const char *const names[] = {"stopped", "starting", "running", "stopping", "exited", "failed"};
+    return names[s];
+}
+
+static void set_state(instance *in, inst_state s) {
+    in->state = s;
+    control_instance_changed(in);
+}
+
+int instance_init(node *n, instance *in, const seed_instance *spec, seed_error **err) {
+    in->node = n;
+    in->spec = spec;
+    in->chan = -1;
+    in->sb.pidfd = -1;
+    int r = seed_state_slot(n->db, n->project->namespace, spec->name, seed_subnet_slots(&n->net.subnet),
+                            &in->slot, err);
+    if (r < 0)
+        return r;
+    in->addr = seed_subnet_host(&n->net.subnet, SEED_SLOT_ADDRESS_INDEX(in->slot));
+    in->id_base = ID_BASE + in->slot * ID_RANGE;
+    snprintf(in->cgpath, sizeof(in->cgpath), "%s/%s-%s", n->cg_root, n->project->namespace, spec->name);
+
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/logs/%s", n->state_dir, n->project->namespace);
+    seed_mkdir_p(path, 0700);
+    if (asprintf(&in->log_path, "%s/%s.log", path, spec->name) < 0)
+        return seed_error_set(err, ENOMEM, "out of memory");
+    r = seed_logfile_open(in->log_path, LOG_MAX_BYTES, &in->log, err);
+    if (r < 0)
+        return r;
+
+    in->vols = calloc(spec->n_storage + 1, sizeof(node_volume));
+    in->procs = calloc(spec->n_processes + 1, sizeof(proc_info));
+    if (!in->vols || !in->procs)
+        return seed_error_set(err, ENOMEM, "out of memory");
+    in->n_vols = spec->n_storage;
+    for (size_t i = 0; i < spec->n_storage; i++) {
+        node_volume *v = &in->vols[i];
+        v->spec = &spec->storage[i];
+        if (asprintf(&v->image, "%s/volumes/%s/%s/%s.img", n->state_dir, n->project->namespace, spec->name,
+                     v->spec->name) < 0 ||
+            asprintf(&v->mountpoint, "%s/volumes/%s/%s/%s", n->run_dir, n->project->namespace, spec->name,
+                     v->spec->name) < 0)
+            return seed_error_set(err, ENOMEM, "out of memory");
+    }
+    in->n_procs = spec->n_processes;
+    for (size_t i = 0; i < spec->n_processes; i++) {
+        in->procs[i].name = spec->processes[i].name;
+        in->procs[i].last_status = -1;
+    }
+    return 0;
+}
+
+void instance_free(instance *in) {
+    seed_source_free(in->retry_timer);
+    seed_source_free(in->kill_timer);
+    seed_source_free(in->exit_src);
+    seed_source_free(in->chan_src);
+    if (in->chan >= 0)
+        close(in->chan);
+    if (in->cg)
+        in->node->cg_ops->free(in->cg);
+    for (size_t i = 0; i < in->n_vols; i++) {
+        free(in->vols[i].image);
+        free(in->vols[i].mountpoint);
+    }
+    free(in->vols);
+    free(in->procs);
+    seed_logfile_close(in->log);
+    free(in->log_path);
+    free(in->last_error);
+}
+
+/* ---- what goes into the sandbox ---- */
+
+typedef struct strv {
+    char **v;
+    size_t n, cap;
+} strv;
+
+static int strv_push(strv *s, char *str) {
+    if (!str)
+        return -ENOMEM;
+    if (s->n + 2 > s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 16;
+        char **nv = realloc(s->v, ncap * sizeof(char *));
+        if (!nv) {
+            free(str);
+            return -ENOMEM;
+        }
+        s->v = nv;
+        s->cap = ncap;
+    }
+    s->v[s->n++] = str;
+    s->v[s->n] = NULL;
+    return 0;
+}
+
+/* Set KEY=value, replacing an earlier KEY. */
+static int env_set(strv *env, const char *key, const char *value) {
+    char *kv = NULL;
+    if (asprintf(&kv, "%s=%s", key, value) < 0)
+        return -ENOMEM;
+    size_t klen = strlen(key);
+    for (size_t i = 0; i < env->n; i++)
+        if (strncmp(env->v[i], key, klen) == 0 && env->v[i][klen] == '=') {
+            free(env->v[i]);
+            env->v[i] = kv;
+            return 0;
+        }
+    return strv_push(env, kv);
+}
+
+/* The instance environment: the basics, connect variables, the instance's env. */
+static int instance_env(instance *in, strv *env) {
+    const seed_instance *s = in->spec;
+    int r = env_set(env, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    if (r >= 0)
+        r = env_set(env, "HOSTNAME", s->name);
+    if (r >= 0)
+        r = env_set(env, "SEED_INSTANCE", s->name);
+    if (r >= 0)
+        r = env_set(env, "SEED_NAMESPACE", in->node->project->namespace);
+    for (size_t i = 0; r >= 0 && i < s->n_connect; i++) {
+        _cleanup_free_ char *key = seed_connect_env_name(s->connect[i].name);
+        r = key ? env_set(env, key, s->connect[i].service) : -ENOMEM;
+    }
+    for (size_t i = 0; r >= 0 && i < s->n_env; i++)
+        r = env_set(env, s->env[i].key, s->env[i].value);
+    return r;
+}
+
+static json_t *strv_json(char **v, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+/* The init's configuration, in a sealed memfd it reads as fd 3. */
+static int init_config_fd(instance *in, seed_error **err) {
+    const seed_instance *s = in->spec;
+    strv base = {0};
+    int r = instance_env(in, &base);
+    json_t *procs = json_array();
+    for (size_t i = 0; r >= 0 && procs && i < s->n_processes; i++) {
+        const seed_process *p = &s->processes[i];
+        strv env = {0};
+        for (size_t j = 0; r >= 0 && j < base.n; j++)
+            r = strv_push(&env, strdup(base.v[j]));
+        for (size_t j = 0; r >= 0 && j < p->n_env; j++)
+            r = env_set(&env, p->env[j].key, p->env[j].value);
+        json_t *cmd = strv_json(p->command, p->n_command);
+        json_array_append_new(procs, json_pack("{s:s, s:o, s:o, s:s, s:s, s:s}", "name", p->name, "argv", cmd,
+                                               "env", strv_json(env.v, env.n), "cwd", p->cwd ? p->cwd : "/",
+                                               "user", p->user ? p->user : "root", "restart",
+                                               seed_restart_to_string(p->restart)));
+        strv_free(env.v);
+    }
+    json_t *c = r >= 0 && procs ? json_pack("{s:s, s:i, s:o, s:o}", "name", s->name, "grace_ms",
+                                            (int)in->node->opt.grace_ms, "env_file",
+                                            strv_json(base.v, base.n), "processes", procs)
+                                : NULL;
+    strv_free(base.v);
+    _cleanup_free_ char *text = c ? json_dumps(c, JSON_COMPACT) : NULL;
+    json_decref(c);
+    if (!text)
+        return seed_error_set(err, ENOMEM, "building the init configuration");
+    int fd = memfd_create("seed-init-config", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return seed_error_setp(err, errno, "memfd_create");
+    size_t len = strlen(text);
+    if (write(fd, text, len) != (ssize_t)len || lseek(fd, 0, SEEK_SET) < 0) {
+        close(fd);
+        return seed_error_setp(err, errno, "writing the init configuration");
+    }
+    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+    return fd;
+}
+
+/* Files the sandbox gets: names of the namespace's instances, hostname, DNS, the
+ * connect files, and for a host root the minimal account databases. */
+typedef struct gen_files {
+    seed_sandbox_file f[64];
+    char *owned[64];
+    size_t n;
+} gen_files;
+
+static void gen_add(gen_files *g, char *path, char *content, unsigned mode) {
+    if (g->n >= ELEMENTSOF(g->f) || !path || !content) {
+        free(path);
+        free(content);
+        return;
+    }
+    g->f[g->n] = (seed_sandbox_file){.path = path, .content = content, .mode = mode};
+    g->owned[g->n] = path;
+    g->n++;
+}
+
+static void gen_free(gen_files *g) {
+    for (size_t i = 0; i < g->n; i++) {
+        free(g->owned[i]);
+        free((char *)g->f[i].content);
+    }
+}
+
+static char *hosts_file(instance *in) {
+    node *n = in->node;
+    size_t cap = 256 + n->n_insts * 160, o = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return NULL;
+    o += (size_t)snprintf(buf + o, cap - o,
+                          "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    for (size_t i = 0; i < n->n_insts; i++) {
+        char a[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &n->insts[i].addr, a, sizeof(a));
+        o += (size_t)snprintf(buf + o, cap - o, "%s\tseed-%s %s\n", a, n->insts[i].spec->name,
+                              n->insts[i].spec->name);
+    }
+    return buf;
+}
+
+static void build_files(instance *in, gen_files *g) {
+    const seed_instance *s = in->spec;
+    node *n = in->node;
+    char *c = NULL;
+    gen_add(g, strdup("/etc/hosts"), hosts_file(in), 0644);
+    gen_add(g, strdup("/etc/hostname"), asprintf(&c, "%s\n", s->name) < 0 ? NULL : c, 0644);
+    gen_add(g, strdup("/etc/resolv.conf"),
+            strdup(n->opt.egress ? "nameserver 1.1.1.1\nnameserver 8.8.8.8\n"
+                                 : "# seed: this instance has no outbound network, so no DNS servers.\n"
+                                   "# Instances of the namespace resolve through /etc/hosts.\n"),
+            0644);
+    for (size_t i = 0; i < s->n_connect; i++) {
+        char *path = NULL, *content = NULL;
+        if (asprintf(&path, "/etc/seed/connect/%s", s->connect[i].name) < 0)
+            path = NULL;
+        int r = s->connect[i].port ? asprintf(&content, "%s:%u", s->connect[i].service, s->connect[i].port)
+                                   : asprintf(&content, "%s", s->connect[i].service);
+        gen_add(g, path, r < 0 ? NULL : content, 0644);
+    }
+    if (s->root_kind == SEED_ROOT_HOST) {
+        gen_add(g, strdup("/etc/passwd"), strdup(n->host_passwd), 0644);
+        gen_add(g, strdup("/etc/group"), strdup(n->host_group), 0644);
+        gen_add(g, strdup("/etc/nsswitch.conf"),
+                strdup("passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\n"
+                       "protocols: files\nservices: files\nethers: files\nrpc: files\n"),
+                0644);
+    }
+}
+
+/* ---- the init channel ---- */
+
+static proc_info *find_proc(instance *in, const char *name, size_t len) {
+    for (size_t i = 0; i < in->n_procs; i++)
+        if (strlen(in->procs[i].name) == len && memcmp(in->procs[i].name, name, len) == 0)
+            return &in->procs[i];
+    return NULL;
+}
+
+static void handle_message(instance *in, const char *buf, size_t n) {
+    seed_init_hdr h;
+    if (n < sizeof(h))
+        return;
+    memcpy(&h, buf, sizeof(h));
+    if (sizeof(h) + h.name_len > n)
+        return;
+    char name[256];
+    memcpy(name, buf + sizeof(h), h.name_len);
+    name[h.name_len] = 0;
+    const char *data = buf + sizeof(h) + h.name_len;
+    size_t dlen = n - sizeof(h) - h.name_len;
+    if (h.type == SEED_INIT_LOG) {
+        seed_logfile_append(in->log, h.ts_usec, name, h.stream, data, dlen);
+        return;
+    }
+    if (h.type != SEED_INIT_EVENT)
+        return;
+    proc_info *p = find_proc(in, name, h.name_len);
+    switch (h.stream) {
+    case SEED_EVENT_STARTED:
+        if (p)
+            p->pid = (int)h.arg;
+        break;
+    case SEED_EVENT_EXITED:
+        if (p) {
+            p->pid = 0;
+            p->last_status = (int)h.arg;
+        }
+        if (WIFSIGNALED((int)h.arg) && WTERMSIG((int)h.arg) == SIGKILL && in->cg) {
+            /* Tell an out-of-memory kill apart from any other SIGKILL. */
+            seed_cgroup_stat st;
+            if (in->node->cg_ops->stat(in->cg, &st) == 0 && st.oom_kills > in->oom_kills) {
+                in->oom_kills = st.oom_kills;
+                seed_logfile_printf(
+                    in->log, name,
+                    "killed by the out-of-memory killer: the instance's memory limit is %u MiB "
+                    "(size %s)",
+                    in->spec->memory_mib, seed_size_tier_to_string(in->spec->size));
+            }
+        }
+        break;
+    case SEED_EVENT_RESTART:
+        if (p)
+            p->restarts++;
+        in->restarts++;
+        break;
+    case SEED_EVENT_FINISHED:
+        in->finished = true;
+        break;
+    }
+}
+
+static void drain_channel(instance *in) {
+    char buf[SEED_INIT_MAX_MSG];
+    for (;;) {
+        ssize_t n = recv(in->chan, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n <= 0)
+            return;
+        handle_message(in, buf, (size_t)n);
+    }
+}
+
+static int on_channel(seed_source *s, int fd, uint32_t events, void *userdata) {
+    instance *in = userdata;
+    drain_channel(in);
+    if (events & (EPOLLHUP | EPOLLERR)) {
+        /* The init is gone or going; its exit is handled through the pidfd. */
+        seed_source_free(in->chan_src);
+        in->chan_src = NULL;
+    }
+    return 0;
+}
+
+/* ---- lifecycle ---- */
+
+static void release_resources(instance *in) {
+    node *n = in->node;
+    if (in->cg) {
+        n->cg_ops->kill_all(in->cg); /* stragglers, should the PID namespace not have ended them */
+        n->cg_ops->destroy(in->cg);
+        n->cg_ops->free(in->cg);
+        in->cg = NULL;
+    }
+    for (size_t i = 0; i < in->n_vols; i++)
+        if (in->vols[i].mounted) {
+            int r = seed_volume_umount(in->vols[i].mountpoint);
+            if (r < 0)
+                log_warning("%s: unmounting volume %s: %s", in->spec->name, in->vols[i].spec->name,
+                            strerror(-r));
+            in->vols[i].mounted = false;
+        }
+}
+
+static int retry_fire(seed_source *s, void *userdata);
+
+static void schedule_retry(instance *in) {
+    unsigned delay = MIN(RETRY_FIRST_MS << MIN(in->failures, 10u), RETRY_MAX_MS);
+    in->failures++;
+    seed_logfile_printf(in->log, "seed", "retrying in %u ms", delay);
+    if (!in->retry_timer)
+        seed_loop_add_timer(in->node->loop, (uint64_t)delay * 1000, retry_fire, in, &in->retry_timer);
+    else
+        seed_timer_restart(in->retry_timer, (uint64_t)delay * 1000);
+}
+
+static int retry_fire(seed_source *s, void *userdata) {
+    instance *in = userdata;
+    if (in->state == INST_FAILED && !in->node->stopping && !in->stop_requested)
+        instance_start(in);
+    return 0;
+}
+
+static void fail_start(instance *in, seed_error *e, bool retry) {
+    free(in->last_error);
+    in->last_error = strdup(e ? e->msg : "unknown error");
+    log_error("%s: cannot start: %s", in->spec->name, in->last_error);
+    seed_logfile_printf(in->log, "seed", "cannot start the instance: %s", in->last_error);
+    release_resources(in);
+    set_state(in, INST_FAILED);
+    if (retry)
+        schedule_retry(in);
+}
+
+static int on_exit_fd(seed_source *s, int fd, uint32_t events, void *userdata) {
+    instance *in = userdata;
+    node *n = in->node;
+    drain_channel(in);
+    seed_source_free(in->exit_src);
+    in->exit_src = NULL;
+    seed_source_free(in->chan_src);
+    in->chan_src = NULL;
+    seed_source_free(in->kill_timer);
+    in->kill_timer = NULL;
+    if (in->chan >= 0)
+        close(in->chan);
+    in->chan = -1;
+    in->exit_status = seed_sandbox_container.reap(&in->sb);
+    release_resources(in);
+    for (size_t i = 0; i < in->n_procs; i++)
+        in->procs[i].pid = 0;
+
+    if (in->stop_requested || n->stopping) {
+        log_info("%s: stopped", in->spec->name);
+        seed_logfile_printf(in->log, "seed", "instance stopped");
+        in->stop_requested = false;
+        set_state(in, INST_STOPPED);
+        if (in->restart_after_stop && !n->stopping) {
+            in->restart_after_stop = false;
+            instance_start(in);
+        }
+        node_instance_stopped(n);
+        return 0;
+    }
+    if (in->finished) {
+        log_info("%s: every process finished; the instance is done", in->spec->name);
+        seed_logfile_printf(in->log, "seed", "every process finished; the instance is done");
+        set_state(in, INST_EXITED);
+        return 0;
+    }
+    /* The init itself ended unexpectedly (killed from outside, or crashed). */
+    char what[96];
+    if (WIFSIGNALED(in->exit_status))
+        snprintf(what, sizeof(what), "killed by signal %d", WTERMSIG(in->exit_status));
+    else
+        snprintf(what, sizeof(what), "exited with status %d", WEXITSTATUS(in->exit_status));
+    seed_error e = {.code = ECHILD, .msg = what};
+    log_warning("%s: the instance's init %s", in->spec->name, what);
+    fail_start(in, &e, true);
+    return 0;
+}
+
+static int kill_fire(seed_source *s, void *userdata) {
+    instance *in = userdata;
+    in->kill_timer = NULL;
+    seed_source_free(s);
+    if (in->sb.pidfd >= 0) {
+        seed_logfile_printf(in->log, "seed", "did not stop within the grace period: killing it");
+        seed_sandbox_container.kill(&in->sb, SIGKILL);
+    }
+    return 0;
+}
+
+void instance_start(instance *in) {
+    node *n = in->node;
+    const seed_instance *s = in->spec;
+    if (in->state == INST_RUNNING || in->state == INST_STARTING || in->state == INST_STOPPING || n->stopping)
+        return;
+    _cleanup_error_ seed_error *err = NULL;
+    if (s->root_kind == SEED_ROOT_NONE) {
+        seed_error_set(&err, EOPNOTSUPP,
+                       "NixOS instances (toplevel) need a Nix store on the node, which this container "
+                       "backend does not provide");
+        fail_start(in, err, false);
+        return;
+    }
+    set_state(in, INST_STARTING);
+    in->finished = false;
+    in->stop_requested = false;
+    uint64_t t0 = seed_now_usec();
+
+    /* Limits. */
+    seed_limits lim = {.memory_bytes = (uint64_t)s->memory_mib << 20,
+                       .cpu_millis = s->vcpus * 1000,
+                       .pids = 1024 * s->vcpus};
+    if (n->cg_ops->create(in->cgpath, &lim, &in->cg, &err) < 0) {
+        fail_start(in, err, true);
+        return;
+    }
+    seed_cgroup_stat st;
+    if (n->cg_ops->stat(in->cg, &st) == 0)
+        in->oom_kills = st.oom_kills;
+
+    /* Volumes. */
+    seed_bind binds[SEED_SPEC_MAX_ENTRIES];
+    size_t n_binds = 0;
+    for (size_t i = 0; i < in->n_vols; i++) {
+        node_volume *v = &in->vols[i];
+        int r = seed_volume_ensure(v->image, v->spec->size_bytes, in->id_base, &err);
+        if (r == -EFBIG) {
+            seed_logfile_printf(in->log, "seed", "%s", err->msg);
+            log_warning("%s: %s", s->name, err->msg);
+            seed_error_free(TAKE_PTR(err));
+        } else if (r < 0) {
+            fail_start(in, err, true);
+            return;
+        }
+        char created[32];
+        time_t now = time(NULL);
+        strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+        seed_volume_row row = {.namespace = n->project->namespace,
+                               .instance = (char *)s->name,
+                               .name = v->spec->name,
+                               .size_bytes = v->spec->size_bytes,
+                               .image = v->image,
+                               .uid = in->id_base,
+                               .created = created};
+        if (seed_state_volume_put(n->db, &row, &err) < 0 ||
+            seed_volume_mount(v->image, v->mountpoint, in->id_base, &err) < 0) {
+            fail_start(in, err, true);
+            return;
+        }
+        v->mounted = true;
+        binds[n_binds++] = (seed_bind){.source = v->mountpoint, .target = v->spec->mount_point};
+    }
+
+    /* Files, network, the init and its channel. */
+    gen_files files = {0};
+    build_files(in, &files);
+    unsigned tcp[SEED_SPEC_MAX_ENTRIES], udp[SEED_SPEC_MAX_ENTRIES];
+    size_t n_tcp = 0, n_udp = 0;
+    for (size_t i = 0; i < s->n_expose; i++) {
+        if (seed_protocol_uses_tcp(s->expose[i].protocol))
+            tcp[n_tcp++] = s->expose[i].port;
+        if (seed_protocol_uses_udp(s->expose[i].protocol))
+            udp[n_udp++] = s->expose[i].port;
+    }
+    in->starts++;
+    snprintf(in->ifname, sizeof(in->ifname), "sv%x.%x", in->slot, in->starts & 0xfff);
+
+    int cfg = init_config_fd(in, &err);
+    int sp[2] = {-1, -1};
+    if (cfg < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+        if (cfg >= 0)
+            seed_error_setp(&err, errno, "socketpair");
+        if (cfg >= 0)
+            close(cfg);
+        gen_free(&files);
+        fail_start(in, err, true);
+        return;
+    }
+    /* The node's end must not block the loop, and a slow reader must not lose lines:
+     * a large receive buffer, and the init applies backpressure beyond it. */
+    int big = 4 << 20;
+    setsockopt(sp[0], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+    int pass[2] = {cfg, sp[1]};
+    char *argv[] = {"seed-init", NULL};
+    char *envp[] = {NULL};
+    seed_sandbox_config c = {
+        .hostname = s->name,
+        .id_base = in->id_base,
+        .id_count = ID_RANGE,
+        .root = s->root_kind == SEED_ROOT_HOST ? SEED_SANDBOX_ROOT_HOST : SEED_SANDBOX_ROOT_DIR,
+        .root_dir = s->root_path,
+        .scratch_dir = n->scratch_dir,
+        .binds = binds,
+        .n_binds = n_binds,
+        .files = files.f,
+        .n_files = files.n,
+        .net = {.attach = true,
+                .host_ifname = in->ifname,
+                .bridge_ifindex = n->net.bridge_ifindex,
+                .addr = in->addr,
+                .gateway = n->net.gateway,
+                .prefix = n->net.subnet.prefix,
+                .firewall = true,
+                .tcp_ports = tcp,
+                .n_tcp = n_tcp,
+                .udp_ports = udp,
+                .n_udp = n_udp},
+        .cgroup_ops = n->cg_ops,
+        .cgroup = in->cg,
+        .security = n->sec,
+        .exec_fd = n->init_fd,
+        .argv = argv,
+        .envp = envp,
+        .pass_fds = pass,
+        .n_pass_fds = 2,
+    };
+    int r = seed_sandbox_container.start(&c, &in->sb, &err);
+    close(cfg);
+    close(sp[1]);
+    gen_free(&files);
+    if (r < 0) {
+        close(sp[0]);
+        fail_start(in, err, true);
+        return;
+    }
+    in->chan = sp[0];
+    fcntl(in->chan, F_SETFL, O_NONBLOCK);
+    if (seed_loop_add_io(n->loop, in->sb.pidfd, EPOLLIN, on_exit_fd, in, &in->exit_src) < 0 ||
+        seed_loop_add_io(n->loop, in->chan, EPOLLIN, on_channel, in, &in->chan_src) < 0) {
+        seed_sandbox_container.kill(&in->sb, SIGKILL);
+        seed_sandbox_container.reap(&in->sb);
+        seed_error_set(&err, ENOMEM, "watching the instance");
+        fail_start(in, err, true);
+        return;
+    }
+    in->failures = 0;
+    in->started_at = seed_realtime_usec();
+    free(in->last_error);
+    in->last_error = NULL;
+    char a[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &in->addr, a, sizeof(a));
+    log_info("%s: running at %s (pid %d, started in %.1f ms)", s->name, a, (int)in->sb.pid,
+             (double)(seed_now_usec() - t0) / 1000.0);
+    seed_logfile_printf(in->log, "seed", "instance started at %s", a);
+    set_state(in, INST_RUNNING);
+}
+
+void instance_stop(instance *in) {
+    if (in->state == INST_FAILED || in->state == INST_EXITED) {
+        seed_source_free(in->retry_timer);
+        in->retry_timer = NULL;
+        set_state(in, INST_STOPPED);
+        node_instance_stopped(in->node);
+        return;
+    }
+    if (in->state != INST_RUNNING && in->state != INST_STARTING)
+        return;
+    in->stop_requested = true;
+    set_state(in, INST_STOPPING);
+    unsigned grace = in->node->opt.grace_ms;
+    seed_init_hdr h = {.type = SEED_INIT_STOP, .arg = grace, .ts_usec = seed_realtime_usec()};
+    if (in->chan < 0 || send(in->chan, &h, sizeof(h), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        seed_sandbox_container.kill(&in->sb, SIGTERM);
+    /* The init kills its processes after the grace period; if it does not exit a
+     * little after that, end the whole PID namespace. */
+    seed_loop_add_timer(in->node->loop, (uint64_t)(grace + 3000) * 1000, kill_fire, in, &in->kill_timer);
+}
+
+void instance_restart(instance *in) {
+    if (in->state == INST_RUNNING || in->state == INST_STARTING) {
+        in->restart_after_stop = true;
+        instance_stop(in);
+    } else if (in->state != INST_STOPPING) {
+        instance_start(in);
+    } else {
+        in->restart_after_stop = true;
+    }
+}
+
+bool instance_settled(const instance *in) {
+    return in->state == INST_STOPPED || in->state == INST_EXITED ||
+           (in->state == INST_FAILED && in->sb.pidfd < 0);
+}

@@ -1,0 +1,125 @@
+/* Internal to the node component: the node and instance records shared by node.c
+ * (lifecycle), instance.c (one instance's sandbox) and control.c (the socket). */
+#pragma once
+
+#include <net/if.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/event.h"
+#include "node/logs.h"
+#include "node/network.h"
+#include "node/node.h"
+#include "node/proxy.h"
+#include "node/state.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/sandbox.h"
+#include "sandbox/security.h"
+#include "spec/spec.h"
+
+typedef enum inst_state {
+    INST_STOPPED,
+    INST_STARTING,
+    INST_RUNNING,
+    INST_STOPPING,
+    INST_EXITED, /* every process finished for good */
+    INST_FAILED, /* could not be started; retried with backoff */
+} inst_state;
+
+const char *inst_state_name(inst_state s);
+
+typedef struct node_volume {
+    const seed_volume *spec;
+    char *image;      /* <state>/volumes/<ns>/<instance>/<volume>.img */
+    char *mountpoint; /* <state>/run/volumes/<ns>/<instance>/<volume>, node namespace */
+    bool mounted;
+} node_volume;
+
+typedef struct proc_info {
+    char *name;
+    int pid; /* in the instance; 0 when not running */
+    unsigned restarts;
+    int last_status; /* -1: none yet */
+} proc_info;
+
+struct node;
+struct ctl_client;
+
+typedef struct instance {
+    struct node *node;
+    const seed_instance *spec;
+    unsigned slot;
+    struct in_addr addr;
+    uid_t id_base;
+    char ifname[IFNAMSIZ];
+    char cgpath[256];
+    inst_state state;
+    seed_sandbox sb;
+    seed_source *exit_src;
+    int chan; /* node end of the init channel */
+    seed_source *chan_src;
+    seed_cgroup *cg;
+    uint64_t oom_kills;
+    node_volume *vols;
+    size_t n_vols;
+    seed_logfile *log;
+    char *log_path;
+    proc_info *procs;
+    size_t n_procs;
+    unsigned restarts; /* process restarts inside the instance, all runs */
+    unsigned starts;
+    uint64_t started_at; /* realtime usec of the current run */
+    int exit_status;     /* wait status of the last run's init */
+    bool finished;       /* the init reported that every process is done */
+    bool stop_requested;
+    bool restart_after_stop;
+    unsigned failures;
+    seed_source *retry_timer, *kill_timer;
+    char *last_error;
+    struct ctl_client *waiters; /* control clients waiting for a stop/start */
+} instance;
+
+typedef struct node {
+    seed_node_options opt;
+    seed_project *project;
+    char *state_dir, *run_dir, *scratch_dir;
+    seed_state *db;
+    seed_loop *loop;
+    seed_node_net net;
+    const seed_cgroup_ops *cg_ops;
+    char cg_root[64]; /* "/seed/<node id>" */
+    seed_security *sec;
+    int init_fd; /* sealed memfd with seed-init */
+    char *host_passwd, *host_group;
+    instance *insts;
+    size_t n_insts;
+    seed_proxy **proxies;
+    size_t n_proxies;
+    int ctl_fd;
+    seed_source *ctl_src;
+    struct ctl_client *clients;
+    int sig_fd;
+    seed_source *sig_src;
+    bool stopping;
+    seed_source *stop_timer;
+    int lock_fd;
+} node;
+
+/* instance.c */
+int instance_init(node *n, instance *in, const seed_instance *spec, seed_error **err);
+void instance_free(instance *in);
+void instance_start(instance *in);
+void instance_stop(instance *in);
+void instance_restart(instance *in);
+bool instance_settled(const instance *in); /* not running and not about to */
+
+/* control.c */
+int control_listen(node *n, seed_error **err);
+void control_close(node *n);
+/* Tell clients waiting on this instance that its state changed. */
+void control_instance_changed(instance *in);
+
+/* node.c */
+instance *node_find(node *n, const char *name);
+/* Called when an instance stopped; finishes a node shutdown when the last one did. */
+void node_instance_stopped(node *n);

@@ -1,0 +1,407 @@
+/* The node's lifecycle: evaluate the project, take the state directory, set up the
+ * node's private mount and network namespaces, clean up what a killed predecessor
+ * left, publish ports, start every instance, serve the control socket, and on
+ * SIGINT/SIGTERM stop everything gracefully.
+ *
+ * Crash safety comes from the kernel: volumes are mounted in the node's private
+ * mount namespace, the bridge and veths live in its private network namespace, and
+ * every sandbox dies with the node (PR_SET_PDEATHSIG). A node killed with SIGKILL
+ * therefore leaves no mounts, loop devices, links or processes; only empty cgroup
+ * directories remain, and the next node removes them. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/fileio.h"
+#include "base/hash.h"
+#include "base/log.h"
+#include "node/node-internal.h"
+
+instance *node_find(node *n, const char *name) {
+    for (size_t i = 0; i < n->n_insts; i++)
+        if (streq(n->insts[i].spec->name, name))
+            return &n->insts[i];
+    return NULL;
+}
+
+static bool all_settled(node *n) {
+    for (size_t i = 0; i < n->n_insts; i++)
+        if (!instance_settled(&n->insts[i]))
+            return false;
+    return true;
+}
+
+void node_instance_stopped(node *n) {
+    if (n->stopping && all_settled(n))
+        seed_loop_exit(n->loop, 0);
+}
+
+static int force_stop(seed_source *s, void *userdata) {
+    node *n = userdata;
+    n->stop_timer = NULL;
+    seed_source_free(s);
+    for (size_t i = 0; i < n->n_insts; i++)
+        if (n->insts[i].sb.pidfd >= 0)
+            seed_sandbox_container.kill(&n->insts[i].sb, SIGKILL);
+    return 0;
+}
+
+static void begin_stop(node *n) {
+    if (n->stopping) {
+        log_warning("second signal: killing every instance now");
+        force_stop(n->stop_timer, n);
+        return;
+    }
+    log_info("stopping %zu instance%s (grace period %u ms)", n->n_insts, n->n_insts == 1 ? "" : "s",
+             n->opt.grace_ms);
+    n->stopping = true;
+    for (size_t i = 0; i < n->n_insts; i++) {
+        instance *in = &n->insts[i];
+        seed_source_free(in->retry_timer);
+        in->retry_timer = NULL;
+        if (in->state == INST_FAILED || in->state == INST_EXITED)
+            in->state = INST_STOPPED;
+        instance_stop(in);
+    }
+    seed_loop_add_timer(n->loop, (uint64_t)(n->opt.grace_ms + 5000) * 1000, force_stop, n, &n->stop_timer);
+    node_instance_stopped(n);
+}
+
+static int on_signal(seed_source *s, int fd, uint32_t events, void *userdata) {
+    node *n = userdata;
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+        if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM)
+            begin_stop(n);
+    return 0;
+}
+
+/* seed-init, copied into a sealed memfd: exec'd from there, so no instance can reach
+ * the node's copy on disk through /proc/1/exe, and nobody can change it underneath. */
+static int load_init(node *n, seed_error **err) {
+    char path[PATH_MAX];
+    if (n->opt.init_path) {
+        snprintf(path, sizeof(path), "%s", n->opt.init_path);
+    } else {
+        ssize_t l = readlink("/proc/self/exe", path, sizeof(path) - 32);
+        if (l < 0)
+            return seed_error_setp(err, errno, "finding the seed binary");
+        path[l] = 0;
+        char *slash = strrchr(path, '/');
+        snprintf(slash + 1, sizeof(path) - (size_t)(slash + 1 - path), "seed-init");
+    }
+    _cleanup_close_ int src = open(path, O_RDONLY | O_CLOEXEC);
+    if (src < 0)
+        return seed_error_setp(err, errno, "opening %s (seed-init, the instances' PID 1)", path);
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    int r = seed_read_fd(src, 64u << 20, &data, &len);
+    if (r < 0)
+        return seed_error_set(err, -r, "reading %s: %s", path, strerror(-r));
+    int fd = memfd_create("seed-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return seed_error_setp(err, errno, "memfd_create");
+    if (write(fd, data, len) != (ssize_t)len ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+        int e = errno;
+        close(fd);
+        return seed_error_setp(err, e, "sealing seed-init");
+    }
+    n->init_fd = fd;
+    return 0;
+}
+
+/* The host's system accounts (uid/gid below 1000, and nobody) without passwords or
+ * group members, for instances on the host root: enough for services that run as
+ * www-data or nobody, nothing about the people who use the host. */
+static char *filter_accounts(const char *file, bool group) {
+    _cleanup_fclose_ FILE *f = fopen(file, "re");
+    size_t cap = 4096, o = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    out[0] = 0;
+    char line[1024];
+    while (f && fgets(line, sizeof(line), f)) {
+        char *fields[7] = {0};
+        int nf = 0;
+        char *save = line;
+        for (char *tok = strsep(&save, ":"); tok && nf < 7; tok = strsep(&save, ":"))
+            fields[nf++] = tok;
+        if (nf < (group ? 3 : 7))
+            continue;
+        long id = strtol(fields[2], NULL, 10);
+        if (!(id < 1000 || id == 65534))
+            continue;
+        if (o + 512 > cap) {
+            char *n = realloc(out, cap *= 2);
+            if (!n)
+                break;
+            out = n;
+        }
+        if (group)
+            o += (size_t)snprintf(out + o, cap - o, "%s:x:%ld:\n", fields[0], id);
+        else
+            o += (size_t)snprintf(out + o, cap - o, "%s:x:%ld:%s:%s:%s:%s", fields[0], id, fields[3],
+                                  fields[4], fields[5], fields[6]);
+    }
+    if (o == 0)
+        o += (size_t)snprintf(out, cap, group ? "root:x:0:\n" : "root:x:0:0:root:/root:/bin/sh\n");
+    return out;
+}
+
+/* Kill and remove cgroups a previous node on this state directory left behind. */
+static void clean_leftover_cgroups(node *n) {
+    char **children = NULL;
+    if (n->cg_ops->list_children(n->cg_root, &children) < 0)
+        return;
+    size_t count = 0;
+    for (char **c = children; *c; c++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", n->cg_root, *c);
+        seed_cgroup *cg = NULL;
+        if (n->cg_ops->open(path, &cg) == 0) {
+            n->cg_ops->kill_all(cg);
+            n->cg_ops->destroy(cg);
+            n->cg_ops->free(cg);
+            count++;
+        }
+    }
+    strv_free(children);
+    if (count)
+        log_info("removed %zu cgroup%s left by a previous node", count, count == 1 ? "" : "s");
+}
+
+static int take_state_dir(node *n, seed_error **err) {
+    int r = seed_mkdir_p(n->opt.state_dir, 0700);
+    if (r < 0)
+        return seed_error_set(err, -r, "creating the state directory %s: %s", n->opt.state_dir, strerror(-r));
+    char real[PATH_MAX];
+    if (!realpath(n->opt.state_dir, real))
+        return seed_error_setp(err, errno, "resolving %s", n->opt.state_dir);
+    n->state_dir = strdup(real);
+    if (!n->state_dir || asprintf(&n->run_dir, "%s/run", real) < 0 ||
+        asprintf(&n->scratch_dir, "%s/run/rootfs", real) < 0)
+        return seed_error_set(err, ENOMEM, "out of memory");
+
+    char lock[PATH_MAX + 16];
+    snprintf(lock, sizeof(lock), "%s/node.lock", real);
+    n->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (n->lock_fd < 0)
+        return seed_error_setp(err, errno, "opening %s", lock);
+    if (flock(n->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        char pid[32] = "";
+        ssize_t k = pread(n->lock_fd, pid, sizeof(pid) - 1, 0);
+        if (k > 0)
+            pid[strcspn(pid, "\n")] = 0;
+        return seed_error_set(err, EBUSY, "another node is running on %s%s%s%s", real, *pid ? " (pid " : "",
+                              pid, *pid ? ")" : "");
+    }
+    char pid[32];
+    int l = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    if (ftruncate(n->lock_fd, 0) < 0 || pwrite(n->lock_fd, pid, (size_t)l, 0) != l)
+        return seed_error_setp(err, errno, "writing %s", lock);
+
+    if ((r = seed_mkdir_p(n->scratch_dir, 0700)) < 0)
+        return seed_error_set(err, -r, "creating %s: %s", n->scratch_dir, strerror(-r));
+    /* Instances must be able to traverse to the scratch directory's mount. */
+    chmod(n->state_dir, 0711);
+    chmod(n->run_dir, 0711);
+    chmod(n->scratch_dir, 0755);
+    char db[PATH_MAX + 16];
+    snprintf(db, sizeof(db), "%s/seed.db", real);
+    return seed_state_open(db, false, &n->db, err);
+}
+
+static int publish_ports(node *n, seed_error **err) {
+    size_t total = 0;
+    for (size_t i = 0; i < n->n_insts; i++)
+        total += 2 * n->insts[i].spec->n_expose;
+    n->proxies = calloc(total + 1, sizeof(seed_proxy *));
+    if (!n->proxies)
+        return seed_error_set(err, ENOMEM, "out of memory");
+    for (size_t i = 0; i < n->n_insts; i++) {
+        instance *in = &n->insts[i];
+        for (size_t k = 0; k < in->spec->n_expose; k++) {
+            const seed_expose *e = &in->spec->expose[k];
+            for (int udp = 0; udp <= 1; udp++) {
+                if (udp ? !seed_protocol_uses_udp(e->protocol) : !seed_protocol_uses_tcp(e->protocol))
+                    continue;
+                int r = seed_proxy_new(n->loop, &n->net, n->opt.bind, e->port, udp, in->addr, e->port,
+                                       &n->proxies[n->n_proxies], err);
+                if (r < 0)
+                    return seed_error_prefix(err, "%s.expose.%s: ", in->spec->name, e->name);
+                n->n_proxies++;
+            }
+        }
+    }
+    return 0;
+}
+
+static int setup(node *n, seed_error **err) {
+    int r = take_state_dir(n, err);
+    if (r < 0)
+        return r;
+
+    if ((r = seed_cgroup_detect(&n->cg_ops, err)) < 0)
+        return r;
+    char hex[SEED_SHA256_HEX_LEN + 1];
+    seed_sha256_hex(n->state_dir, strlen(n->state_dir), hex);
+    snprintf(n->cg_root, sizeof(n->cg_root), "/seed/%.12s", hex);
+    clean_leftover_cgroups(n);
+
+    if ((r = seed_security_new(&n->sec, err)) < 0 || (r = load_init(n, err)) < 0)
+        return r;
+    n->host_passwd = filter_accounts("/etc/passwd", false);
+    n->host_group = filter_accounts("/etc/group", true);
+    if (!n->host_passwd || !n->host_group)
+        return seed_error_set(err, ENOMEM, "out of memory");
+
+    /* Private mounts: volumes mounted from here on are invisible to the host and go
+     * away with the node. Slave, so host unmounts still reach us. */
+    if (unshare(CLONE_NEWNS) < 0)
+        return seed_error_setp(err, errno, "creating the node's mount namespace");
+    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+        return seed_error_setp(err, errno, "making the node's mounts private");
+
+    seed_subnet subnet;
+    if ((r = seed_subnet_parse(n->opt.subnet, &subnet, err)) < 0 ||
+        (r = seed_node_net_setup(&n->net, &subnet, err)) < 0)
+        return r;
+
+    if ((r = seed_loop_new(&n->loop)) < 0)
+        return seed_error_set(err, -r, "creating the event loop: %s", strerror(-r));
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    n->sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (n->sig_fd < 0)
+        return seed_error_setp(err, errno, "signalfd");
+    if ((r = seed_loop_add_io(n->loop, n->sig_fd, EPOLLIN, on_signal, n, &n->sig_src)) < 0)
+        return seed_error_set(err, -r, "watching signals: %s", strerror(-r));
+
+    n->n_insts = n->project->n_instances;
+    n->insts = calloc(n->n_insts + 1, sizeof(instance));
+    if (!n->insts)
+        return seed_error_set(err, ENOMEM, "out of memory");
+    for (size_t i = 0; i < n->n_insts; i++)
+        if ((r = instance_init(n, &n->insts[i], &n->project->instances[i], err)) < 0)
+            return seed_error_prefix(err, "%s: ", n->project->instances[i].name);
+    if ((r = publish_ports(n, err)) < 0)
+        return r;
+    return control_listen(n, err);
+}
+
+static void teardown(node *n) {
+    for (size_t i = 0; i < n->n_proxies; i++)
+        seed_proxy_free(n->proxies[i]);
+    free(n->proxies);
+    if (n->loop)
+        control_close(n);
+    for (size_t i = 0; i < n->n_insts; i++) {
+        instance *in = &n->insts[i];
+        if (in->sb.pidfd >= 0) {
+            /* Only after a forced stop: the PID namespace ends with its init. */
+            seed_sandbox_container.kill(&in->sb, SIGKILL);
+            seed_sandbox_container.reap(&in->sb);
+        }
+        instance_free(in);
+    }
+    free(n->insts);
+    if (n->cg_ops) {
+        /* The node's own cgroup directory, now empty. */
+        seed_cgroup *cg = NULL;
+        if (n->cg_ops->open(n->cg_root, &cg) == 0) {
+            n->cg_ops->destroy(cg);
+            n->cg_ops->free(cg);
+        }
+    }
+    seed_source_free(n->stop_timer);
+    seed_source_free(n->sig_src);
+    if (n->sig_fd >= 0)
+        close(n->sig_fd);
+    seed_loop_free(n->loop);
+    seed_node_net_close(&n->net);
+    seed_security_free(n->sec);
+    if (n->init_fd >= 0)
+        close(n->init_fd);
+    seed_state_close(n->db);
+    free(n->host_passwd);
+    free(n->host_group);
+    free(n->state_dir);
+    free(n->run_dir);
+    free(n->scratch_dir);
+    if (n->lock_fd >= 0)
+        close(n->lock_fd);
+    seed_project_free(n->project);
+}
+
+int seed_node_run(const seed_node_options *opts, seed_error **err) {
+    node n = {.opt = *opts, .init_fd = -1, .ctl_fd = -1, .sig_fd = -1, .lock_fd = -1};
+    n.net.host_netns = n.net.node_netns = -1;
+    if (!n.opt.state_dir)
+        n.opt.state_dir = SEED_DEFAULT_STATE_DIR;
+    if (!n.opt.bind)
+        n.opt.bind = SEED_DEFAULT_BIND;
+    if (!n.opt.subnet)
+        n.opt.subnet = SEED_DEFAULT_SUBNET;
+    if (!n.opt.grace_ms)
+        n.opt.grace_ms = 10000;
+
+    seed_diags diags = {0};
+    int r = seed_project_load(n.opt.source, n.opt.uri, &n.project, &diags);
+    if (r < 0) {
+        seed_diags_clear(&diags);
+        return seed_error_set(err, -r, "loading the project: %s", strerror(-r));
+    }
+    if (seed_diags_count(&diags) > 0) {
+        for (size_t i = 0; i < diags.n; i++) {
+            const seed_diag *d = &diags.items[i];
+            log_error("%s%s%s%s%s", d->file ? d->file : "", d->file ? ": " : "", d->path,
+                      *d->path ? ": " : "", d->message);
+        }
+        size_t count = seed_diags_count(&diags);
+        seed_diags_clear(&diags);
+        seed_project_free(n.project);
+        return seed_error_set(err, EINVAL, "the project has %zu error%s; nothing was started", count,
+                              count == 1 ? "" : "s");
+    }
+
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    r = setup(&n, err);
+    if (r < 0) {
+        teardown(&n);
+        return r;
+    }
+    log_info("node up: %zu instance%s of namespace %s (generation %s), state in %s, cgroups %s", n.n_insts,
+             n.n_insts == 1 ? "" : "s", n.project->namespace, n.project->generation, n.state_dir,
+             n.cg_ops->name);
+    for (size_t i = 0; i < n.n_insts; i++)
+        instance_start(&n.insts[i]);
+
+    r = seed_loop_run(n.loop);
+    log_info("node stopped");
+    teardown(&n);
+    if (r < 0)
+        return seed_error_set(err, -r, "event loop: %s", strerror(-r));
+    return 0;
+}

@@ -1,0 +1,29 @@
+/* The node: runs a project's instances on this machine and keeps them running. A
+ * library, so that `seed up` (foreground) and a later seedd daemon share it. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "base/error.h"
+
+typedef struct seed_node_options {
+    const char *source;    /* project directory (default ".") */
+    const char *uri;       /* namespace source URI override */
+    const char *state_dir; /* default /var/lib/seed */
+    const char *bind;      /* address exposed ports are published on; default 127.0.0.1 */
+    const char *subnet;    /* instance subnet; default 10.77.0.0/16 */
+    bool egress;           /* let instances reach out through the node (NAT) */
+    unsigned grace_ms;     /* SIGTERM to SIGKILL; default 10000 */
+    const char *init_path; /* seed-init binary; default next to the running binary */
+} seed_node_options;
+
+#define SEED_DEFAULT_STATE_DIR "/var/lib/seed"
+#define SEED_DEFAULT_BIND "127.0.0.1"
+#define SEED_DEFAULT_SUBNET "10.77.0.0/16"
+#define SEED_CONTROL_SOCKET "seed.sock"
+
+/* Evaluate the project, start every instance, serve the control socket, and stop
+ * everything gracefully on SIGINT/SIGTERM. Returns 0 after a clean stop, or a
+ * negative errno with *err set when the node could not start. Spec errors are
+ * printed and make it return -EINVAL before anything starts. */
+int seed_node_run(const seed_node_options *opts, seed_error **err);

@@ -1,0 +1,57 @@
+/* Resource limits through cgroups, v2 (unified) or v1 (per-controller hierarchies),
+ * picked at runtime behind one table of operations. Paths are relative to the
+ * hierarchy root, like "/seed/<node>/<instance>". */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/error.h"
+
+typedef struct seed_limits {
+    uint64_t memory_bytes; /* 0: no limit */
+    unsigned cpu_millis;   /* 1000 = one CPU; 0: no limit */
+    unsigned pids;         /* 0: no limit */
+} seed_limits;
+
+typedef struct seed_cgroup_stat {
+    uint64_t memory_current;
+    uint64_t oom_kills;
+    uint64_t pids_current;
+} seed_cgroup_stat;
+
+typedef struct seed_cgroup seed_cgroup;
+
+typedef struct seed_cgroup_ops {
+    const char *name; /* "v2" or "v1" */
+    /* Create (or reuse) the cgroup at path with limits; parents are created. */
+    int (*create)(const char *path, const seed_limits *lim, seed_cgroup **ret, seed_error **err);
+    /* Open an existing cgroup without changing it (for cleanup of a previous run). */
+    int (*open)(const char *path, seed_cgroup **ret);
+    int (*attach)(seed_cgroup *cg, pid_t pid);
+    /* A directory fd for clone3(CLONE_INTO_CGROUP), or -EOPNOTSUPP (v1). */
+    int (*clone_fd)(seed_cgroup *cg);
+    /* SIGKILL every process in the cgroup and wait (bounded) until it is empty. */
+    int (*kill_all)(seed_cgroup *cg);
+    int (*stat)(seed_cgroup *cg, seed_cgroup_stat *st);
+    /* Remove the (empty) cgroup directories. */
+    int (*destroy)(seed_cgroup *cg);
+    void (*free)(seed_cgroup *cg);
+    /* Names of child cgroups of path (to find leftovers); NULL-terminated. */
+    int (*list_children)(const char *path, char ***ret);
+} seed_cgroup_ops;
+
+extern const seed_cgroup_ops seed_cgroup_v1;
+extern const seed_cgroup_ops seed_cgroup_v2;
+
+/* The backend this host supports: v2 when /sys/fs/cgroup is cgroup2 with the memory,
+ * cpu and pids controllers available; v1 when those controllers have v1 hierarchies
+ * (a hybrid host whose cgroup2 mount carries no controllers counts as v1). */
+int seed_cgroup_detect(const seed_cgroup_ops **ret, seed_error **err);
+
+/* Shared helpers for the two backends. */
+int seed_cgroup_read_u64(int dirfd, const char *file, const char *key, uint64_t *ret);
+int seed_cgroup_read_pids(int dirfd, const char *file, pid_t **ret, size_t *n);
+/* Names of the subdirectories of an absolute directory, NULL-terminated. */
+int seed_cgroup_list_dirs(const char *dir, char ***ret);

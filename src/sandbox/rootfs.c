@@ -1,0 +1,379 @@
+/* Root filesystem assembly, run inside the sandbox's fresh user and mount
+ * namespaces before pivot_root. The steps, in order:
+ *   1. make every mount private, so nothing we do propagates back to the node;
+ *   2. a tmpfs on the scratch directory: the root itself ("host") or the scaffold of
+ *      mount points and generated files laid over a directory payload with a
+ *      read-only overlayfs ("dir");
+ *   3. payload: the host's /usr read-only with the merged-usr links and a minimal
+ *      /etc (never /etc/shadow, /root, /home, /var), or the overlay;
+ *   4. volumes and other binds at their mount points;
+ *   5. fresh /proc (with the Docker-style masks), read-only /sys, a minimal /dev,
+ *      tmpfs /tmp and /run;
+ *   6. pivot_root(".", ".") and detach the old root (bubblewrap's sequence);
+ *   7. remount the root read-only.
+ * /proc must be mounted while the old root's /proc is still visible: the kernel only
+ * allows a new proc instance where an unobstructed one is already mounted. */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "base/fileio.h"
+#include "sandbox/sandbox.h"
+
+/* Fail the current step: record what, return -errno. */
+#define CHECK(expr, ...)                           \
+    do {                                           \
+        if ((expr) < 0) {                          \
+            int _e = errno ? errno : EIO;          \
+            snprintf(what, what_len, __VA_ARGS__); \
+            return -_e;                            \
+        }                                          \
+    } while (0)
+
+static int path_join(char *out, size_t size, const char *a, const char *b) {
+    int n = snprintf(out, size, "%s/%s", a, b[0] == '/' ? b + 1 : b);
+    if (n < 0 || (size_t)n >= size) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
+/* mkdir -p below root for an absolute in-sandbox path (the last component too). */
+static int mkdir_in(const char *root, const char *path, mode_t mode) {
+    char full[4096];
+    if (path_join(full, sizeof(full), root, path) < 0)
+        return -1;
+    int r = seed_mkdir_p(full, mode);
+    if (r < 0) {
+        errno = -r;
+        return -1;
+    }
+    return 0;
+}
+
+/* Create an empty file (and its parents) to bind something onto. */
+static int touch_in(const char *root, const char *path, mode_t mode) {
+    char full[4096];
+    if (path_join(full, sizeof(full), root, path) < 0)
+        return -1;
+    char *slash = strrchr(full, '/');
+    *slash = 0;
+    int r = seed_mkdir_p(full, 0755);
+    *slash = '/';
+    if (r < 0) {
+        errno = -r;
+        return -1;
+    }
+    int fd = open(full, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0)
+        return errno == EEXIST ? 0 : -1;
+    close(fd);
+    return 0;
+}
+
+static int write_in(const char *root, const char *path, const char *content, mode_t mode) {
+    char full[4096];
+    if (touch_in(root, path, mode) < 0 || path_join(full, sizeof(full), root, path) < 0)
+        return -1;
+    int fd = open(full, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -1;
+    size_t n = strlen(content);
+    ssize_t w = write(fd, content, n);
+    int e = errno;
+    close(fd);
+    if (w != (ssize_t)n) {
+        errno = w < 0 ? e : EIO;
+        return -1;
+    }
+    return fchmodat(AT_FDCWD, full, mode, 0);
+}
+
+/* Bind src onto dst and make the bind read-only, keeping the flags the kernel locks
+ * on mounts inherited from a more privileged namespace (nosuid, nodev, noexec and
+ * the atime flags); dropping one of those would make the remount fail. */
+static int bind_readonly(const char *src, const char *dst, bool recursive) {
+    if (mount(src, dst, NULL, MS_BIND | (recursive ? MS_REC : 0), NULL) < 0)
+        return -1;
+    struct statvfs sv;
+    if (statvfs(dst, &sv) < 0)
+        return -1;
+    unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV;
+    if (sv.f_flag & ST_NOEXEC)
+        flags |= MS_NOEXEC;
+    if (sv.f_flag & ST_NOATIME)
+        flags |= MS_NOATIME;
+    if (sv.f_flag & ST_NODIRATIME)
+        flags |= MS_NODIRATIME;
+    if (sv.f_flag & ST_RELATIME)
+        flags |= MS_RELATIME;
+    return mount(NULL, dst, NULL, flags, NULL);
+}
+
+/* The host's /etc entries a program needs and that say nothing private: the loader
+ * cache, alternatives links, TLS roots, time zone, service and protocol tables. */
+static const char *const host_etc[] = {
+    "alternatives",   "bash.bashrc", "ca-certificates", "ca-certificates.conf",
+    "debian_version", "environment", "gai.conf",        "host.conf",
+    "inputrc",        "ld.so.cache", "ld.so.conf",      "ld.so.conf.d",
+    "localtime",      "login.defs",  "magic",           "mime.types",
+    "os-release",     "profile",     "protocols",       "services",
+    "shells",         "ssl",         "timezone",        "xattr.conf",
+};
+
+static int setup_host_payload(const char *root, char *what, size_t what_len) {
+    char dst[4096];
+    CHECK(mkdir_in(root, "/usr", 0755), "creating /usr");
+    CHECK(path_join(dst, sizeof(dst), root, "/usr"), "path");
+    CHECK(bind_readonly("/usr", dst, true), "binding the host's /usr read-only");
+
+    /* Merged-usr hosts have /bin -> usr/bin and friends; older hosts have real
+     * directories, bound read-only like /usr. */
+    static const char *const top[] = {"bin", "sbin", "lib", "lib32", "lib64", "libx32"};
+    for (size_t i = 0; i < ELEMENTSOF(top); i++) {
+        char host[64], target[4096];
+        snprintf(host, sizeof(host), "/%s", top[i]);
+        struct stat st;
+        if (lstat(host, &st) < 0)
+            continue;
+        CHECK(path_join(dst, sizeof(dst), root, host), "path");
+        if (S_ISLNK(st.st_mode)) {
+            ssize_t n = readlink(host, target, sizeof(target) - 1);
+            CHECK(n, "reading the link %s", host);
+            target[n] = 0;
+            CHECK(symlink(target, dst), "linking %s", host);
+        } else if (S_ISDIR(st.st_mode)) {
+            CHECK(mkdir(dst, 0755), "creating %s", host);
+            CHECK(bind_readonly(host, dst, true), "binding the host's %s read-only", host);
+        }
+    }
+
+    CHECK(mkdir_in(root, "/etc", 0755), "creating /etc");
+    for (size_t i = 0; i < ELEMENTSOF(host_etc); i++) {
+        char host[128], target[4096];
+        snprintf(host, sizeof(host), "/etc/%s", host_etc[i]);
+        struct stat st;
+        if (lstat(host, &st) < 0)
+            continue;
+        CHECK(path_join(dst, sizeof(dst), root, host), "path");
+        if (S_ISLNK(st.st_mode)) {
+            ssize_t n = readlink(host, target, sizeof(target) - 1);
+            CHECK(n, "reading the link %s", host);
+            target[n] = 0;
+            CHECK(symlink(target, dst), "linking %s", host);
+        } else if (S_ISDIR(st.st_mode)) {
+            CHECK(mkdir(dst, 0755), "creating %s", host);
+            CHECK(bind_readonly(host, dst, true), "binding the host's %s read-only", host);
+        } else if (S_ISREG(st.st_mode)) {
+            CHECK(touch_in(root, host, 0644), "creating %s", host);
+            CHECK(bind_readonly(host, dst, false), "binding the host's %s read-only", host);
+        }
+    }
+    return 0;
+}
+
+/* overlayfs separates lower layers with ':' and options with ','; escape both. */
+static int overlay_escape(const char *in, char *out, size_t size) {
+    size_t o = 0;
+    for (const char *c = in; *c; c++) {
+        if (o + 3 >= size) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        if (*c == ':' || *c == ',' || *c == '\\')
+            out[o++] = '\\';
+        out[o++] = *c;
+    }
+    out[o] = 0;
+    return 0;
+}
+
+/* Mount points and generated files; they go into the root itself ("host") or into
+ * the scaffold that the overlay lays over the payload ("dir"). */
+static int setup_skeleton(const seed_sandbox_config *c, const char *base, char *what, size_t what_len) {
+    static const char *const dirs[] = {"/proc", "/sys", "/dev", "/tmp", "/run", "/etc"};
+    for (size_t i = 0; i < ELEMENTSOF(dirs); i++)
+        CHECK(mkdir_in(base, dirs[i], 0755), "creating %s", dirs[i]);
+    for (size_t i = 0; i < c->n_binds; i++) {
+        if (c->binds[i].file)
+            CHECK(touch_in(base, c->binds[i].target, 0644), "creating the mount point %s",
+                  c->binds[i].target);
+        else
+            CHECK(mkdir_in(base, c->binds[i].target, 0755), "creating the mount point %s",
+                  c->binds[i].target);
+    }
+    for (size_t i = 0; i < c->n_files; i++)
+        CHECK(write_in(base, c->files[i].path, c->files[i].content, c->files[i].mode), "writing %s",
+              c->files[i].path);
+    return 0;
+}
+
+static int setup_proc(const char *root, char *what, size_t what_len) {
+    char dst[4096];
+    CHECK(path_join(dst, sizeof(dst), root, "/proc"), "path");
+    CHECK(mount("proc", dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "mounting /proc");
+    /* Files that leak host information or kernel state: hidden behind /dev/null. */
+    static const char *const masked[] = {"kcore",         "keys",     "timer_list", "sched_debug",
+                                         "latency_stats", "kallsyms", "kmsg"};
+    for (size_t i = 0; i < ELEMENTSOF(masked); i++) {
+        char p[4200];
+        snprintf(p, sizeof(p), "%s/%s", dst, masked[i]);
+        if (access(p, F_OK) < 0)
+            continue;
+        CHECK(mount("/dev/null", p, NULL, MS_BIND, NULL), "masking /proc/%s", masked[i]);
+    }
+    static const char *const hidden_dirs[] = {"acpi", "scsi", "asound"};
+    for (size_t i = 0; i < ELEMENTSOF(hidden_dirs); i++) {
+        char p[4200];
+        snprintf(p, sizeof(p), "%s/%s", dst, hidden_dirs[i]);
+        if (access(p, F_OK) < 0)
+            continue;
+        CHECK(mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0"),
+              "masking /proc/%s", hidden_dirs[i]);
+    }
+    static const char *const readonly[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
+    for (size_t i = 0; i < ELEMENTSOF(readonly); i++) {
+        char p[4200];
+        snprintf(p, sizeof(p), "%s/%s", dst, readonly[i]);
+        if (access(p, F_OK) < 0)
+            continue;
+        CHECK(bind_readonly(p, p, true), "making /proc/%s read-only", readonly[i]);
+    }
+    return 0;
+}
+
+static int setup_sys(const char *root, char *what, size_t what_len) {
+    char dst[4096];
+    CHECK(path_join(dst, sizeof(dst), root, "/sys"), "path");
+    /* A sysfs instance of our own network namespace; without one (no netns of our
+     * own) fall back to a read-only bind of the node's. */
+    if (mount("sysfs", dst, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        CHECK(bind_readonly("/sys", dst, true), "mounting /sys");
+    char p[4200];
+    snprintf(p, sizeof(p), "%s/firmware", dst);
+    if (access(p, F_OK) == 0)
+        CHECK(mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0"),
+              "masking /sys/firmware");
+    return 0;
+}
+
+static int setup_dev(const char *root, char *what, size_t what_len) {
+    char dev[4096], p[4200];
+    CHECK(path_join(dev, sizeof(dev), root, "/dev"), "path");
+    CHECK(mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536"), "mounting /dev");
+    /* No mknod in a user namespace: bind the host's nodes onto empty files. */
+    static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+    for (size_t i = 0; i < ELEMENTSOF(nodes); i++) {
+        char host[32];
+        snprintf(host, sizeof(host), "/dev/%s", nodes[i]);
+        snprintf(p, sizeof(p), "%s/%s", dev, nodes[i]);
+        int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+        CHECK(fd, "creating /dev/%s", nodes[i]);
+        close(fd);
+        CHECK(mount(host, p, NULL, MS_BIND, NULL), "binding /dev/%s", nodes[i]);
+    }
+    snprintf(p, sizeof(p), "%s/pts", dev);
+    CHECK(mkdir(p, 0755), "creating /dev/pts");
+    CHECK(mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"),
+          "mounting /dev/pts");
+    snprintf(p, sizeof(p), "%s/ptmx", dev);
+    CHECK(symlink("pts/ptmx", p), "linking /dev/ptmx");
+    snprintf(p, sizeof(p), "%s/shm", dev);
+    CHECK(mkdir(p, 01777), "creating /dev/shm");
+    CHECK(mount("shm", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=67108864"),
+          "mounting /dev/shm");
+    snprintf(p, sizeof(p), "%s/mqueue", dev);
+    CHECK(mkdir(p, 0755), "creating /dev/mqueue");
+    CHECK(mount("mqueue", p, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "mounting /dev/mqueue");
+    static const char *const links[][2] = {{"fd", "/proc/self/fd"},
+                                           {"stdin", "/proc/self/fd/0"},
+                                           {"stdout", "/proc/self/fd/1"},
+                                           {"stderr", "/proc/self/fd/2"}};
+    for (size_t i = 0; i < ELEMENTSOF(links); i++) {
+        snprintf(p, sizeof(p), "%s/%s", dev, links[i][0]);
+        CHECK(symlink(links[i][1], p), "linking /dev/%s", links[i][0]);
+    }
+    return 0;
+}
+
+int seed_sandbox_setup_rootfs(const seed_sandbox_config *c, char *what, size_t what_len) {
+    char root[4096], p[4200];
+
+    /* 1. Nothing mounted below propagates anywhere. */
+    CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "making mounts private");
+
+    /* 2. + 3. The root: tmpfs for "host", an overlay over the payload for "dir". */
+    const char *S = c->scratch_dir;
+    CHECK(mount("tmpfs", S, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=16777216"),
+          "mounting the root tmpfs");
+    if (c->root == SEED_SANDBOX_ROOT_HOST) {
+        snprintf(root, sizeof(root), "%s", S);
+        int r = setup_host_payload(root, what, what_len);
+        if (r < 0)
+            return r;
+        r = setup_skeleton(c, root, what, what_len);
+        if (r < 0)
+            return r;
+    } else {
+        char scaffold[4096], esc_scaffold[8300], esc_payload[8300], opts[17000];
+        CHECK(path_join(scaffold, sizeof(scaffold), S, "scaffold"), "path");
+        CHECK(path_join(root, sizeof(root), S, "root"), "path");
+        CHECK(mkdir(scaffold, 0755), "creating the scaffold");
+        CHECK(mkdir(root, 0755), "creating the root");
+        int r = setup_skeleton(c, scaffold, what, what_len);
+        if (r < 0)
+            return r;
+        CHECK(overlay_escape(scaffold, esc_scaffold, sizeof(esc_scaffold)), "path");
+        CHECK(overlay_escape(c->root_dir, esc_payload, sizeof(esc_payload)), "root path");
+        snprintf(opts, sizeof(opts), "lowerdir=%s:%s", esc_scaffold, esc_payload);
+        /* Only lower layers: the overlay is read-only by construction. */
+        CHECK(mount("overlay", root, "overlay", MS_NOSUID | MS_NODEV, opts),
+              "mounting the root directory %s read-only (overlayfs)", c->root_dir);
+    }
+
+    /* 4. Volumes and other binds. */
+    for (size_t i = 0; i < c->n_binds; i++) {
+        const seed_bind *b = &c->binds[i];
+        CHECK(path_join(p, sizeof(p), root, b->target), "path");
+        if (b->readonly) {
+            CHECK(bind_readonly(b->source, p, false), "binding %s read-only at %s", b->source, b->target);
+        } else {
+            CHECK(mount(b->source, p, NULL, MS_BIND, NULL), "binding %s at %s", b->source, b->target);
+            CHECK(mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV, NULL),
+                  "setting nosuid,nodev on %s", b->target);
+        }
+    }
+
+    /* 5. Kernel filesystems and scratch space. */
+    int r = setup_proc(root, what, what_len);
+    if (r < 0)
+        return r;
+    r = setup_sys(root, what, what_len);
+    if (r < 0)
+        return r;
+    r = setup_dev(root, what, what_len);
+    if (r < 0)
+        return r;
+    CHECK(path_join(p, sizeof(p), root, "/tmp"), "path");
+    CHECK(mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"), "mounting /tmp");
+    CHECK(path_join(p, sizeof(p), root, "/run"), "path");
+    CHECK(mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755"), "mounting /run");
+
+    /* 6. Enter the new root; the old one is detached, not unmounted piecemeal. */
+    CHECK(chdir(root), "entering the new root");
+    CHECK(syscall(SYS_pivot_root, ".", "."), "pivot_root");
+    CHECK(umount2(".", MNT_DETACH), "detaching the old root");
+    CHECK(chdir("/"), "chdir /");
+
+    /* 7. The root itself is read-only (volumes, /tmp, /run and /dev stay writable). */
+    CHECK(mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL),
+          "remounting the root read-only");
+    return 0;
+}

@@ -1,0 +1,90 @@
+/* A sandbox: one isolated process tree. The node describes what goes in (root,
+ * mounts, files, network, limits, security, what to exec) and a backend builds it.
+ * Backends sit behind a small table so a microVM backend can join the container
+ * one without the node changing. */
+#pragma once
+
+#include <netinet/in.h>
+#include <net/if.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "base/error.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/security.h"
+
+typedef enum seed_sandbox_root {
+    SEED_SANDBOX_ROOT_HOST, /* the host's /usr (and merged-usr links), a minimal /etc */
+    SEED_SANDBOX_ROOT_DIR,  /* a directory, read-only */
+} seed_sandbox_root;
+
+typedef struct seed_bind {
+    const char *source; /* path in the node's mount namespace */
+    const char *target; /* absolute path in the sandbox */
+    bool readonly;
+    bool file; /* a file, not a directory */
+} seed_bind;
+
+typedef struct seed_sandbox_file {
+    const char *path; /* absolute path in the sandbox (under /etc or /run) */
+    const char *content;
+    unsigned mode;
+} seed_sandbox_file;
+
+typedef struct seed_sandbox_net {
+    bool attach;                  /* false: loopback only */
+    const char *host_ifname;      /* veth end that stays with the node */
+    unsigned bridge_ifindex;      /* in the node's network namespace */
+    struct in_addr addr, gateway; /* the sandbox's eth0 */
+    unsigned prefix;
+    bool firewall; /* drop inbound traffic except to these ports */
+    const unsigned *tcp_ports;
+    size_t n_tcp;
+    const unsigned *udp_ports;
+    size_t n_udp;
+} seed_sandbox_net;
+
+typedef struct seed_sandbox_config {
+    const char *hostname;
+    uid_t id_base;     /* uid and gid 0 inside map to id_base outside */
+    unsigned id_count; /* size of the mapped range */
+    seed_sandbox_root root;
+    const char *root_dir;    /* SEED_SANDBOX_ROOT_DIR: the payload directory */
+    const char *scratch_dir; /* an empty directory to assemble the root on */
+    const seed_bind *binds;
+    size_t n_binds;
+    const seed_sandbox_file *files;
+    size_t n_files;
+    seed_sandbox_net net;
+    const seed_cgroup_ops *cgroup_ops;
+    seed_cgroup *cgroup; /* may be NULL */
+    const seed_security *security;
+    int exec_fd; /* executed with execveat(AT_EMPTY_PATH) */
+    char *const *argv;
+    char *const *envp;
+    const int *pass_fds; /* become fds 3, 4, ... in the sandbox */
+    size_t n_pass_fds;
+} seed_sandbox_config;
+
+typedef struct seed_sandbox {
+    pid_t pid; /* PID 1 of the sandbox, as the node sees it */
+    int pidfd; /* readable when it exits */
+} seed_sandbox;
+
+typedef struct seed_sandbox_backend {
+    const char *name;
+    /* Build the sandbox and exec argv in it; returns once the exec happened or
+     * failed (with the child's own errno and message). */
+    int (*start)(const seed_sandbox_config *c, seed_sandbox *out, seed_error **err);
+    int (*kill)(seed_sandbox *sb, int sig);
+    /* Reap and release; the sandbox must have exited. Returns its wait status. */
+    int (*reap)(seed_sandbox *sb);
+} seed_sandbox_backend;
+
+extern const seed_sandbox_backend seed_sandbox_container;
+
+/* Steps run inside the child (rootfs.c, network.c); each returns -errno and names
+ * what failed in *what (a static string or one built into the given buffer). */
+int seed_sandbox_setup_network(const seed_sandbox_net *net, char *what, size_t what_len);
+int seed_sandbox_setup_rootfs(const seed_sandbox_config *c, char *what, size_t what_len);

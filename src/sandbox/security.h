@@ -1,0 +1,25 @@
+/* What a sandboxed process may do: a capability set no larger than Docker's default
+ * (smaller: no NET_RAW, MKNOD, SYS_CHROOT, SETFCAP, SETPCAP, AUDIT_WRITE), no_new_privs,
+ * and a seccomp allowlist at least as strict as Docker's default profile. The filter
+ * is compiled once in the node and loaded by each child before it execs. */
+#pragma once
+
+#include <linux/filter.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/error.h"
+
+typedef struct seed_security {
+    struct sock_fprog prog; /* compiled seccomp filter */
+    uint64_t keep_caps;     /* bit per capability kept */
+} seed_security;
+
+int seed_security_new(seed_security **ret, seed_error **err);
+void seed_security_free(seed_security *s);
+DEFINE_CLEANUP_FUNC(seed_security, seed_security_free)
+
+/* Child side: drop capabilities (bounding, permitted, effective, inheritable,
+ * ambient), set no_new_privs and load the filter. Returns -errno and names the step
+ * in *what on failure. */
+int seed_security_apply(const seed_security *s, const char **what);
