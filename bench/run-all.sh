@@ -6,3 +6,6 @@ BUILD=${1:-build}
 command -v jq >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null || true; }
 echo "== bench/eval.py"
 /usr/bin/python3 bench/eval.py --seed "$BUILD/src/seed"
+echo
+echo "== bench/up.py"
+/usr/bin/python3 bench/up.py --seed "$BUILD/src/seed"

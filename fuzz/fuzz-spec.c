@@ -29,6 +29,13 @@ static void put(const char *rel, const char *content) {
     fclose(f);
 }
 
+static void remove_project(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", project_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "fuzz-spec: could not remove %s\n", project_dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     strcpy(project_dir, "/tmp/seed-fuzz.XXXXXX");
     if (!mkdtemp(project_dir))
@@ -48,6 +55,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     project_fd = open(project_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (project_fd < 0)
         abort();
+    atexit(remove_project);
     return 0;
 }
 

@@ -2,6 +2,7 @@
 #include "cli/client.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -10,11 +11,12 @@
 #include "base/macro.h"
 #include "node/node.h"
 
-int cli_connect(const char *state_dir, int *ret) {
+static int connect_socket(const char *state_dir, int *ret, bool quiet) {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", state_dir, SEED_CONTROL_SOCKET);
     if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
-        fprintf(stderr, "seed: state directory path too long: %s\n", state_dir);
+        if (!quiet)
+            fprintf(stderr, "seed: state directory path too long: %s\n", state_dir);
         return -ENAMETOOLONG;
     }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -23,6 +25,8 @@ int cli_connect(const char *state_dir, int *ret) {
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         int e = errno;
         close(fd);
+        if (quiet)
+            return -e;
         if (e == ENOENT || e == ECONNREFUSED)
             fprintf(stderr, "seed: no node is running on %s (start one with: seed up)\n", state_dir);
         else
@@ -31,6 +35,14 @@ int cli_connect(const char *state_dir, int *ret) {
     }
     *ret = fd;
     return 0;
+}
+
+int cli_connect(const char *state_dir, int *ret) {
+    return connect_socket(state_dir, ret, false);
+}
+
+int cli_connect_quiet(const char *state_dir, int *ret) {
+    return connect_socket(state_dir, ret, true);
 }
 
 int cli_request(int fd, json_t *req, FILE **ret) {

@@ -6,6 +6,8 @@
 
 /* Connect to the node of state_dir; prints why not and returns -errno. */
 int cli_connect(const char *state_dir, int *ret);
+/* The same without printing: -ENOENT or -ECONNREFUSED mean no node is running. */
+int cli_connect_quiet(const char *state_dir, int *ret);
 /* Send one request and return a stream to read the answer lines from. */
 int cli_request(int fd, json_t *req, FILE **ret);
 /* Read one answer line; NULL at the end of the stream. */

@@ -1,6 +1,8 @@
 /* `seed logs NAME [-f] [--tail N]`: an instance's output, one timestamped line per
  * line its processes wrote, tagged with the process name. */
+#include <errno.h>
 #include <getopt.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +10,44 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "node/logs.h"
+
+/* No node runs: read the log files it left, <state>/logs/<namespace>/<name>.log. NAME
+ * may be NAMESPACE/NAME when several projects used this state directory. */
+static int logs_offline(const char *state_dir, const char *name, size_t tail, bool follow) {
+    char pattern[4200];
+    if (strchr(name, '/'))
+        snprintf(pattern, sizeof(pattern), "%s/logs/%s.log", state_dir, name);
+    else
+        snprintf(pattern, sizeof(pattern), "%s/logs/*/%s.log", state_dir, name);
+    glob_t gl;
+    if (glob(pattern, 0, NULL, &gl) != 0) {
+        fprintf(stderr, "seed logs: no node is running on %s and it has no logs of \"%s\"\n", state_dir,
+                name);
+        return 1;
+    }
+    if (gl.gl_pathc > 1) {
+        fprintf(stderr, "seed logs: \"%s\" exists in several namespaces; name it as NAMESPACE/%s\n", name,
+                name);
+        globfree(&gl);
+        return 1;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    int r = seed_logfile_tail(gl.gl_pathv[0], tail, &text, &len);
+    globfree(&gl);
+    if (r < 0) {
+        fprintf(stderr, "seed logs: %s\n", strerror(-r));
+        return 1;
+    }
+    fwrite(text, 1, len, stdout);
+    free(text);
+    if (follow) {
+        fprintf(stderr, "seed logs: no node is running on %s: nothing to follow\n", state_dir);
+        return 1;
+    }
+    return 0;
+}
 
 int cli_logs(const cli_globals *g, int argc, char **argv) {
     static const struct option opts[] = {{"follow", no_argument, NULL, 'f'},
@@ -41,12 +81,15 @@ int cli_logs(const cli_globals *g, int argc, char **argv) {
     if (argc - optind != 1)
         return cli_usage_error("logs", "expected one instance NAME");
     int fd;
-    if (cli_connect(g->state_dir, &fd) < 0)
+    int r = cli_connect_quiet(g->state_dir, &fd);
+    if (r == -ENOENT || r == -ECONNREFUSED)
+        return logs_offline(g->state_dir, argv[optind], (size_t)tail, follow);
+    if (r < 0 && cli_connect(g->state_dir, &fd) < 0)
         return 1;
     FILE *f = NULL;
     json_t *req = json_pack("{s:s, s:s, s:I, s:b}", "op", "logs", "name", argv[optind], "tail",
                             (json_int_t)tail, "follow", follow);
-    int r = cli_request(fd, req, &f);
+    r = cli_request(fd, req, &f);
     json_decref(req);
     if (r < 0) {
         close(fd);

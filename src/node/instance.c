@@ -256,11 +256,7 @@ static void build_files(instance *in, gen_files *g) {
     char *c = NULL;
     gen_add(g, strdup("/etc/hosts"), hosts_file(in), 0644);
     gen_add(g, strdup("/etc/hostname"), asprintf(&c, "%s\n", s->name) < 0 ? NULL : c, 0644);
-    gen_add(g, strdup("/etc/resolv.conf"),
-            strdup(n->opt.egress ? "nameserver 1.1.1.1\nnameserver 8.8.8.8\n"
-                                 : "# seed: this instance has no outbound network, so no DNS servers.\n"
-                                   "# Instances of the namespace resolve through /etc/hosts.\n"),
-            0644);
+    gen_add(g, strdup("/etc/resolv.conf"), strdup(n->resolv_conf), 0644);
     for (size_t i = 0; i < s->n_connect; i++) {
         char *path = NULL, *content = NULL;
         if (asprintf(&path, "/etc/seed/connect/%s", s->connect[i].name) < 0)

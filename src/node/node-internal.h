@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "base/event.h"
+#include "node/egress.h"
 #include "node/logs.h"
 #include "node/network.h"
 #include "node/node.h"
@@ -87,7 +88,10 @@ typedef struct node {
     seed_loop *loop;
     seed_node_net net;
     const seed_cgroup_ops *cg_ops;
+    char node_id[16]; /* first 12 hex digits of sha256(state directory) */
     char cg_root[64]; /* "/seed/<node id>" */
+    seed_egress egress;
+    char *resolv_conf;
     seed_security *sec;
     int init_fd; /* sealed memfd with seed-init */
     char *host_passwd, *host_group;

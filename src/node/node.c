@@ -258,7 +258,8 @@ static int setup(node *n, seed_error **err) {
         return r;
     char hex[SEED_SHA256_HEX_LEN + 1];
     seed_sha256_hex(n->state_dir, strlen(n->state_dir), hex);
-    snprintf(n->cg_root, sizeof(n->cg_root), "/seed/%.12s", hex);
+    snprintf(n->node_id, sizeof(n->node_id), "%.12s", hex);
+    snprintf(n->cg_root, sizeof(n->cg_root), "/seed/%s", n->node_id);
     clean_leftover_cgroups(n);
 
     if ((r = seed_security_new(&n->sec, err)) < 0 || (r = load_init(n, err)) < 0)
@@ -279,6 +280,18 @@ static int setup(node *n, seed_error **err) {
     if ((r = seed_subnet_parse(n->opt.subnet, &subnet, err)) < 0 ||
         (r = seed_node_net_setup(&n->net, &subnet, err)) < 0)
         return r;
+    if (n->opt.egress) {
+        if ((r = seed_egress_setup(&n->egress, n->node_id, &n->net, err)) < 0)
+            return r;
+        n->resolv_conf = seed_egress_resolv_conf();
+    } else {
+        /* A killed predecessor started with --egress may have left its NAT table. */
+        seed_egress_remove_stale(n->node_id, n->net.host_netns);
+        n->resolv_conf = strdup("# seed: this instance has no outbound network, so no name servers.\n"
+                                "# Instances of the namespace resolve through /etc/hosts.\n");
+    }
+    if (!n->resolv_conf)
+        return seed_error_set(err, ENOMEM, "out of memory");
 
     if ((r = seed_loop_new(&n->loop)) < 0)
         return seed_error_set(err, -r, "creating the event loop: %s", strerror(-r));
@@ -322,19 +335,19 @@ static void teardown(node *n) {
     }
     free(n->insts);
     if (n->cg_ops) {
-        /* The node's own cgroup directory, now empty. */
-        seed_cgroup *cg = NULL;
-        if (n->cg_ops->open(n->cg_root, &cg) == 0) {
-            n->cg_ops->destroy(cg);
-            n->cg_ops->free(cg);
-        }
+        /* The node's own cgroup directory, now empty, and /seed unless another node
+         * uses it. */
+        n->cg_ops->remove_if_empty(n->cg_root);
+        n->cg_ops->remove_if_empty("/seed");
     }
     seed_source_free(n->stop_timer);
     seed_source_free(n->sig_src);
     if (n->sig_fd >= 0)
         close(n->sig_fd);
     seed_loop_free(n->loop);
+    seed_egress_teardown(&n->egress);
     seed_node_net_close(&n->net);
+    free(n->resolv_conf);
     seed_security_free(n->sec);
     if (n->init_fd >= 0)
         close(n->init_fd);

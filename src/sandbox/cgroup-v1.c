@@ -216,6 +216,17 @@ static int v1_destroy(seed_cgroup *cg) {
     return ret;
 }
 
+static int v1_remove_if_empty(const char *path) {
+    int r = find_mounts();
+    for (int c = 0; r >= 0 && c < N_CTRL; c++) {
+        char full[4096];
+        snprintf(full, sizeof(full), "%s%s", mounts[c], path);
+        if (rmdir(full) < 0 && errno != ENOENT)
+            r = negative_errno();
+    }
+    return r;
+}
+
 static int v1_list_children(const char *path, char ***ret) {
     int r = find_mounts();
     if (r < 0)
@@ -235,5 +246,6 @@ const seed_cgroup_ops seed_cgroup_v1 = {
     .stat = v1_stat,
     .destroy = v1_destroy,
     .free = v1_free,
+    .remove_if_empty = v1_remove_if_empty,
     .list_children = v1_list_children,
 };

@@ -165,6 +165,12 @@ static int v2_destroy(seed_cgroup *cg) {
     return -EBUSY;
 }
 
+static int v2_remove_if_empty(const char *path) {
+    char full[4096];
+    snprintf(full, sizeof(full), "%s%s", v2_root(), path);
+    return rmdir(full) < 0 && errno != ENOENT ? negative_errno() : 0;
+}
+
 static int v2_list_children(const char *path, char ***ret) {
     char full[4096];
     snprintf(full, sizeof(full), "%s%s", v2_root(), path);
@@ -181,5 +187,6 @@ const seed_cgroup_ops seed_cgroup_v2 = {
     .stat = v2_stat,
     .destroy = v2_destroy,
     .free = v2_free,
+    .remove_if_empty = v2_remove_if_empty,
     .list_children = v2_list_children,
 };

@@ -38,6 +38,8 @@ typedef struct seed_cgroup_ops {
     /* Remove the (empty) cgroup directories. */
     int (*destroy)(seed_cgroup *cg);
     void (*free)(seed_cgroup *cg);
+    /* Remove the directory at path if it is empty (one attempt, no waiting). */
+    int (*remove_if_empty)(const char *path);
     /* Names of child cgroups of path (to find leftovers); NULL-terminated. */
     int (*list_children)(const char *path, char ***ret);
 } seed_cgroup_ops;

@@ -45,3 +45,11 @@ def run(cmd, **kw):
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
     kw.setdefault("timeout", 60)
     return subprocess.run(cmd, capture_output=True, text=True, env=env, **kw)
+
+
+@pytest.fixture(autouse=True)
+def _remove_workdirs():
+    """Projects and state directories made by a test go when it ends."""
+    yield
+    import seedtest
+    seedtest.remove_workdirs()

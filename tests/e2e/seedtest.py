@@ -1,0 +1,221 @@
+"""Helpers for end-to-end tests that run a node.
+
+Every node runs inside a network namespace the test creates (`ip netns add`), entered
+with `nsenter --net=` (not `ip netns exec`, which remounts /sys and hides the cgroup
+hierarchies). Nothing is added to the host's own network namespace. Projects and
+state live under a world-traversable temporary directory, because sandboxes run as
+unprivileged uids and must be able to read a project's root directory.
+"""
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BUILD = pathlib.Path(os.environ.get("SEED_BUILD", ROOT / "build"))
+SEED = str(BUILD / "src" / "seed")
+PROBE = str(BUILD / "tests" / "probe" / "seed-probe")
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+
+ID_BASE = 0x70000000
+EXAMPLES_HELLO = ROOT / "examples" / "hello"
+
+BUSYBOX_APPLETS = ["sh", "cat", "ls", "echo", "sleep", "wget", "nc", "touch", "mkdir", "rm", "printf",
+                   "sync", "head", "id", "env", "true", "false", "test", "httpd", "grep", "dd", "kill",
+                   "trap", "ps", "hostname", "nslookup"]
+
+
+CREATED = []   # directories to remove after the test (see conftest.py)
+
+
+def workdir():
+    """A fresh directory that sandboxed uids can traverse."""
+    d = pathlib.Path(tempfile.mkdtemp(prefix="seed-e2e-", dir="/tmp"))
+    d.chmod(0o755)
+    CREATED.append(d)
+    return d
+
+
+def remove_workdirs():
+    while CREATED:
+        shutil.rmtree(CREATED.pop(), ignore_errors=True)
+
+
+def make_rootfs(path):
+    """A minimal root: busybox (static) with its applets, seed-probe, accounts."""
+    b = path / "bin"
+    b.mkdir(parents=True)
+    shutil.copy2(BUSYBOX, b / "busybox")
+    for applet in BUSYBOX_APPLETS:
+        (b / applet).symlink_to("busybox")
+    shutil.copy2(PROBE, b / "seed-probe")
+    etc = path / "etc"
+    etc.mkdir()
+    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
+                                "app:x:1000:1000:app:/home/app:/bin/sh\n"
+                                "nobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n")
+    (etc / "group").write_text("root:x:0:\napp:x:1000:\nstaff:x:50:app\nnobody:x:65534:\n")
+    for p in [path, b, etc]:
+        p.chmod(0o755)
+
+
+def make_project(spec, rootfs=True):
+    """Write a project (seeds.json plus a rootfs/ directory) and return its path."""
+    d = workdir()
+    proj = d / "project"
+    proj.mkdir()
+    proj.chmod(0o755)
+    if rootfs:
+        make_rootfs(proj / "rootfs")
+    (proj / "seeds.json").write_text(json.dumps(spec, indent=1))
+    (proj / "seeds.json").chmod(0o644)
+    return proj
+
+
+def run(cmd, timeout=60, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+class Node:
+    """A `seed up` in a network namespace of its own."""
+
+    def __init__(self, project, *args, state=None):
+        self.netns = "seedt-" + uuid.uuid4().hex[:8]
+        run(["ip", "netns", "add", self.netns]).check_returncode()
+        run(["ip", "-n", self.netns, "link", "set", "lo", "up"]).check_returncode()
+        self.work = workdir()
+        self.state = state or (self.work / "state")
+        self.project = project
+        self.args = list(args)
+        self.proc = None
+        self.log_path = self.work / "node.log"
+        self.start()
+
+    def start(self):
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{self.netns}", SEED, "up", str(self.project),
+             "--state-dir", str(self.state), *self.args],
+            stdout=self.log, stderr=subprocess.STDOUT)
+
+    def output(self):
+        return self.log_path.read_text()
+
+    def cli(self, *args, timeout=60):
+        return run([SEED, "--state-dir", str(self.state), *args], timeout=timeout)
+
+    def ps(self):
+        r = self.cli("ps", "--json")
+        if r.returncode != 0:
+            return None
+        return {i["name"]: i for i in json.loads(r.stdout)}
+
+    def wait(self, pred, timeout=20, what="condition"):
+        end = time.time() + timeout
+        last = None
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"node exited ({self.proc.returncode}):\n{self.output()}")
+            last = pred()
+            if last:
+                return last
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{self.output()}")
+
+    def wait_running(self, *names, timeout=20):
+        def ok():
+            ps = self.ps()
+            return ps if ps and all(ps.get(n, {}).get("state") == "running" for n in names) else None
+        return self.wait(ok, timeout, f"{names} running")
+
+    def logs(self, name, *args):
+        """The instance's log ("" while the node is not answering yet)."""
+        r = self.cli("logs", name, *args)
+        return r.stdout if r.returncode == 0 else ""
+
+    def wait_log(self, name, needle, timeout=20):
+        return self.wait(lambda: needle in self.logs(name) and self.logs(name), timeout,
+                         f"{needle!r} in the logs of {name}")
+
+    def probe_json(self, name, kind, timeout=20):
+        """The last JSON line of the given probe kind in an instance's logs."""
+        def find():
+            found = None
+            for line in self.logs(name).splitlines():
+                i = line.find(": {")
+                if i < 0:
+                    continue
+                try:
+                    j = json.loads(line[i + 2:])
+                except ValueError:
+                    continue
+                if j.get("probe") == kind:
+                    found = j
+            return found
+        return self.wait(find, timeout, f"{kind} probe output of {name}")
+
+    def netns_run(self, *cmd, timeout=30):
+        return run(["nsenter", f"--net=/run/netns/{self.netns}", *cmd], timeout=timeout)
+
+    def http(self, port, path="/", timeout=5):
+        r = self.netns_run("curl", "-s", "-m", str(timeout), f"http://127.0.0.1:{port}{path}",
+                           timeout=timeout + 5)
+        return r.stdout if r.returncode == 0 else None
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+    def close(self):
+        self.stop()
+        run(["ip", "netns", "del", self.netns])
+        # A node killed with SIGKILL leaves empty cgroup directories behind for the
+        # next node to remove; no next node comes, so remove them here.
+        for d in self.cgroup_dirs():
+            for child in sorted(d.glob("*/"), reverse=True):
+                if child.is_dir():
+                    child.rmdir()
+            if d.exists():
+                d.rmdir()
+            try:
+                d.parent.rmdir()   # /seed, when no other node uses it
+            except OSError:
+                pass
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def cgroup_id(self):
+        import hashlib
+        return hashlib.sha256(os.path.realpath(self.state).encode()).hexdigest()[:12]
+
+    def cgroup_dirs(self):
+        cid = self.cgroup_id()
+        dirs = [pathlib.Path("/sys/fs/cgroup", c, "seed", cid) for c in ("memory", "cpu", "pids")]
+        dirs.append(pathlib.Path("/sys/fs/cgroup/seed", cid))
+        return [d for d in dirs if d.exists()]
+
+
+def host_pids_with_uid_at_least(base):
+    """PIDs of processes on the host running as a uid in the sandbox range."""
+    pids = []
+    for p in pathlib.Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            for line in (p / "status").read_text().splitlines():
+                if line.startswith("Uid:") and int(line.split()[1]) >= base:
+                    pids.append(int(p.name))
+        except (OSError, ValueError):
+            pass
+    return pids
