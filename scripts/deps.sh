@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="
   build-essential meson ninja-build pkg-config clang clang-format
-  libjansson-dev libssl-dev libcmocka-dev libsqlite3-dev libseccomp-dev libcap-dev
+  libjansson-dev libssl-dev libcmocka-dev libsqlite3-dev libseccomp-dev
   libmnl-dev libnftables-dev
   e2fsprogs iproute2 nftables util-linux procps curl busybox-static
   python3 python3-pytest python3-pytest-timeout

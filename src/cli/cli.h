@@ -17,6 +17,7 @@ int cli_stop(const cli_globals *g, int argc, char **argv);
 int cli_start(const cli_globals *g, int argc, char **argv);
 int cli_restart(const cli_globals *g, int argc, char **argv);
 int cli_volume(const cli_globals *g, int argc, char **argv);
+int cli_shoot(const cli_globals *g, int argc, char **argv);
 
 /* Print "seed VERB: message" and a hint to stderr; returns EXIT_USAGE. */
 int cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -23,6 +23,7 @@ static const char usage[] =
     "  logs NAME [-f] [--tail N]            show an instance's output\n"
     "  stop|start|restart NAME              change one instance\n"
     "  volume ls [--json] | rm NS/INST/VOL  list or delete persistent volumes\n"
+    "  shoot NAME [--timeout MS] -- CMD...  run a command in a shoot of instance NAME\n"
     "  version                              print the version\n"
     "\n"
     "Run 'seed COMMAND --help' for the options of one command.\n";

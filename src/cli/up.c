@@ -22,7 +22,14 @@ static const char up_usage[] =
     "  --subnet CIDR    instance addresses (default " SEED_DEFAULT_SUBNET ")\n"
     "  --egress         let instances reach other networks through the node (NAT)\n"
     "  --grace SECONDS  time between SIGTERM and SIGKILL when stopping (default 10)\n"
-    "  --uri URI        source URI the namespace is derived from\n";
+    "  --uri URI        source URI the namespace is derived from\n"
+    "\n"
+    "Shoots (instances with shoot.enable):\n"
+    "  --shoot-warm N          warm sandboxes kept per instance (default 8)\n"
+    "  --shoot-max N           shoots running at once on the node (default 64)\n"
+    "  --shoot-queue-ms MS     how long a request waits for a sandbox before 503 (default 2000)\n"
+    "  --shoot-output-max B    bytes kept per output stream, the rest truncated (default 16 MiB)\n"
+    "  --shoot-templates N     sandbox makers per instance (default: number of CPUs)\n";
 
 int cli_up(const cli_globals *g, int argc, char **argv) {
     static const struct option opts[] = {
@@ -33,6 +40,11 @@ int cli_up(const cli_globals *g, int argc, char **argv) {
         {"grace", required_argument, NULL, 'g'},
         {"uri", required_argument, NULL, 'u'},
         {"help", no_argument, NULL, 'h'},
+        {"shoot-warm", required_argument, NULL, 'W'},
+        {"shoot-max", required_argument, NULL, 'M'},
+        {"shoot-queue-ms", required_argument, NULL, 'Q'},
+        {"shoot-output-max", required_argument, NULL, 'O'},
+        {"shoot-templates", required_argument, NULL, 'T'},
         {0},
     };
     seed_node_options o = {.state_dir = g->state_dir};
@@ -62,6 +74,29 @@ int cli_up(const cli_globals *g, int argc, char **argv) {
         case 'u':
             o.uri = optarg;
             break;
+        case 'W':
+        case 'M':
+        case 'Q':
+        case 'O':
+        case 'T': {
+            char *end;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            unsigned long long max = c == 'O' ? (1ull << 30) : c == 'Q' ? 600000 : c == 'T' ? 64 : 100000;
+            if (*end || end == optarg || v < 1 || v > max)
+                return cli_usage_error("up", "%s expects a number from 1 to %llu, got '%s'", argv[optind - 1],
+                                       max, optarg);
+            if (c == 'W')
+                o.shoot_warm = (unsigned)v;
+            else if (c == 'M')
+                o.shoot_max = (unsigned)v;
+            else if (c == 'Q')
+                o.shoot_queue_ms = (unsigned)v;
+            else if (c == 'O')
+                o.shoot_output_max = (size_t)v;
+            else
+                o.shoot_templates = (unsigned)v;
+            break;
+        }
         case 'h':
             fputs(up_usage, stdout);
             return 0;

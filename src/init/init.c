@@ -29,6 +29,8 @@
 
 #include "base/macro.h"
 #include "init/protocol.h"
+#include "init/template.h"
+#include "shoot/protocol.h"
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 30000
@@ -692,7 +694,9 @@ static void handle_channel(uint32_t events) {
     }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1 && streq(argv[1], SEED_SHOOT_TEMPLATE_ARG))
+        return seed_template_main();
     prctl(PR_SET_NAME, "seed-init");
     S.chan = SEED_INIT_CHANNEL_FD;
     fcntl(S.chan, F_SETFD, FD_CLOEXEC);

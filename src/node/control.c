@@ -5,6 +5,8 @@
  *   {"op":"stop"|"start"|"restart","name":N}      -> {"ok":true,"state":"..."} once settled
  *   {"op":"volumes"}                              -> {"ok":true,"volumes":[...]}
  *   {"op":"volume-rm","id":"ns/instance/volume"}  -> {"ok":true}
+ *   {"op":"shoot","name":N,"request":{...}}       -> {"ok":true,"result":{...}} (the shoot API's
+ *                                                    request and response, run as instance N)
  * Failures answer {"ok":false,"error":"..."}. Only root (or the node's own user) may
  * connect: the socket is 0600 and the peer's credentials are checked. */
 #include <arpa/inet.h>
@@ -29,6 +31,7 @@ typedef enum { WAIT_NONE, WAIT_STOP, WAIT_RUN } wait_kind;
 
 typedef struct ctl_client {
     node *n;
+    seed_shoot *shoot;
     int fd;
     seed_source *src;
     char in[MAX_REQUEST];
@@ -46,6 +49,8 @@ typedef struct ctl_client {
 
 static void client_free(ctl_client *c) {
     node *n = c->n;
+    if (c->shoot)
+        seed_shoot_abandon(c->shoot);
     if (c->follow)
         seed_logfile_unfollow(c->follow->log, c);
     if (c->waiting)
@@ -322,6 +327,40 @@ static void op_volume_rm(ctl_client *c, const char *id) {
     reply_ok(c, NULL);
 }
 
+static void on_shoot_done(void *userdata, const seed_shoot_result *r) {
+    ctl_client *c = userdata;
+    c->shoot = NULL;
+    if (r->status == SEED_SHOOT_OK) {
+        json_t *o = seed_shoot_response(&r->output, r->base64);
+        reply_ok(c, json_pack("{s:o}", "result", o));
+    } else {
+        reply_error(c, "%s", r->message ? r->message : "the shoot failed");
+    }
+    client_flush(c);
+}
+
+static void op_shoot(ctl_client *c, instance *in, json_t *req) {
+    if (!in->spec->shoot_enable) {
+        reply_error(c, "%s does not have shoot.enable", in->spec->name);
+        return;
+    }
+    if (!in->shoots) {
+        reply_error(c, "%s is not running, or its shoots are unavailable", in->spec->name);
+        return;
+    }
+    seed_shoot_request sr;
+    char *msg = NULL;
+    if (seed_shoot_request_from_json(json_object_get(req, "request"), &sr, &msg) < 0) {
+        reply_error(c, "bad shoot request: %s", msg ? msg : "out of memory");
+        free(msg);
+        return;
+    }
+    if (seed_shoot_start(in->shoots, &sr, on_shoot_done, c, &c->shoot) < 0) {
+        seed_shoot_request_clear(&sr);
+        reply_error(c, "out of memory");
+    }
+}
+
 static void handle_request(ctl_client *c, const char *line, size_t len) {
     json_error_t e;
     json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &e);
@@ -337,13 +376,16 @@ static void handle_request(ctl_client *c, const char *line, size_t len) {
         op_volumes(c);
     } else if (streq(op, "volume-rm")) {
         op_volume_rm(c, json_string_value(json_object_get(req, "id")));
-    } else if (streq(op, "logs") || streq(op, "stop") || streq(op, "start") || streq(op, "restart")) {
+    } else if (streq(op, "logs") || streq(op, "stop") || streq(op, "start") || streq(op, "restart") ||
+               streq(op, "shoot")) {
         const char *name = json_string_value(json_object_get(req, "name"));
         instance *in = name ? node_find(c->n, name) : NULL;
         if (!in)
             reply_error(c, "no instance named \"%s\" on this node", name ? name : "");
         else if (streq(op, "logs"))
             op_logs(c, in, req);
+        else if (streq(op, "shoot"))
+            op_shoot(c, in, req);
         else
             op_lifecycle(c, in, op);
     } else {

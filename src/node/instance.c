@@ -143,13 +143,20 @@ static int env_set(strv *env, const char *key, const char *value) {
 /* The instance environment: the basics, connect variables, the instance's env. */
 static int instance_env(instance *in, strv *env) {
     const seed_instance *s = in->spec;
-    int r = env_set(env, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    int r = env_set(env, "PATH",
+                    s->shoot_enable ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/seed/bin"
+                                    : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     if (r >= 0)
         r = env_set(env, "HOSTNAME", s->name);
     if (r >= 0)
         r = env_set(env, "SEED_INSTANCE", s->name);
     if (r >= 0)
         r = env_set(env, "SEED_NAMESPACE", in->node->project->namespace);
+    if (r >= 0 && s->shoot_enable) {
+        char url[64];
+        node_shoot_url(in->node, url, sizeof(url));
+        r = env_set(env, "SEED_SHOOT_URL", url);
+    }
     for (size_t i = 0; r >= 0 && i < s->n_connect; i++) {
         _cleanup_free_ char *key = seed_connect_env_name(s->connect[i].name);
         r = key ? env_set(env, key, s->connect[i].service) : -ENOMEM;
@@ -209,12 +216,6 @@ static int init_config_fd(instance *in, seed_error **err) {
 
 /* Files the sandbox gets: names of the namespace's instances, hostname, DNS, the
  * connect files, and for a host root the minimal account databases. */
-typedef struct gen_files {
-    seed_sandbox_file f[64];
-    char *owned[64];
-    size_t n;
-} gen_files;
-
 static void gen_add(gen_files *g, char *path, char *content, unsigned mode) {
     if (g->n >= ELEMENTSOF(g->f) || !path || !content) {
         free(path);
@@ -226,7 +227,7 @@ static void gen_add(gen_files *g, char *path, char *content, unsigned mode) {
     g->n++;
 }
 
-static void gen_free(gen_files *g) {
+void gen_free(gen_files *g) {
     for (size_t i = 0; i < g->n; i++) {
         free(g->owned[i]);
         free((char *)g->f[i].content);
@@ -250,14 +251,23 @@ static char *hosts_file(instance *in) {
     return buf;
 }
 
-static void build_files(instance *in, gen_files *g) {
+/* shoot: the files of the instance's shoots, which have no network, no peers and no
+ * connect entries: only localhost in /etc/hosts. */
+void build_files(instance *in, gen_files *g, bool shoot) {
     const seed_instance *s = in->spec;
     node *n = in->node;
     char *c = NULL;
-    gen_add(g, strdup("/etc/hosts"), hosts_file(in), 0644);
-    gen_add(g, strdup("/etc/hostname"), asprintf(&c, "%s\n", s->name) < 0 ? NULL : c, 0644);
-    gen_add(g, strdup("/etc/resolv.conf"), strdup(n->resolv_conf), 0644);
-    for (size_t i = 0; i < s->n_connect; i++) {
+    if (shoot) {
+        gen_add(g, strdup("/etc/hosts"), strdup("127.0.0.1\tlocalhost shoot\n::1\tlocalhost ip6-localhost\n"),
+                0644);
+        gen_add(g, strdup("/etc/hostname"), strdup("shoot\n"), 0644);
+        gen_add(g, strdup("/etc/resolv.conf"), strdup("# seed: shoots have no network.\n"), 0644);
+    } else {
+        gen_add(g, strdup("/etc/hosts"), hosts_file(in), 0644);
+        gen_add(g, strdup("/etc/hostname"), asprintf(&c, "%s\n", s->name) < 0 ? NULL : c, 0644);
+        gen_add(g, strdup("/etc/resolv.conf"), strdup(n->resolv_conf), 0644);
+    }
+    for (size_t i = 0; !shoot && i < s->n_connect; i++) {
         char *path = NULL, *content = NULL;
         if (asprintf(&path, "/etc/seed/connect/%s", s->connect[i].name) < 0)
             path = NULL;
@@ -362,6 +372,8 @@ static int on_channel(seed_source *s, int fd, uint32_t events, void *userdata) {
 
 static void release_resources(instance *in) {
     node *n = in->node;
+    /* Shoots hold the volumes too: they go first. */
+    instance_shoots_stop(in);
     if (in->cg) {
         n->cg_ops->kill_all(in->cg); /* stragglers, should the PID namespace not have ended them */
         n->cg_ops->destroy(in->cg);
@@ -498,7 +510,7 @@ void instance_start(instance *in) {
         in->oom_kills = st.oom_kills;
 
     /* Volumes. */
-    seed_bind binds[SEED_SPEC_MAX_ENTRIES];
+    seed_bind binds[SEED_SPEC_MAX_ENTRIES + 1];
     size_t n_binds = 0;
     for (size_t i = 0; i < in->n_vols; i++) {
         node_volume *v = &in->vols[i];
@@ -532,7 +544,13 @@ void instance_start(instance *in) {
 
     /* Files, network, the init and its channel. */
     gen_files files = {0};
-    build_files(in, &files);
+    build_files(in, &files, false);
+    size_t n_volume_binds = n_binds;
+    if (s->shoot_enable && n->shoot_client) {
+        /* seed-shoot, on PATH in every process of the instance */
+        binds[n_binds++] = (seed_bind){
+            .source = n->shoot_client, .target = "/seed/bin/seed-shoot", .readonly = true, .file = true};
+    }
     unsigned tcp[SEED_SPEC_MAX_ENTRIES], udp[SEED_SPEC_MAX_ENTRIES];
     size_t n_tcp = 0, n_udp = 0;
     for (size_t i = 0; i < s->n_expose; i++) {
@@ -611,6 +629,12 @@ void instance_start(instance *in) {
         seed_error_set(&err, ENOMEM, "watching the instance");
         fail_start(in, err, true);
         return;
+    }
+    if (s->shoot_enable && instance_shoots_start(in, binds, n_volume_binds, &err) < 0) {
+        /* The instance runs, but its shoots cannot: say so; requests will get 503. */
+        log_error("%s: shoots unavailable: %s", s->name, err->msg);
+        seed_logfile_printf(in->log, "seed", "shoots unavailable: %s", err->msg);
+        seed_error_free(TAKE_PTR(err));
     }
     in->failures = 0;
     in->started_at = seed_realtime_usec();

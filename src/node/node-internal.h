@@ -16,6 +16,8 @@
 #include "sandbox/cgroup.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/security.h"
+#include "shoot/http.h"
+#include "shoot/pool.h"
 #include "spec/spec.h"
 
 typedef enum inst_state {
@@ -78,6 +80,7 @@ typedef struct instance {
     seed_source *retry_timer, *kill_timer;
     char *last_error;
     struct ctl_client *waiters; /* control clients waiting for a stop/start */
+    seed_shoot_pool *shoots;    /* shoot.enable: the pool of warm sandboxes */
 } instance;
 
 typedef struct node {
@@ -107,6 +110,11 @@ typedef struct node {
     bool stopping;
     seed_source *stop_timer;
     int lock_fd;
+    char *shoot_client; /* path of seed-shoot, bound into shoot-enabled instances */
+    seed_shoot_engine *shoot_engine;
+    seed_shoot_http *shoot_http;
+    int shoot_fd;
+    int seccomp_fd; /* the compiled filter in a memfd, for shoot templates */
 } node;
 
 /* instance.c */
@@ -116,6 +124,24 @@ void instance_start(instance *in);
 void instance_stop(instance *in);
 void instance_restart(instance *in);
 bool instance_settled(const instance *in); /* not running and not about to */
+
+/* Generated files of a sandbox (instance.c). */
+typedef struct gen_files {
+    seed_sandbox_file f[64];
+    char *owned[64];
+    size_t n;
+} gen_files;
+void build_files(instance *in, gen_files *g, bool shoot);
+void gen_free(gen_files *g);
+
+/* shoots.c */
+int node_shoots_setup(node *n, seed_error **err);
+void node_shoots_teardown(node *n);
+/* Start the instance's pool and templates (its volumes are mounted). */
+int instance_shoots_start(instance *in, const seed_bind *binds, size_t n_binds, seed_error **err);
+void instance_shoots_stop(instance *in);
+/* Files a shoot sees in /etc (no connect files, no instance secrets). */
+void node_shoot_url(node *n, char *buf, size_t size);
 
 /* control.c */
 int control_listen(node *n, seed_error **err);

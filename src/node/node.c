@@ -313,7 +313,7 @@ static int setup(node *n, seed_error **err) {
     for (size_t i = 0; i < n->n_insts; i++)
         if ((r = instance_init(n, &n->insts[i], &n->project->instances[i], err)) < 0)
             return seed_error_prefix(err, "%s: ", n->project->instances[i].name);
-    if ((r = publish_ports(n, err)) < 0)
+    if ((r = publish_ports(n, err)) < 0 || (r = node_shoots_setup(n, err)) < 0)
         return r;
     return control_listen(n, err);
 }
@@ -324,6 +324,7 @@ static void teardown(node *n) {
     free(n->proxies);
     if (n->loop)
         control_close(n);
+    node_shoots_teardown(n);
     for (size_t i = 0; i < n->n_insts; i++) {
         instance *in = &n->insts[i];
         if (in->sb.pidfd >= 0) {
@@ -363,7 +364,13 @@ static void teardown(node *n) {
 }
 
 int seed_node_run(const seed_node_options *opts, seed_error **err) {
-    node n = {.opt = *opts, .init_fd = -1, .ctl_fd = -1, .sig_fd = -1, .lock_fd = -1};
+    node n = {.opt = *opts,
+              .init_fd = -1,
+              .ctl_fd = -1,
+              .sig_fd = -1,
+              .lock_fd = -1,
+              .shoot_fd = -1,
+              .seccomp_fd = -1};
     n.net.host_netns = n.net.node_netns = -1;
     if (!n.opt.state_dir)
         n.opt.state_dir = SEED_DEFAULT_STATE_DIR;

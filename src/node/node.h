@@ -7,20 +7,27 @@
 #include "base/error.h"
 
 typedef struct seed_node_options {
-    const char *source;    /* project directory (default ".") */
-    const char *uri;       /* namespace source URI override */
-    const char *state_dir; /* default /var/lib/seed */
-    const char *bind;      /* address exposed ports are published on; default 127.0.0.1 */
-    const char *subnet;    /* instance subnet; default 10.77.0.0/16 */
-    bool egress;           /* let instances reach out through the node (NAT) */
-    unsigned grace_ms;     /* SIGTERM to SIGKILL; default 10000 */
-    const char *init_path; /* seed-init binary; default next to the running binary */
+    const char *source;            /* project directory (default ".") */
+    const char *uri;               /* namespace source URI override */
+    const char *state_dir;         /* default /var/lib/seed */
+    const char *bind;              /* address exposed ports are published on; default 127.0.0.1 */
+    const char *subnet;            /* instance subnet; default 10.77.0.0/16 */
+    bool egress;                   /* let instances reach out through the node (NAT) */
+    unsigned grace_ms;             /* SIGTERM to SIGKILL; default 10000 */
+    const char *init_path;         /* seed-init binary; default next to the running binary */
+    const char *shoot_client_path; /* seed-shoot binary; default next to the running binary */
+    unsigned shoot_warm;           /* warm sandboxes per shoot-enabled instance (default 8) */
+    unsigned shoot_max;            /* shoots running at once (default 64) */
+    unsigned shoot_queue_ms;       /* wait for a sandbox before 503 (default 2000) */
+    size_t shoot_output_max;       /* bytes kept per output stream (default 16 MiB) */
+    unsigned shoot_templates;      /* templates per shoot-enabled instance (default: CPUs) */
 } seed_node_options;
 
 #define SEED_DEFAULT_STATE_DIR "/var/lib/seed"
 #define SEED_DEFAULT_BIND "127.0.0.1"
 #define SEED_DEFAULT_SUBNET "10.77.0.0/16"
 #define SEED_CONTROL_SOCKET "seed.sock"
+#define SEED_SHOOT_PORT 7070 /* the pool manager, on the node's address of the instance network */
 
 /* Evaluate the project, start every instance, serve the control socket, and stop
  * everything gracefully on SIGINT/SIGTERM. Returns 0 after a clean stop, or a

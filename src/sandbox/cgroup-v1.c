@@ -166,6 +166,21 @@ static int v1_attach(seed_cgroup *cg, pid_t pid) {
     return 0;
 }
 
+static int v1_procs_fds(seed_cgroup *cg, int *fds, size_t max) {
+    if (max < N_CTRL)
+        return -ENOBUFS;
+    for (int c = 0; c < N_CTRL; c++) {
+        fds[c] = openat(cg->fd[c], "cgroup.procs", O_WRONLY | O_CLOEXEC);
+        if (fds[c] < 0) {
+            int r = negative_errno();
+            while (c-- > 0)
+                close(fds[c]);
+            return r;
+        }
+    }
+    return N_CTRL;
+}
+
 static int v1_clone_fd(seed_cgroup *cg) {
     return -EOPNOTSUPP;
 }
@@ -241,6 +256,7 @@ const seed_cgroup_ops seed_cgroup_v1 = {
     .create = v1_create,
     .open = v1_open,
     .attach = v1_attach,
+    .procs_fds = v1_procs_fds,
     .clone_fd = v1_clone_fd,
     .kill_all = v1_kill_all,
     .stat = v1_stat,

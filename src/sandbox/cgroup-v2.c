@@ -116,6 +116,13 @@ static int v2_attach(seed_cgroup *cg, pid_t pid) {
     return seed_write_stringat(cg->fd, "cgroup.procs", buf);
 }
 
+static int v2_procs_fds(seed_cgroup *cg, int *fds, size_t max) {
+    if (max < 1)
+        return -ENOBUFS;
+    fds[0] = openat(cg->fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+    return fds[0] < 0 ? negative_errno() : 1;
+}
+
 static int v2_clone_fd(seed_cgroup *cg) {
     return cg->fd;
 }
@@ -182,6 +189,7 @@ const seed_cgroup_ops seed_cgroup_v2 = {
     .create = v2_create,
     .open = v2_open,
     .attach = v2_attach,
+    .procs_fds = v2_procs_fds,
     .clone_fd = v2_clone_fd,
     .kill_all = v2_kill_all,
     .stat = v2_stat,

@@ -30,6 +30,10 @@ typedef struct seed_cgroup_ops {
     /* Open an existing cgroup without changing it (for cleanup of a previous run). */
     int (*open)(const char *path, seed_cgroup **ret);
     int (*attach)(seed_cgroup *cg, pid_t pid);
+    /* Open the cgroup.procs files (one per hierarchy) for writing; a process handed
+     * these fds can move itself in by writing "0", with the opener's permission (the
+     * kernel checks the credentials of the open, not of the write). Returns the count. */
+    int (*procs_fds)(seed_cgroup *cg, int *fds, size_t max);
     /* A directory fd for clone3(CLONE_INTO_CGROUP), or -EOPNOTSUPP (v1). */
     int (*clone_fd)(seed_cgroup *cg);
     /* SIGKILL every process in the cgroup and wait (bounded) until it is empty. */

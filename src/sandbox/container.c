@@ -91,10 +91,12 @@ static _noreturn_ void child_main(const seed_sandbox_config *c, int sync) {
     if (syscall(SYS_close_range, 3 + c->n_pass_fds, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
         seed_die(sync, errno, "marking file descriptors close-on-exec");
 
-    const char *step = NULL;
-    r = seed_security_apply(c->security, &step);
-    if (r < 0)
-        seed_die(sync, -r, "%s", step);
+    if (!c->template) {
+        const char *step = NULL;
+        r = seed_security_apply(c->security, &step);
+        if (r < 0)
+            seed_die(sync, -r, "%s", step);
+    }
 
     syscall(SYS_execveat, exec_fd, "", c->argv, c->envp, AT_EMPTY_PATH);
     seed_die(sync, errno, "executing %s", c->argv[0]);

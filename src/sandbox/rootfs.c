@@ -9,6 +9,8 @@
  *   4. volumes and other binds at their mount points;
  *   5. fresh /proc (with the Docker-style masks), read-only /sys, a minimal /dev,
  *      tmpfs /tmp and /run;
+ * The pieces a shoot redoes on top of its template's root are exported
+ * (seed_sandbox_mount_proc, _dev_private, _scratch).
  *   6. pivot_root(".", ".") and detach the old root (bubblewrap's sequence);
  *   7. remount the root read-only.
  * /proc must be mounted while the old root's /proc is still visible: the kernel only
@@ -215,36 +217,37 @@ static int setup_skeleton(const seed_sandbox_config *c, const char *base, char *
     return 0;
 }
 
-static int setup_proc(const char *root, char *what, size_t what_len) {
+int seed_sandbox_mount_proc(const char *root, bool masked, char *what, size_t what_len) {
     char dst[4096];
     CHECK(path_join(dst, sizeof(dst), root, "/proc"), "path");
     CHECK(mount("proc", dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "mounting /proc");
-    /* Files that leak host information or kernel state: hidden behind /dev/null. */
-    static const char *const masked[] = {"kcore",         "keys",     "timer_list", "sched_debug",
-                                         "latency_stats", "kallsyms", "kmsg"};
-    for (size_t i = 0; i < ELEMENTSOF(masked); i++) {
-        char p[4200];
-        snprintf(p, sizeof(p), "%s/%s", dst, masked[i]);
-        if (access(p, F_OK) < 0)
-            continue;
-        CHECK(mount("/dev/null", p, NULL, MS_BIND, NULL), "masking /proc/%s", masked[i]);
-    }
+    if (!masked)
+        return 0;
+    /* Docker's masks: files that leak host information or kernel state are hidden
+     * behind /dev/null, directories behind an empty read-only tmpfs, and the kernel's
+     * knobs are read-only. Entries this kernel lacks are skipped: the mount itself
+     * finds out (ENOENT), which saves a lookup per entry on every sandbox start. */
+    static const char *const hidden_files[] = {"kcore",      "keys",        "latency_stats",
+                                               "timer_list", "timer_stats", "sched_debug"};
     static const char *const hidden_dirs[] = {"acpi", "scsi", "asound"};
-    for (size_t i = 0; i < ELEMENTSOF(hidden_dirs); i++) {
-        char p[4200];
-        snprintf(p, sizeof(p), "%s/%s", dst, hidden_dirs[i]);
-        if (access(p, F_OK) < 0)
-            continue;
-        CHECK(mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0"),
-              "masking /proc/%s", hidden_dirs[i]);
-    }
     static const char *const readonly[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
+    char p[4200];
+    for (size_t i = 0; i < ELEMENTSOF(hidden_files); i++) {
+        snprintf(p, sizeof(p), "%s/%s", dst, hidden_files[i]);
+        if (mount("/dev/null", p, NULL, MS_BIND, NULL) < 0 && errno != ENOENT)
+            CHECK(-1, "masking /proc/%s", hidden_files[i]);
+    }
+    for (size_t i = 0; i < ELEMENTSOF(hidden_dirs); i++) {
+        snprintf(p, sizeof(p), "%s/%s", dst, hidden_dirs[i]);
+        if (mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0") < 0 &&
+            errno != ENOENT)
+            CHECK(-1, "masking /proc/%s", hidden_dirs[i]);
+    }
     for (size_t i = 0; i < ELEMENTSOF(readonly); i++) {
-        char p[4200];
         snprintf(p, sizeof(p), "%s/%s", dst, readonly[i]);
-        if (access(p, F_OK) < 0)
-            continue;
-        CHECK(bind_readonly(p, p, true), "making /proc/%s read-only", readonly[i]);
+        int r = bind_readonly(p, p, true);
+        if (r < 0 && errno != ENOENT)
+            CHECK(-1, "making /proc/%s read-only", readonly[i]);
     }
     return 0;
 }
@@ -264,7 +267,31 @@ static int setup_sys(const char *root, char *what, size_t what_len) {
     return 0;
 }
 
-static int setup_dev(const char *root, char *what, size_t what_len) {
+/* Per-sandbox parts of /dev: a new devpts instance, POSIX shared memory and message
+ * queues of the sandbox's own IPC namespace. */
+int seed_sandbox_mount_dev_private(const char *root, char *what, size_t what_len) {
+    char p[4200];
+    CHECK(path_join(p, sizeof(p), root, "/dev/pts"), "path");
+    CHECK(mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"),
+          "mounting /dev/pts");
+    CHECK(path_join(p, sizeof(p), root, "/dev/shm"), "path");
+    CHECK(mount("shm", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=67108864"),
+          "mounting /dev/shm");
+    CHECK(path_join(p, sizeof(p), root, "/dev/mqueue"), "path");
+    CHECK(mount("mqueue", p, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "mounting /dev/mqueue");
+    return 0;
+}
+
+int seed_sandbox_mount_scratch(const char *root, char *what, size_t what_len) {
+    char p[4200];
+    CHECK(path_join(p, sizeof(p), root, "/tmp"), "path");
+    CHECK(mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"), "mounting /tmp");
+    CHECK(path_join(p, sizeof(p), root, "/run"), "path");
+    CHECK(mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755"), "mounting /run");
+    return 0;
+}
+
+static int setup_dev(const char *root, bool private_parts, char *what, size_t what_len) {
     char dev[4096], p[4200];
     CHECK(path_join(dev, sizeof(dev), root, "/dev"), "path");
     CHECK(mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536"), "mounting /dev");
@@ -279,19 +306,13 @@ static int setup_dev(const char *root, char *what, size_t what_len) {
         close(fd);
         CHECK(mount(host, p, NULL, MS_BIND, NULL), "binding /dev/%s", nodes[i]);
     }
-    snprintf(p, sizeof(p), "%s/pts", dev);
-    CHECK(mkdir(p, 0755), "creating /dev/pts");
-    CHECK(mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"),
-          "mounting /dev/pts");
+    static const char *const dirs[] = {"pts", "shm", "mqueue"};
+    for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+        snprintf(p, sizeof(p), "%s/%s", dev, dirs[i]);
+        CHECK(mkdir(p, 0755), "creating /dev/%s", dirs[i]);
+    }
     snprintf(p, sizeof(p), "%s/ptmx", dev);
     CHECK(symlink("pts/ptmx", p), "linking /dev/ptmx");
-    snprintf(p, sizeof(p), "%s/shm", dev);
-    CHECK(mkdir(p, 01777), "creating /dev/shm");
-    CHECK(mount("shm", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=67108864"),
-          "mounting /dev/shm");
-    snprintf(p, sizeof(p), "%s/mqueue", dev);
-    CHECK(mkdir(p, 0755), "creating /dev/mqueue");
-    CHECK(mount("mqueue", p, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "mounting /dev/mqueue");
     static const char *const links[][2] = {{"fd", "/proc/self/fd"},
                                            {"stdin", "/proc/self/fd/0"},
                                            {"stdout", "/proc/self/fd/1"},
@@ -300,7 +321,7 @@ static int setup_dev(const char *root, char *what, size_t what_len) {
         snprintf(p, sizeof(p), "%s/%s", dev, links[i][0]);
         CHECK(symlink(links[i][1], p), "linking /dev/%s", links[i][0]);
     }
-    return 0;
+    return private_parts ? seed_sandbox_mount_dev_private(root, what, what_len) : 0;
 }
 
 int seed_sandbox_setup_rootfs(const seed_sandbox_config *c, char *what, size_t what_len) {
@@ -351,20 +372,22 @@ int seed_sandbox_setup_rootfs(const seed_sandbox_config *c, char *what, size_t w
         }
     }
 
-    /* 5. Kernel filesystems and scratch space. */
-    int r = setup_proc(root, what, what_len);
+    /* 5. Kernel filesystems and scratch space. A shoot template keeps its /proc
+     * unmasked: each shoot mounts a proc of its own over it, which the kernel allows
+     * only where an unobstructed proc is visible, and masks that one. */
+    int r = seed_sandbox_mount_proc(root, !c->template, what, what_len);
     if (r < 0)
         return r;
     r = setup_sys(root, what, what_len);
     if (r < 0)
         return r;
-    r = setup_dev(root, what, what_len);
+    /* A template leaves /tmp, /run, /dev/pts, /dev/shm and /dev/mqueue to its shoots,
+     * which mount their own: fewer mounts for each shoot to copy and tear down. */
+    r = setup_dev(root, !c->template, what, what_len);
     if (r < 0)
         return r;
-    CHECK(path_join(p, sizeof(p), root, "/tmp"), "path");
-    CHECK(mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"), "mounting /tmp");
-    CHECK(path_join(p, sizeof(p), root, "/run"), "path");
-    CHECK(mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755"), "mounting /run");
+    if (!c->template && (r = seed_sandbox_mount_scratch(root, what, what_len)) < 0)
+        return r;
 
     /* 6. Enter the new root; the old one is detached, not unmounted piecemeal. */
     CHECK(chdir(root), "entering the new root");
@@ -375,5 +398,10 @@ int seed_sandbox_setup_rootfs(const seed_sandbox_config *c, char *what, size_t w
     /* 7. The root itself is read-only (volumes, /tmp, /run and /dev stay writable). */
     CHECK(mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL),
           "remounting the root read-only");
+    /* Shoots share the template's /dev superblock: read-only, so no shoot can leave a
+     * file there for the next (each gets its own pts, shm and mqueue on top). */
+    if (c->template)
+        CHECK(mount(NULL, "/dev", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL),
+              "remounting /dev read-only");
     return 0;
 }

@@ -65,6 +65,9 @@ typedef struct seed_sandbox_config {
     char *const *envp;
     const int *pass_fds; /* become fds 3, 4, ... in the sandbox */
     size_t n_pass_fds;
+    /* A shoot template: keeps its capabilities and no seccomp filter (it builds the
+     * shoots, which drop both), leaves /proc unmasked and /dev read-only. */
+    bool template;
 } seed_sandbox_config;
 
 typedef struct seed_sandbox {
@@ -88,3 +91,7 @@ extern const seed_sandbox_backend seed_sandbox_container;
  * what failed in *what (a static string or one built into the given buffer). */
 int seed_sandbox_setup_network(const seed_sandbox_net *net, char *what, size_t what_len);
 int seed_sandbox_setup_rootfs(const seed_sandbox_config *c, char *what, size_t what_len);
+/* Pieces of the root a shoot mounts afresh over its template's (root "" is "/"). */
+int seed_sandbox_mount_proc(const char *root, bool masked, char *what, size_t what_len);
+int seed_sandbox_mount_dev_private(const char *root, char *what, size_t what_len);
+int seed_sandbox_mount_scratch(const char *root, char *what, size_t what_len);

@@ -19,7 +19,9 @@ int seed_security_new(seed_security **ret, seed_error **err);
 void seed_security_free(seed_security *s);
 DEFINE_CLEANUP_FUNC(seed_security, seed_security_free)
 
-/* Child side: drop capabilities (bounding, permitted, effective, inheritable,
- * ambient), set no_new_privs and load the filter. Returns -errno and names the step
- * in *what on failure. */
+/* Child side (security-apply.c, raw system calls): drop capabilities (bounding,
+ * permitted, effective, inheritable, ambient) to keep, set no_new_privs and load the
+ * filter. Each returns -errno and names the step in *what on failure. */
 int seed_security_apply(const seed_security *s, const char **what);
+int seed_security_apply_caps(uint64_t keep, const char **what);
+int seed_security_apply_filter(const struct sock_fprog *prog, const char **what);

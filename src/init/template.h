@@ -1,0 +1,4 @@
+/* The shoot template mode of seed-init (see template.c). */
+#pragma once
+
+int seed_template_main(void);

@@ -1,0 +1,229 @@
+/* Shoots on the node: the pool manager's HTTP endpoint on the instance network, the
+ * mapping from a caller's source address to its pool, and each shoot-enabled
+ * instance's templates (sandboxes like the instance's, kept privileged inside their
+ * user namespace, that make the warm sandboxes). */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "node/node-internal.h"
+#include "shoot/protocol.h"
+
+#define ID_RANGE 65536u
+
+void node_shoot_url(node *n, char *buf, size_t size) {
+    char a[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &n->net.gateway, a, sizeof(a));
+    snprintf(buf, size, "http://%s:%d", a, SEED_SHOOT_PORT);
+}
+
+/* Identify the caller by its source address: only running shoot-enabled instances
+ * of this node are served. Addresses on the bridge cannot be forged from inside an
+ * instance (no CAP_NET_ADMIN or CAP_NET_RAW there). */
+static seed_shoot_pool *resolve(void *userdata, const struct sockaddr *peer, const char **why) {
+    node *n = userdata;
+    if (peer->sa_family != AF_INET) {
+        *why = "shoots are served to instances of this node only";
+        return NULL;
+    }
+    struct in_addr a = ((const struct sockaddr_in *)peer)->sin_addr;
+    for (size_t i = 0; i < n->n_insts; i++) {
+        instance *in = &n->insts[i];
+        if (in->addr.s_addr != a.s_addr)
+            continue;
+        if (!in->spec->shoot_enable) {
+            *why = "this instance does not have shoot.enable";
+            return NULL;
+        }
+        if (!in->shoots) {
+            *why = "this instance's shoots are not running";
+            return NULL;
+        }
+        return in->shoots;
+    }
+    *why = "shoots are served to instances of this node only";
+    return NULL;
+}
+
+static bool any_shoots(node *n) {
+    for (size_t i = 0; i < n->n_insts; i++)
+        if (n->insts[i].spec->shoot_enable)
+            return true;
+    return false;
+}
+
+int node_shoots_setup(node *n, seed_error **err) {
+    if (!any_shoots(n))
+        return 0;
+    char path[PATH_MAX];
+    if (n->opt.shoot_client_path) {
+        snprintf(path, sizeof(path), "%s", n->opt.shoot_client_path);
+    } else {
+        ssize_t l = readlink("/proc/self/exe", path, sizeof(path) - 32);
+        if (l < 0)
+            return seed_error_setp(err, errno, "finding the seed binary");
+        path[l] = 0;
+        char *slash = strrchr(path, '/');
+        snprintf(slash + 1, sizeof(path) - (size_t)(slash + 1 - path), "seed-shoot");
+    }
+    if (access(path, R_OK | X_OK) < 0)
+        return seed_error_setp(err, errno, "seed-shoot (the in-instance client) at %s", path);
+    n->shoot_client = strdup(path);
+
+    /* The compiled seccomp filter, for the templates to load into every shoot. */
+    n->seccomp_fd = memfd_create("seed-seccomp", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    size_t len = n->sec->prog.len * sizeof(struct sock_filter);
+    if (n->seccomp_fd < 0 || write(n->seccomp_fd, n->sec->prog.filter, len) != (ssize_t)len ||
+        fcntl(n->seccomp_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+        return seed_error_setp(err, errno, "storing the seccomp filter for shoots");
+
+    seed_shoot_config cfg = {.warm = n->opt.shoot_warm,
+                             .max_running = n->opt.shoot_max,
+                             .queue_ms = n->opt.shoot_queue_ms,
+                             .output_max = n->opt.shoot_output_max};
+    int r = seed_shoot_engine_new(n->loop, &cfg, n->cg_ops, &n->shoot_engine);
+    if (r < 0)
+        return seed_error_set(err, -r, "starting the shoot pool manager: %s", strerror(-r));
+
+    /* The endpoint lives in the node's namespace, on the bridge's address: only the
+     * instances can reach it. */
+    n->shoot_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(SEED_SHOOT_PORT), .sin_addr = n->net.gateway};
+    int one = 1;
+    setsockopt(n->shoot_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (n->shoot_fd < 0 || bind(n->shoot_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        listen(n->shoot_fd, 4096) < 0)
+        return seed_error_setp(err, errno, "listening for shoots on port %d", SEED_SHOOT_PORT);
+    return seed_shoot_http_new(n->loop, n->shoot_fd, resolve, n, &n->shoot_http, err);
+}
+
+void node_shoots_teardown(node *n) {
+    for (size_t i = 0; i < n->n_insts; i++)
+        instance_shoots_stop(&n->insts[i]);
+    seed_shoot_http_free(n->shoot_http);
+    n->shoot_http = NULL;
+    seed_shoot_engine_free(n->shoot_engine);
+    n->shoot_engine = NULL;
+    if (n->shoot_fd >= 0)
+        close(n->shoot_fd);
+    n->shoot_fd = -1;
+    if (n->seccomp_fd >= 0)
+        close(n->seccomp_fd);
+    n->seccomp_fd = -1;
+    free(n->shoot_client);
+    n->shoot_client = NULL;
+}
+
+static int template_config_fd(node *n, seed_error **err) {
+    json_t *c = json_pack("{s:I, s:s}", "keep_caps", (json_int_t)n->sec->keep_caps, "hostname", "shoot");
+    _cleanup_free_ char *text = c ? json_dumps(c, JSON_COMPACT) : NULL;
+    json_decref(c);
+    int fd = text ? memfd_create("seed-template-config", MFD_CLOEXEC) : -1;
+    size_t len = text ? strlen(text) : 0;
+    if (fd < 0 || write(fd, text, len) != (ssize_t)len || lseek(fd, 0, SEEK_SET) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return seed_error_setp(err, errno ? errno : ENOMEM, "writing the template configuration");
+    }
+    return fd;
+}
+
+int instance_shoots_start(instance *in, const seed_bind *binds, size_t n_binds, seed_error **err) {
+    node *n = in->node;
+    const seed_instance *s = in->spec;
+    if (!n->shoot_engine)
+        return seed_error_set(err, ENOTCONN, "the pool manager is not running");
+    char base[300];
+    snprintf(base, sizeof(base), "%s-shoots", in->cgpath);
+    seed_limits lim = {.memory_bytes = (uint64_t)s->memory_mib << 20,
+                       .cpu_millis = s->vcpus * 1000,
+                       .pids = 1024 * s->vcpus};
+    int r = seed_shoot_pool_new(n->shoot_engine, s->name, base, &lim, &in->shoots, err);
+    if (r < 0)
+        return r;
+
+    gen_files files = {0};
+    build_files(in, &files, true);
+    unsigned count =
+        n->opt.shoot_templates ? n->opt.shoot_templates : (unsigned)MAX(sysconf(_SC_NPROCESSORS_ONLN), 1);
+    for (unsigned i = 0; i < count && r >= 0; i++) {
+        seed_cgroup *cg = NULL;
+        if ((r = seed_shoot_pool_template_cgroup(in->shoots, i, &cg, err)) < 0)
+            break;
+        int cfg = template_config_fd(n, err);
+        int sp[2] = {-1, -1};
+        if (cfg < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+            r = cfg < 0 ? cfg : seed_error_setp(err, errno, "socketpair");
+            if (cfg >= 0)
+                close(cfg);
+            n->cg_ops->free(cg);
+            break;
+        }
+        /* Requests can be large (argv, env, up to 1 MiB): room for a whole one. */
+        int big = (int)SEED_SHOOT_MAX_MSG;
+        setsockopt(sp[0], SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
+        int pass[3] = {cfg, sp[1], n->seccomp_fd};
+        char *argv[] = {"seed-init", SEED_SHOOT_TEMPLATE_ARG, NULL};
+        char *envp[] = {NULL};
+        seed_sandbox_config c = {
+            .hostname = "shoot",
+            .id_base = in->id_base,
+            .id_count = ID_RANGE,
+            .root = s->root_kind == SEED_ROOT_HOST ? SEED_SANDBOX_ROOT_HOST : SEED_SANDBOX_ROOT_DIR,
+            .root_dir = s->root_path,
+            .scratch_dir = n->scratch_dir,
+            .binds = binds,
+            .n_binds = n_binds,
+            .files = files.f,
+            .n_files = files.n,
+            .net = {.attach = false},
+            .cgroup_ops = n->cg_ops,
+            .cgroup = cg,
+            .security = n->sec,
+            .exec_fd = n->init_fd,
+            .argv = argv,
+            .envp = envp,
+            .pass_fds = pass,
+            .n_pass_fds = 3,
+            .template = true,
+        };
+        seed_sandbox sb = {.pidfd = -1};
+        r = seed_sandbox_container.start(&c, &sb, err);
+        close(cfg);
+        close(sp[1]);
+        n->cg_ops->free(cg);
+        if (r < 0) {
+            close(sp[0]);
+            break;
+        }
+        fcntl(sp[0], F_SETFL, O_NONBLOCK);
+        if ((r = seed_shoot_pool_add_template(in->shoots, &sb, sp[0])) < 0) {
+            seed_sandbox_container.kill(&sb, 9);
+            seed_sandbox_container.reap(&sb);
+            close(sp[0]);
+            seed_error_set(err, -r, "adding a shoot template: %s", strerror(-r));
+        }
+    }
+    gen_free(&files);
+    if (r < 0) {
+        seed_shoot_pool_free(in->shoots);
+        in->shoots = NULL;
+        return r;
+    }
+    return 0;
+}
+
+void instance_shoots_stop(instance *in) {
+    if (!in->shoots)
+        return;
+    seed_shoot_pool_free(in->shoots);
+    in->shoots = NULL;
+}

@@ -1,0 +1,291 @@
+/* The shoot API over HTTP (libmicrohttpd), on the node's address of the instance
+ * network. MHD runs in "external" mode inside the node's event loop: its epoll fd is
+ * one of our sources, and a request waiting for its shoot is a suspended connection.
+ * While suspended MHD does not watch the socket, so we do (EPOLLRDHUP): a client that
+ * hangs up ends its shoot at once.
+ *
+ * Errors: 400 bad request, 403 caller is not a shoot-enabled instance of this node,
+ * 404 unknown path, 405 wrong method, 413 body over 1 MiB, 503 (Retry-After) no
+ * sandbox in time, 500 internal; every error body is {"error": "..."}. Slow clients
+ * are dropped by MHD's connection timeout. */
+#include "shoot/http.h"
+
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "base/log.h"
+#include "shoot/request.h"
+
+#define CONNECTION_TIMEOUT_S 10
+
+struct seed_shoot_http {
+    seed_loop *loop;
+    struct MHD_Daemon *d;
+    seed_source *epoll_src, *timer;
+    seed_shoot_resolve_fn resolve;
+    void *userdata;
+};
+
+typedef struct req_ctx {
+    seed_shoot_http *h;
+    struct MHD_Connection *conn;
+    seed_shoot_pool *pool;
+    char *body;
+    size_t len;
+    bool too_large;
+    unsigned status; /* response ready when non-zero */
+    char *response;  /* JSON text */
+    bool retry_after;
+    seed_shoot *shoot;
+    seed_source *hup_src;
+    bool suspended;
+} req_ctx;
+
+static void http_kick(seed_shoot_http *h);
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, char *text, bool retry_after) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (retry_after)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST");
+    enum MHD_Result r = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+static char *error_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *error_json(const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    json_t *o = json_pack("{s:s}", "error", buf);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return s ? s : strdup("{\"error\":\"out of memory\"}");
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, char *json) {
+    return send_json(c, status, json, status == MHD_HTTP_SERVICE_UNAVAILABLE);
+}
+
+/* ---- a shoot finishing wakes its connection ---- */
+
+static void unwatch_hangup(req_ctx *r) {
+    seed_source_free(r->hup_src);
+    r->hup_src = NULL;
+}
+
+static void resume(req_ctx *r) {
+    unwatch_hangup(r);
+    if (r->suspended) {
+        r->suspended = false;
+        MHD_resume_connection(r->conn);
+        http_kick(r->h);
+    }
+}
+
+static void on_shoot_done(void *userdata, const seed_shoot_result *res) {
+    req_ctx *r = userdata;
+    r->shoot = NULL;
+    if (res->status == SEED_SHOOT_OK) {
+        json_t *o = seed_shoot_response(&res->output, res->base64);
+        r->response = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        r->status = r->response ? MHD_HTTP_OK : MHD_HTTP_INTERNAL_SERVER_ERROR;
+        if (!r->response)
+            r->response = error_json("out of memory while building the response");
+    } else if (res->status == SEED_SHOOT_BUSY) {
+        r->status = MHD_HTTP_SERVICE_UNAVAILABLE;
+        r->retry_after = true;
+        r->response = error_json("%s", res->message ? res->message : "busy");
+    } else {
+        r->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        r->response = error_json("%s", res->message ? res->message : "the shoot failed");
+    }
+    resume(r);
+}
+
+static int on_hangup(seed_source *s, int fd, uint32_t events, void *userdata) {
+    req_ctx *r = userdata;
+    /* The client closed its end while its shoot ran: end the shoot now. */
+    if (r->shoot) {
+        seed_shoot_abandon(r->shoot);
+        r->shoot = NULL;
+    }
+    r->status = MHD_HTTP_BAD_REQUEST;
+    r->response = error_json("the client went away");
+    resume(r);
+    return 0;
+}
+
+/* ---- MHD callbacks ---- */
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                              const char *version, const char *upload, size_t *upload_size, void **con_cls) {
+    seed_shoot_http *h = cls;
+    req_ctx *r = *con_cls;
+    if (!r) {
+        /* Headers are in: refuse early what needs no body. */
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return MHD_NO;
+        r->h = h;
+        r->conn = c;
+        *con_cls = r;
+        if (!streq(url, "/shoot"))
+            return send_error(c, MHD_HTTP_NOT_FOUND, error_json("no such endpoint %.200s: POST /shoot", url));
+        if (!streq(method, MHD_HTTP_METHOD_POST))
+            return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+                              error_json("method %.32s not allowed: POST /shoot", method));
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > SEED_SHOOT_MAX_BODY)
+            return send_error(
+                c, MHD_HTTP_CONTENT_TOO_LARGE,
+                error_json("request body is %s bytes: at most %u are accepted", cl, SEED_SHOOT_MAX_BODY));
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const char *why = "unknown caller";
+        r->pool = ci ? h->resolve(h->userdata, ci->client_addr, &why) : NULL;
+        if (!r->pool)
+            return send_error(c, MHD_HTTP_FORBIDDEN, error_json("%s", why));
+        return MHD_YES;
+    }
+    if (r->status) {
+        /* Back from suspension (or the hangup path): answer. */
+        unsigned status = r->status;
+        char *resp = r->response;
+        r->response = NULL;
+        r->status = 0;
+        return send_json(c, status, resp, r->retry_after);
+    }
+    if (*upload_size) {
+        if (r->len + *upload_size > SEED_SHOOT_MAX_BODY) {
+            r->too_large = true;
+        } else if (!r->too_large) {
+            char *nb = realloc(r->body, r->len + *upload_size + 1);
+            if (!nb)
+                return MHD_NO;
+            r->body = nb;
+            memcpy(r->body + r->len, upload, *upload_size);
+            r->len += *upload_size;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    /* The whole body is in. */
+    if (r->too_large)
+        return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
+                          error_json("request body is over %u bytes", SEED_SHOOT_MAX_BODY));
+    seed_shoot_request req;
+    char *msg = NULL;
+    int e = seed_shoot_request_parse(r->body ? r->body : "", r->len, &req, &msg);
+    if (e < 0) {
+        enum MHD_Result res =
+            send_error(c, MHD_HTTP_BAD_REQUEST, error_json("%s", msg ? msg : "bad request"));
+        free(msg);
+        return res;
+    }
+    free(r->body);
+    r->body = NULL;
+    MHD_suspend_connection(c);
+    r->suspended = true;
+    const union MHD_ConnectionInfo *fdi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (fdi)
+        seed_loop_add_io(h->loop, fdi->connect_fd, EPOLLRDHUP, on_hangup, r, &r->hup_src);
+    if (seed_shoot_start(r->pool, &req, on_shoot_done, r, &r->shoot) < 0) {
+        seed_shoot_request_clear(&req);
+        r->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        r->response = error_json("out of memory");
+        resume(r);
+    }
+    return MHD_YES;
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe) {
+    req_ctx *r = *con_cls;
+    if (!r)
+        return;
+    unwatch_hangup(r);
+    if (r->shoot)
+        seed_shoot_abandon(r->shoot);
+    free(r->body);
+    free(r->response);
+    free(r);
+    *con_cls = NULL;
+}
+
+/* ---- the loop ---- */
+
+static int on_timer(seed_source *s, void *userdata);
+
+static void http_kick(seed_shoot_http *h) {
+    MHD_run(h->d);
+    MHD_UNSIGNED_LONG_LONG ms = 0;
+    if (MHD_get_timeout(h->d, &ms) == MHD_YES) {
+        uint64_t usec = (uint64_t)ms * 1000;
+        if (h->timer)
+            seed_timer_restart(h->timer, usec);
+        else
+            seed_loop_add_timer(h->loop, usec, on_timer, h, &h->timer);
+    }
+}
+
+static int on_timer(seed_source *s, void *userdata) {
+    http_kick(userdata);
+    return 0;
+}
+
+static int on_epoll(seed_source *s, int fd, uint32_t events, void *userdata) {
+    http_kick(userdata);
+    return 0;
+}
+
+int seed_shoot_http_new(seed_loop *loop, int listen_fd, seed_shoot_resolve_fn resolve, void *userdata,
+                        seed_shoot_http **ret, seed_error **err) {
+    seed_shoot_http *h = calloc(1, sizeof(*h));
+    if (!h)
+        return seed_error_set(err, ENOMEM, "out of memory");
+    h->loop = loop;
+    h->resolve = resolve;
+    h->userdata = userdata;
+    h->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO, 0, NULL, NULL, handle,
+                            h, MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+                            MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_END);
+    if (!h->d) {
+        free(h);
+        return seed_error_set(err, EIO, "starting the shoot HTTP server failed");
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
+    int r = di ? seed_loop_add_io(loop, di->epoll_fd, EPOLLIN, on_epoll, h, &h->epoll_src) : -EIO;
+    if (r < 0) {
+        MHD_stop_daemon(h->d);
+        free(h);
+        return seed_error_set(err, -r, "watching the shoot HTTP server: %s", strerror(-r));
+    }
+    *ret = h;
+    return 0;
+}
+
+void seed_shoot_http_free(seed_shoot_http *h) {
+    if (!h)
+        return;
+    seed_source_free(h->epoll_src);
+    seed_source_free(h->timer);
+    /* MHD must not be stopped with suspended connections: every shoot has ended by
+     * now (the pools go first), which resumed them. */
+    MHD_run(h->d);
+    MHD_stop_daemon(h->d);
+    free(h);
+}

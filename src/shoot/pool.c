@@ -1,0 +1,929 @@
+/* The pool manager. Per caller: templates (processes holding the caller's finished
+ * root) make warm sandboxes on request; each warm sandbox is moved into a cgroup of
+ * its own with the caller's limits, finishes its setup and waits. A request takes a
+ * warm sandbox, passes it the command with stdin/stdout/stderr pipes, and collects
+ * the output until the sandbox is gone — its PID 1 exits after the command, which
+ * ends every process the command started. Then a replacement is made.
+ *
+ * Request path: pipes, one message, then reading. Everything else — clone, id maps,
+ * cgroup attach, mounts, capability drop, seccomp — happened before the request. */
+#include "shoot/pool.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/fdpass.h"
+#include "base/log.h"
+#include "shoot/protocol.h"
+
+#define MAX_INFLIGHT_PER_TEMPLATE 4
+#define READ_CHUNK (64u << 10)
+
+typedef struct cgslot {
+    seed_cgroup *cg;
+    int procs[3]; /* its cgroup.procs files, opened once, handed to each sandbox */
+    int n_procs;
+    struct cgslot *next;
+} cgslot;
+
+typedef struct template {
+    seed_shoot_pool *p;
+    seed_sandbox sb;
+    int chan;
+    seed_source *chan_src, *exit_src;
+    unsigned inflight;
+    cgslot *pending[MAX_INFLIGHT_PER_TEMPLATE]; /* slots of SPAWNs in flight, in order */
+    unsigned pending_head;
+    bool dead;
+}
+template;
+
+enum { W_STARTING, W_READY, W_RUNNING, W_DONE };
+
+typedef struct warm {
+    seed_shoot_pool *p;
+    int pidfd;
+    int ctl;
+    seed_source *ctl_src, *exit_src;
+    cgslot *cg;
+    int state;
+    seed_shoot *shoot;
+    struct warm *prev, *next;
+} warm;
+
+typedef struct buffer {
+    char *data;
+    size_t len, cap;
+} buffer;
+
+struct seed_shoot {
+    seed_shoot_pool *p;
+    seed_shoot_request req;
+    seed_shoot_done_fn done;
+    void *userdata;
+    warm *w;
+    int out_fd, err_fd, in_fd;
+    seed_source *out_src, *err_src, *in_src, *timer;
+    buffer out, err;
+    bool truncated;
+    size_t in_off;
+    bool got_status, exited, timed_out, abandoned;
+    int status;
+    uint64_t t0;
+    struct seed_shoot *next; /* in the pool's queue */
+};
+
+struct seed_shoot_pool {
+    seed_shoot_engine *e;
+    char *name, *cg_base;
+    seed_limits lim;
+    template **tpls;
+    size_t n_tpls;
+    size_t rr;
+    warm *warms;
+    unsigned n_ready, n_starting, n_spawning;
+    cgslot *free_cgs, *dirty_cgs;
+    unsigned next_cg;
+    seed_shoot *queue, *queue_tail;
+    unsigned n_queued;
+    char *last_error;
+    struct seed_shoot_pool *next_pool;
+};
+
+struct seed_shoot_engine {
+    seed_loop *loop;
+    seed_shoot_config cfg;
+    const seed_cgroup_ops *ops;
+    int devnull;
+    unsigned running;
+    seed_shoot_pool *pools;
+    seed_shoot_stats stats;
+};
+
+static void refill(seed_shoot_pool *p);
+static void dispatch_queued(seed_shoot_engine *e);
+static void maybe_finish(seed_shoot *s);
+static void pool_error(seed_shoot_pool *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- engine ---- */
+
+int seed_shoot_engine_new(seed_loop *loop, const seed_shoot_config *cfg, const seed_cgroup_ops *ops,
+                          seed_shoot_engine **ret) {
+    seed_shoot_engine *e = calloc(1, sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    e->loop = loop;
+    e->cfg = *cfg;
+    if (!e->cfg.warm)
+        e->cfg.warm = SEED_SHOOT_DEFAULT_WARM;
+    if (!e->cfg.max_running)
+        e->cfg.max_running = SEED_SHOOT_DEFAULT_MAX_RUNNING;
+    if (!e->cfg.queue_ms)
+        e->cfg.queue_ms = SEED_SHOOT_DEFAULT_QUEUE_MS;
+    if (!e->cfg.output_max)
+        e->cfg.output_max = SEED_SHOOT_DEFAULT_OUTPUT_MAX;
+    e->ops = ops;
+    e->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (e->devnull < 0) {
+        int r = negative_errno();
+        free(e);
+        return r;
+    }
+    *ret = e;
+    return 0;
+}
+
+void seed_shoot_engine_free(seed_shoot_engine *e) {
+    if (!e)
+        return;
+    while (e->pools)
+        seed_shoot_pool_free(e->pools);
+    close(e->devnull);
+    free(e);
+}
+
+void seed_shoot_engine_stats(const seed_shoot_engine *e, seed_shoot_stats *st) {
+    *st = e->stats;
+    st->running = e->running;
+    st->queued = 0;
+    st->warm = 0;
+    for (seed_shoot_pool *p = e->pools; p; p = p->next_pool) {
+        st->queued += p->n_queued;
+        st->warm += p->n_ready;
+    }
+}
+
+/* ---- cgroups ---- */
+
+static cgslot *cg_take(seed_shoot_pool *p) {
+    if (p->free_cgs) {
+        cgslot *c = p->free_cgs;
+        p->free_cgs = c->next;
+        c->next = NULL;
+        return c;
+    }
+    cgslot *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/s%u", p->cg_base, p->next_cg++);
+    _cleanup_error_ seed_error *err = NULL;
+    if (p->e->ops->create(path, &p->lim, &c->cg, &err) < 0) {
+        free(p->last_error);
+        p->last_error = strdup(err ? err->msg : "creating a cgroup failed");
+        free(c);
+        return NULL;
+    }
+    c->n_procs = p->e->ops->procs_fds(c->cg, c->procs, ELEMENTSOF(c->procs));
+    if (c->n_procs < 0) {
+        pool_error(p, "opening cgroup.procs of %s: %s", path, strerror(-c->n_procs));
+        p->e->ops->destroy(c->cg);
+        p->e->ops->free(c->cg);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* A finished shoot's cgroup goes back for reuse once it is empty. */
+static void cg_give(seed_shoot_pool *p, cgslot *c) {
+    if (!c)
+        return;
+    /* Reuse only an empty cgroup. One that is not (should never happen: its sandbox
+     * is gone) is set aside, not waited for: the event loop must not block. */
+    seed_cgroup_stat st;
+    if (p->e->ops->stat(c->cg, &st) == 0 && st.pids_current > 0) {
+        c->next = p->dirty_cgs;
+        p->dirty_cgs = c;
+        return;
+    }
+    c->next = p->free_cgs;
+    p->free_cgs = c;
+}
+
+static void cg_destroy(seed_shoot_pool *p, cgslot *c) {
+    for (int i = 0; i < c->n_procs; i++)
+        close(c->procs[i]);
+    p->e->ops->kill_all(c->cg);
+    p->e->ops->destroy(c->cg);
+    p->e->ops->free(c->cg);
+    free(c);
+}
+
+static void cg_destroy_all(seed_shoot_pool *p) {
+    for (cgslot **list = &p->free_cgs; list; list = list == &p->free_cgs ? &p->dirty_cgs : NULL)
+        while (*list) {
+            cgslot *c = *list;
+            *list = c->next;
+            cg_destroy(p, c);
+        }
+}
+
+/* ---- warm sandboxes ---- */
+
+static void warm_unlink(warm *w) {
+    seed_shoot_pool *p = w->p;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        p->warms = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    if (w->state == W_READY)
+        p->n_ready--;
+    else if (w->state == W_STARTING)
+        p->n_starting--;
+}
+
+static void warm_free(warm *w, bool reuse_cgroup) {
+    seed_shoot_pool *p = w->p;
+    warm_unlink(w);
+    seed_source_free(w->ctl_src);
+    seed_source_free(w->exit_src);
+    if (w->pidfd >= 0) {
+        syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+        close(w->pidfd);
+    }
+    if (w->ctl >= 0)
+        close(w->ctl);
+    if (reuse_cgroup)
+        cg_give(p, w->cg);
+    else if (w->cg)
+        cg_destroy(p, w->cg);
+    free(w);
+}
+
+static void shoot_finish(seed_shoot *s);
+
+static void pool_error(seed_shoot_pool *p, const char *fmt, ...) {
+    char buf[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    free(p->last_error);
+    p->last_error = strdup(buf);
+    log_warning("%s: shoots: %s", p->name, buf);
+}
+
+static int on_warm_ctl(seed_source *src, int fd, uint32_t events, void *userdata) {
+    warm *w = userdata;
+    seed_shoot_hdr h;
+    char msg[512];
+    struct iovec iov[2] = {{&h, sizeof(h)}, {msg, sizeof(msg) - 1}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+    ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    if (n < (ssize_t)sizeof(h)) {
+        /* Closed: the sandbox is gone; the pidfd tells the rest. */
+        seed_source_free(w->ctl_src);
+        w->ctl_src = NULL;
+        return 0;
+    }
+    size_t mlen = (size_t)n - sizeof(h);
+    msg[mlen] = 0;
+    seed_shoot_pool *p = w->p;
+    switch (h.type) {
+    case SEED_SHOOT_READY:
+        if (w->state == W_STARTING) {
+            p->n_starting--;
+            w->state = W_READY;
+            p->n_ready++;
+            dispatch_queued(p->e);
+        }
+        break;
+    case SEED_SHOOT_FAILED:
+        pool_error(p, "a sandbox failed to start: %s: %s", msg, strerror(h.err));
+        if (w->shoot) {
+            /* Ended before the command ran: report it as a failure to run. */
+            w->shoot->status = (127 << 8);
+            w->shoot->got_status = true;
+        }
+        break;
+    case SEED_SHOOT_EXITED:
+        if (w->shoot) {
+            w->shoot->status = (int)h.arg;
+            w->shoot->got_status = true;
+            maybe_finish(w->shoot);
+        }
+        break;
+    }
+    return 0;
+}
+
+static int on_warm_exit(seed_source *src, int fd, uint32_t events, void *userdata) {
+    warm *w = userdata;
+    seed_source_free(w->exit_src);
+    w->exit_src = NULL;
+    /* The status message may still sit in the socket. */
+    if (w->ctl_src)
+        on_warm_ctl(w->ctl_src, w->ctl, EPOLLIN, w);
+    seed_shoot *s = w->shoot;
+    if (s) {
+        s->exited = true;
+        maybe_finish(s);
+        return 0;
+    }
+    /* Its shoot was answered already (W_DONE), or it died unused (setup failed, or
+     * killed): its cgroup is free now; replace it. */
+    seed_shoot_pool *p = w->p;
+    warm_free(w, true);
+    refill(p);
+    return 0;
+}
+
+/* ---- templates ---- */
+
+static void template_dead(template *t) {
+    if (t->dead)
+        return;
+    t->dead = true;
+    seed_shoot_pool *p = t->p;
+    p->n_spawning -= t->inflight;
+    for (unsigned i = 0; i < t->inflight; i++)
+        cg_give(p, t->pending[(t->pending_head + i) % MAX_INFLIGHT_PER_TEMPLATE]);
+    t->inflight = 0;
+    seed_source_free(t->chan_src);
+    t->chan_src = NULL;
+    pool_error(p, "a shoot template ended");
+}
+
+static int on_template_chan(seed_source *src, int fd, uint32_t events, void *userdata) {
+    template *t = userdata;
+    seed_shoot_pool *p = t->p;
+    for (;;) {
+        char buf[sizeof(seed_shoot_hdr) + 512];
+        int fds[SEED_FDPASS_MAX];
+        size_t n_fds = 0;
+        ssize_t n = seed_recv_fds(fd, buf, sizeof(buf) - 1, fds, &n_fds, MSG_DONTWAIT);
+        if (n == -EAGAIN || n == -EINTR)
+            return 0;
+        if (n < (ssize_t)sizeof(seed_shoot_hdr)) {
+            template_dead(t);
+            return 0;
+        }
+        seed_shoot_hdr h;
+        memcpy(&h, buf, sizeof(h));
+        buf[n] = 0;
+        cgslot *cg = NULL;
+        if (t->inflight > 0) {
+            cg = t->pending[t->pending_head];
+            t->pending_head = (t->pending_head + 1) % MAX_INFLIGHT_PER_TEMPLATE;
+            t->inflight--;
+            p->n_spawning--;
+        }
+        if (h.type != SEED_SHOOT_SPAWNED || n_fds != 2) {
+            for (size_t i = 0; i < n_fds; i++)
+                close(fds[i]);
+            if (cg)
+                cg_give(p, cg);
+            pool_error(p, "making a sandbox failed: %s: %s", buf + sizeof(h), strerror(h.err));
+            continue;
+        }
+        warm *w = calloc(1, sizeof(*w));
+        if (!w) {
+            syscall(SYS_pidfd_send_signal, fds[0], SIGKILL, NULL, 0);
+            close(fds[0]);
+            close(fds[1]);
+            if (cg)
+                cg_give(p, cg);
+            continue;
+        }
+        *w = (warm){.p = p, .pidfd = fds[0], .ctl = fds[1], .cg = cg, .state = W_STARTING};
+        if (seed_loop_add_io(p->e->loop, w->ctl, EPOLLIN, on_warm_ctl, w, &w->ctl_src) < 0 ||
+            seed_loop_add_io(p->e->loop, w->pidfd, EPOLLIN, on_warm_exit, w, &w->exit_src) < 0) {
+            seed_source_free(w->ctl_src);
+            syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+            close(w->pidfd);
+            close(w->ctl);
+            cg_give(p, cg);
+            free(w);
+            continue;
+        }
+        w->next = p->warms;
+        if (p->warms)
+            p->warms->prev = w;
+        p->warms = w;
+        p->n_starting++;
+    }
+}
+
+static int on_template_exit(seed_source *src, int fd, uint32_t events, void *userdata) {
+    template *t = userdata;
+    seed_source_free(t->exit_src);
+    t->exit_src = NULL;
+    template_dead(t);
+    return 0;
+}
+
+int seed_shoot_pool_template_cgroup(seed_shoot_pool *p, unsigned i, seed_cgroup **ret, seed_error **err) {
+    char path[512];
+    snprintf(path, sizeof(path), "%s/template%u", p->cg_base, i);
+    return p->e->ops->create(path, &p->lim, ret, err);
+}
+
+int seed_shoot_pool_add_template(seed_shoot_pool *p, seed_sandbox *sb, int chan) {
+    template *t = calloc(1, sizeof(*t));
+    template **n = realloc(p->tpls, (p->n_tpls + 1) * sizeof(*n));
+    if (!t || !n) {
+        free(t);
+        return -ENOMEM;
+    }
+    p->tpls = n;
+    t->p = p;
+    t->sb = *sb;
+    t->chan = chan;
+    int r = seed_loop_add_io(p->e->loop, chan, EPOLLIN, on_template_chan, t, &t->chan_src);
+    if (r >= 0)
+        r = seed_loop_add_io(p->e->loop, sb->pidfd, EPOLLIN, on_template_exit, t, &t->exit_src);
+    if (r < 0) {
+        seed_source_free(t->chan_src);
+        free(t);
+        return r;
+    }
+    p->tpls[p->n_tpls++] = t;
+    refill(p);
+    return 0;
+}
+
+/* Ask templates for sandboxes until the warm target (plus whatever waits) is met. */
+static void refill(seed_shoot_pool *p) {
+    unsigned want = p->e->cfg.warm + p->n_queued;
+    for (size_t tries = 0; p->n_ready + p->n_starting + p->n_spawning < want && tries < 4 * p->n_tpls + 4;
+         tries++) {
+        if (p->n_tpls == 0)
+            return;
+        template *t = p->tpls[p->rr++ % p->n_tpls];
+        if (t->dead || t->inflight >= MAX_INFLIGHT_PER_TEMPLATE)
+            continue;
+        cgslot *cg = cg_take(p);
+        if (!cg)
+            return;
+        seed_shoot_hdr h = {.type = SEED_SHOOT_SPAWN};
+        if (seed_send_fds(t->chan, &h, sizeof(h), NULL, 0, cg->procs, (size_t)cg->n_procs, MSG_DONTWAIT) !=
+            (ssize_t)sizeof(h)) {
+            cg_give(p, cg);
+            continue;
+        }
+        t->pending[(t->pending_head + t->inflight) % MAX_INFLIGHT_PER_TEMPLATE] = cg;
+        t->inflight++;
+        p->n_spawning++;
+    }
+}
+
+/* ---- running a shoot ---- */
+
+static void buffer_add(seed_shoot *s, buffer *b, const char *data, size_t n) {
+    size_t max = s->p->e->cfg.output_max;
+    if (b->len + n > max) {
+        s->truncated = true;
+        n = max > b->len ? max - b->len : 0;
+    }
+    if (n == 0)
+        return;
+    if (b->len + n > b->cap) {
+        size_t ncap = MAX(b->cap * 2, b->len + n);
+        ncap = MIN(MAX(ncap, (size_t)4096), max);
+        char *d = realloc(b->data, ncap);
+        if (!d) {
+            s->truncated = true;
+            return;
+        }
+        b->data = d;
+        b->cap = ncap;
+    }
+    memcpy(b->data + b->len, data, n);
+    b->len += n;
+}
+
+static int on_output(seed_source *src, int fd, uint32_t events, void *userdata) {
+    seed_shoot *s = userdata;
+    bool is_out = fd == s->out_fd;
+    buffer *b = is_out ? &s->out : &s->err;
+    static char chunk[READ_CHUNK];
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n > 0) {
+            buffer_add(s, b, chunk, (size_t)n);
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return 0;
+        /* EOF: every writer is gone */
+        seed_source_free(src);
+        close(fd);
+        if (is_out) {
+            s->out_src = NULL;
+            s->out_fd = -1;
+        } else {
+            s->err_src = NULL;
+            s->err_fd = -1;
+        }
+        maybe_finish(s);
+        return 0;
+    }
+    return 0;
+}
+
+static void close_stdin(seed_shoot *s) {
+    seed_source_free(s->in_src);
+    s->in_src = NULL;
+    if (s->in_fd >= 0)
+        close(s->in_fd);
+    s->in_fd = -1;
+}
+
+static int on_stdin(seed_source *src, int fd, uint32_t events, void *userdata) {
+    seed_shoot *s = userdata;
+    while (s->in_off < s->req.stdin_len) {
+        ssize_t n = write(fd, s->req.stdin_data + s->in_off, s->req.stdin_len - s->in_off);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                return 0;
+            break; /* EPIPE: the command stopped reading */
+        }
+        s->in_off += (size_t)n;
+    }
+    close_stdin(s);
+    return 0;
+}
+
+static int on_timeout(seed_source *src, void *userdata) {
+    seed_shoot *s = userdata;
+    s->timed_out = true;
+    if (s->w && s->w->pidfd >= 0)
+        syscall(SYS_pidfd_send_signal, s->w->pidfd, SIGKILL, NULL, 0);
+    return 0;
+}
+
+static int on_queue_timeout(seed_source *src, void *userdata);
+
+static void shoot_free(seed_shoot *s) {
+    seed_source_free(s->timer);
+    seed_source_free(s->out_src);
+    seed_source_free(s->err_src);
+    close_stdin(s);
+    if (s->out_fd >= 0)
+        close(s->out_fd);
+    if (s->err_fd >= 0)
+        close(s->err_fd);
+    free(s->out.data);
+    free(s->err.data);
+    seed_shoot_request_clear(&s->req);
+    free(s);
+}
+
+/* The caller gets its answer; the sandbox's cgroup goes back to the pool. */
+static void shoot_finish(seed_shoot *s) {
+    seed_shoot_pool *p = s->p;
+    seed_shoot_engine *e = p->e;
+    warm *w = s->w;
+    if (w) {
+        w->shoot = NULL;
+        s->w = NULL;
+        e->running--;
+        /* Its PID 1 may still be tearing the namespaces down: the sandbox and its
+         * cgroup are released when its pidfd says it is gone. */
+        if (s->exited)
+            warm_free(w, true);
+        else
+            w->state = W_DONE;
+    }
+    if (!s->abandoned) {
+        seed_shoot_result r = {.status = SEED_SHOOT_OK, .base64 = s->req.base64};
+        seed_shoot_output *o = &r.output;
+        o->duration_ms = (seed_now_usec() - s->t0) / 1000;
+        o->out = s->out.data ? s->out.data : "";
+        o->out_len = s->out.len;
+        o->err = s->err.data ? s->err.data : "";
+        o->err_len = s->err.len;
+        o->truncated = s->truncated;
+        if (s->timed_out) {
+            o->exit_code = 124;
+            o->timed_out = true;
+            o->signal = SIGKILL;
+        } else if (s->got_status && WIFEXITED(s->status)) {
+            o->exit_code = WEXITSTATUS(s->status);
+        } else if (s->got_status && WIFSIGNALED(s->status)) {
+            o->signal = WTERMSIG(s->status);
+            o->exit_code = 128 + o->signal;
+        } else {
+            /* PID 1 itself died (the out-of-memory killer, or a kill from outside). */
+            o->signal = SIGKILL;
+            o->exit_code = 128 + SIGKILL;
+        }
+        e->stats.finished++;
+        s->done(s->userdata, &r);
+    }
+    shoot_free(s);
+    refill(p);
+    dispatch_queued(e);
+}
+
+/* Answer once the command's status is known (or its sandbox is gone) and both
+ * output pipes reached EOF, which means every writer — every process — is gone. */
+static void maybe_finish(seed_shoot *s) {
+    if ((s->exited || s->got_status) && s->out_fd < 0 && s->err_fd < 0)
+        shoot_finish(s);
+}
+
+/* RUN payload: argc, envc, cwd, argv..., env... */
+static char *run_payload(const seed_shoot_request *r, size_t *len) {
+    static const char *const base_env[] = {
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "HOSTNAME=shoot"};
+    size_t n = 8 + strlen(r->cwd) + 1;
+    for (size_t i = 0; i < r->argc; i++)
+        n += strlen(r->argv[i]) + 1;
+    for (size_t i = 0; i < ELEMENTSOF(base_env); i++)
+        n += strlen(base_env[i]) + 1;
+    for (size_t i = 0; i < r->envc; i++)
+        n += strlen(r->env[i]) + 1;
+    char *buf = malloc(n);
+    if (!buf)
+        return NULL;
+    uint32_t argc = (uint32_t)r->argc, envc = (uint32_t)(ELEMENTSOF(base_env) + r->envc);
+    memcpy(buf, &argc, 4);
+    memcpy(buf + 4, &envc, 4);
+    char *o = buf + 8;
+    o = stpcpy(o, r->cwd) + 1;
+    for (size_t i = 0; i < r->argc; i++)
+        o = stpcpy(o, r->argv[i]) + 1;
+    /* The request's variables win over the defaults: getenv (and so execvp's PATH
+     * search) takes the first match, so they go first. */
+    for (size_t i = 0; i < r->envc; i++)
+        o = stpcpy(o, r->env[i]) + 1;
+    for (size_t i = 0; i < ELEMENTSOF(base_env); i++)
+        o = stpcpy(o, base_env[i]) + 1;
+    *len = (size_t)(o - buf);
+    return buf;
+}
+
+static int dispatch(seed_shoot *s, warm *w) {
+    seed_shoot_pool *p = s->p;
+    seed_shoot_engine *e = p->e;
+    int outp[2] = {-1, -1}, errp[2] = {-1, -1}, inp[2] = {-1, -1};
+    int r = 0;
+    if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+        (s->req.has_stdin && pipe2(inp, O_CLOEXEC) < 0))
+        r = negative_errno();
+    size_t len = 0;
+    _cleanup_free_ char *payload = r >= 0 ? run_payload(&s->req, &len) : NULL;
+    if (r >= 0 && !payload)
+        r = -ENOMEM;
+    if (r >= 0) {
+        seed_shoot_hdr h = {.type = SEED_SHOOT_RUN, .len = (uint32_t)len};
+        int fds[3] = {s->req.has_stdin ? inp[0] : e->devnull, outp[1], errp[1]};
+        ssize_t k = seed_send_fds(w->ctl, &h, sizeof(h), payload, len, fds, 3, 0);
+        if (k < 0)
+            r = (int)k;
+    }
+    /* The sandbox has its ends now (or failed to get them). */
+    if (outp[1] >= 0)
+        close(outp[1]);
+    if (errp[1] >= 0)
+        close(errp[1]);
+    if (inp[0] >= 0)
+        close(inp[0]);
+    if (r < 0) {
+        if (outp[0] >= 0)
+            close(outp[0]);
+        if (errp[0] >= 0)
+            close(errp[0]);
+        if (inp[1] >= 0)
+            close(inp[1]);
+        return r;
+    }
+    /* Taken: off the ready list, into the running count. */
+    p->n_ready--;
+    w->state = W_RUNNING;
+    w->shoot = s;
+    s->w = w;
+    e->running++;
+    e->stats.started++;
+    s->out_fd = outp[0];
+    s->err_fd = errp[0];
+    s->in_fd = inp[1];
+    fcntl(s->out_fd, F_SETFL, O_NONBLOCK);
+    fcntl(s->err_fd, F_SETFL, O_NONBLOCK);
+    seed_source_free(s->timer);
+    s->timer = NULL;
+    seed_loop_add_io(e->loop, s->out_fd, EPOLLIN, on_output, s, &s->out_src);
+    seed_loop_add_io(e->loop, s->err_fd, EPOLLIN, on_output, s, &s->err_src);
+    if (s->in_fd >= 0) {
+        fcntl(s->in_fd, F_SETFL, O_NONBLOCK);
+        seed_loop_add_io(e->loop, s->in_fd, EPOLLOUT, on_stdin, s, &s->in_src);
+    }
+    seed_loop_add_timer(e->loop, (uint64_t)s->req.timeout_ms * 1000, on_timeout, s, &s->timer);
+    return 0;
+}
+
+static warm *take_ready(seed_shoot_pool *p) {
+    for (warm *w = p->warms; w; w = w->next)
+        if (w->state == W_READY)
+            return w;
+    return NULL;
+}
+
+/* Start queued shoots while sandboxes and running slots allow, oldest pool first. */
+static void dispatch_queued(seed_shoot_engine *e) {
+    bool progress = true;
+    while (progress && e->running < e->cfg.max_running) {
+        progress = false;
+        for (seed_shoot_pool *p = e->pools; p && e->running < e->cfg.max_running; p = p->next_pool) {
+            if (!p->queue)
+                continue;
+            warm *w = take_ready(p);
+            if (!w)
+                continue;
+            seed_shoot *s = p->queue;
+            p->queue = s->next;
+            if (!p->queue)
+                p->queue_tail = NULL;
+            p->n_queued--;
+            s->next = NULL;
+            if (dispatch(s, w) < 0) {
+                /* This sandbox is unusable: drop it and put the shoot back in front. */
+                warm_free(w, true);
+                s->next = p->queue;
+                p->queue = s;
+                if (!p->queue_tail)
+                    p->queue_tail = s;
+                p->n_queued++;
+                refill(p);
+                continue;
+            }
+            refill(p);
+            progress = true;
+        }
+    }
+}
+
+static void unqueue(seed_shoot *s) {
+    seed_shoot_pool *p = s->p;
+    seed_shoot *prev = NULL;
+    for (seed_shoot *q = p->queue; q; prev = q, q = q->next)
+        if (q == s) {
+            if (prev)
+                prev->next = q->next;
+            else
+                p->queue = q->next;
+            if (p->queue_tail == q)
+                p->queue_tail = prev;
+            p->n_queued--;
+            return;
+        }
+}
+
+static void fail_shoot(seed_shoot *s, seed_shoot_status status, const char *message) {
+    seed_shoot_result r = {.status = status, .message = message, .base64 = s->req.base64};
+    if (status == SEED_SHOOT_BUSY)
+        s->p->e->stats.busy++;
+    else
+        s->p->e->stats.errors++;
+    if (!s->abandoned)
+        s->done(s->userdata, &r);
+    shoot_free(s);
+}
+
+static int on_queue_timeout(seed_source *src, void *userdata) {
+    seed_shoot *s = userdata;
+    seed_shoot_pool *p = s->p;
+    unqueue(s);
+    char msg[700];
+    if (p->last_error && p->n_ready + p->n_starting + p->n_spawning == 0)
+        snprintf(msg, sizeof(msg), "no sandbox could be made for %s: %s", p->name, p->last_error);
+    else
+        snprintf(msg, sizeof(msg), "all sandboxes are busy: %u shoots running on this node (limit %u)",
+                 p->e->running, p->e->cfg.max_running);
+    fail_shoot(s, SEED_SHOOT_BUSY, msg);
+    return 0;
+}
+
+int seed_shoot_start(seed_shoot_pool *p, seed_shoot_request *req, seed_shoot_done_fn done, void *userdata,
+                     seed_shoot **ret) {
+    seed_shoot *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->p = p;
+    s->req = *req;
+    *req = (seed_shoot_request){0};
+    s->done = done;
+    s->userdata = userdata;
+    s->out_fd = s->err_fd = s->in_fd = -1;
+    s->t0 = seed_now_usec();
+    if (ret)
+        *ret = s;
+    seed_shoot_engine *e = p->e;
+    warm *w = e->running < e->cfg.max_running ? take_ready(p) : NULL;
+    if (w && dispatch(s, w) == 0) {
+        refill(p);
+        return 0;
+    }
+    if (w)
+        warm_free(w, true);
+    /* Wait briefly for a sandbox or a running slot. */
+    if (p->queue_tail)
+        p->queue_tail->next = s;
+    else
+        p->queue = s;
+    p->queue_tail = s;
+    p->n_queued++;
+    seed_loop_add_timer(e->loop, (uint64_t)e->cfg.queue_ms * 1000, on_queue_timeout, s, &s->timer);
+    refill(p);
+    return 0;
+}
+
+void seed_shoot_abandon(seed_shoot *s) {
+    s->abandoned = true;
+    if (!s->w) {
+        unqueue(s);
+        shoot_free(s);
+        return;
+    }
+    /* Kill it; the usual end-of-shoot path cleans up, without answering. */
+    syscall(SYS_pidfd_send_signal, s->w->pidfd, SIGKILL, NULL, 0);
+}
+
+/* ---- pools ---- */
+
+int seed_shoot_pool_new(seed_shoot_engine *e, const char *name, const char *cgroup_base,
+                        const seed_limits *lim, seed_shoot_pool **ret, seed_error **err) {
+    seed_shoot_pool *p = calloc(1, sizeof(*p));
+    if (!p || !(p->name = strdup(name)) || !(p->cg_base = strdup(cgroup_base))) {
+        if (p)
+            free(p->name);
+        free(p);
+        return seed_error_set(err, ENOMEM, "out of memory");
+    }
+    p->e = e;
+    p->lim = *lim;
+    p->next_pool = e->pools;
+    e->pools = p;
+    *ret = p;
+    return 0;
+}
+
+void seed_shoot_pool_free(seed_shoot_pool *p) {
+    if (!p)
+        return;
+    seed_shoot_engine *e = p->e;
+    for (seed_shoot_pool **pp = &e->pools; *pp; pp = &(*pp)->next_pool)
+        if (*pp == p) {
+            *pp = p->next_pool;
+            break;
+        }
+    /* Templates first: their sandboxes die with them (parent-death signal). */
+    for (size_t i = 0; i < p->n_tpls; i++) {
+        template *t = p->tpls[i];
+        seed_source_free(t->chan_src);
+        seed_source_free(t->exit_src);
+        close(t->chan);
+        if (t->sb.pidfd >= 0) {
+            seed_sandbox_container.kill(&t->sb, SIGKILL);
+            seed_sandbox_container.reap(&t->sb);
+        }
+        free(t);
+    }
+    free(p->tpls);
+    while (p->queue) {
+        seed_shoot *s = p->queue;
+        p->queue = s->next;
+        p->n_queued--;
+        fail_shoot(s, SEED_SHOOT_ERROR, "the instance stopped");
+    }
+    while (p->warms) {
+        warm *w = p->warms;
+        seed_shoot *s = w->shoot;
+        if (s) {
+            w->shoot = NULL;
+            s->w = NULL;
+            e->running--;
+            fail_shoot(s, SEED_SHOOT_ERROR, "the instance stopped");
+        }
+        warm_free(w, false);
+    }
+    cg_destroy_all(p);
+    for (unsigned i = 0;; i++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/template%u", p->cg_base, i);
+        seed_cgroup *cg = NULL;
+        if (e->ops->open(path, &cg) < 0)
+            break;
+        e->ops->kill_all(cg);
+        e->ops->destroy(cg);
+        e->ops->free(cg);
+    }
+    e->ops->remove_if_empty(p->cg_base);
+    free(p->last_error);
+    free(p->name);
+    free(p->cg_base);
+    free(p);
+}

@@ -1,0 +1,53 @@
+/* The shoot API's request and response, kept to Seed's README:
+ *   POST /shoot {"command": [...], "timeout": ms}
+ *   -> {"exitCode", "stdout", "stderr", "timedOut", "signal", "durationMs", "truncated"}
+ * plus optional "stdin" (string), "env" (object), "cwd" and "encoding": "base64",
+ * with which stdin is read and stdout/stderr are returned as base64, byte-exact. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SEED_SHOOT_MAX_BODY (1u << 20)
+#define SEED_SHOOT_DEFAULT_TIMEOUT_MS 30000u
+#define SEED_SHOOT_MAX_TIMEOUT_MS 3600000u
+#define SEED_SHOOT_MAX_ARGS 4096
+
+typedef struct seed_shoot_request {
+    char **argv; /* NULL-terminated */
+    size_t argc;
+    char **env; /* "KEY=value", NULL-terminated */
+    size_t envc;
+    char *cwd;
+    uint32_t timeout_ms;
+    char *stdin_data;
+    size_t stdin_len;
+    bool has_stdin;
+    bool base64;
+} seed_shoot_request;
+
+/* Parse and validate; on failure returns -EINVAL with a message for a 400. */
+int seed_shoot_request_parse(const char *body, size_t len, seed_shoot_request *out, char **errmsg);
+/* The same from an already parsed object (the control socket's "shoot"). */
+int seed_shoot_request_from_json(json_t *o, seed_shoot_request *out, char **errmsg);
+void seed_shoot_request_clear(seed_shoot_request *r);
+
+typedef struct seed_shoot_output {
+    int exit_code;
+    bool timed_out;
+    int signal; /* 0: none */
+    uint64_t duration_ms;
+    bool truncated;
+    const char *out;
+    size_t out_len;
+    const char *err;
+    size_t err_len;
+} seed_shoot_output;
+
+json_t *seed_shoot_response(const seed_shoot_output *o, bool base64);
+
+/* Base64 (RFC 4648, padded) through OpenSSL. decode returns -EINVAL on bad input. */
+char *seed_base64_encode(const void *data, size_t len, size_t *out_len);
+int seed_base64_decode(const char *text, size_t len, char **ret, size_t *ret_len);
