@@ -148,6 +148,10 @@ static _noreturn_ void shoot_main(int sock, const int *cg_fds, size_t n_cg) {
     /* The template ignores SIGCHLD (the kernel reaps shoots for it); we must not, or
      * waitpid() below would find no status to report. */
     signal(SIGCHLD, SIG_DFL);
+    /* Our own session and process group: process groups cross PID namespaces, and a
+     * shoot's kill(0, ...) must not reach the template or the other shoots. */
+    if (setsid() < 0)
+        _exit(1);
     seed_shoot_hdr h;
     if (recv(sock, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || h.type != SEED_SHOOT_GO)
         _exit(1);

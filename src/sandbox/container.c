@@ -45,6 +45,11 @@ static _noreturn_ void child_main(const seed_sandbox_config *c, int sync) {
     /* Die with the node. The parent may already be gone: then GO never comes and
      * the read below sees EOF. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* A session and process group of our own. Process groups are not confined by PID
+     * namespaces: kill(0, ...) from inside would otherwise reach every process in the
+     * node's group with the same uid, other sandboxes included. */
+    if (setsid() < 0)
+        _exit(1);
     seed_sync_msg m;
     if (seed_sync_recv(sync, &m) < 0 || m.type != SEED_SYNC_GO)
         _exit(1);

@@ -20,6 +20,7 @@
 #include "shoot/request.h"
 
 #define CONNECTION_TIMEOUT_S 10
+#define DRAIN_MAX (16u << 20) /* oversized bodies up to this are read and dropped */
 
 struct seed_shoot_http {
     seed_loop *loop;
@@ -36,6 +37,7 @@ typedef struct req_ctx {
     char *body;
     size_t len;
     bool too_large;
+    size_t drained;
     unsigned status; /* response ready when non-zero */
     char *response;  /* JSON text */
     bool retry_after;
@@ -148,11 +150,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (!streq(method, MHD_HTTP_METHOD_POST))
             return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
                               error_json("method %.32s not allowed: POST /shoot", method));
+        /* An oversized body: refuse before it is sent when the client waits for
+         * "100 Continue" or the body is huge; otherwise read it away first, so the
+         * client is not reset mid-send and can read the 413. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > SEED_SHOOT_MAX_BODY)
-            return send_error(
-                c, MHD_HTTP_CONTENT_TOO_LARGE,
-                error_json("request body is %s bytes: at most %u are accepted", cl, SEED_SHOOT_MAX_BODY));
+        const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+        unsigned long long length = cl ? strtoull(cl, NULL, 10) : 0;
+        if (length > SEED_SHOOT_MAX_BODY && (expect || length > DRAIN_MAX))
+            return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
+                              error_json("request body is %s bytes: at most %u are accepted", cl,
+                                         SEED_SHOOT_MAX_BODY));
+        r->too_large = length > SEED_SHOOT_MAX_BODY;
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         const char *why = "unknown caller";
         r->pool = ci ? h->resolve(h->userdata, ci->client_addr, &why) : NULL;
@@ -169,9 +177,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return send_json(c, status, resp, r->retry_after);
     }
     if (*upload_size) {
-        if (r->len + *upload_size > SEED_SHOOT_MAX_BODY) {
+        if (r->too_large || r->len + *upload_size > SEED_SHOOT_MAX_BODY) {
             r->too_large = true;
-        } else if (!r->too_large) {
+            r->drained += *upload_size;
+            if (r->drained > DRAIN_MAX) {
+                *upload_size = 0;
+                return MHD_NO; /* a chunked flood: drop the connection */
+            }
+        } else {
             char *nb = realloc(r->body, r->len + *upload_size + 1);
             if (!nb)
                 return MHD_NO;

@@ -90,6 +90,7 @@ struct seed_shoot_pool {
     warm *warms;
     unsigned n_ready, n_starting, n_spawning;
     cgslot *free_cgs, *dirty_cgs;
+    unsigned n_free_cgs;
     unsigned next_cg;
     seed_shoot *queue, *queue_tail;
     unsigned n_queued;
@@ -166,6 +167,7 @@ static cgslot *cg_take(seed_shoot_pool *p) {
     if (p->free_cgs) {
         cgslot *c = p->free_cgs;
         p->free_cgs = c->next;
+        p->n_free_cgs--;
         c->next = NULL;
         return c;
     }
@@ -192,6 +194,15 @@ static cgslot *cg_take(seed_shoot_pool *p) {
     return c;
 }
 
+static void cg_destroy(seed_shoot_pool *p, cgslot *c) {
+    for (int i = 0; i < c->n_procs; i++)
+        close(c->procs[i]);
+    p->e->ops->kill_all(c->cg);
+    p->e->ops->destroy(c->cg);
+    p->e->ops->free(c->cg);
+    free(c);
+}
+
 /* A finished shoot's cgroup goes back for reuse once it is empty. */
 static void cg_give(seed_shoot_pool *p, cgslot *c) {
     if (!c)
@@ -204,20 +215,19 @@ static void cg_give(seed_shoot_pool *p, cgslot *c) {
         p->dirty_cgs = c;
         return;
     }
+    /* Keep enough for the warm target and a burst; give back the rest, so a spike
+     * of concurrent shoots does not leave cgroups behind. */
+    if (p->n_free_cgs >= p->e->cfg.warm + 8) {
+        cg_destroy(p, c);
+        return;
+    }
     c->next = p->free_cgs;
     p->free_cgs = c;
-}
-
-static void cg_destroy(seed_shoot_pool *p, cgslot *c) {
-    for (int i = 0; i < c->n_procs; i++)
-        close(c->procs[i]);
-    p->e->ops->kill_all(c->cg);
-    p->e->ops->destroy(c->cg);
-    p->e->ops->free(c->cg);
-    free(c);
+    p->n_free_cgs++;
 }
 
 static void cg_destroy_all(seed_shoot_pool *p) {
+    p->n_free_cgs = 0;
     for (cgslot **list = &p->free_cgs; list; list = list == &p->free_cgs ? &p->dirty_cgs : NULL)
         while (*list) {
             cgslot *c = *list;
@@ -883,6 +893,9 @@ void seed_shoot_pool_free(seed_shoot_pool *p) {
     /* Templates first: their sandboxes die with them (parent-death signal). */
     for (size_t i = 0; i < p->n_tpls; i++) {
         template *t = p->tpls[i];
+        for (unsigned k = 0; k < t->inflight; k++)
+            cg_destroy(p, t->pending[(t->pending_head + k) % MAX_INFLIGHT_PER_TEMPLATE]);
+        t->inflight = 0;
         seed_source_free(t->chan_src);
         seed_source_free(t->exit_src);
         close(t->chan);

@@ -273,6 +273,23 @@ def test_signals_are_forwarded(nodes):
     assert node.ps()["a"]["state"] == "running"
 
 
+def test_kill_everything_inside_an_instance_stays_inside(nodes):
+    """kill -KILL -1 and kill -KILL 0 as root in one instance end that instance's own
+    processes only: other instances, the node and its process group are untouched."""
+    proj = make_project({
+        "killer": {"root": "rootfs", "processes": {"k": {"restart": "no", "command": ["sh", "-c",
+                   "sleep 0.5; kill -KILL -1; kill -KILL 0"]}}},
+        "victim": {"root": "rootfs", "processes": {"s": {"command": ["sleep", "100000"]}}},
+    })
+    node = nodes(proj)
+    node.wait(lambda: (p := node.ps()) and p["killer"]["state"] == "exited" and p, what="killer done")
+    time.sleep(0.5)
+    ps = node.ps()
+    assert ps["victim"]["state"] == "running" and ps["victim"]["restarts"] == 0
+    assert ps["victim"]["processes"][0]["running"]
+    assert node.proc.poll() is None
+
+
 def test_graceful_stop_then_kill(nodes):
     proj = make_project({"a": {"root": "rootfs", "processes": {
         "polite": {"command": ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.1; done"]},

@@ -1,0 +1,479 @@
+"""Shoots end to end: the API exactly as Seed's README shows it, called from inside
+instances; seed-shoot; isolation of each shoot; limits; errors; and no leaks after
+10,000 shoots. Each node runs in a network namespace the test creates."""
+import base64
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import textwrap
+import time
+
+import pytest
+
+from seedtest import BUILD, ID_BASE, SEED, Node, host_pids_with_uid_at_least, make_project, run
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture
+def nodes():
+    made = []
+
+    def start(project, *args, **kw):
+        n = Node(project, *args, **kw)
+        made.append(n)
+        return n
+    yield start
+    for n in made:
+        n.close()
+
+
+def script_instance(script, root="host", **extra):
+    """An instance whose one process runs a shell script once and then idles."""
+    inst = {"root": root, "shoot": {"enable": True},
+            "processes": {"t": {"command": ["sh", "-c", script + "\nexec sleep 100000"], "restart": "no"}}}
+    inst.update(extra)
+    return inst
+
+
+def py_instance(code, **extra):
+    """An instance whose process runs a Python script (the host's python3)."""
+    return script_instance("python3 -c " + shell_quote(textwrap.dedent(code)), **extra)
+
+
+def shell_quote(s):
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def results(node, name, kind="result", timeout=60):
+    """JSON lines {"result": ...} an instance's process printed, once it printed "done"."""
+    logs = node.wait_log(name, "t: done", timeout=timeout)
+    out = []
+    for line in logs.splitlines():
+        m = re.search(r" t: (\{.*\})$", line)
+        if m:
+            j = json.loads(m.group(1))
+            if kind in j:
+                out.append(j[kind])
+    return out
+
+
+def pids_with_cmdline(needle):
+    found = []
+    for p in pathlib.Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if needle in (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    found.append(int(p.name))
+            except OSError:
+                pass
+    return found
+
+
+# ---- the API, as Seed's README shows it ----
+
+def test_readme_curl_example(nodes):
+    proj = make_project({"w": script_instance(
+        'curl -s -X POST -H "Content-Type: application/json" '
+        '-d \'{"command":["echo","hello"],"timeout":30000}\' "$SEED_SHOOT_URL/shoot"; echo; '
+        'echo "url=$SEED_SHOOT_URL"; grep SEED_SHOOT_URL /run/seed/env; echo done')}, rootfs=False)
+    node = nodes(proj)
+    logs = node.wait_log("w", "t: done")
+    line = re.search(r" t: (\{\"exitCode\".*\})$", logs, re.M).group(1)
+    r = json.loads(line)
+    assert r["exitCode"] == 0 and r["stdout"] == "hello\n" and r["stderr"] == ""
+    assert r["timedOut"] is False and r["signal"] is None and r["truncated"] is False
+    assert isinstance(r["durationMs"], int) and r["durationMs"] >= 0
+    assert re.search(r"t: url=http://10\.77\.0\.1:\d+$", logs, re.M)
+    assert re.search(r"t: SEED_SHOOT_URL='http://10\.77\.0\.1:\d+'$", logs, re.M)
+
+
+def test_request_fields_and_encodings(nodes):
+    proj = make_project({"w": py_instance('''
+        import base64, json, os, urllib.request
+        url = os.environ["SEED_SHOOT_URL"] + "/shoot"
+        def shoot(body):
+            req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+            return json.loads(urllib.request.urlopen(req).read())
+        blob = bytes(range(256)) * 4
+        cases = {
+          "env": {"command": ["sh", "-c", "echo $A-$B"], "env": {"A": "1", "B": "two"}},
+          "cwd": {"command": ["pwd"], "cwd": "/usr/bin"},
+          "stdin": {"command": ["cat"], "stdin": "line one\\nline two\\n"},
+          "b64": {"command": ["cat"], "encoding": "base64", "stdin": base64.b64encode(blob).decode()},
+          "invalid-utf8": {"command": ["printf", "a\\\\377b"]},
+          "exit": {"command": ["sh", "-c", "echo out; echo err >&2; exit 7"]},
+          "signal": {"command": ["sh", "-c", "kill -SEGV $$"]},
+          "notfound": {"command": ["no-such-program"]},
+          "notexec": {"command": ["/etc/hostname"]},
+          "badcwd": {"command": ["true"], "cwd": "/nonexistent"},
+          "hostname": {"command": ["sh", "-c", "hostname; cat /etc/hostname"]},
+        }
+        for name, body in cases.items():
+            r = shoot(body)
+            if name == "b64":
+                r["same"] = base64.b64decode(r["stdout"]) == blob
+            print(json.dumps({"result": {name: r}}), flush=True)
+        print("done", flush=True)
+        ''')}, rootfs=False)
+    node = nodes(proj)
+    r = {k: v for d in results(node, "w") for k, v in d.items()}
+    assert r["env"]["stdout"] == "1-two\n"
+    assert r["cwd"]["stdout"] == "/usr/bin\n"
+    assert r["stdin"]["stdout"] == "line one\nline two\n"
+    assert r["b64"]["same"] is True and r["b64"]["encoding"] == "base64"
+    assert r["invalid-utf8"]["stdout"] == "a\ufffdb"
+    assert (r["exit"]["exitCode"], r["exit"]["stdout"], r["exit"]["stderr"]) == (7, "out\n", "err\n")
+    assert r["signal"]["exitCode"] == 128 + 11 and r["signal"]["signal"] == "SIGSEGV"
+    assert r["notfound"]["exitCode"] == 127 and "no-such-program" in r["notfound"]["stderr"]
+    assert r["notexec"]["exitCode"] == 126 and "Permission denied" in r["notexec"]["stderr"]
+    assert r["badcwd"]["exitCode"] == 126 and "/nonexistent" in r["badcwd"]["stderr"]
+    assert r["hostname"]["stdout"] == "shoot\nshoot\n"
+
+
+# ---- seed-shoot ----
+
+def test_seed_shoot_client(nodes):
+    proj = make_project({"w": script_instance(
+        "set -u; D=/seed/storage/data; command -v seed-shoot; "
+        "head -c 100000 /dev/urandom > $D/in.bin; "
+        "seed-shoot cat $D/in.bin > /tmp/out.bin; echo \"copy rc=$?\"; "
+        "cmp $D/in.bin /tmp/out.bin && echo binary-identical; "
+        "seed-shoot sh -c 'printf \"\\000\\001\\377\"; printf \"\\377\" >&2' > /tmp/o 2> /tmp/e; "
+        "od -An -tx1 /tmp/o; od -An -tx1 /tmp/e; "
+        "seed-shoot sh -c 'exit 42'; echo \"exit rc=$?\"; "
+        "seed-shoot --timeout 200 sleep 30; echo \"timeout rc=$?\"; "
+        "seed-shoot no-such-cmd 2>/tmp/err; echo \"notfound rc=$?\"; cat /tmp/err; "
+        "head -c 300000 /dev/urandom > $D/stdin.bin; "
+        "seed-shoot sha256sum < $D/stdin.bin | cut -d' ' -f1 > /tmp/remote; sha256sum < $D/stdin.bin | cut -d' ' -f1 > /tmp/local; "
+        "cmp /tmp/remote /tmp/local && echo stdin-identical; "
+        "/seed/bin/seed-shoot true; echo \"abs rc=$?\"; "
+        "seed-shoot 2>/dev/null; echo \"usage rc=$?\"; "
+        "echo done", storage={"data": "16Mi"})}, rootfs=False)
+    node = nodes(proj)
+    logs = node.wait_log("w", "t: done", timeout=60)
+    assert "t: /seed/bin/seed-shoot" in logs
+    assert "t: copy rc=0" in logs and "t: binary-identical" in logs
+    assert re.search(r"t:\s+00 01 ff$", logs, re.M) and re.search(r"t:\s+ff$", logs, re.M)
+    assert "t: exit rc=42" in logs
+    assert "t: timeout rc=124" in logs
+    assert "t: notfound rc=127" in logs and 'cannot execute "no-such-cmd"' in logs
+    assert "t: stdin-identical" in logs
+    assert "t: abs rc=0" in logs
+    assert "t: usage rc=125" in logs
+
+
+def test_parallel_fan_out_to_shared_storage(nodes):
+    proj = make_project({"w": script_instance(
+        "D=/seed/storage/data; for i in $(seq 1 24); do "
+        "seed-shoot sh -c \"echo chunk-$i > $D/out-$i\" & done; wait; "
+        "echo \"files $(ls $D | grep -c out-)\"; cat $D/out-* | sort | tr '\\n' ' '; echo; echo done",
+        storage={"data": "16Mi"})}, rootfs=False)
+    node = nodes(proj)
+    logs = node.wait_log("w", "t: done", timeout=60)
+    assert "t: files 24" in logs
+    line = re.search(r"t: (chunk-.*)$", logs, re.M).group(1).split()
+    assert sorted(line) == sorted(f"chunk-{i}" for i in range(1, 25))
+
+
+# ---- processes end with the call ----
+
+def test_timeout_kills_daemonised_grandchildren(nodes):
+    proj = make_project({"w": script_instance(
+        "seed-shoot --timeout 500 sh -c 'setsid sh -c \"exec sleep 1234.5\" & sleep 2345.5'; echo \"rc=$?\"; "
+        "seed-shoot sh -c 'nohup sleep 3456.5 >/dev/null 2>&1 & echo started'; echo \"rc=$?\"; echo done")},
+        rootfs=False)
+    node = nodes(proj)
+    logs = node.wait_log("w", "t: done", timeout=60)
+    assert "t: rc=124" in logs and "t: rc=0" in logs and "t: started" in logs
+    for marker in ("sleep 1234.5", "sleep 2345.5", "sleep 3456.5"):
+        assert pids_with_cmdline(marker) == [], marker
+
+
+def test_client_disconnect_ends_the_shoot(nodes):
+    proj = make_project({"w": py_instance('''
+        import json, os, socket, time
+        host, port = os.environ["SEED_SHOOT_URL"][7:].split(":")
+        body = json.dumps({"command": ["sleep", "4567.5"], "timeout": 60000})
+        s = socket.create_connection((host, int(port)))
+        s.sendall(("POST /shoot HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: application/json\\r\\n"
+                   "Content-Length: %d\\r\\n\\r\\n%s" % (len(body), body)).encode())
+        time.sleep(1.0)
+        print("closing", flush=True)
+        s.close()
+        time.sleep(1.0)
+        print("done", flush=True)
+        ''')}, rootfs=False)
+    node = nodes(proj)
+    node.wait_log("w", "t: closing", timeout=30)
+    node.wait_log("w", "t: done", timeout=30)
+    assert pids_with_cmdline("sleep 4567.5") == []
+
+
+# ---- limits ----
+
+def test_fork_bomb_and_memory_hog_are_contained(nodes):
+    proj = make_project({"w": script_instance(
+        "seed-shoot seed-probe forkbomb; echo \"bomb rc=$?\"; "
+        "seed-shoot seed-probe alloc 2048; echo \"hog rc=$?\"; "
+        "seed-shoot echo still-fine; echo done", root="rootfs", size="xs")})
+    node = nodes(proj)
+    logs = node.wait_log("w", "t: done", timeout=120)
+    bomb = json.loads(re.search(r't: (\{"probe":"forkbomb".*\})$', logs, re.M).group(1))
+    assert bomb["errno"] == 11 and 100 < bomb["forked"] < 1024
+    assert "t: bomb rc=137" in logs          # the probe ends its own process group with SIGKILL
+    assert "t: hog rc=137" in logs           # killed by the out-of-memory killer (SIGKILL)
+    progress = [int(m) for m in re.findall(r'"mib":(\d+)', logs)]
+    assert max(progress, default=0) < 512
+    assert "t: still-fine" in logs
+    assert node.ps()["w"]["state"] == "running"
+
+
+def test_kill_everything_reaches_only_the_shoot(nodes):
+    """kill(-1) and kill(0) from a shoot end its own processes, nothing else: process
+    groups cross PID namespaces, so every sandbox starts its own session."""
+    proj = make_project({"w": script_instance(
+        "seed-shoot sh -c 'kill -KILL 0'; echo \"group rc=$?\"; "
+        "seed-shoot sh -c 'kill -KILL -1; sleep 1; echo survived'; echo \"all rc=$?\"; "
+        "seed-shoot echo after; echo done")}, rootfs=False)
+    node = nodes(proj)
+    logs = node.wait_log("w", "t: done", timeout=60)
+    assert "t: group rc=137" in logs
+    assert "t: survived" in logs            # kill(-1) spares the caller itself ...
+    assert "t: after" in logs                # ... and the template still makes shoots
+    assert node.ps()["w"]["state"] == "running" and node.ps()["w"]["restarts"] == 0
+
+
+def test_output_flood_is_truncated(nodes):
+    proj = make_project({"w": py_instance('''
+        import base64, json, os, urllib.request
+        url = os.environ["SEED_SHOOT_URL"] + "/shoot"
+        body = {"command": ["sh", "-c", "head -c 5000000 /dev/zero; echo tail >&2"], "encoding": "base64"}
+        req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+        r = json.loads(urllib.request.urlopen(req).read())
+        print(json.dumps({"result": {"truncated": r["truncated"], "exitCode": r["exitCode"],
+                          "stdout": len(base64.b64decode(r["stdout"])), "stderr": base64.b64decode(r["stderr"]).decode()}}),
+              flush=True)
+        print("done", flush=True)
+        ''')}, rootfs=False)
+    node = nodes(proj, "--shoot-output-max", str(1 << 20))
+    r = results(node, "w")[0]
+    assert r == {"truncated": True, "exitCode": 0, "stdout": 1 << 20, "stderr": "tail\n"}
+
+
+# ---- who may shoot, and what a shoot sees ----
+
+def test_isolation_of_a_shoot(nodes):
+    proj = make_project({
+        "a": script_instance(
+            "echo A > /seed/storage/data/marker; B=$(grep seed-b /etc/hosts | cut -f1); "
+            "seed-shoot sh -c 'seed-probe report; cat /seed/storage/data/marker; "
+            "ls /etc/seed /run/seed 2>&1 | head -2; seed-probe connect '\"$B\"' 80'; "
+            "seed-shoot --timeout 60000 sleep 5678.5 & "
+            "echo done", root="rootfs", storage={"data": "8Mi"}),
+        "b": {"root": "rootfs", "storage": {"data": "8Mi"}, "expose": {"http": 80},
+              "processes": {"s": {"command": ["sh", "-c", "echo B > /seed/storage/data/marker; exec seed-probe serve 80"]}}},
+    })
+    node = nodes(proj)
+    logs = node.wait_log("a", "t: done", timeout=60)
+    rep = json.loads(re.search(r't: (\{"probe":"report".*\})$', logs, re.M).group(1))
+    comms = sorted(p.split(":", 1)[1] for p in rep["processes"])
+    # only the shoot's own processes: its PID 1, the shell and the probe
+    assert "sleep" not in comms and set(comms) <= {"seed-template", "sh", "seed-probe"}, comms
+    assert rep["interfaces"] == ["lo"]
+    assert rep["hostname"] == "shoot"
+    assert int(rep["CapEff"], 16) == int(rep["CapBnd"], 16) == 0x4fb
+    assert rep["NoNewPrivs"] == "1" and rep["Seccomp"] == "2"
+    for op in ("mount_tmpfs", "unshare_user", "unshare_net", "init_module", "raw_socket", "bpf", "keyctl",
+               "clone_newuser", "pivot_root", "sethostname"):
+        assert rep["attempts"][op] in ("EPERM", "ENOSYS"), op
+    assert rep["attempts"]["write_root"] == "EROFS" and rep["attempts"]["write_tmp"] == "ok"
+    # its own user namespace, nested in its template's: uid 0 maps to the template's
+    # uid 0, which the host sees as the caller's unprivileged range
+    assert rep["uid_map"].split() == ["0", "0", "65536"]
+    sleeper = node.wait(lambda: pids_with_cmdline("sleep 5678.5"), what="a running shoot")
+    host_uid = int(pathlib.Path(f"/proc/{sleeper[0]}/status").read_text().split("Uid:")[1].split()[0])
+    assert host_uid >= ID_BASE
+    assert "SEED_SHOOT_URL" not in rep["env"] and "SEED_INSTANCE" not in rep["env"]
+    assert rep["connect_files"] == {} and rep["run_seed_env"] is None
+    assert "t: A" in logs                                    # its caller's volume, not b's
+    assert re.search(r"No such file or directory", logs)     # no /etc/seed, no /run/seed
+    conn = json.loads(re.search(r't: (\{"probe":"connect".*\})$', logs, re.M).group(1))
+    assert conn["result"] != "ok"                            # no network
+
+
+def test_only_shoot_enabled_instances_are_served(nodes):
+    proj = make_project({
+        "yes": script_instance("echo done"),
+        "no": {"root": "host", "processes": {"t": {"restart": "no", "command": ["sh", "-c",
+               "sleep 0.5; echo \"env=${SEED_SHOOT_URL:-unset}\"; "
+               "curl -s -o /dev/null -w 'code=%{http_code}\\n' -X POST -d '{\"command\":[\"true\"]}' http://10.77.0.1:7070/shoot; "
+               "curl -s -X POST -d '{\"command\":[\"true\"]}' http://10.77.0.1:7070/shoot; echo; "
+               "test -e /seed/bin/seed-shoot || echo no-client; echo done; exec sleep 100000"]}}},
+    }, rootfs=False)
+    node = nodes(proj)
+    logs = node.wait_log("no", "t: done")
+    assert "t: env=unset" in logs and "t: code=403" in logs and "t: no-client" in logs
+    assert json.loads(re.search(r't: (\{"error".*\})$', logs, re.M).group(1))["error"]
+    # and from outside the instances: the endpoint is not even reachable from the node's own address
+    r = node.netns_run("curl", "-s", "-m", "2", "http://127.0.0.1:7070/shoot")
+    assert r.returncode != 0
+
+
+def test_malformed_requests(nodes):
+    proj = make_project({"w": py_instance('''
+        import json, os, socket, time, http.client
+        host, port = os.environ["SEED_SHOOT_URL"][7:].split(":")
+        def call(method, path, body=None, headers=None):
+            c = http.client.HTTPConnection(host, int(port), timeout=30)
+            c.request(method, path, body=body, headers=headers or {"Content-Type": "application/json"})
+            r = c.getresponse()
+            data = r.read()
+            try:
+                err = json.loads(data).get("error")
+            except ValueError:
+                err = "NOT JSON: %r" % data[:80]
+            return {"status": r.status, "error": err, "retry": r.getheader("Retry-After"),
+                    "allow": r.getheader("Allow"), "type": r.getheader("Content-Type")}
+        cases = {
+          "bad-json": ("POST", "/shoot", "{nope"),
+          "not-object": ("POST", "/shoot", "[1]"),
+          "no-command": ("POST", "/shoot", "{}"),
+          "empty-command": ("POST", "/shoot", '{"command": []}'),
+          "command-string": ("POST", "/shoot", '{"command": "ls"}'),
+          "non-string-arg": ("POST", "/shoot", '{"command": ["echo", 1]}'),
+          "empty-program": ("POST", "/shoot", '{"command": [""]}'),
+          "timeout-type": ("POST", "/shoot", '{"command": ["true"], "timeout": "5"}'),
+          "timeout-zero": ("POST", "/shoot", '{"command": ["true"], "timeout": 0}'),
+          "timeout-huge": ("POST", "/shoot", '{"command": ["true"], "timeout": 3600001}'),
+          "unknown-field": ("POST", "/shoot", '{"command": ["true"], "comand": 1}'),
+          "bad-encoding": ("POST", "/shoot", '{"command": ["true"], "encoding": "hex"}'),
+          "bad-base64": ("POST", "/shoot", '{"command": ["cat"], "encoding": "base64", "stdin": "!!!"}'),
+          "env-type": ("POST", "/shoot", '{"command": ["true"], "env": {"A": 1}}'),
+          "cwd-relative": ("POST", "/shoot", '{"command": ["true"], "cwd": "tmp"}'),
+          "duplicate-key": ("POST", "/shoot", '{"command": ["true"], "command": ["false"]}'),
+          "not-found": ("POST", "/nope", "{}"),
+          "wrong-method": ("GET", "/shoot", None),
+          "too-large": ("POST", "/shoot", '{"command": ["true"], "stdin": "' + "x" * (1 << 20) + '"}'),
+        }
+        for name, (m, p, b) in cases.items():
+            print(json.dumps({"result": {name: call(m, p, b)}}), flush=True)
+        # A client that sends a partial request and stalls is dropped.
+        s = socket.create_connection((host, int(port)))
+        s.sendall(b"POST /shoot HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 100\\r\\n\\r\\n{")
+        s.settimeout(30)
+        t0 = time.time()
+        try:
+            data = s.recv(1000)
+        except socket.timeout:
+            data = b"TIMEOUT"
+        print(json.dumps({"result": {"slow": {"got": data.decode(errors="replace")[:40], "after": time.time() - t0}}}),
+              flush=True)
+        print(json.dumps({"result": {"after-errors": call("POST", "/shoot", '{"command": ["echo", "ok"]}')}}), flush=True)
+        print("done", flush=True)
+        ''')}, rootfs=False)
+    node = nodes(proj)
+    r = {k: v for d in results(node, "w", timeout=90) for k, v in d.items()}
+    for name in ("bad-json", "not-object", "no-command", "empty-command", "command-string", "non-string-arg",
+                 "empty-program", "timeout-type", "timeout-zero", "timeout-huge", "unknown-field", "bad-encoding",
+                 "bad-base64", "env-type", "cwd-relative", "duplicate-key"):
+        assert r[name]["status"] == 400, (name, r[name])
+        assert r[name]["error"] and not r[name]["error"].startswith("NOT JSON"), (name, r[name])
+        assert r[name]["type"] == "application/json"
+    assert "command" in r["no-command"]["error"] and "timeout" in r["timeout-zero"]["error"]
+    assert r["not-found"]["status"] == 404 and r["not-found"]["error"]
+    assert r["wrong-method"]["status"] == 405 and r["wrong-method"]["allow"] == "POST"
+    assert r["too-large"]["status"] == 413 and r["too-large"]["error"]
+    assert r["slow"]["got"] in ("",) or r["slow"]["got"].startswith("HTTP/1.1 408")
+    assert r["slow"]["after"] < 25
+    assert r["after-errors"]["status"] == 200
+
+
+def test_busy_node_answers_503_with_retry_after(nodes):
+    proj = make_project({"w": py_instance('''
+        import json, os, threading, urllib.request, urllib.error
+        url = os.environ["SEED_SHOOT_URL"] + "/shoot"
+        out = []
+        def one():
+            body = json.dumps({"command": ["sleep", "3"]}).encode()
+            try:
+                r = urllib.request.urlopen(urllib.request.Request(url, body))
+                out.append((r.status, None))
+            except urllib.error.HTTPError as e:
+                out.append((e.code, e.headers.get("Retry-After"), json.loads(e.read()).get("error")))
+        ts = [threading.Thread(target=one) for _ in range(4)]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        print(json.dumps({"result": sorted(out, key=str)}), flush=True)
+        print("done", flush=True)
+        ''')}, rootfs=False)
+    node = nodes(proj, "--shoot-max", "2", "--shoot-queue-ms", "500")
+    r = results(node, "w", timeout=60)[0]
+    ok = [x for x in r if x[0] == 200]
+    busy = [x for x in r if x[0] == 503]
+    assert len(ok) == 2 and len(busy) == 2, r
+    assert all(b[1] == "1" and "busy" in b[2] for b in busy)
+
+
+def test_seed_shoot_from_the_node(nodes):
+    proj = make_project({"w": script_instance("echo done", storage={"data": "8Mi"}),
+                         "plain": {"root": "host"}}, rootfs=False)
+    node = nodes(proj)
+    node.wait_log("w", "t: done")
+    node.wait(lambda: node.cli("shoot", "w", "--", "true").returncode == 0, what="shoots ready")
+    r = node.cli("shoot", "w", "--", "sh", "-c", "echo hi; echo oops >&2; exit 5")
+    assert (r.returncode, r.stdout, r.stderr) == (5, "hi\n", "oops\n")
+    r = run([SEED, "--state-dir", str(node.state), "shoot", "w", "--", "cat"], input="piped\n")
+    assert r.stdout == "piped\n"
+    r = node.cli("shoot", "plain", "--", "true")
+    assert r.returncode == 125 and "shoot.enable" in r.stderr
+    r = node.cli("shoot", "w")
+    assert r.returncode == 2
+
+
+# ---- no leaks ----
+
+def node_footprint(node):
+    pid = node.proc.pid
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    mounts = len(pathlib.Path(f"/proc/{pid}/mountinfo").read_text().splitlines())
+    cgroups = sum(1 for _ in pathlib.Path("/sys/fs/cgroup/pids/seed").rglob("*/") if _.is_dir()) \
+        if pathlib.Path("/sys/fs/cgroup/pids/seed").exists() else 0
+    sandbox_procs = len(host_pids_with_uid_at_least(ID_BASE))
+    netns = len({os.readlink(f"/proc/{p}/ns/net") for p in os.listdir("/proc") if p.isdigit()
+                 and os.path.exists(f"/proc/{p}/ns/net")})
+    return {"rss_kb": rss, "fds": fds, "mounts": mounts, "cgroups": cgroups, "procs": sandbox_procs, "netns": netns}
+
+
+def test_ten_thousand_shoots_leak_nothing(nodes):
+    proj = make_project({"w": script_instance(
+        "shootload 2000 8 > /tmp/warm; echo warmed-up; "
+        "while [ ! -e /seed/storage/data/go ]; do sleep 0.05; done; "
+        "shootload 10000 8; echo done", root="rootfs", storage={"data": "8Mi"})})
+    shutil.copy2(BUILD / "bench" / "shootload", proj / "rootfs" / "bin" / "shootload")
+    node = nodes(proj)
+    node.wait_log("w", "t: warmed-up", timeout=120)
+    time.sleep(1)
+    before = node_footprint(node)
+    # let the instance start the 10,000 (it waits for a file in its volume)
+    node.cli("shoot", "w", "--", "touch", "/seed/storage/data/go").check_returncode()
+    logs = node.wait_log("w", "t: done", timeout=240)
+    load = json.loads(re.findall(r't: (\{"probe":"shootload".*\})$', logs, re.M)[-1])
+    assert load["n"] == 10000 and load["errors"] == 0
+    time.sleep(2)   # the last sandboxes finish tearing down and the pool refills
+    after = node_footprint(node)
+    print("before", before, "after", after, "load", load)
+    if "asan" not in str(BUILD):   # ASan's quarantine holds freed memory on purpose
+        assert after["rss_kb"] - before["rss_kb"] <= 1024, (before, after)
+    assert after["fds"] == before["fds"], (before, after)
+    assert after["mounts"] == before["mounts"], (before, after)
+    assert after["cgroups"] <= before["cgroups"] + 2, (before, after)
+    # instance, templates and warm sandboxes (their number moves while the pool refills)
+    assert after["procs"] <= before["procs"] + 1, (before, after)
+    assert after["netns"] <= before["netns"] + 2, (before, after)
