@@ -9,3 +9,6 @@ echo "== bench/eval.py"
 echo
 echo "== bench/up.py"
 /usr/bin/python3 bench/up.py --seed "$BUILD/src/seed"
+echo
+echo "== bench/shoot.py"
+/usr/bin/python3 bench/shoot.py --seed "$BUILD/src/seed"

@@ -2,7 +2,8 @@
  * instance: C client threads, each on its own keep-alive HTTP/1.1 connection to
  * $SEED_SHOOT_URL, send N requests in all ({"command": ["true"]} by default) and
  * time each round trip. Prints one JSON line: count, errors, wall time, throughput
- * and latency percentiles in milliseconds.
+ * and latency percentiles in milliseconds. SHOOTLOAD_GAP_US=N pauses each client N us
+ * between requests (to see the request path without the refill competing).
  *
  *   shootload N C [COMMAND-JSON] */
 #include <arpa/inet.h>
@@ -72,6 +73,8 @@ static int roundtrip(int fd, char *buf, size_t cap) {
     return status;
 }
 
+static long gap_us; /* SHOOTLOAD_GAP_US: pause between requests of one client */
+
 static void *worker(void *arg) {
     (void)arg;
     char *buf = malloc(1 << 20);
@@ -83,6 +86,8 @@ static void *worker(void *arg) {
         double t0 = now_ms();
         int st = fd >= 0 ? roundtrip(fd, buf, 1 << 20) : -1;
         lat[i] = now_ms() - t0;
+        if (gap_us)
+            usleep((useconds_t)gap_us);
         if (st != 200) {
             atomic_fetch_add(&errors, 1);
             if (fd >= 0)
@@ -121,6 +126,8 @@ int main(int argc, char **argv) {
     target.sin_family = AF_INET;
     target.sin_port = htons((uint16_t)port);
     inet_pton(AF_INET, host, &target.sin_addr);
+    if (getenv("SHOOTLOAD_GAP_US"))
+        gap_us = atol(getenv("SHOOTLOAD_GAP_US"));
     lat = calloc((size_t)total, sizeof(double));
     pthread_t *t = calloc((size_t)conc, sizeof(pthread_t));
     double t0 = now_ms();

@@ -44,8 +44,9 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
-    {"eval", cli_eval}, {"up", cli_up},       {"ps", cli_ps},           {"logs", cli_logs},
-    {"stop", cli_stop}, {"start", cli_start}, {"restart", cli_restart}, {"volume", cli_volume}, {"shoot", cli_shoot},
+    {"eval", cli_eval},       {"up", cli_up},         {"ps", cli_ps},
+    {"logs", cli_logs},       {"stop", cli_stop},     {"start", cli_start},
+    {"restart", cli_restart}, {"volume", cli_volume}, {"shoot", cli_shoot},
 };
 
 int main(int argc, char **argv) {

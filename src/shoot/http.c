@@ -157,9 +157,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
         unsigned long long length = cl ? strtoull(cl, NULL, 10) : 0;
         if (length > SEED_SHOOT_MAX_BODY && (expect || length > DRAIN_MAX))
-            return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
-                              error_json("request body is %s bytes: at most %u are accepted", cl,
-                                         SEED_SHOOT_MAX_BODY));
+            return send_error(
+                c, MHD_HTTP_CONTENT_TOO_LARGE,
+                error_json("request body is %s bytes: at most %u are accepted", cl, SEED_SHOOT_MAX_BODY));
         r->too_large = length > SEED_SHOOT_MAX_BODY;
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         const char *why = "unknown caller";

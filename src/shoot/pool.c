@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -24,6 +25,7 @@
 #include "shoot/protocol.h"
 
 #define MAX_INFLIGHT_PER_TEMPLATE 4
+#define SEED_SHOOT_TEMPLATE_NICE 10
 #define READ_CHUNK (64u << 10)
 
 typedef struct cgslot {
@@ -49,6 +51,7 @@ enum { W_STARTING, W_READY, W_RUNNING, W_DONE };
 
 typedef struct warm {
     seed_shoot_pool *p;
+    pid_t pid;
     int pidfd;
     int ctl;
     seed_source *ctl_src, *exit_src;
@@ -236,6 +239,22 @@ static void cg_destroy_all(seed_shoot_pool *p) {
         }
 }
 
+/* The PID (in our namespace) of the process a pidfd refers to. */
+static pid_t pidfd_pid(int pidfd) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    char *p = strstr(buf, "\nPid:");
+    return p ? (pid_t)strtol(p + 5, NULL, 10) : -1;
+}
+
 /* ---- warm sandboxes ---- */
 
 static void warm_unlink(warm *w) {
@@ -407,7 +426,8 @@ static int on_template_chan(seed_source *src, int fd, uint32_t events, void *use
                 cg_give(p, cg);
             continue;
         }
-        *w = (warm){.p = p, .pidfd = fds[0], .ctl = fds[1], .cg = cg, .state = W_STARTING};
+        *w = (warm){
+            .p = p, .pid = pidfd_pid(fds[0]), .pidfd = fds[0], .ctl = fds[1], .cg = cg, .state = W_STARTING};
         if (seed_loop_add_io(p->e->loop, w->ctl, EPOLLIN, on_warm_ctl, w, &w->ctl_src) < 0 ||
             seed_loop_add_io(p->e->loop, w->pidfd, EPOLLIN, on_warm_exit, w, &w->exit_src) < 0) {
             seed_source_free(w->ctl_src);
@@ -441,6 +461,8 @@ int seed_shoot_pool_template_cgroup(seed_shoot_pool *p, unsigned i, seed_cgroup 
 }
 
 int seed_shoot_pool_add_template(seed_shoot_pool *p, seed_sandbox *sb, int chan) {
+    /* Making sandboxes is background work: let requests go first. */
+    setpriority(PRIO_PROCESS, (id_t)sb->pid, SEED_SHOOT_TEMPLATE_NICE);
     template *t = calloc(1, sizeof(*t));
     template **n = realloc(p->tpls, (p->n_tpls + 1) * sizeof(*n));
     if (!t || !n) {
@@ -711,7 +733,11 @@ static int dispatch(seed_shoot *s, warm *w) {
             close(inp[1]);
         return r;
     }
-    /* Taken: off the ready list, into the running count. */
+    /* Taken: off the ready list, into the running count. Sandboxes are made at a low
+     * priority (the template runs niced); the one that runs a request, and so its
+     * command, is back at the normal priority, ahead of the refill. */
+    if (w->pid > 0)
+        setpriority(PRIO_PROCESS, (id_t)w->pid, 0);
     p->n_ready--;
     w->state = W_RUNNING;
     w->shoot = s;
