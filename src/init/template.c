@@ -233,13 +233,7 @@ static void spawn_one(int node, const int *cg_fds, size_t n_cg) {
         return;
     }
     int pidfd = -1;
-    struct clone_args ca = {
-        .flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS |
-                 CLONE_PIDFD,
-        .pidfd = (uint64_t)(uintptr_t)&pidfd,
-        .exit_signal = SIGCHLD,
-    };
-    pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+    pid_t pid = seed_clone_sandbox(&pidfd, -1);
     if (pid < 0) {
         int e = errno;
         close(sp[0]);

@@ -285,6 +285,36 @@ void build_files(instance *in, gen_files *g, bool shoot) {
     }
 }
 
+/* What every sandbox of an instance shares (its own, and its shoot templates'):
+ * hostname, id range, root, the seed-init memfd; the caller adds network, cgroup and
+ * anything particular. */
+void instance_sandbox_config(instance *in, seed_sandbox_config *c, const seed_bind *binds, size_t n_binds,
+                             const gen_files *files, const int *pass_fds, size_t n_pass_fds) {
+    static char *const init_argv[] = {"seed-init", NULL};
+    static char *const empty_env[] = {NULL};
+    const seed_instance *s = in->spec;
+    node *n = in->node;
+    *c = (seed_sandbox_config){
+        .hostname = s->name,
+        .id_base = in->id_base,
+        .id_count = ID_RANGE,
+        .root = s->root_kind == SEED_ROOT_HOST ? SEED_SANDBOX_ROOT_HOST : SEED_SANDBOX_ROOT_DIR,
+        .root_dir = s->root_path,
+        .scratch_dir = n->scratch_dir,
+        .binds = binds,
+        .n_binds = n_binds,
+        .files = files->f,
+        .n_files = files->n,
+        .cgroup_ops = n->cg_ops,
+        .security = n->sec,
+        .exec_fd = n->init_fd,
+        .argv = init_argv,
+        .envp = empty_env,
+        .pass_fds = pass_fds,
+        .n_pass_fds = n_pass_fds,
+    };
+}
+
 /* ---- the init channel ---- */
 
 static proc_info *find_proc(instance *in, const char *name, size_t len) {
@@ -578,39 +608,20 @@ void instance_start(instance *in) {
     int big = 4 << 20;
     setsockopt(sp[0], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
     int pass[2] = {cfg, sp[1]};
-    char *argv[] = {"seed-init", NULL};
-    char *envp[] = {NULL};
-    seed_sandbox_config c = {
-        .hostname = s->name,
-        .id_base = in->id_base,
-        .id_count = ID_RANGE,
-        .root = s->root_kind == SEED_ROOT_HOST ? SEED_SANDBOX_ROOT_HOST : SEED_SANDBOX_ROOT_DIR,
-        .root_dir = s->root_path,
-        .scratch_dir = n->scratch_dir,
-        .binds = binds,
-        .n_binds = n_binds,
-        .files = files.f,
-        .n_files = files.n,
-        .net = {.attach = true,
-                .host_ifname = in->ifname,
-                .bridge_ifindex = n->net.bridge_ifindex,
-                .addr = in->addr,
-                .gateway = n->net.gateway,
-                .prefix = n->net.subnet.prefix,
-                .firewall = true,
-                .tcp_ports = tcp,
-                .n_tcp = n_tcp,
-                .udp_ports = udp,
-                .n_udp = n_udp},
-        .cgroup_ops = n->cg_ops,
-        .cgroup = in->cg,
-        .security = n->sec,
-        .exec_fd = n->init_fd,
-        .argv = argv,
-        .envp = envp,
-        .pass_fds = pass,
-        .n_pass_fds = 2,
-    };
+    seed_sandbox_config c;
+    instance_sandbox_config(in, &c, binds, n_binds, &files, pass, 2);
+    c.net = (seed_sandbox_net){.attach = true,
+                               .host_ifname = in->ifname,
+                               .bridge_ifindex = n->net.bridge_ifindex,
+                               .addr = in->addr,
+                               .gateway = n->net.gateway,
+                               .prefix = n->net.subnet.prefix,
+                               .firewall = true,
+                               .tcp_ports = tcp,
+                               .n_tcp = n_tcp,
+                               .udp_ports = udp,
+                               .n_udp = n_udp};
+    c.cgroup = in->cg;
     int r = seed_sandbox_container.start(&c, &in->sb, &err);
     close(cfg);
     close(sp[1]);

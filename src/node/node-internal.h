@@ -133,6 +133,8 @@ typedef struct gen_files {
 } gen_files;
 void build_files(instance *in, gen_files *g, bool shoot);
 void gen_free(gen_files *g);
+void instance_sandbox_config(instance *in, seed_sandbox_config *c, const seed_bind *binds, size_t n_binds,
+                             const gen_files *files, const int *pass_fds, size_t n_pass_fds);
 
 /* shoots.c */
 int node_shoots_setup(node *n, seed_error **err);
@@ -151,5 +153,7 @@ void control_instance_changed(instance *in);
 
 /* node.c */
 instance *node_find(node *n, const char *name);
+/* The path of a helper binary (seed-init, seed-shoot): override, or next to ours. */
+int node_helper_path(const char *override, const char *name, char *path, size_t size, seed_error **err);
 /* Called when an instance stopped; finishes a node shutdown when the last one did. */
 void node_instance_stopped(node *n);

@@ -89,24 +89,32 @@ static int on_signal(seed_source *s, int fd, uint32_t events, void *userdata) {
 
 /* seed-init, copied into a sealed memfd: exec'd from there, so no instance can reach
  * the node's copy on disk through /proc/1/exe, and nobody can change it underneath. */
+int node_helper_path(const char *override, const char *name, char *path, size_t size, seed_error **err) {
+    if (override) {
+        snprintf(path, size, "%s", override);
+        return 0;
+    }
+    /* Installed (or built) next to the running seed binary. */
+    ssize_t l = readlink("/proc/self/exe", path, size - 32);
+    if (l < 0)
+        return seed_error_setp(err, errno, "finding the seed binary");
+    path[l] = 0;
+    char *slash = strrchr(path, '/');
+    snprintf(slash + 1, size - (size_t)(slash + 1 - path), "%s", name);
+    return 0;
+}
+
 static int load_init(node *n, seed_error **err) {
     char path[PATH_MAX];
-    if (n->opt.init_path) {
-        snprintf(path, sizeof(path), "%s", n->opt.init_path);
-    } else {
-        ssize_t l = readlink("/proc/self/exe", path, sizeof(path) - 32);
-        if (l < 0)
-            return seed_error_setp(err, errno, "finding the seed binary");
-        path[l] = 0;
-        char *slash = strrchr(path, '/');
-        snprintf(slash + 1, sizeof(path) - (size_t)(slash + 1 - path), "seed-init");
-    }
+    int r = node_helper_path(n->opt.init_path, "seed-init", path, sizeof(path), err);
+    if (r < 0)
+        return r;
     _cleanup_close_ int src = open(path, O_RDONLY | O_CLOEXEC);
     if (src < 0)
         return seed_error_setp(err, errno, "opening %s (seed-init, the instances' PID 1)", path);
     _cleanup_free_ char *data = NULL;
     size_t len = 0;
-    int r = seed_read_fd(src, 64u << 20, &data, &len);
+    r = seed_read_fd(src, 64u << 20, &data, &len);
     if (r < 0)
         return seed_error_set(err, -r, "reading %s: %s", path, strerror(-r));
     int fd = memfd_create("seed-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);

@@ -16,8 +16,6 @@
 #include "node/node-internal.h"
 #include "shoot/protocol.h"
 
-#define ID_RANGE 65536u
-
 void node_shoot_url(node *n, char *buf, size_t size) {
     char a[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &n->net.gateway, a, sizeof(a));
@@ -63,16 +61,9 @@ int node_shoots_setup(node *n, seed_error **err) {
     if (!any_shoots(n))
         return 0;
     char path[PATH_MAX];
-    if (n->opt.shoot_client_path) {
-        snprintf(path, sizeof(path), "%s", n->opt.shoot_client_path);
-    } else {
-        ssize_t l = readlink("/proc/self/exe", path, sizeof(path) - 32);
-        if (l < 0)
-            return seed_error_setp(err, errno, "finding the seed binary");
-        path[l] = 0;
-        char *slash = strrchr(path, '/');
-        snprintf(slash + 1, sizeof(path) - (size_t)(slash + 1 - path), "seed-shoot");
-    }
+    int r = node_helper_path(n->opt.shoot_client_path, "seed-shoot", path, sizeof(path), err);
+    if (r < 0)
+        return r;
     if (access(path, R_OK | X_OK) < 0)
         return seed_error_setp(err, errno, "seed-shoot (the in-instance client) at %s", path);
     n->shoot_client = strdup(path);
@@ -88,7 +79,7 @@ int node_shoots_setup(node *n, seed_error **err) {
                              .max_running = n->opt.shoot_max,
                              .queue_ms = n->opt.shoot_queue_ms,
                              .output_max = n->opt.shoot_output_max};
-    int r = seed_shoot_engine_new(n->loop, &cfg, n->cg_ops, &n->shoot_engine);
+    r = seed_shoot_engine_new(n->loop, &cfg, n->cg_ops, &n->shoot_engine);
     if (r < 0)
         return seed_error_set(err, -r, "starting the shoot pool manager: %s", strerror(-r));
 
@@ -171,30 +162,14 @@ int instance_shoots_start(instance *in, const seed_bind *binds, size_t n_binds, 
         int big = (int)SEED_SHOOT_MAX_MSG;
         setsockopt(sp[0], SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
         int pass[3] = {cfg, sp[1], n->seccomp_fd};
-        char *argv[] = {"seed-init", SEED_SHOOT_TEMPLATE_ARG, NULL};
-        char *envp[] = {NULL};
-        seed_sandbox_config c = {
-            .hostname = "shoot",
-            .id_base = in->id_base,
-            .id_count = ID_RANGE,
-            .root = s->root_kind == SEED_ROOT_HOST ? SEED_SANDBOX_ROOT_HOST : SEED_SANDBOX_ROOT_DIR,
-            .root_dir = s->root_path,
-            .scratch_dir = n->scratch_dir,
-            .binds = binds,
-            .n_binds = n_binds,
-            .files = files.f,
-            .n_files = files.n,
-            .net = {.attach = false},
-            .cgroup_ops = n->cg_ops,
-            .cgroup = cg,
-            .security = n->sec,
-            .exec_fd = n->init_fd,
-            .argv = argv,
-            .envp = envp,
-            .pass_fds = pass,
-            .n_pass_fds = 3,
-            .template = true,
-        };
+        static char *const argv[] = {"seed-init", SEED_SHOOT_TEMPLATE_ARG, NULL};
+        seed_sandbox_config c;
+        instance_sandbox_config(in, &c, binds, n_binds, &files, pass, 3);
+        c.hostname = "shoot";
+        c.net = (seed_sandbox_net){.attach = false};
+        c.cgroup = cg;
+        c.argv = argv;
+        c.template = true;
         seed_sandbox sb = {.pidfd = -1};
         r = seed_sandbox_container.start(&c, &sb, err);
         close(cfg);

@@ -34,10 +34,6 @@
 #include "sandbox/sandbox.h"
 #include "sandbox/sync.h"
 
-#ifndef CLONE_INTO_CGROUP
-#define CLONE_INTO_CGROUP 0x200000000ULL
-#endif
-
 static _noreturn_ void child_main(const seed_sandbox_config *c, int sync) {
     char what[512];
     int r;
@@ -157,19 +153,9 @@ static int container_start(const seed_sandbox_config *c, seed_sandbox *out, seed
     _cleanup_close_ int parent_end = sp[0];
 
     int pidfd = -1;
-    struct clone_args ca = {
-        .flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS |
-                 CLONE_PIDFD,
-        .pidfd = (uint64_t)(uintptr_t)&pidfd,
-        .exit_signal = SIGCHLD,
-    };
+    /* v2: born inside the instance's cgroup, no window outside its limits. */
     int cgfd = c->cgroup ? c->cgroup_ops->clone_fd(c->cgroup) : -EOPNOTSUPP;
-    if (cgfd >= 0) {
-        /* v2: born inside the instance's cgroup, no window outside its limits. */
-        ca.flags |= CLONE_INTO_CGROUP;
-        ca.cgroup = (uint64_t)cgfd;
-    }
-    pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+    pid_t pid = seed_clone_sandbox(&pidfd, cgfd);
     if (pid < 0) {
         int e = errno;
         close(sp[1]);

@@ -130,6 +130,53 @@ static const char *const host_etc[] = {
     "shells",         "ssl",         "timezone",        "xattr.conf",
 };
 
+/* Copy a small host file into the root's tmpfs. A copy instead of a bind: one mount
+ * less for every sandbox and every shoot to copy and tear down. */
+static int copy_file_in(const char *root, const char *host, mode_t mode) {
+    _cleanup_close_ int src = open(host, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (src < 0)
+        return -1;
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    int r = seed_read_fd(src, 1u << 20, &data, &len);
+    if (r < 0) {
+        errno = -r;
+        return -1;
+    }
+    char dst[4096];
+    if (touch_in(root, host, mode) < 0 || path_join(dst, sizeof(dst), root, host) < 0)
+        return -1;
+    _cleanup_close_ int fd = open(dst, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 || write(fd, data, len) != (ssize_t)len)
+        return -1;
+    return fchmod(fd, mode & 07777);
+}
+
+/* Reproduce a host path in the root: a symlink as the same link, a directory as a
+ * read-only bind, a regular file as a copy (bound if large). Absent paths are fine. */
+static int mirror_host_path(const char *root, const char *host, char *what, size_t what_len) {
+    struct stat st;
+    if (lstat(host, &st) < 0)
+        return 0;
+    char dst[4096], target[4096];
+    CHECK(path_join(dst, sizeof(dst), root, host), "path");
+    if (S_ISLNK(st.st_mode)) {
+        ssize_t n = readlink(host, target, sizeof(target) - 1);
+        CHECK(n, "reading the link %s", host);
+        target[n] = 0;
+        CHECK(symlink(target, dst), "linking %s", host);
+    } else if (S_ISDIR(st.st_mode)) {
+        CHECK(mkdir(dst, 0755), "creating %s", host);
+        CHECK(bind_readonly(host, dst, true), "binding the host's %s read-only", host);
+    } else if (S_ISREG(st.st_mode) && st.st_size <= (1 << 20)) {
+        CHECK(copy_file_in(root, host, st.st_mode & 0777), "copying the host's %s", host);
+    } else if (S_ISREG(st.st_mode)) {
+        CHECK(touch_in(root, host, 0644), "creating %s", host);
+        CHECK(bind_readonly(host, dst, false), "binding the host's %s read-only", host);
+    }
+    return 0;
+}
+
 static int setup_host_payload(const char *root, char *what, size_t what_len) {
     char dst[4096];
     CHECK(mkdir_in(root, "/usr", 0755), "creating /usr");
@@ -138,45 +185,19 @@ static int setup_host_payload(const char *root, char *what, size_t what_len) {
 
     /* Merged-usr hosts have /bin -> usr/bin and friends; older hosts have real
      * directories, bound read-only like /usr. */
-    static const char *const top[] = {"bin", "sbin", "lib", "lib32", "lib64", "libx32"};
+    static const char *const top[] = {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"};
     for (size_t i = 0; i < ELEMENTSOF(top); i++) {
-        char host[64], target[4096];
-        snprintf(host, sizeof(host), "/%s", top[i]);
-        struct stat st;
-        if (lstat(host, &st) < 0)
-            continue;
-        CHECK(path_join(dst, sizeof(dst), root, host), "path");
-        if (S_ISLNK(st.st_mode)) {
-            ssize_t n = readlink(host, target, sizeof(target) - 1);
-            CHECK(n, "reading the link %s", host);
-            target[n] = 0;
-            CHECK(symlink(target, dst), "linking %s", host);
-        } else if (S_ISDIR(st.st_mode)) {
-            CHECK(mkdir(dst, 0755), "creating %s", host);
-            CHECK(bind_readonly(host, dst, true), "binding the host's %s read-only", host);
-        }
+        int r = mirror_host_path(root, top[i], what, what_len);
+        if (r < 0)
+            return r;
     }
-
     CHECK(mkdir_in(root, "/etc", 0755), "creating /etc");
     for (size_t i = 0; i < ELEMENTSOF(host_etc); i++) {
-        char host[128], target[4096];
+        char host[128];
         snprintf(host, sizeof(host), "/etc/%s", host_etc[i]);
-        struct stat st;
-        if (lstat(host, &st) < 0)
-            continue;
-        CHECK(path_join(dst, sizeof(dst), root, host), "path");
-        if (S_ISLNK(st.st_mode)) {
-            ssize_t n = readlink(host, target, sizeof(target) - 1);
-            CHECK(n, "reading the link %s", host);
-            target[n] = 0;
-            CHECK(symlink(target, dst), "linking %s", host);
-        } else if (S_ISDIR(st.st_mode)) {
-            CHECK(mkdir(dst, 0755), "creating %s", host);
-            CHECK(bind_readonly(host, dst, true), "binding the host's %s read-only", host);
-        } else if (S_ISREG(st.st_mode)) {
-            CHECK(touch_in(root, host, 0644), "creating %s", host);
-            CHECK(bind_readonly(host, dst, false), "binding the host's %s read-only", host);
-        }
+        int r = mirror_host_path(root, host, what, what_len);
+        if (r < 0)
+            return r;
     }
     return 0;
 }

@@ -8,7 +8,13 @@
 #include <net/if.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "base/error.h"
 #include "sandbox/cgroup.h"
@@ -74,6 +80,23 @@ typedef struct seed_sandbox {
     pid_t pid; /* PID 1 of the sandbox, as the node sees it */
     int pidfd; /* readable when it exits */
 } seed_sandbox;
+
+/* clone3 into the namespaces every sandbox gets — user, mount, PID, network, IPC,
+ * UTS — with a pidfd for the parent, born in cgroup_fd when it is >= 0 (cgroup v2).
+ * Returns like fork(): 0 in the child. */
+static inline pid_t seed_clone_sandbox(int *pidfd, int cgroup_fd) {
+    struct clone_args ca = {
+        .flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS |
+                 CLONE_PIDFD,
+        .pidfd = (uint64_t)(uintptr_t)pidfd,
+        .exit_signal = SIGCHLD,
+    };
+    if (cgroup_fd >= 0) {
+        ca.flags |= 0x200000000ULL; /* CLONE_INTO_CGROUP */
+        ca.cgroup = (uint64_t)cgroup_fd;
+    }
+    return (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+}
 
 typedef struct seed_sandbox_backend {
     const char *name;

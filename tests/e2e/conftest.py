@@ -53,3 +53,19 @@ def _remove_workdirs():
     yield
     import seedtest
     seedtest.remove_workdirs()
+
+
+@pytest.fixture
+def nodes():
+    """Start nodes (seedtest.Node, each in a network namespace of its own); all are
+    stopped and their namespaces removed when the test ends."""
+    from seedtest import Node
+    made = []
+
+    def start(project, *args, **kw):
+        n = Node(project, *args, **kw)
+        made.append(n)
+        return n
+    yield start
+    for n in made:
+        n.close()

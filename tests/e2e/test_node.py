@@ -11,23 +11,10 @@ import time
 
 import pytest
 
-from seedtest import (EXAMPLES_HELLO, ID_BASE, SEED, Node, host_pids_with_uid_at_least, make_project,
+from seedtest import (EXAMPLES_HELLO, ID_BASE, SEED, host_pids_with_uid_at_least, make_project,
                       run)
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-def nodes():
-    made = []
-
-    def start(project, *args, **kw):
-        n = Node(project, *args, **kw)
-        made.append(n)
-        return n
-    yield start
-    for n in made:
-        n.close()
 
 
 def probe_instance(command, **extra):

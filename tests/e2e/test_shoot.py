@@ -14,22 +14,9 @@ import time
 
 import pytest
 
-from seedtest import BUILD, ID_BASE, SEED, Node, host_pids_with_uid_at_least, make_project, run
+from seedtest import BUILD, ID_BASE, SEED, host_pids_with_uid_at_least, make_project, run
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture
-def nodes():
-    made = []
-
-    def start(project, *args, **kw):
-        n = Node(project, *args, **kw)
-        made.append(n)
-        return n
-    yield start
-    for n in made:
-        n.close()
 
 
 def script_instance(script, root="host", **extra):
