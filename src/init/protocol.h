@@ -9,6 +9,7 @@
  *                   "cwd": "/", "user": "root", "restart": "always"}]} */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define SEED_INIT_CONFIG_FD 3
@@ -45,3 +46,9 @@ typedef struct seed_init_hdr {
     uint32_t arg;
     uint64_t ts_usec; /* CLOCK_REALTIME */
 } seed_init_hdr;
+
+/* Split one message received on the channel into header, process name and data.
+ * The node reads these from inside a sandbox: everything is checked. Returns 0, or
+ * -EBADMSG for a message that is short, names more than 255 bytes, or overruns. */
+int seed_init_msg_parse(const char *buf, size_t n, seed_init_hdr *h, char name[256], const char **data,
+                        size_t *data_len);

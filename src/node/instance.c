@@ -326,16 +326,12 @@ static proc_info *find_proc(instance *in, const char *name, size_t len) {
 
 static void handle_message(instance *in, const char *buf, size_t n) {
     seed_init_hdr h;
-    if (n < sizeof(h))
-        return;
-    memcpy(&h, buf, sizeof(h));
-    if (sizeof(h) + h.name_len > n)
-        return;
     char name[256];
-    memcpy(name, buf + sizeof(h), h.name_len);
-    name[h.name_len] = 0;
-    const char *data = buf + sizeof(h) + h.name_len;
-    size_t dlen = n - sizeof(h) - h.name_len;
+    const char *data;
+    size_t dlen;
+    /* The init is inside the sandbox: its messages are checked like any input. */
+    if (seed_init_msg_parse(buf, n, &h, name, &data, &dlen) < 0)
+        return;
     if (h.type == SEED_INIT_LOG) {
         seed_logfile_append(in->log, h.ts_usec, name, h.stream, data, dlen);
         return;
@@ -377,9 +373,11 @@ static void handle_message(instance *in, const char *buf, size_t n) {
     }
 }
 
+/* Bounded per call: a process printing without pause must not keep the node's loop
+ * here; the rest waits for the next turn (and the init holds its output back). */
 static void drain_channel(instance *in) {
     char buf[SEED_INIT_MAX_MSG];
-    for (;;) {
+    for (int i = 0; i < 256; i++) {
         ssize_t n = recv(in->chan, buf, sizeof(buf), MSG_DONTWAIT);
         if (n <= 0)
             return;

@@ -60,6 +60,7 @@ struct seed_proxy {
     size_t n_conns;
     udp_session *sessions;
     size_t n_sessions;
+    seed_source *pause; /* accept paused after EMFILE */
 };
 
 /* ---- TCP ---- */
@@ -84,7 +85,7 @@ static void tcp_close(tcp_conn *c) {
 static void tcp_update(tcp_conn *c) {
     uint32_t ce = 0, be = 0;
     if (!c->connected) {
-        be = EPOLLOUT;
+        be = EPOLLOUT; /* the client waits unwatched until the backend answers */
     } else {
         if (!c->up.eof && c->up.len == 0)
             ce |= EPOLLIN;
@@ -96,7 +97,7 @@ static void tcp_update(tcp_conn *c) {
             be |= EPOLLOUT;
     }
     /* RDHUP is level-triggered: once the client's half-close is seen, stop asking. */
-    seed_source_set_events(c->client_src, ce | (c->up.eof ? 0 : EPOLLRDHUP));
+    seed_source_set_events(c->client_src, c->connected ? ce | (c->up.eof ? 0 : EPOLLRDHUP) : 0);
     seed_source_set_events(c->backend_src, be);
 }
 
@@ -156,12 +157,27 @@ static int tcp_event(seed_source *s, int fd, uint32_t events, void *userdata) {
     return 0;
 }
 
+static int accept_resume(seed_source *s, void *userdata) {
+    seed_proxy *p = userdata;
+    seed_source_free(s);
+    p->pause = NULL;
+    seed_source_set_events(p->listen_src, EPOLLIN);
+    return 0;
+}
+
 static int tcp_accept(seed_source *s, int fd, uint32_t events, void *userdata) {
     seed_proxy *p = userdata;
-    for (;;) {
+    for (int n = 0; n < 64; n++) {
         int client = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (client < 0)
-            return 0; /* EAGAIN, or a transient error such as EMFILE: try next time */
+        if (client < 0) {
+            /* Out of descriptors: the listening socket stays readable, so stop
+             * watching it for a moment instead of spinning on it. */
+            if ((errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) && !p->pause) {
+                seed_source_set_events(p->listen_src, 0);
+                seed_loop_add_timer(p->loop, 100000, accept_resume, p, &p->pause);
+            }
+            return 0;
+        }
         if (p->n_conns >= MAX_TCP_CONNS) {
             close(client);
             continue;
@@ -193,7 +209,7 @@ static int tcp_accept(seed_source *s, int fd, uint32_t events, void *userdata) {
         c->p = p;
         c->client = client;
         c->backend = backend;
-        if (seed_loop_add_io(p->loop, client, EPOLLRDHUP, tcp_event, c, &c->client_src) < 0 ||
+        if (seed_loop_add_io(p->loop, client, 0, tcp_event, c, &c->client_src) < 0 ||
             seed_loop_add_io(p->loop, backend, EPOLLOUT, tcp_event, c, &c->backend_src) < 0) {
             seed_source_free(c->client_src);
             close(client);
@@ -209,6 +225,7 @@ static int tcp_accept(seed_source *s, int fd, uint32_t events, void *userdata) {
         p->conns = c;
         p->n_conns++;
     }
+    return 0;
 }
 
 /* ---- UDP ---- */
@@ -236,7 +253,7 @@ static int udp_idle(seed_source *s, void *userdata) {
 static int udp_reply(seed_source *s, int fd, uint32_t events, void *userdata) {
     udp_session *u = userdata;
     char buf[65536];
-    for (;;) {
+    for (int i = 0; i < 64; i++) { /* bounded: a flood must not hold the loop */
         ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
         if (n < 0)
             break;
@@ -249,7 +266,7 @@ static int udp_reply(seed_source *s, int fd, uint32_t events, void *userdata) {
 static int udp_request(seed_source *s, int fd, uint32_t events, void *userdata) {
     seed_proxy *p = userdata;
     char buf[65536];
-    for (;;) {
+    for (int i = 0; i < 64; i++) { /* bounded: a flood must not hold the loop */
         udp_session key = {0};
         key.peer_len = sizeof(key.peer);
         ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, &key.peer.sa, &key.peer_len);
@@ -293,6 +310,7 @@ static int udp_request(seed_source *s, int fd, uint32_t events, void *userdata) 
         send(u->fd, buf, (size_t)n, MSG_DONTWAIT);
         seed_timer_restart(u->idle, UDP_IDLE_USEC);
     }
+    return 0;
 }
 
 /* ---- setup ---- */
@@ -354,6 +372,7 @@ int seed_proxy_new(seed_loop *loop, const seed_node_net *nn, const char *bind_ad
 void seed_proxy_free(seed_proxy *p) {
     if (!p)
         return;
+    seed_source_free(p->pause);
     while (p->conns)
         tcp_close(p->conns);
     while (p->sessions)

@@ -197,8 +197,10 @@ int instance_shoots_start(instance *in, const seed_bind *binds, size_t n_binds, 
 }
 
 void instance_shoots_stop(instance *in) {
-    if (!in->shoots)
+    seed_shoot_pool *p = in->shoots;
+    if (!p)
         return;
-    seed_shoot_pool_free(in->shoots);
+    /* Unreachable first: no request can find the pool while it is being freed. */
     in->shoots = NULL;
+    seed_shoot_pool_free(p);
 }

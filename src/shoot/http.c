@@ -47,6 +47,7 @@ typedef struct req_ctx {
 } req_ctx;
 
 static void http_kick(seed_shoot_http *h);
+static void http_kick_soon(seed_shoot_http *h);
 
 static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, char *text, bool retry_after) {
     struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
@@ -93,7 +94,10 @@ static void resume(req_ctx *r) {
     if (r->suspended) {
         r->suspended = false;
         MHD_resume_connection(r->conn);
-        http_kick(r->h);
+        /* Let MHD send it on the next turn of the loop, not from here: this can run
+         * deep inside the pool (a pool being freed fails its shoots), where calling
+         * back into MHD — and so into handle() for other requests — is not safe. */
+        http_kick_soon(r->h);
     }
 }
 
@@ -195,7 +199,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         *upload_size = 0;
         return MHD_YES;
     }
-    /* The whole body is in. */
+    /* The whole body is in. Look the caller up again: its pool may have gone (the
+     * instance stopped) while the body was arriving. */
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const char *why = "unknown caller";
+    r->pool = ci ? h->resolve(h->userdata, ci->client_addr, &why) : NULL;
+    if (!r->pool)
+        return send_error(c, MHD_HTTP_FORBIDDEN, error_json("%s", why));
     if (r->too_large)
         return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
                           error_json("request body is over %u bytes", SEED_SHOOT_MAX_BODY));
@@ -215,10 +225,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     const union MHD_ConnectionInfo *fdi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (fdi)
         seed_loop_add_io(h->loop, fdi->connect_fd, EPOLLRDHUP, on_hangup, r, &r->hup_src);
-    if (seed_shoot_start(r->pool, &req, on_shoot_done, r, &r->shoot) < 0) {
+    int e2 = seed_shoot_start(r->pool, &req, on_shoot_done, r, &r->shoot);
+    if (e2 < 0) {
         seed_shoot_request_clear(&req);
-        r->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-        r->response = error_json("out of memory");
+        r->status = e2 == -ESHUTDOWN ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_INTERNAL_SERVER_ERROR;
+        r->retry_after = e2 == -ESHUTDOWN;
+        r->response =
+            error_json("%s", e2 == -ESHUTDOWN ? "the instance's shoots are stopping" : "out of memory");
         resume(r);
     }
     return MHD_YES;
@@ -257,6 +270,13 @@ static void http_kick(seed_shoot_http *h) {
 static int on_timer(seed_source *s, void *userdata) {
     http_kick(userdata);
     return 0;
+}
+
+static void http_kick_soon(seed_shoot_http *h) {
+    if (h->timer)
+        seed_timer_restart(h->timer, 0);
+    else
+        seed_loop_add_timer(h->loop, 0, on_timer, h, &h->timer);
 }
 
 static int on_epoll(seed_source *s, int fd, uint32_t events, void *userdata) {

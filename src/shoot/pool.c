@@ -10,6 +10,7 @@
 #include "shoot/pool.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
@@ -98,6 +99,7 @@ struct seed_shoot_pool {
     seed_shoot *queue, *queue_tail;
     unsigned n_queued;
     char *last_error;
+    bool dying;
     struct seed_shoot_pool *next_pool;
 };
 
@@ -114,6 +116,7 @@ struct seed_shoot_engine {
 static void refill(seed_shoot_pool *p);
 static void dispatch_queued(seed_shoot_engine *e);
 static void maybe_finish(seed_shoot *s);
+static void fail_shoot(seed_shoot *s, seed_shoot_status status, const char *message);
 static void pool_error(seed_shoot_pool *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- engine ---- */
@@ -352,8 +355,9 @@ static int on_warm_exit(seed_source *src, int fd, uint32_t events, void *userdat
     warm *w = userdata;
     seed_source_free(w->exit_src);
     w->exit_src = NULL;
-    /* The status message may still sit in the socket. */
-    if (w->ctl_src)
+    /* A running shoot's status message may still sit in the socket. (Only then: a
+     * READY read here could hand this dying sandbox to a request.) */
+    if (w->shoot && w->ctl_src)
         on_warm_ctl(w->ctl_src, w->ctl, EPOLLIN, w);
     seed_shoot *s = w->shoot;
     if (s) {
@@ -426,6 +430,9 @@ static int on_template_chan(seed_source *src, int fd, uint32_t events, void *use
                 cg_give(p, cg);
             continue;
         }
+        /* A request (argv, env) can be up to the 1 MiB body: room for it whole. */
+        int big = (int)SEED_SHOOT_MAX_MSG;
+        setsockopt(fds[1], SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
         *w = (warm){
             .p = p, .pid = pidfd_pid(fds[0]), .pidfd = fds[0], .ctl = fds[1], .cg = cg, .state = W_STARTING};
         if (seed_loop_add_io(p->e->loop, w->ctl, EPOLLIN, on_warm_ctl, w, &w->ctl_src) < 0 ||
@@ -486,8 +493,28 @@ int seed_shoot_pool_add_template(seed_shoot_pool *p, seed_sandbox *sb, int chan)
     return 0;
 }
 
+/* Slots set aside because their cgroup still had a process (the pidfd can wake us
+ * before the kernel has uncharged the exiting task): reuse them once empty. */
+static void recheck_dirty(seed_shoot_pool *p) {
+    cgslot **pp = &p->dirty_cgs;
+    while (*pp) {
+        cgslot *c = *pp;
+        seed_cgroup_stat st;
+        if (p->e->ops->stat(c->cg, &st) == 0 && st.pids_current == 0) {
+            *pp = c->next;
+            cg_give(p, c);
+        } else {
+            pp = &c->next;
+        }
+    }
+}
+
 /* Ask templates for sandboxes until the warm target (plus whatever waits) is met. */
 static void refill(seed_shoot_pool *p) {
+    if (p->dying)
+        return;
+    if (p->dirty_cgs)
+        recheck_dirty(p);
     unsigned want = p->e->cfg.warm + p->n_queued;
     for (size_t tries = 0; p->n_ready + p->n_starting + p->n_spawning < want && tries < 4 * p->n_tpls + 4;
          tries++) {
@@ -536,32 +563,45 @@ static void buffer_add(seed_shoot *s, buffer *b, const char *data, size_t n) {
     b->len += n;
 }
 
-static int on_output(seed_source *src, int fd, uint32_t events, void *userdata) {
-    seed_shoot *s = userdata;
-    bool is_out = fd == s->out_fd;
-    buffer *b = is_out ? &s->out : &s->err;
+/* Read what a pipe holds, up to max chunks; false once it reached EOF (or failed). */
+static bool read_pipe(seed_shoot *s, int fd, buffer *b, int max) {
     static char chunk[READ_CHUNK];
-    for (int i = 0; i < 16; i++) {
+    for (int i = 0; i < max; i++) {
         ssize_t n = read(fd, chunk, sizeof(chunk));
         if (n > 0) {
             buffer_add(s, b, chunk, (size_t)n);
             continue;
         }
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return 0;
-        /* EOF: every writer is gone */
-        seed_source_free(src);
-        close(fd);
-        if (is_out) {
-            s->out_src = NULL;
-            s->out_fd = -1;
-        } else {
-            s->err_src = NULL;
-            s->err_fd = -1;
-        }
-        maybe_finish(s);
-        return 0;
+        return n < 0 && (errno == EAGAIN || errno == EINTR);
     }
+    return true;
+}
+
+static void close_output(seed_shoot *s, bool is_out) {
+    seed_source **src = is_out ? &s->out_src : &s->err_src;
+    int *fd = is_out ? &s->out_fd : &s->err_fd;
+    seed_source_free(*src);
+    *src = NULL;
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+static void drain_output(seed_shoot *s) {
+    /* A pipe holds at most its buffer: a few chunks empty it. */
+    if (s->out_fd >= 0)
+        read_pipe(s, s->out_fd, &s->out, 64);
+    if (s->err_fd >= 0)
+        read_pipe(s, s->err_fd, &s->err, 64);
+    close_output(s, true);
+    close_output(s, false);
+}
+
+static int on_output(seed_source *src, int fd, uint32_t events, void *userdata) {
+    seed_shoot *s = userdata;
+    bool is_out = fd == s->out_fd;
+    if (!read_pipe(s, fd, is_out ? &s->out : &s->err, 16))
+        close_output(s, is_out); /* EOF; the answer waits for the status */
     return 0;
 }
 
@@ -624,10 +664,14 @@ static void shoot_finish(seed_shoot *s) {
         e->running--;
         /* Its PID 1 may still be tearing the namespaces down: the sandbox and its
          * cgroup are released when its pidfd says it is gone. */
-        if (s->exited)
+        if (s->exited) {
             warm_free(w, true);
-        else
+        } else {
+            /* It reported; make sure it is going (its PID 1 exits by itself, unless
+             * something stopped it). */
+            syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
             w->state = W_DONE;
+        }
     }
     if (!s->abandoned) {
         seed_shoot_result r = {.status = SEED_SHOOT_OK, .base64 = s->req.base64};
@@ -660,11 +704,18 @@ static void shoot_finish(seed_shoot *s) {
     dispatch_queued(e);
 }
 
-/* Answer once the command's status is known (or its sandbox is gone) and both
- * output pipes reached EOF, which means every writer — every process — is gone. */
+static void drain_output(seed_shoot *s);
+
+/* Answer once the command's status is known or its sandbox is gone. Either way no
+ * process of the shoot is left (its PID 1 reaps everything before it reports), so
+ * whatever they wrote is in the pipes already: take it and stop there. Waiting for
+ * EOF would let a process outside the shoot that got hold of a pipe (passed over a
+ * socket on a shared volume, say) hold the request open forever. */
 static void maybe_finish(seed_shoot *s) {
-    if ((s->exited || s->got_status) && s->out_fd < 0 && s->err_fd < 0)
-        shoot_finish(s);
+    if (!s->exited && !s->got_status)
+        return;
+    drain_output(s);
+    shoot_finish(s);
 }
 
 /* RUN payload: argc, envc, cwd, argv..., env... */
@@ -785,8 +836,9 @@ static void dispatch_queued(seed_shoot_engine *e) {
                 p->queue_tail = NULL;
             p->n_queued--;
             s->next = NULL;
-            if (dispatch(s, w) < 0) {
-                /* This sandbox is unusable: drop it and put the shoot back in front. */
+            int r = dispatch(s, w);
+            if (r == -EPIPE || r == -ECONNRESET) {
+                /* This sandbox died: drop it and put the shoot back in front. */
                 warm_free(w, true);
                 s->next = p->queue;
                 p->queue = s;
@@ -794,6 +846,13 @@ static void dispatch_queued(seed_shoot_engine *e) {
                     p->queue_tail = s;
                 p->n_queued++;
                 refill(p);
+                continue;
+            }
+            if (r < 0) {
+                /* Something about this request (or the node) failed: say so. */
+                char msg[128];
+                snprintf(msg, sizeof(msg), "cannot pass the request to a sandbox: %s", strerror(-r));
+                fail_shoot(s, SEED_SHOOT_ERROR, msg);
                 continue;
             }
             refill(p);
@@ -845,6 +904,8 @@ static int on_queue_timeout(seed_source *src, void *userdata) {
 
 int seed_shoot_start(seed_shoot_pool *p, seed_shoot_request *req, seed_shoot_done_fn done, void *userdata,
                      seed_shoot **ret) {
+    if (p->dying)
+        return -ESHUTDOWN;
     seed_shoot *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
@@ -859,12 +920,19 @@ int seed_shoot_start(seed_shoot_pool *p, seed_shoot_request *req, seed_shoot_don
         *ret = s;
     seed_shoot_engine *e = p->e;
     warm *w = e->running < e->cfg.max_running ? take_ready(p) : NULL;
-    if (w && dispatch(s, w) == 0) {
+    int r = w ? dispatch(s, w) : -EAGAIN;
+    if (r == 0) {
         refill(p);
         return 0;
     }
-    if (w)
+    if (r == -EPIPE || r == -ECONNRESET) {
         warm_free(w, true);
+    } else if (r != -EAGAIN) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "cannot pass the request to a sandbox: %s", strerror(-r));
+        fail_shoot(s, SEED_SHOOT_ERROR, msg);
+        return 0;
+    }
     /* Wait briefly for a sandbox or a running slot. */
     if (p->queue_tail)
         p->queue_tail->next = s;
@@ -916,9 +984,24 @@ void seed_shoot_pool_free(seed_shoot_pool *p) {
             *pp = p->next_pool;
             break;
         }
-    /* Templates first: their sandboxes die with them (parent-death signal). */
-    for (size_t i = 0; i < p->n_tpls; i++) {
-        template *t = p->tpls[i];
+    p->dying = true;
+    /* Kill everything at once, then wait once: templates (their sandboxes die with
+     * them, by parent-death signal) and every sandbox directly. */
+    for (size_t i = 0; i < p->n_tpls; i++)
+        if (p->tpls[i]->sb.pidfd >= 0)
+            seed_sandbox_container.kill(&p->tpls[i]->sb, SIGKILL);
+    for (warm *w = p->warms; w; w = w->next)
+        syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+    for (warm *w = p->warms; w; w = w->next) {
+        struct pollfd pfd = {.fd = w->pidfd, .events = POLLIN};
+        poll(&pfd, 1, 1000);
+    }
+    size_t n_tpls = p->n_tpls;
+    template **tpls = p->tpls;
+    p->tpls = NULL;
+    p->n_tpls = 0;
+    for (size_t i = 0; i < n_tpls; i++) {
+        template *t = tpls[i];
         for (unsigned k = 0; k < t->inflight; k++)
             cg_destroy(p, t->pending[(t->pending_head + k) % MAX_INFLIGHT_PER_TEMPLATE]);
         t->inflight = 0;
@@ -931,10 +1014,12 @@ void seed_shoot_pool_free(seed_shoot_pool *p) {
         }
         free(t);
     }
-    free(p->tpls);
+    free(tpls);
     while (p->queue) {
         seed_shoot *s = p->queue;
         p->queue = s->next;
+        if (!p->queue)
+            p->queue_tail = NULL;
         p->n_queued--;
         fail_shoot(s, SEED_SHOOT_ERROR, "the instance stopped");
     }

@@ -99,6 +99,8 @@ def test_request_fields_and_encodings(nodes):
           "notexec": {"command": ["/etc/hostname"]},
           "badcwd": {"command": ["true"], "cwd": "/nonexistent"},
           "hostname": {"command": ["sh", "-c", "hostname; cat /etc/hostname"]},
+          "big-env": {"command": ["sh", "-c", "echo $((${#B0}+${#B1}+${#B2}+${#B3}+${#B4}+${#B5}+${#B6}))"],
+                      "env": {f"B{i}": "x" * 100000 for i in range(7)}},
         }
         for name, body in cases.items():
             r = shoot(body)
@@ -120,6 +122,7 @@ def test_request_fields_and_encodings(nodes):
     assert r["notexec"]["exitCode"] == 126 and "Permission denied" in r["notexec"]["stderr"]
     assert r["badcwd"]["exitCode"] == 126 and "/nonexistent" in r["badcwd"]["stderr"]
     assert r["hostname"]["stdout"] == "shoot\nshoot\n"
+    assert r["big-env"]["stdout"] == "700000\n"    # a request larger than a socket buffer
 
 
 # ---- seed-shoot ----
@@ -199,6 +202,41 @@ def test_client_disconnect_ends_the_shoot(nodes):
     node.wait_log("w", "t: closing", timeout=30)
     node.wait_log("w", "t: done", timeout=30)
     assert pids_with_cmdline("sleep 4567.5") == []
+
+
+def test_output_held_open_outside_the_shoot_does_not_hang_it(nodes):
+    """A shoot passes its stdout to a process of its caller (over a socket on the
+    shared volume), which keeps it open: the call still returns when the shoot ends."""
+    proj = make_project({"w": py_instance('''
+        import array, json, os, socket, subprocess, time, urllib.request
+        path = "/seed/storage/data/sock"
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(path)
+        srv.listen()
+        os.chmod(path, 0o777)
+        body = {"command": ["python3", "-c", "import socket,array; s=socket.socket(socket.AF_UNIX); "
+                "s.connect('%s'); s.sendmsg([b'x'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, "
+                "array.array('i', [1]))]); print('sent')" % path], "timeout": 20000}
+        def call():
+            req = urllib.request.Request(os.environ["SEED_SHOOT_URL"] + "/shoot", json.dumps(body).encode())
+            return json.loads(urllib.request.urlopen(req).read())
+        import threading
+        out = {}
+        t = threading.Thread(target=lambda: out.update(call()))
+        t0 = time.time()
+        t.start()
+        conn, _ = srv.accept()
+        msg, anc, _, _ = conn.recvmsg(1, socket.CMSG_SPACE(4))
+        held = array.array("i", anc[0][2])[0]          # the shoot's stdout, kept open here
+        t.join(30)
+        print(json.dumps({"result": {"returned": not t.is_alive(), "after": time.time() - t0,
+                                     "exitCode": out.get("exitCode"), "stdout": out.get("stdout")}}), flush=True)
+        print("done", flush=True)
+        ''', storage={"data": "8Mi"})}, rootfs=False)
+    node = nodes(proj)
+    r = results(node, "w", timeout=60)[0]
+    assert r["returned"] is True and r["after"] < 10, r
+    assert r["exitCode"] == 0 and r["stdout"] == "sent\n"
 
 
 # ---- limits ----
