@@ -38,7 +38,7 @@ done
 
 step "end-to-end tests"
 SEED_BUILD="$PWD/$BUILD" SEED_ASAN_BUILD="$PWD/$ASAN_BUILD" \
-    $PYTHON -m pytest -q -p no:cacheprovider --junitxml="$RESULTS/e2e.xml" tests/e2e tests/lint || status=1
+    $PYTHON -m pytest -q -p no:cacheprovider --basetemp="$RESULTS/pytest" --junitxml="$RESULTS/e2e.xml" tests/e2e tests/lint || status=1
 
 step "summary"
 $PYTHON scripts/summarize.py "$RESULTS" || status=1
