@@ -9,26 +9,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "loadrun.h"
 
 static struct sockaddr_in target;
 static const char *body;
-static atomic_long next_req, errors;
-static long total;
-static double *lat;
-
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
 
 static int dial(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -79,17 +67,14 @@ static void *worker(void *arg) {
     (void)arg;
     char *buf = malloc(1 << 20);
     int fd = dial();
-    for (;;) {
-        long i = atomic_fetch_add(&next_req, 1);
-        if (i >= total)
-            break;
+    for (long i; (i = load_next()) >= 0;) {
         double t0 = now_ms();
         int st = fd >= 0 ? roundtrip(fd, buf, 1 << 20) : -1;
-        lat[i] = now_ms() - t0;
+        load_lat[i] = now_ms() - t0;
         if (gap_us)
             usleep((useconds_t)gap_us);
         if (st != 200) {
-            atomic_fetch_add(&errors, 1);
+            atomic_fetch_add(&load_errors, 1);
             if (fd >= 0)
                 close(fd);
             fd = dial();
@@ -101,18 +86,11 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: shootload N C [COMMAND-JSON]\n");
         return 2;
     }
-    total = atol(argv[1]);
-    int conc = atoi(argv[2]);
     static char b[2048];
     snprintf(b, sizeof(b), "{\"command\":%s}", argc > 3 ? argv[3] : "[\"true\"]");
     body = b;
@@ -128,19 +106,5 @@ int main(int argc, char **argv) {
     inet_pton(AF_INET, host, &target.sin_addr);
     if (getenv("SHOOTLOAD_GAP_US"))
         gap_us = atol(getenv("SHOOTLOAD_GAP_US"));
-    lat = calloc((size_t)total, sizeof(double));
-    pthread_t *t = calloc((size_t)conc, sizeof(pthread_t));
-    double t0 = now_ms();
-    for (int i = 0; i < conc; i++)
-        pthread_create(&t[i], NULL, worker, NULL);
-    for (int i = 0; i < conc; i++)
-        pthread_join(t[i], NULL);
-    double wall = now_ms() - t0;
-    qsort(lat, (size_t)total, sizeof(double), cmp);
-    printf("{\"probe\":\"shootload\",\"n\":%ld,\"clients\":%d,\"errors\":%ld,\"wall_ms\":%.1f,\"per_s\":%.1f,"
-           "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f}\n",
-           total, conc, (long)errors, wall, (double)total / wall * 1000, lat[total / 2], lat[total * 9 / 10],
-           lat[total * 99 / 100], lat[total - 1]);
-    fflush(stdout);
-    return 0;
+    return load_run(atol(argv[1]), atoi(argv[2]), worker, "shootload");
 }

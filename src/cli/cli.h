@@ -1,6 +1,7 @@
 /* The `seed` command line: one function per verb, all thin over libseed. */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
 
 #define EXIT_USAGE 2
@@ -18,6 +19,9 @@ int cli_start(const cli_globals *g, int argc, char **argv);
 int cli_restart(const cli_globals *g, int argc, char **argv);
 int cli_volume(const cli_globals *g, int argc, char **argv);
 int cli_shoot(const cli_globals *g, int argc, char **argv);
+
+/* Print j indented on stdout, with a newline. Returns 0, or -ENOMEM (nothing printed). */
+int cli_print_json(const json_t *j);
 
 /* Print "seed VERB: message" and a hint to stderr; returns EXIT_USAGE. */
 int cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

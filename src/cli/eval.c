@@ -38,13 +38,9 @@ static int print_errors_json(const seed_diags *d) {
             arr, json_pack("{s:s?, s:s, s:s}", "file", x->file, "path", x->path, "message", x->message));
     }
     json_t *o = json_pack("{s:o, s:I}", "errors", arr, "count", (json_int_t)seed_diags_count(d));
-    if (!o || json_dumpf(o, stdout, JSON_INDENT(2)) < 0) {
-        json_decref(o);
-        return -ENOMEM;
-    }
-    putchar('\n');
+    int r = cli_print_json(o);
     json_decref(o);
-    return 0;
+    return r;
 }
 
 /* A growable string for table cells. */
@@ -173,18 +169,12 @@ int cli_eval(const cli_globals *g, int argc, char **argv) {
             print_errors_text(&diags, source);
         ret = 1;
     } else if (json) {
-        /* Dump to memory first: json_dumpf issues one stdio call per token, which
-         * costs more than the whole evaluation on large projects. */
         json_t *m = seed_project_meta(p);
-        _cleanup_free_ char *text = m ? json_dumps(m, JSON_INDENT(2)) : NULL;
-        json_decref(m);
-        if (!text) {
+        if (cli_print_json(m) < 0) {
             fprintf(stderr, "seed eval: out of memory\n");
             ret = 1;
-        } else {
-            fputs(text, stdout);
-            putchar('\n');
         }
+        json_decref(m);
     } else {
         print_table(p);
     }

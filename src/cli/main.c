@@ -1,7 +1,9 @@
 /* `seed`: parse global options and dispatch to a verb. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/macro.h"
@@ -36,6 +38,18 @@ int cli_usage_error(const char *verb, const char *fmt, ...) {
     va_end(ap);
     fprintf(stderr, "\nTry 'seed %s%s--help'.\n", verb ? verb : "", verb ? " " : "");
     return EXIT_USAGE;
+}
+
+int cli_print_json(const json_t *j) {
+    /* To memory first: json_dumpf issues one stdio call per token, which costs more
+     * than a whole evaluation on large projects. */
+    char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+    if (!s)
+        return -ENOMEM;
+    fputs(s, stdout);
+    putchar('\n');
+    free(s);
+    return 0;
 }
 
 struct verb {

@@ -27,10 +27,7 @@ int cli_ps(const cli_globals *g, int argc, char **argv) {
         return 1;
     json_t *list = json_object_get(a, "instances");
     if (json) {
-        char *s = json_dumps(list, JSON_INDENT(2));
-        if (s)
-            puts(s);
-        free(s);
+        cli_print_json(list);
     } else {
         printf("%-20s %-9s %-15s %-8s %-24s %s\n", "NAME", "STATE", "ADDRESS", "RESTARTS", "STARTED",
                "IDENTITY");

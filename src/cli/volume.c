@@ -81,10 +81,7 @@ static int volume_ls(const cli_globals *g, bool json) {
             close(lock);
     }
     if (json) {
-        char *s = json_dumps(list, JSON_INDENT(2));
-        if (s)
-            puts(s);
-        free(s);
+        cli_print_json(list);
     } else {
         printf("%-44s %-10s %-10s %-7s %s\n", "VOLUME", "SIZE", "USED", "IN USE", "MOUNT POINT");
         size_t i;

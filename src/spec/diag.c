@@ -8,6 +8,13 @@
 #include <strings.h>
 
 void seed_diags_add(seed_diags *d, const char *file, const char *path, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    seed_diags_vadd(d, file, path, fmt, ap);
+    va_end(ap);
+}
+
+void seed_diags_vadd(seed_diags *d, const char *file, const char *path, const char *fmt, va_list ap) {
     if (d->n >= SEED_DIAGS_MAX) {
         d->dropped++;
         return;
@@ -23,11 +30,8 @@ void seed_diags_add(seed_diags *d, const char *file, const char *path, const cha
         d->cap = ncap;
     }
     char *msg = NULL;
-    va_list ap;
-    va_start(ap, fmt);
     if (vasprintf(&msg, fmt, ap) < 0)
         msg = NULL;
-    va_end(ap);
     seed_diag *x = &d->items[d->n];
     x->file = file ? strdup(file) : NULL;
     x->path = strdup(path ? path : "");

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -24,6 +25,8 @@ typedef struct seed_diags {
 } seed_diags;
 
 void seed_diags_add(seed_diags *d, const char *file, const char *path, const char *fmt, ...) _printf_(4, 5);
+void seed_diags_vadd(seed_diags *d, const char *file, const char *path, const char *fmt, va_list ap)
+    _printf_(4, 0);
 void seed_diags_clear(seed_diags *d);
 /* Sort by file then path so output is stable whatever order checks ran in. */
 void seed_diags_sort(seed_diags *d);

@@ -60,14 +60,10 @@ bool seed_protocol_uses_udp(seed_protocol p) {
 }
 
 void parse_error(parse_ctx *c, const char *fmt, ...) {
-    char *msg = NULL;
     va_list ap;
     va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0)
-        msg = NULL;
+    seed_diags_vadd(c->diags, c->file, c->path.buf, fmt, ap);
     va_end(ap);
-    seed_diags_add(c->diags, c->file, c->path.buf, "%s", msg ? msg : "(out of memory)");
-    free(msg);
 }
 
 /* "expected X, found Y" for a value of the wrong type. */
