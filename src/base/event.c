@@ -37,18 +37,6 @@ struct seed_loop {
     int dispatching;
 };
 
-uint64_t seed_now_usec(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-uint64_t seed_realtime_usec(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 int seed_loop_new(seed_loop **ret) {
     seed_loop *l = calloc(1, sizeof(*l));
     if (!l)

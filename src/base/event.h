@@ -7,15 +7,14 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 
+#include "base/clock.h"
+
 typedef struct seed_loop seed_loop;
 typedef struct seed_source seed_source;
 
 /* Callbacks return 0, or a negative errno to stop the loop with that error. */
 typedef int (*seed_io_fn)(seed_source *s, int fd, uint32_t events, void *userdata);
 typedef int (*seed_timer_fn)(seed_source *s, void *userdata);
-
-uint64_t seed_now_usec(void); /* CLOCK_MONOTONIC */
-uint64_t seed_realtime_usec(void);
 
 int seed_loop_new(seed_loop **ret);
 void seed_loop_free(seed_loop *l);

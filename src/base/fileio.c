@@ -21,7 +21,8 @@ int seed_read_fd(int fd, size_t max, char **ret, size_t *ret_len) {
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
         if ((uint64_t)st.st_size > max)
             return -EFBIG;
-        cap = (size_t)st.st_size + 1;
+        /* procfs and cgroupfs files say 0: start at a page for them */
+        cap = MIN(MAX((size_t)st.st_size + 1, (size_t)4096), max + 1);
     }
     _cleanup_free_ char *buf = malloc(cap + 1);
     if (!buf)

@@ -13,22 +13,6 @@
 #include "cli/client.h"
 #include "shoot/request.h"
 
-static int write_field(json_t *res, const char *field, int fd) {
-    const char *b64 = json_string_value(json_object_get(res, field));
-    char *data = NULL;
-    size_t len = 0;
-    if (!b64 || seed_base64_decode(b64, strlen(b64), &data, &len) < 0)
-        return -1;
-    for (size_t o = 0; o < len;) {
-        ssize_t k = write(fd, data + o, len - o);
-        if (k <= 0)
-            break;
-        o += (size_t)k;
-    }
-    free(data);
-    return 0;
-}
-
 int cli_shoot(const cli_globals *g, int argc, char **argv) {
     static const struct option opts[] = {
         {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'}, {0}};
@@ -61,34 +45,22 @@ int cli_shoot(const cli_globals *g, int argc, char **argv) {
         optind++;
     if (optind >= argc)
         return cli_usage_error("shoot", "expected a command after --");
-    json_t *cmd = json_array();
-    for (int i = optind; i < argc; i++)
-        json_array_append_new(cmd, json_string(argv[i]));
-    json_t *req = json_pack("{s:o, s:s}", "command", cmd, "encoding", "base64");
+    _cleanup_free_ char *in = NULL;
+    size_t len = 0;
+    if (!isatty(0) && seed_read_fd(0, SEED_SHOOT_MAX_STDIN, &in, &len) < 0) {
+        fprintf(stderr, "seed shoot: stdin is too large (pass large data through a volume)\n");
+        return 1;
+    }
+    json_t *req = seed_shoot_request_build(argv + optind, argc - optind, timeout, in, len);
     if (!req)
         return cli_usage_error("shoot", "the command must be valid UTF-8");
-    if (timeout > 0)
-        json_object_set_new(req, "timeout", json_integer(timeout));
-    if (!isatty(0)) {
-        char *in = NULL;
-        size_t len = 0;
-        if (seed_read_fd(0, SEED_SHOOT_MAX_BODY / 4 * 3 - 65536, &in, &len) < 0) {
-            fprintf(stderr, "seed shoot: stdin is too large (pass large data through a volume)\n");
-            json_decref(req);
-            return 1;
-        }
-        char *b64 = seed_base64_encode(in, len, NULL);
-        json_object_set_new(req, "stdin", json_string(b64));
-        free(b64);
-        free(in);
-    }
     json_t *a = cli_call(g->state_dir, "shoot",
                          json_pack("{s:s, s:s, s:o}", "op", "shoot", "name", name, "request", req));
     if (!a)
         return 125;
     json_t *res = json_object_get(a, "result");
-    write_field(res, "stdout", 1);
-    write_field(res, "stderr", 2);
+    seed_shoot_write_output(res, "stdout", 1);
+    seed_shoot_write_output(res, "stderr", 2);
     int code = (int)json_integer_value(json_object_get(res, "exitCode"));
     json_decref(a);
     return code;

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/macro.h"
 #include "init/protocol.h"
 #include "init/template.h"
@@ -85,18 +86,6 @@ static struct {
     int devnull;
 } S = {.chan = -1, .epfd = -1, .sigfd = -1, .devnull = -1};
 
-static uint64_t mono_usec(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t real_usec(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* ---- channel to the node ---- */
 
 static void chan_watch(void);
@@ -111,7 +100,7 @@ static void send_msg(int type, int stream_kind, uint32_t arg, const char *name, 
                        .stream = (uint8_t)stream_kind,
                        .name_len = (uint16_t)nlen,
                        .arg = arg,
-                       .ts_usec = real_usec()};
+                       .ts_usec = seed_realtime_usec()};
     if (!S.queue) {
         struct iovec iov[3] = {{&h, sizeof(h)}, {(void *)name, nlen}, {(void *)data, len}};
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 3};
@@ -196,13 +185,15 @@ static void stream_close(stream *s) {
     free(s);
 }
 
-static void stream_read(stream *s) {
+/* Read what s has. With drain (every writer is gone), read to the end whatever the
+ * node's backlog: the stream is closed when this returns. */
+static void stream_read(stream *s, bool drain) {
     for (;;) {
         ssize_t n = read(s->fd, s->buf + s->len, sizeof(s->buf) - s->len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN)
+            if (errno == EAGAIN && !drain)
                 return;
             stream_close(s);
             return;
@@ -224,7 +215,7 @@ static void stream_read(stream *s) {
         }
         memmove(s->buf, s->buf + start, s->len - start);
         s->len -= start;
-        if (S.queued > QUEUE_PAUSE_BYTES)
+        if (!drain && S.queued > QUEUE_PAUSE_BYTES)
             return; /* let the node catch up first */
     }
 }
@@ -456,10 +447,12 @@ static int spawn(proc *p) {
     close(ex[0]);
     fcntl(out[0], F_SETFL, O_NONBLOCK);
     fcntl(errp[0], F_SETFL, O_NONBLOCK);
-    stream_add(out[0], SEED_STREAM_STDOUT, p->name);
-    stream_add(errp[0], SEED_STREAM_STDERR, p->name);
+    if (stream_add(out[0], SEED_STREAM_STDOUT, p->name) < 0)
+        close(out[0]);
+    if (stream_add(errp[0], SEED_STREAM_STDERR, p->name) < 0)
+        close(errp[0]);
     p->pid = pid;
-    p->started = mono_usec();
+    p->started = seed_now_usec();
     if (n == (ssize_t)sizeof(f)) {
         if (streq(f.what, "exec"))
             say(p->name, "cannot execute \"%s\": %s", p->argv[0], strerror(f.err));
@@ -476,13 +469,13 @@ static int spawn(proc *p) {
 static void start_or_schedule(proc *p);
 
 static void schedule_restart(proc *p) {
-    uint64_t ran = mono_usec() - p->started;
+    uint64_t ran = seed_now_usec() - p->started;
     if (ran >= BACKOFF_RESET_USEC)
         p->failures = 0;
     unsigned shift = MIN(p->failures, 16u);
     unsigned delay = MIN((unsigned)BACKOFF_FIRST_MS << shift, (unsigned)BACKOFF_MAX_MS);
     p->failures++;
-    p->restart_at = mono_usec() + (uint64_t)delay * 1000u;
+    p->restart_at = seed_now_usec() + (uint64_t)delay * 1000u;
     say(p->name, "restarting in %u ms (policy %s)", delay,
         p->restart == RESTART_ALWAYS ? "always" : "on-failure");
     send_msg(SEED_INIT_EVENT, SEED_EVENT_RESTART, delay, p->name, NULL, 0);
@@ -493,7 +486,7 @@ static void start_or_schedule(proc *p) {
     if (r == 0)
         return;
     /* Could not even fork or resolve the user: treat as a failed run. */
-    p->started = mono_usec();
+    p->started = seed_now_usec();
     p->last_status = (127 << 8);
     if (p->restart == RESTART_NO) {
         p->done = true;
@@ -557,7 +550,7 @@ static void begin_stop(unsigned grace_ms) {
     if (S.stopping)
         return;
     S.stopping = true;
-    S.stop_deadline = mono_usec() + (uint64_t)grace_ms * 1000u;
+    S.stop_deadline = seed_now_usec() + (uint64_t)grace_ms * 1000u;
     for (size_t i = 0; i < S.n_procs; i++) {
         S.procs[i].restart_at = 0;
         if (S.procs[i].pid == 0)
@@ -725,7 +718,7 @@ int main(int argc, char **argv) {
         start_or_schedule(&S.procs[i]);
 
     for (;;) {
-        uint64_t now = mono_usec();
+        uint64_t now = seed_now_usec();
         if (S.stopping && !any_running()) {
             /* Managed processes are gone; end whatever they left behind. */
             kill(-1, SIGKILL);
@@ -768,12 +761,13 @@ int main(int argc, char **argv) {
             else if (tag == &tag_chan)
                 handle_channel(evs[i].events);
             else
-                stream_read(tag);
+                stream_read(tag, false);
         }
     }
-    /* Drain what the processes wrote before they went away, then report. */
+    /* Everything is dead: read what the processes wrote before they went away (also
+     * what a paused stream held back), then report. */
     while (S.streams)
-        stream_close(S.streams);
+        stream_read(S.streams, true);
     flush_queue();
     if (S.chan >= 0) {
         /* Wait briefly for the node to take the last messages. */

@@ -220,12 +220,6 @@ static _noreturn_ void shoot_main(int sock, const int *cg_fds, size_t n_cg) {
 
 /* ---- the template ---- */
 
-static int write_identity_map(pid_t pid, const char *file) {
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-    return seed_write_string(path, "0 0 65536\n");
-}
-
 static void spawn_one(int node, const int *cg_fds, size_t n_cg) {
     int sp[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
@@ -248,14 +242,14 @@ static void spawn_one(int node, const int *cg_fds, size_t n_cg) {
     }
     close(sp[1]);
     /* The child maps to our own uids; it waits for GO until they are written. */
-    int r = write_identity_map(pid, "uid_map");
+    int r = seed_sandbox_write_id_map(pid, "uid_map", 0, 65536); /* the template's own range */
     if (r >= 0)
-        r = write_identity_map(pid, "gid_map");
+        r = seed_sandbox_write_id_map(pid, "gid_map", 0, 65536);
     seed_shoot_hdr go = {.type = SEED_SHOOT_GO};
     if (r >= 0 && send(sp[0], &go, sizeof(go), MSG_NOSIGNAL) != (ssize_t)sizeof(go))
         r = -errno;
     if (r < 0) {
-        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        seed_pidfd_kill(pidfd, SIGKILL);
         send_hdr(node, SEED_SHOOT_SPAWN_FAILED, -r, 0, "writing the shoot's id maps");
     } else {
         seed_shoot_hdr h = {.type = SEED_SHOOT_SPAWNED};

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/utf8.h"
 #include "node/node-internal.h"
 #include "node/volume.h"
 
@@ -90,6 +91,13 @@ static void client_flush(ctl_client *c) {
     seed_source_set_events(c->src, (c->out_len ? EPOLLOUT : 0) | (c->got_request ? 0 : EPOLLIN) | EPOLLRDHUP);
 }
 
+/* From callbacks (log lines, finished waits and shoots), which may run inside another
+ * client's turn: never send or free here, only ask for EPOLLOUT. on_client then
+ * flushes, and it alone frees a client. */
+static void client_kick(ctl_client *c) {
+    seed_source_set_events(c->src, EPOLLOUT | (c->got_request ? 0 : EPOLLIN) | EPOLLRDHUP);
+}
+
 /* Queue one JSON line (stealing the reference). */
 static void client_send(ctl_client *c, json_t *j) {
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -121,12 +129,14 @@ static void client_send(ctl_client *c, json_t *j) {
 
 static void reply_error(ctl_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void reply_error(ctl_client *c, const char *fmt, ...) {
-    char buf[1024];
+    char buf[1024], clean[3 * sizeof(buf)];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    client_send(c, json_pack("{s:b, s:s}", "ok", 0, "error", buf));
+    /* a long quoted name may be cut inside a character: keep it valid UTF-8 */
+    seed_utf8_sanitize(buf, n < 0 ? 0 : MIN((size_t)n, sizeof(buf) - 1), clean);
+    client_send(c, json_pack("{s:b, s:s}", "ok", 0, "error", clean));
     c->closing = true;
 }
 
@@ -181,7 +191,7 @@ static void on_log_line(void *userdata, const char *line, size_t len) {
     if (len && line[len - 1] == '\n')
         len--;
     client_send(c, json_pack("{s:s%}", "log", line, len));
-    client_flush(c);
+    client_kick(c);
 }
 
 static void op_logs(ctl_client *c, instance *in, json_t *req) {
@@ -236,7 +246,7 @@ void control_instance_changed(instance *in) {
         *pp = c->next_waiter;
         finish_wait(c);
         c->waiting = NULL;
-        client_flush(c);
+        client_kick(c);
     }
 }
 
@@ -336,7 +346,7 @@ static void on_shoot_done(void *userdata, const seed_shoot_result *r) {
     } else {
         reply_error(c, "%s", r->message ? r->message : "the shoot failed");
     }
-    client_flush(c);
+    client_kick(c);
 }
 
 static void op_shoot(ctl_client *c, instance *in, json_t *req) {

@@ -218,14 +218,15 @@ void seed_egress_teardown(seed_egress *e) {
  * such as systemd-resolved's 127.0.0.53, cannot be reached from an instance). */
 char *seed_egress_resolv_conf(void) {
     _cleanup_fclose_ FILE *f = fopen("/etc/resolv.conf", "re");
-    size_t cap = 1024, o = 0;
-    char *out = malloc(cap);
-    if (!out)
+    char *out = NULL;
+    size_t out_len = 0;
+    FILE *o = open_memstream(&out, &out_len);
+    if (!o)
         return NULL;
-    o += (size_t)snprintf(out, cap, "# seed: the host's name servers, reached through the node\n");
+    fputs("# seed: the host's name servers, reached through the node\n", o);
     char line[512];
     size_t servers = 0;
-    while (f && fgets(line, sizeof(line), f) && o + sizeof(line) < cap) {
+    while (f && fgets(line, sizeof(line), f)) {
         char ns[256];
         if (sscanf(line, "nameserver %255s", ns) == 1) {
             if (strncmp(ns, "127.", 4) == 0 || streq(ns, "::1"))
@@ -234,9 +235,13 @@ char *seed_egress_resolv_conf(void) {
         } else if (strncmp(line, "search ", 7) != 0 && strncmp(line, "options ", 8) != 0) {
             continue;
         }
-        o += (size_t)snprintf(out + o, cap - o, "%s", line);
+        fputs(line, o);
     }
     if (servers == 0)
-        snprintf(out + o, cap - o, "# (the host has no name server an instance can reach)\n");
+        fputs("# (the host has no name server an instance can reach)\n", o);
+    if (fclose(o) != 0) {
+        free(out);
+        return NULL;
+    }
     return out;
 }

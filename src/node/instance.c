@@ -217,21 +217,28 @@ static int init_config_fd(instance *in, seed_error **err) {
 /* Files the sandbox gets: names of the namespace's instances, hostname, DNS, the
  * connect files, and for a host root the minimal account databases. */
 static void gen_add(gen_files *g, char *path, char *content, unsigned mode) {
-    if (g->n >= ELEMENTSOF(g->f) || !path || !content) {
+    if (path && content && g->n == g->cap) {
+        size_t ncap = g->cap ? g->cap * 2 : 16;
+        seed_sandbox_file *f = realloc(g->f, ncap * sizeof(*f));
+        if (f) {
+            g->f = f;
+            g->cap = ncap;
+        }
+    }
+    if (!path || !content || g->n == g->cap) { /* out of memory */
         free(path);
         free(content);
         return;
     }
-    g->f[g->n] = (seed_sandbox_file){.path = path, .content = content, .mode = mode};
-    g->owned[g->n] = path;
-    g->n++;
+    g->f[g->n++] = (seed_sandbox_file){.path = path, .content = content, .mode = mode};
 }
 
 void gen_free(gen_files *g) {
     for (size_t i = 0; i < g->n; i++) {
-        free(g->owned[i]);
+        free((char *)g->f[i].path);
         free((char *)g->f[i].content);
     }
+    free(g->f);
 }
 
 static char *hosts_file(instance *in) {
@@ -526,9 +533,7 @@ void instance_start(instance *in) {
     uint64_t t0 = seed_now_usec();
 
     /* Limits. */
-    seed_limits lim = {.memory_bytes = (uint64_t)s->memory_mib << 20,
-                       .cpu_millis = s->vcpus * 1000,
-                       .pids = 1024 * s->vcpus};
+    seed_limits lim = instance_limits(s);
     if (n->cg_ops->create(in->cgpath, &lim, &in->cg, &err) < 0) {
         fail_start(in, err, true);
         return;
@@ -635,6 +640,9 @@ void instance_start(instance *in) {
         seed_loop_add_io(n->loop, in->chan, EPOLLIN, on_channel, in, &in->chan_src) < 0) {
         seed_sandbox_container.kill(&in->sb, SIGKILL);
         seed_sandbox_container.reap(&in->sb);
+        seed_source_free(TAKE_PTR(in->exit_src));
+        close(in->chan);
+        in->chan = -1;
         seed_error_set(&err, ENOMEM, "watching the instance");
         fail_start(in, err, true);
         return;

@@ -114,8 +114,14 @@ typedef struct node {
     seed_shoot_engine *shoot_engine;
     seed_shoot_http *shoot_http;
     int shoot_fd;
-    int seccomp_fd; /* the compiled filter in a memfd, for shoot templates */
 } node;
+
+/* The cgroup limits of an instance's size tier (its shoots get the same). */
+static inline seed_limits instance_limits(const seed_instance *s) {
+    return (seed_limits){.memory_bytes = (uint64_t)s->memory_mib << 20,
+                         .cpu_millis = s->vcpus * 1000,
+                         .pids = 1024 * s->vcpus};
+}
 
 /* instance.c */
 int instance_init(node *n, instance *in, const seed_instance *spec, seed_error **err);
@@ -127,9 +133,8 @@ bool instance_settled(const instance *in); /* not running and not about to */
 
 /* Generated files of a sandbox (instance.c). */
 typedef struct gen_files {
-    seed_sandbox_file f[64];
-    char *owned[64];
-    size_t n;
+    seed_sandbox_file *f; /* paths and contents owned */
+    size_t n, cap;
 } gen_files;
 void build_files(instance *in, gen_files *g, bool shoot);
 void gen_free(gen_files *g);

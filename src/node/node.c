@@ -314,13 +314,16 @@ static int setup(node *n, seed_error **err) {
     if ((r = seed_loop_add_io(n->loop, n->sig_fd, EPOLLIN, on_signal, n, &n->sig_src)) < 0)
         return seed_error_set(err, -r, "watching signals: %s", strerror(-r));
 
-    n->n_insts = n->project->n_instances;
-    n->insts = calloc(n->n_insts + 1, sizeof(instance));
+    n->insts = calloc(n->project->n_instances + 1, sizeof(instance));
     if (!n->insts)
         return seed_error_set(err, ENOMEM, "out of memory");
-    for (size_t i = 0; i < n->n_insts; i++)
-        if ((r = instance_init(n, &n->insts[i], &n->project->instances[i], err)) < 0)
+    /* n_insts counts the instances initialised so far: teardown frees those only. */
+    for (size_t i = 0; i < n->project->n_instances; i++) {
+        r = instance_init(n, &n->insts[i], &n->project->instances[i], err);
+        n->n_insts = i + 1;
+        if (r < 0)
             return seed_error_prefix(err, "%s: ", n->project->instances[i].name);
+    }
     if ((r = publish_ports(n, err)) < 0 || (r = node_shoots_setup(n, err)) < 0)
         return r;
     return control_listen(n, err);
@@ -372,13 +375,14 @@ static void teardown(node *n) {
 }
 
 int seed_node_run(const seed_node_options *opts, seed_error **err) {
-    node n = {.opt = *opts,
-              .init_fd = -1,
-              .ctl_fd = -1,
-              .sig_fd = -1,
-              .lock_fd = -1,
-              .shoot_fd = -1,
-              .seccomp_fd = -1};
+    node n = {
+        .opt = *opts,
+        .init_fd = -1,
+        .ctl_fd = -1,
+        .sig_fd = -1,
+        .lock_fd = -1,
+        .shoot_fd = -1,
+    };
     n.net.host_netns = n.net.node_netns = -1;
     if (!n.opt.state_dir)
         n.opt.state_dir = SEED_DEFAULT_STATE_DIR;

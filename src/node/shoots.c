@@ -68,13 +68,6 @@ int node_shoots_setup(node *n, seed_error **err) {
         return seed_error_setp(err, errno, "seed-shoot (the in-instance client) at %s", path);
     n->shoot_client = strdup(path);
 
-    /* The compiled seccomp filter, for the templates to load into every shoot. */
-    n->seccomp_fd = memfd_create("seed-seccomp", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    size_t len = n->sec->prog.len * sizeof(struct sock_filter);
-    if (n->seccomp_fd < 0 || write(n->seccomp_fd, n->sec->prog.filter, len) != (ssize_t)len ||
-        fcntl(n->seccomp_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
-        return seed_error_setp(err, errno, "storing the seccomp filter for shoots");
-
     seed_shoot_config cfg = {.warm = n->opt.shoot_warm,
                              .max_running = n->opt.shoot_max,
                              .queue_ms = n->opt.shoot_queue_ms,
@@ -106,9 +99,6 @@ void node_shoots_teardown(node *n) {
     if (n->shoot_fd >= 0)
         close(n->shoot_fd);
     n->shoot_fd = -1;
-    if (n->seccomp_fd >= 0)
-        close(n->seccomp_fd);
-    n->seccomp_fd = -1;
     free(n->shoot_client);
     n->shoot_client = NULL;
 }
@@ -134,9 +124,7 @@ int instance_shoots_start(instance *in, const seed_bind *binds, size_t n_binds, 
         return seed_error_set(err, ENOTCONN, "the pool manager is not running");
     char base[300];
     snprintf(base, sizeof(base), "%s-shoots", in->cgpath);
-    seed_limits lim = {.memory_bytes = (uint64_t)s->memory_mib << 20,
-                       .cpu_millis = s->vcpus * 1000,
-                       .pids = 1024 * s->vcpus};
+    seed_limits lim = instance_limits(s);
     int r = seed_shoot_pool_new(n->shoot_engine, s->name, base, &lim, &in->shoots, err);
     if (r < 0)
         return r;
@@ -158,10 +146,7 @@ int instance_shoots_start(instance *in, const seed_bind *binds, size_t n_binds, 
             n->cg_ops->free(cg);
             break;
         }
-        /* Requests can be large (argv, env, up to 1 MiB): room for a whole one. */
-        int big = (int)SEED_SHOOT_MAX_MSG;
-        setsockopt(sp[0], SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
-        int pass[3] = {cfg, sp[1], n->seccomp_fd};
+        int pass[3] = {cfg, sp[1], n->sec->prog_fd}; /* the templates load the filter into each shoot */
         static char *const argv[] = {"seed-init", SEED_SHOOT_TEMPLATE_ARG, NULL};
         seed_sandbox_config c;
         instance_sandbox_config(in, &c, binds, n_binds, &files, pass, 3);

@@ -57,21 +57,30 @@ int seed_volume_ensure(const char *image, uint64_t size, uid_t owner, seed_error
     struct stat st;
     char out[1024] = "";
     if (stat(image, &st) == 0) {
-        if ((uint64_t)st.st_size == size)
+        /* A grow that did not finish (resize2fs failed, or the node died) left this
+         * marker: the file has its new size, the filesystem not yet. */
+        char marker[4200];
+        snprintf(marker, sizeof(marker), "%s.growing", image);
+        bool growing = access(marker, F_OK) == 0;
+        if ((uint64_t)st.st_size == size && !growing)
             return 0;
         if ((uint64_t)st.st_size > size)
             return seed_error_set(err, EFBIG,
                                   "volume %s is %llu bytes and the spec asks for %llu: shrinking a volume "
                                   "is not supported (its data would not fit); it keeps its size",
                                   image, (unsigned long long)st.st_size, (unsigned long long)size);
-        /* Grow: extend the file, check, then resize the filesystem offline. */
-        if (truncate(image, (off_t)size) < 0)
+        /* Grow: mark, extend the file, check, resize the filesystem offline, unmark. */
+        _cleanup_close_ int mfd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (mfd < 0 || fsync(mfd) < 0)
+            return seed_error_setp(err, errno, "creating %s", marker);
+        if ((uint64_t)st.st_size < size && truncate(image, (off_t)size) < 0)
             return seed_error_setp(err, errno, "growing %s", image);
         char *fsck[] = {"e2fsck", "-f", "-p", (char *)image, NULL};
         run_tool(fsck, out, sizeof(out));
         char *resize[] = {"resize2fs", (char *)image, NULL};
         if (run_tool(resize, out, sizeof(out)) < 0)
             return seed_error_set(err, EIO, "resize2fs %s failed: %s", image, out);
+        unlink(marker);
         return 0;
     }
     if (errno != ENOENT)
@@ -110,6 +119,8 @@ int seed_volume_ensure(const char *image, uint64_t size, uid_t owner, seed_error
         unlink(tmp);
         return seed_error_setp(err, e, "finishing %s", image);
     }
+    snprintf(tmp, sizeof(tmp), "%s.growing", image); /* of a removed volume of that name */
+    unlink(tmp);
     return 0;
 }
 
@@ -171,8 +182,11 @@ int seed_volume_mount(const char *image, const char *target, uid_t owner, seed_e
     /* The loop fd closes here; with autoclear the device frees itself on unmount. */
     struct stat st;
     if (stat(target, &st) == 0 && (st.st_uid != owner || st.st_gid != owner) &&
-        chown(target, owner, owner) < 0)
-        return seed_error_setp(err, errno, "giving %s to uid %u", target, (unsigned)owner);
+        chown(target, owner, owner) < 0) {
+        int e = errno;
+        umount2(target, MNT_DETACH); /* not left mounted where nothing unmounts it */
+        return seed_error_setp(err, e, "giving %s to uid %u", target, (unsigned)owner);
+    }
     return 0;
 }
 

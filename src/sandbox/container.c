@@ -70,10 +70,8 @@ static _noreturn_ void child_main(const seed_sandbox_config *c, int sync) {
         seed_die(sync, -r, "root filesystem: %s", what);
 
     /* File descriptors: /dev/null for stdio, passed fds as 3, 4, ...; everything
-     * else is close-on-exec. Move sources high first so dup2 cannot clobber one. */
-    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0)
-        seed_die(sync, errno, "opening /dev/null for stdio");
+     * else is close-on-exec. Move sources high first so no dup2 can clobber one (a
+     * node started with stdio closed may hand us fds 0-2). */
     int high[16];
     if (c->n_pass_fds > ELEMENTSOF(high))
         seed_die(sync, EINVAL, "too many file descriptors to pass");
@@ -86,6 +84,9 @@ static _noreturn_ void child_main(const seed_sandbox_config *c, int sync) {
         sync = high_sync;
     if (exec_fd < 0)
         seed_die(sync, errno, "moving file descriptors");
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0)
+        seed_die(sync, errno, "opening /dev/null for stdio");
     for (size_t i = 0; i < c->n_pass_fds; i++)
         if (dup2(high[i], 3 + (int)i) < 0)
             seed_die(sync, errno, "placing file descriptors");
@@ -101,13 +102,6 @@ static _noreturn_ void child_main(const seed_sandbox_config *c, int sync) {
 
     syscall(SYS_execveat, exec_fd, "", c->argv, c->envp, AT_EMPTY_PATH);
     seed_die(sync, errno, "executing %s", c->argv[0]);
-}
-
-static int write_map(pid_t pid, const char *file, unsigned base, unsigned count) {
-    char path[64], map[64];
-    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-    snprintf(map, sizeof(map), "0 %u %u\n", base, count);
-    return seed_write_string(path, map);
 }
 
 /* Create the veth pair: one end on the node's bridge, the other as eth0 inside. */
@@ -169,8 +163,8 @@ static int container_start(const seed_sandbox_config *c, seed_sandbox *out, seed
 
     /* From here a failure must not leave a half-built child behind. */
     int r;
-    if ((r = write_map(pid, "uid_map", c->id_base, c->id_count)) < 0 ||
-        (r = write_map(pid, "gid_map", c->id_base, c->id_count)) < 0) {
+    if ((r = seed_sandbox_write_id_map(pid, "uid_map", c->id_base, c->id_count)) < 0 ||
+        (r = seed_sandbox_write_id_map(pid, "gid_map", c->id_base, c->id_count)) < 0) {
         seed_error_set(err, -r, "writing the user namespace maps: %s", strerror(-r));
         goto fail;
     }
@@ -199,7 +193,7 @@ static int container_start(const seed_sandbox_config *c, seed_sandbox *out, seed
     return 0;
 
 fail:
-    syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+    seed_pidfd_kill(pidfd, SIGKILL);
     waitpid(pid, NULL, 0);
     close(pidfd);
     return r < 0 ? r : -EIO;
@@ -208,9 +202,7 @@ fail:
 static int container_kill(seed_sandbox *sb, int sig) {
     if (sb->pidfd < 0)
         return -ESRCH;
-    if (syscall(SYS_pidfd_send_signal, sb->pidfd, sig, NULL, 0) < 0)
-        return negative_errno();
-    return 0;
+    return seed_pidfd_kill(sb->pidfd, sig);
 }
 
 static int container_reap(seed_sandbox *sb) {

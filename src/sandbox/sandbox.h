@@ -8,15 +8,18 @@
 #include <net/if.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <errno.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include "base/error.h"
+#include "base/fileio.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/security.h"
 
@@ -96,6 +99,20 @@ static inline pid_t seed_clone_sandbox(int *pidfd, int cgroup_fd) {
         ca.cgroup = (uint64_t)cgroup_fd;
     }
     return (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+/* Map ids 0..count-1 inside pid's user namespace to base.. outside; file is "uid_map"
+ * or "gid_map". */
+static inline int seed_sandbox_write_id_map(pid_t pid, const char *file, unsigned base, unsigned count) {
+    char path[64], map[64];
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+    snprintf(map, sizeof(map), "0 %u %u\n", base, count);
+    return seed_write_string(path, map);
+}
+
+/* Signal a process through its pidfd: 0, or a negative errno. */
+static inline int seed_pidfd_kill(int pidfd, int sig) {
+    return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
 }
 
 typedef struct seed_sandbox_backend {

@@ -6,6 +6,7 @@
 #include "sandbox/security.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
@@ -422,6 +423,7 @@ int seed_security_new(seed_security **ret, seed_error **err) {
     _cleanup_(seed_security_freep) seed_security *s = calloc(1, sizeof(*s));
     if (!s)
         return seed_error_set(err, ENOMEM, "out of memory");
+    s->prog_fd = -1;
     for (size_t i = 0; i < ELEMENTSOF(kept_caps); i++)
         s->keep_caps |= 1ull << kept_caps[i];
 
@@ -438,8 +440,9 @@ int seed_security_new(seed_security **ret, seed_error **err) {
         seccomp_release(ctx);
         return r;
     }
-    /* libseccomp 2.5 exports BPF only to a file descriptor: go through a memfd. */
-    _cleanup_close_ int fd = memfd_create("seed-seccomp", MFD_CLOEXEC);
+    /* libseccomp 2.5 exports BPF only to a file descriptor: a memfd, which is kept
+     * (sealed) for the shoot templates. */
+    _cleanup_close_ int fd = memfd_create("seed-seccomp", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) {
         seccomp_release(ctx);
         return seed_error_setp(err, errno, "memfd_create");
@@ -461,6 +464,9 @@ int seed_security_new(seed_security **ret, seed_error **err) {
     }
     s->prog.len = (unsigned short)(len / sizeof(struct sock_filter));
     s->prog.filter = (struct sock_filter *)buf;
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+        return seed_error_setp(err, errno, "sealing the seccomp filter");
+    s->prog_fd = TAKE_FD(fd);
     *ret = TAKE_PTR(s);
     return 0;
 }
@@ -469,5 +475,7 @@ void seed_security_free(seed_security *s) {
     if (!s)
         return;
     free(s->prog.filter);
+    if (s->prog_fd >= 0)
+        close(s->prog_fd);
     free(s);
 }

@@ -12,6 +12,7 @@
 
 typedef struct seed_security {
     struct sock_fprog prog; /* compiled seccomp filter */
+    int prog_fd;            /* the same in a sealed memfd, for processes that load it themselves */
     uint64_t keep_caps;     /* bit per capability kept */
 } seed_security;
 

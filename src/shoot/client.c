@@ -19,11 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
 #include "base/macro.h"
 #include "shoot/request.h"
 
 #define EXIT_FAILURE_SHOOT 125
-#define MAX_STDIN ((SEED_SHOOT_MAX_BODY / 4) * 3 - 64 * 1024) /* what fits, base64'd, in a body */
 #define MAX_RESPONSE (256u << 20)
 
 static _noreturn_ void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -103,38 +103,8 @@ static void write_all(int fd, const char *p, size_t n) {
     }
 }
 
-static char *read_stdin(size_t *len) {
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap);
-    if (!buf)
-        die("out of memory");
-    for (;;) {
-        if (n == cap) {
-            if (cap > MAX_STDIN)
-                die("stdin is larger than %u bytes; pass large data through shared storage", MAX_STDIN);
-            cap *= 2;
-            char *nb = realloc(buf, cap);
-            if (!nb)
-                die("out of memory");
-            buf = nb;
-        }
-        ssize_t k = read(0, buf + n, cap - n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            break; /* no readable stdin: treat as empty */
-        }
-        if (k == 0)
-            break;
-        n += (size_t)k;
-    }
-    if (n > MAX_STDIN)
-        die("stdin is larger than %u bytes; pass large data through shared storage", MAX_STDIN);
-    *len = n;
-    return buf;
-}
-
 typedef struct response {
+    char *buf; /* all of it; body points into it */
     int status;
     unsigned retry_after;
     char *body;
@@ -153,31 +123,15 @@ static response post(const char *url, const char *body, size_t len) {
     write_all(fd, head, (size_t)hl);
     write_all(fd, body, len);
 
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap + 1);
-    for (;;) {
-        if (n == cap) {
-            if (cap >= MAX_RESPONSE)
-                die("response larger than %u bytes", MAX_RESPONSE);
-            cap *= 2;
-            char *nb = realloc(buf, cap + 1);
-            if (!nb)
-                die("out of memory");
-            buf = nb;
-        }
-        ssize_t k = read(fd, buf + n, cap - n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            die("reading the response: %s", strerror(errno));
-        }
-        if (k == 0)
-            break;
-        n += (size_t)k;
-    }
+    char *buf = NULL;
+    size_t n = 0;
+    int rr = seed_read_fd(fd, MAX_RESPONSE, &buf, &n);
+    if (rr == -EFBIG)
+        die("response larger than %u bytes", MAX_RESPONSE);
+    if (rr < 0)
+        die("reading the response: %s", strerror(-rr));
     close(fd);
-    buf[n] = 0;
-    response r = {0};
+    response r = {.buf = buf};
     char *eoh = strstr(buf, "\r\n\r\n");
     if (sscanf(buf, "HTTP/1.%*d %d", &r.status) != 1 || !eoh)
         die("malformed response from the pool manager");
@@ -197,15 +151,11 @@ static response post(const char *url, const char *body, size_t len) {
 }
 
 static void output(json_t *o, const char *field, int fd) {
-    const char *b64 = json_string_value(json_object_get(o, field));
-    if (!b64)
-        return;
-    char *data = NULL;
-    size_t len = 0;
-    if (seed_base64_decode(b64, strlen(b64), &data, &len) < 0)
+    int r = seed_shoot_write_output(o, field, fd);
+    if (r == -EINVAL)
         die("the pool manager sent invalid base64 in %s", field);
-    write_all(fd, data, len);
-    free(data);
+    if (r < 0)
+        die("writing: %s", strerror(-r));
 }
 
 int main(int argc, char **argv) {
@@ -236,22 +186,19 @@ int main(int argc, char **argv) {
     if (!url || !*url)
         die("SEED_SHOOT_URL is not set: this instance does not have shoot.enable");
 
-    json_t *cmd = json_array();
-    for (int i = optind; i < argc; i++)
-        json_array_append_new(cmd, json_string(argv[i]));
-    json_t *req = json_pack("{s:o, s:s}", "command", cmd, "encoding", "base64");
+    _cleanup_free_ char *in = NULL;
+    size_t len = 0;
+    if (!isatty(0)) {
+        int r = seed_read_fd(0, SEED_SHOOT_MAX_STDIN, &in, &len);
+        if (r == -EFBIG)
+            die("stdin is larger than %u bytes; pass large data through shared storage",
+                SEED_SHOOT_MAX_STDIN);
+        if (r < 0)
+            len = 0; /* no readable stdin: treat as empty */
+    }
+    json_t *req = seed_shoot_request_build(argv + optind, argc - optind, timeout, in, len);
     if (!req)
         die("arguments must be valid UTF-8");
-    if (timeout > 0)
-        json_object_set_new(req, "timeout", json_integer(timeout));
-    if (!isatty(0)) {
-        size_t len = 0;
-        char *in = read_stdin(&len);
-        char *b64 = seed_base64_encode(in, len, NULL);
-        json_object_set_new(req, "stdin", json_string(b64));
-        free(b64);
-        free(in);
-    }
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     if (!body)
@@ -263,6 +210,7 @@ int main(int argc, char **argv) {
         json_t *o = json_loadb(r.body, r.body_len, 0, &e);
         if (r.status == 503 && attempt < 30) {
             json_decref(o);
+            free(r.buf);
             struct timespec ts = {r.retry_after ? r.retry_after : 1, 0};
             nanosleep(&ts, NULL);
             continue;

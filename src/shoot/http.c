@@ -17,6 +17,8 @@
 #include <sys/socket.h>
 
 #include "base/log.h"
+#include "base/macro.h"
+#include "base/utf8.h"
 #include "shoot/request.h"
 
 #define CONNECTION_TIMEOUT_S 10
@@ -67,12 +69,14 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, char
 
 static char *error_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *error_json(const char *fmt, ...) {
-    char buf[1024];
+    char buf[1024], clean[3 * sizeof(buf)];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    json_t *o = json_pack("{s:s}", "error", buf);
+    /* The URL or method quoted may be anything: keep the message valid UTF-8. */
+    seed_utf8_sanitize(buf, n < 0 ? 0 : MIN((size_t)n, sizeof(buf) - 1), clean);
+    json_t *o = json_pack("{s:s}", "error", clean);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s ? s : strdup("{\"error\":\"out of memory\"}");

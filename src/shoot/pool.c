@@ -110,7 +110,6 @@ struct seed_shoot_engine {
     int devnull;
     unsigned running;
     seed_shoot_pool *pools;
-    seed_shoot_stats stats;
 };
 
 static void refill(seed_shoot_pool *p);
@@ -154,17 +153,6 @@ void seed_shoot_engine_free(seed_shoot_engine *e) {
         seed_shoot_pool_free(e->pools);
     close(e->devnull);
     free(e);
-}
-
-void seed_shoot_engine_stats(const seed_shoot_engine *e, seed_shoot_stats *st) {
-    *st = e->stats;
-    st->running = e->running;
-    st->queued = 0;
-    st->warm = 0;
-    for (seed_shoot_pool *p = e->pools; p; p = p->next_pool) {
-        st->queued += p->n_queued;
-        st->warm += p->n_ready;
-    }
 }
 
 /* ---- cgroups ---- */
@@ -280,7 +268,7 @@ static void warm_free(warm *w, bool reuse_cgroup) {
     seed_source_free(w->ctl_src);
     seed_source_free(w->exit_src);
     if (w->pidfd >= 0) {
-        syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+        seed_pidfd_kill(w->pidfd, SIGKILL);
         close(w->pidfd);
     }
     if (w->ctl >= 0)
@@ -423,7 +411,7 @@ static int on_template_chan(seed_source *src, int fd, uint32_t events, void *use
         }
         warm *w = calloc(1, sizeof(*w));
         if (!w) {
-            syscall(SYS_pidfd_send_signal, fds[0], SIGKILL, NULL, 0);
+            seed_pidfd_kill(fds[0], SIGKILL);
             close(fds[0]);
             close(fds[1]);
             if (cg)
@@ -438,7 +426,7 @@ static int on_template_chan(seed_source *src, int fd, uint32_t events, void *use
         if (seed_loop_add_io(p->e->loop, w->ctl, EPOLLIN, on_warm_ctl, w, &w->ctl_src) < 0 ||
             seed_loop_add_io(p->e->loop, w->pidfd, EPOLLIN, on_warm_exit, w, &w->exit_src) < 0) {
             seed_source_free(w->ctl_src);
-            syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+            seed_pidfd_kill(w->pidfd, SIGKILL);
             close(w->pidfd);
             close(w->ctl);
             cg_give(p, cg);
@@ -470,13 +458,13 @@ int seed_shoot_pool_template_cgroup(seed_shoot_pool *p, unsigned i, seed_cgroup 
 int seed_shoot_pool_add_template(seed_shoot_pool *p, seed_sandbox *sb, int chan) {
     /* Making sandboxes is background work: let requests go first. */
     setpriority(PRIO_PROCESS, (id_t)sb->pid, SEED_SHOOT_TEMPLATE_NICE);
-    template *t = calloc(1, sizeof(*t));
     template **n = realloc(p->tpls, (p->n_tpls + 1) * sizeof(*n));
-    if (!t || !n) {
-        free(t);
+    if (!n)
         return -ENOMEM;
-    }
     p->tpls = n;
+    template *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
     t->p = p;
     t->sb = *sb;
     t->chan = chan;
@@ -632,7 +620,7 @@ static int on_timeout(seed_source *src, void *userdata) {
     seed_shoot *s = userdata;
     s->timed_out = true;
     if (s->w && s->w->pidfd >= 0)
-        syscall(SYS_pidfd_send_signal, s->w->pidfd, SIGKILL, NULL, 0);
+        seed_pidfd_kill(s->w->pidfd, SIGKILL);
     return 0;
 }
 
@@ -669,7 +657,7 @@ static void shoot_finish(seed_shoot *s) {
         } else {
             /* It reported; make sure it is going (its PID 1 exits by itself, unless
              * something stopped it). */
-            syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+            seed_pidfd_kill(w->pidfd, SIGKILL);
             w->state = W_DONE;
         }
     }
@@ -696,7 +684,6 @@ static void shoot_finish(seed_shoot *s) {
             o->signal = SIGKILL;
             o->exit_code = 128 + SIGKILL;
         }
-        e->stats.finished++;
         s->done(s->userdata, &r);
     }
     shoot_free(s);
@@ -794,7 +781,6 @@ static int dispatch(seed_shoot *s, warm *w) {
     w->shoot = s;
     s->w = w;
     e->running++;
-    e->stats.started++;
     s->out_fd = outp[0];
     s->err_fd = errp[0];
     s->in_fd = inp[1];
@@ -802,14 +788,53 @@ static int dispatch(seed_shoot *s, warm *w) {
     fcntl(s->err_fd, F_SETFL, O_NONBLOCK);
     seed_source_free(s->timer);
     s->timer = NULL;
-    seed_loop_add_io(e->loop, s->out_fd, EPOLLIN, on_output, s, &s->out_src);
-    seed_loop_add_io(e->loop, s->err_fd, EPOLLIN, on_output, s, &s->err_src);
-    if (s->in_fd >= 0) {
+    bool watched =
+        seed_loop_add_io(e->loop, s->out_fd, EPOLLIN, on_output, s, &s->out_src) >= 0 &&
+        seed_loop_add_io(e->loop, s->err_fd, EPOLLIN, on_output, s, &s->err_src) >= 0 &&
+        seed_loop_add_timer(e->loop, (uint64_t)s->req.timeout_ms * 1000, on_timeout, s, &s->timer) >= 0;
+    if (watched && s->in_fd >= 0) {
         fcntl(s->in_fd, F_SETFL, O_NONBLOCK);
-        seed_loop_add_io(e->loop, s->in_fd, EPOLLOUT, on_stdin, s, &s->in_src);
+        watched = seed_loop_add_io(e->loop, s->in_fd, EPOLLOUT, on_stdin, s, &s->in_src) >= 0;
     }
-    seed_loop_add_timer(e->loop, (uint64_t)s->req.timeout_ms * 1000, on_timeout, s, &s->timer);
+    if (!watched) {
+        /* It runs, but it could not be timed or heard: end it now; its sandbox's exit
+         * finishes the shoot like any other. */
+        log_error("%s: cannot watch a shoot (out of memory): killing it", p->name);
+        seed_pidfd_kill(w->pidfd, SIGKILL);
+    }
     return 0;
+}
+
+/* ---- the queue of a pool: shoots waiting for a sandbox or a running slot ---- */
+
+static void queue_push(seed_shoot_pool *p, seed_shoot *s) {
+    s->next = NULL;
+    if (p->queue_tail)
+        p->queue_tail->next = s;
+    else
+        p->queue = s;
+    p->queue_tail = s;
+    p->n_queued++;
+}
+
+static void queue_push_front(seed_shoot_pool *p, seed_shoot *s) {
+    s->next = p->queue;
+    p->queue = s;
+    if (!p->queue_tail)
+        p->queue_tail = s;
+    p->n_queued++;
+}
+
+static seed_shoot *queue_pop(seed_shoot_pool *p) {
+    seed_shoot *s = p->queue;
+    if (!s)
+        return NULL;
+    p->queue = s->next;
+    if (!p->queue)
+        p->queue_tail = NULL;
+    p->n_queued--;
+    s->next = NULL;
+    return s;
 }
 
 static warm *take_ready(seed_shoot_pool *p) {
@@ -830,25 +855,15 @@ static void dispatch_queued(seed_shoot_engine *e) {
             warm *w = take_ready(p);
             if (!w)
                 continue;
-            seed_shoot *s = p->queue;
-            p->queue = s->next;
-            if (!p->queue)
-                p->queue_tail = NULL;
-            p->n_queued--;
-            s->next = NULL;
+            seed_shoot *s = queue_pop(p);
             int r = dispatch(s, w);
+            /* Each branch used up a sandbox or a request: worth another round. */
+            progress = true;
             if (r == -EPIPE || r == -ECONNRESET) {
                 /* This sandbox died: drop it and put the shoot back in front. */
                 warm_free(w, true);
-                s->next = p->queue;
-                p->queue = s;
-                if (!p->queue_tail)
-                    p->queue_tail = s;
-                p->n_queued++;
-                refill(p);
-                continue;
-            }
-            if (r < 0) {
+                queue_push_front(p, s);
+            } else if (r < 0) {
                 /* Something about this request (or the node) failed: say so. */
                 char msg[128];
                 snprintf(msg, sizeof(msg), "cannot pass the request to a sandbox: %s", strerror(-r));
@@ -856,7 +871,6 @@ static void dispatch_queued(seed_shoot_engine *e) {
                 continue;
             }
             refill(p);
-            progress = true;
         }
     }
 }
@@ -879,10 +893,6 @@ static void unqueue(seed_shoot *s) {
 
 static void fail_shoot(seed_shoot *s, seed_shoot_status status, const char *message) {
     seed_shoot_result r = {.status = status, .message = message, .base64 = s->req.base64};
-    if (status == SEED_SHOOT_BUSY)
-        s->p->e->stats.busy++;
-    else
-        s->p->e->stats.errors++;
     if (!s->abandoned)
         s->done(s->userdata, &r);
     shoot_free(s);
@@ -919,28 +929,18 @@ int seed_shoot_start(seed_shoot_pool *p, seed_shoot_request *req, seed_shoot_don
     if (ret)
         *ret = s;
     seed_shoot_engine *e = p->e;
-    warm *w = e->running < e->cfg.max_running ? take_ready(p) : NULL;
-    int r = w ? dispatch(s, w) : -EAGAIN;
-    if (r == 0) {
-        refill(p);
-        return 0;
+    /* Every shoot goes through the queue: started at once when a sandbox and a
+     * running slot are free (dispatch drops the queue timer), else it waits briefly. */
+    int r = seed_loop_add_timer(e->loop, (uint64_t)e->cfg.queue_ms * 1000, on_queue_timeout, s, &s->timer);
+    if (r < 0) {
+        seed_shoot_request_clear(&s->req);
+        free(s);
+        if (ret)
+            *ret = NULL;
+        return r;
     }
-    if (r == -EPIPE || r == -ECONNRESET) {
-        warm_free(w, true);
-    } else if (r != -EAGAIN) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "cannot pass the request to a sandbox: %s", strerror(-r));
-        fail_shoot(s, SEED_SHOOT_ERROR, msg);
-        return 0;
-    }
-    /* Wait briefly for a sandbox or a running slot. */
-    if (p->queue_tail)
-        p->queue_tail->next = s;
-    else
-        p->queue = s;
-    p->queue_tail = s;
-    p->n_queued++;
-    seed_loop_add_timer(e->loop, (uint64_t)e->cfg.queue_ms * 1000, on_queue_timeout, s, &s->timer);
+    queue_push(p, s);
+    dispatch_queued(e);
     refill(p);
     return 0;
 }
@@ -953,7 +953,7 @@ void seed_shoot_abandon(seed_shoot *s) {
         return;
     }
     /* Kill it; the usual end-of-shoot path cleans up, without answering. */
-    syscall(SYS_pidfd_send_signal, s->w->pidfd, SIGKILL, NULL, 0);
+    seed_pidfd_kill(s->w->pidfd, SIGKILL);
 }
 
 /* ---- pools ---- */
@@ -991,7 +991,7 @@ void seed_shoot_pool_free(seed_shoot_pool *p) {
         if (p->tpls[i]->sb.pidfd >= 0)
             seed_sandbox_container.kill(&p->tpls[i]->sb, SIGKILL);
     for (warm *w = p->warms; w; w = w->next)
-        syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+        seed_pidfd_kill(w->pidfd, SIGKILL);
     for (warm *w = p->warms; w; w = w->next) {
         struct pollfd pfd = {.fd = w->pidfd, .events = POLLIN};
         poll(&pfd, 1, 1000);
@@ -1015,14 +1015,8 @@ void seed_shoot_pool_free(seed_shoot_pool *p) {
         free(t);
     }
     free(tpls);
-    while (p->queue) {
-        seed_shoot *s = p->queue;
-        p->queue = s->next;
-        if (!p->queue)
-            p->queue_tail = NULL;
-        p->n_queued--;
+    for (seed_shoot *s; (s = queue_pop(p));)
         fail_shoot(s, SEED_SHOOT_ERROR, "the instance stopped");
-    }
     while (p->warms) {
         warm *w = p->warms;
         seed_shoot *s = w->shoot;

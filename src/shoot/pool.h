@@ -47,12 +47,6 @@ typedef void (*seed_shoot_done_fn)(void *userdata, const seed_shoot_result *r);
 int seed_shoot_engine_new(seed_loop *loop, const seed_shoot_config *cfg, const seed_cgroup_ops *ops,
                           seed_shoot_engine **ret);
 void seed_shoot_engine_free(seed_shoot_engine *e);
-/* Counters for tests and benchmarks. */
-typedef struct seed_shoot_stats {
-    uint64_t started, finished, busy, errors;
-    unsigned running, queued, warm;
-} seed_shoot_stats;
-void seed_shoot_engine_stats(const seed_shoot_engine *e, seed_shoot_stats *st);
 
 /* A caller's pool. cgroup_base is the cgroup directory under which its templates and
  * shoots get theirs; lim are the caller's size-tier limits, applied to each shoot. */

@@ -7,17 +7,24 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/macro.h"
 #include "base/utf8.h"
 
 static int bad(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int bad(char **errmsg, const char *fmt, ...) {
+    char *raw = NULL;
     va_list ap;
     va_start(ap, fmt);
-    if (vasprintf(errmsg, fmt, ap) < 0)
-        *errmsg = NULL;
+    int n = vasprintf(&raw, fmt, ap);
     va_end(ap);
+    /* Quoted parts are cut at a byte count and may split a character: the message
+     * goes into JSON, so it must be valid UTF-8. */
+    *errmsg = n >= 0 ? malloc(3 * (size_t)n + 1) : NULL;
+    if (*errmsg)
+        seed_utf8_sanitize(raw, (size_t)n, *errmsg);
+    free(raw);
     return -EINVAL;
 }
 
@@ -244,5 +251,54 @@ json_t *seed_shoot_response(const seed_shoot_output *o, bool base64) {
                           "durationMs", (json_int_t)o->duration_ms, "truncated", o->truncated);
     if (r && base64)
         json_object_set_new(r, "encoding", json_string("base64"));
+    return r;
+}
+
+json_t *seed_shoot_request_build(char *const *argv, int argc, long timeout_ms, const char *in,
+                                 size_t in_len) {
+    json_t *cmd = json_array();
+    for (int i = 0; cmd && i < argc; i++) {
+        /* json_string() is NULL for invalid UTF-8: fail, never drop the argument */
+        if (json_array_append_new(cmd, json_string(argv[i])) < 0) {
+            json_decref(cmd);
+            return NULL;
+        }
+    }
+    json_t *req = json_pack("{s:o, s:s}", "command", cmd, "encoding", "base64");
+    if (req && timeout_ms > 0 && json_object_set_new(req, "timeout", json_integer(timeout_ms)) < 0)
+        goto fail;
+    if (req && in) {
+        char *b64 = seed_base64_encode(in, in_len, NULL);
+        int r = json_object_set_new(req, "stdin", json_string(b64));
+        free(b64);
+        if (r < 0)
+            goto fail;
+    }
+    return req;
+fail:
+    json_decref(req);
+    return NULL;
+}
+
+int seed_shoot_write_output(json_t *res, const char *field, int fd) {
+    const char *b64 = json_string_value(json_object_get(res, field));
+    if (!b64)
+        return 0;
+    char *data = NULL;
+    size_t len = 0;
+    if (seed_base64_decode(b64, strlen(b64), &data, &len) < 0)
+        return -EINVAL;
+    int r = 0;
+    for (size_t o = 0; o < len;) {
+        ssize_t k = write(fd, data + o, len - o);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            r = k < 0 ? negative_errno() : -EIO;
+            break;
+        }
+        o += (size_t)k;
+    }
+    free(data);
     return r;
 }

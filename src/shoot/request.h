@@ -14,6 +14,8 @@
 #define SEED_SHOOT_DEFAULT_TIMEOUT_MS 30000u
 #define SEED_SHOOT_MAX_TIMEOUT_MS 3600000u
 #define SEED_SHOOT_MAX_ARGS 4096
+/* The most stdin a client sends: what fits, base64'd, in a body with room to spare. */
+#define SEED_SHOOT_MAX_STDIN ((SEED_SHOOT_MAX_BODY / 4) * 3 - 64 * 1024)
 
 typedef struct seed_shoot_request {
     char **argv; /* NULL-terminated */
@@ -47,6 +49,14 @@ typedef struct seed_shoot_output {
 } seed_shoot_output;
 
 json_t *seed_shoot_response(const seed_shoot_output *o, bool base64);
+
+/* What the clients (seed-shoot, `seed shoot`) send: argv[0..argc) with output asked
+ * for as base64, timeout_ms when > 0, stdin when in is not NULL. NULL when an argument
+ * is not valid UTF-8 (or memory ran out). */
+json_t *seed_shoot_request_build(char *const *argv, int argc, long timeout_ms, const char *in, size_t in_len);
+/* Decode a response's base64 field (stdout, stderr) and write it to fd. Returns 0
+ * (also when the field is absent), -EINVAL for bad base64, or a write error. */
+int seed_shoot_write_output(json_t *res, const char *field, int fd);
 
 /* Base64 (RFC 4648, padded) through OpenSSL. decode returns -EINVAL on bad input. */
 char *seed_base64_encode(const void *data, size_t len, size_t *out_len);

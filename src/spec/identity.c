@@ -95,11 +95,49 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 #define TREE_MAX_DEPTH 128
+#define TREE_READ_BUF 65536
 
-static int digest_dir(seed_sha256 *h, int dirfd, const char *rel, int depth, char **errmsg);
+/* One walk: the tree hash, one read buffer for every file (not one per recursion
+ * level: 128 levels of 64 KiB would not fit a default stack) and the message. */
+typedef struct tree_walk {
+    seed_sha256 *h;
+    uint8_t *buf;
+    char **errmsg;
+} tree_walk;
 
-static int digest_entry(seed_sha256 *h, int dirfd, const char *name, const char *rel, int depth,
-                        char **errmsg) {
+static int digest_dir(tree_walk *w, int dirfd, const char *rel, int depth);
+
+/* The token of a regular file: its length and the sha256 of its contents. */
+static int digest_file(tree_walk *w, int fd) {
+    uint64_t total = 0;
+    seed_sha256 *fh = seed_sha256_new();
+    if (!fh)
+        return -ENOMEM;
+    for (;;) {
+        ssize_t k = read(fd, w->buf, TREE_READ_BUF);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            int r = negative_errno();
+            seed_sha256_free(fh);
+            return r;
+        }
+        if (k == 0)
+            break;
+        seed_sha256_update(fh, w->buf, (size_t)k);
+        total += (uint64_t)k;
+    }
+    uint8_t d[SEED_SHA256_LEN];
+    seed_sha256_final(fh, d);
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++)
+        le[i] = (uint8_t)(total >> (8 * i));
+    put_token(w->h, le, sizeof(le));
+    put_token(w->h, d, sizeof(d));
+    return 0;
+}
+
+static int digest_entry(tree_walk *w, int dirfd, const char *name, const char *rel, int depth) {
     struct stat st;
     if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         return negative_errno();
@@ -108,62 +146,36 @@ static int digest_entry(seed_sha256 *h, int dirfd, const char *name, const char 
         ssize_t n = readlinkat(dirfd, name, target, sizeof(target) - 1);
         if (n < 0)
             return negative_errno();
-        put_str(h, "symlink");
-        put_token(h, target, (size_t)n);
+        put_str(w->h, "symlink");
+        put_token(w->h, target, (size_t)n);
         return 0;
     }
     if (S_ISDIR(st.st_mode)) {
         _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
             return negative_errno();
-        return digest_dir(h, fd, rel, depth + 1, errmsg);
+        return digest_dir(w, fd, rel, depth + 1);
     }
     if (S_ISREG(st.st_mode)) {
         _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
             return negative_errno();
-        put_str(h, "regular");
-        put_str(h, (st.st_mode & 0111) ? "executable" : "");
-        uint8_t buf[65536];
-        uint64_t total = 0;
-        seed_sha256 *fh = seed_sha256_new();
-        if (!fh)
-            return -ENOMEM;
-        for (;;) {
-            ssize_t k = read(fd, buf, sizeof(buf));
-            if (k < 0) {
-                if (errno == EINTR)
-                    continue;
-                int r = negative_errno();
-                seed_sha256_free(fh);
-                return r;
-            }
-            if (k == 0)
-                break;
-            seed_sha256_update(fh, buf, (size_t)k);
-            total += (uint64_t)k;
-        }
-        uint8_t d[SEED_SHA256_LEN];
-        seed_sha256_final(fh, d);
-        uint8_t le[8];
-        for (int i = 0; i < 8; i++)
-            le[i] = (uint8_t)(total >> (8 * i));
-        put_token(h, le, sizeof(le));
-        put_token(h, d, sizeof(d));
-        return 0;
+        put_str(w->h, "regular");
+        put_str(w->h, (st.st_mode & 0111) ? "executable" : "");
+        return digest_file(w, fd);
     }
-    if (asprintf(errmsg,
+    if (asprintf(w->errmsg,
                  "contains \"%s\", which is a device, FIFO or socket: root directories may only "
                  "hold files, directories and symlinks",
                  rel) < 0)
-        *errmsg = NULL;
+        *w->errmsg = NULL;
     return -EINVAL;
 }
 
-static int digest_dir(seed_sha256 *h, int dirfd, const char *rel, int depth, char **errmsg) {
+static int digest_dir(tree_walk *w, int dirfd, const char *rel, int depth) {
     if (depth > TREE_MAX_DEPTH) {
-        if (asprintf(errmsg, "nests directories deeper than %d levels at \"%s\"", TREE_MAX_DEPTH, rel) < 0)
-            *errmsg = NULL;
+        if (asprintf(w->errmsg, "nests directories deeper than %d levels at \"%s\"", TREE_MAX_DEPTH, rel) < 0)
+            *w->errmsg = NULL;
         return -ELOOP;
     }
     int dup_fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
@@ -199,18 +211,18 @@ static int digest_dir(seed_sha256 *h, int dirfd, const char *rel, int depth, cha
     closedir(d);
     if (r == 0) {
         qsort(names, n, sizeof(char *), cmp_str);
-        put_str(h, "directory");
+        put_str(w->h, "directory");
         for (size_t i = 0; i < n && r == 0; i++) {
             _cleanup_free_ char *child = NULL;
             if (asprintf(&child, "%s%s%s", rel, *rel ? "/" : "", names[i]) < 0) {
                 r = -ENOMEM;
                 break;
             }
-            put_str(h, "entry");
-            put_str(h, names[i]);
-            r = digest_entry(h, dirfd, names[i], child, depth, errmsg);
+            put_str(w->h, "entry");
+            put_str(w->h, names[i]);
+            r = digest_entry(w, dirfd, names[i], child, depth);
         }
-        put_str(h, "end");
+        put_str(w->h, "end");
     }
     for (size_t i = 0; i < n; i++)
         free(names[i]);
@@ -220,10 +232,12 @@ static int digest_dir(seed_sha256 *h, int dirfd, const char *rel, int depth, cha
 
 int seed_tree_digest(int dirfd, char out[65], char **errmsg) {
     *errmsg = NULL;
-    seed_sha256 *h = seed_sha256_new();
+    _cleanup_free_ uint8_t *buf = malloc(TREE_READ_BUF);
+    seed_sha256 *h = buf ? seed_sha256_new() : NULL;
     if (!h)
         return -ENOMEM;
-    int r = digest_dir(h, dirfd, "", 0, errmsg);
+    tree_walk w = {.h = h, .buf = buf, .errmsg = errmsg};
+    int r = digest_dir(&w, dirfd, "", 0);
     if (r < 0) {
         seed_sha256_free(h);
         return r;

@@ -183,3 +183,22 @@ def test_unreadable_is_not_a_crash(seed, tmp_path):
     r = run([seed, "eval", str(tmp_path)])
     assert r.returncode == 1
     assert "seeds.json" in r.stderr
+
+
+@pytest.mark.parametrize("depth,ok", [(128, True), (129, False)])
+def test_deep_root_is_bounded(seed, tmp_path, depth, ok):
+    """A root nested 128 directories deep is hashed (each level holds a file); one
+    level more is refused with a message, never a crash."""
+    root = tmp_path / "root"
+    d = root
+    for i in range(depth):
+        d = d / "d"
+        d.mkdir(parents=True)
+        (d / "f").write_text(str(i))
+    (tmp_path / "seeds.json").write_text('{"a": {"root": "root"}}')
+    r = run([seed, "eval", str(tmp_path)])
+    if ok:
+        assert r.returncode == 0, r.stderr
+    else:
+        assert r.returncode == 1, r.stderr
+        assert "a.root" in r.stderr and "deeper than 128 levels" in r.stderr

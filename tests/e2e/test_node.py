@@ -81,6 +81,34 @@ def test_storage_survives_node_restart_and_sigkill(nodes):
     assert "removed" in node.output() and "left by a previous node" in node.output()
 
 
+def test_volume_grows_keeping_its_data(nodes):
+    """A bigger size in the spec grows the volume on the next start; a grow that was
+    cut short (file extended, filesystem not yet) is finished on the next start."""
+    proj = make_project(write_then_serve("8Mi"))
+    node = nodes(proj)
+    node.wait_running("web")
+    first = node.wait(lambda: node.http(8080), what="page")
+    assert node.stop() == 0
+
+    def capacity():
+        vols = json.loads(node.cli("volume", "ls", "--json").stdout)
+        return vols[0]["capacityBytes"]
+
+    for size, more_than in [(16, 12), (24, 20)]:
+        (proj / "seeds.json").write_text(json.dumps(write_then_serve(f"{size}Mi")))
+        if size == 24:
+            # what a node killed between extending the file and resize2fs leaves
+            image = next(node.state.glob("volumes/*/web/data.img"))
+            os.truncate(image, 24 << 20)
+            pathlib.Path(f"{image}.growing").touch()
+        node.start()
+        node.wait_running("web")
+        assert node.wait(lambda: node.http(8080), what="page after growing") == first
+        assert capacity() > more_than << 20
+        assert node.stop() == 0
+    assert list(node.state.glob("volumes/*/web/*.growing")) == []
+
+
 def test_storage_size_is_enforced(nodes):
     proj = make_project({"w": probe_instance(["seed-probe", "fill", "/seed/storage/data/big"],
                                              storage={"data": "8Mi"})})
@@ -350,6 +378,16 @@ def test_connect_env_files_and_run_seed_env(nodes):
     assert rep["connect_files"] == {"db": "seed-db", "my-cache": "seed-cache:6379"}
     env = rep["run_seed_env"]
     assert "SEED_DB_HOST='seed-db'\n" in env and "MODE='test'\n" in env
+
+
+def test_many_connect_entries_all_arrive(nodes):
+    """Every connect entry gets its file, however many there are."""
+    connect = {f"svc{i}": f"seed-svc{i}" for i in range(100)}
+    proj = make_project({"api": probe_instance(["sh", "-c", "seed-probe report; sleep 1000"], connect=connect)})
+    node = nodes(proj)
+    rep = node.probe_json("api", "report")
+    assert rep["connect_files"] == connect
+    assert rep["env"]["SEED_SVC99_HOST"] == "seed-svc99"
 
 
 def test_name_resolution_between_instances(nodes):

@@ -143,6 +143,7 @@ def test_seed_shoot_client(nodes):
         "cmp /tmp/remote /tmp/local && echo stdin-identical; "
         "/seed/bin/seed-shoot true; echo \"abs rc=$?\"; "
         "seed-shoot 2>/dev/null; echo \"usage rc=$?\"; "
+        "seed-shoot echo \"$(printf 'a\\377')\" 2>/tmp/err; echo \"utf8 rc=$?\"; cat /tmp/err; "
         "echo done", storage={"data": "16Mi"})}, rootfs=False)
     node = nodes(proj)
     logs = node.wait_log("w", "t: done", timeout=60)
@@ -155,6 +156,8 @@ def test_seed_shoot_client(nodes):
     assert "t: stdin-identical" in logs
     assert "t: abs rc=0" in logs
     assert "t: usage rc=125" in logs
+    # an argument that is not UTF-8 is refused, never dropped from the command
+    assert "t: utf8 rc=125" in logs and "must be valid UTF-8" in logs
 
 
 def test_parallel_fan_out_to_shared_storage(nodes):
@@ -381,7 +384,9 @@ def test_malformed_requests(nodes):
           "env-type": ("POST", "/shoot", '{"command": ["true"], "env": {"A": 1}}'),
           "cwd-relative": ("POST", "/shoot", '{"command": ["true"], "cwd": "tmp"}'),
           "duplicate-key": ("POST", "/shoot", '{"command": ["true"], "command": ["false"]}'),
+          "env-name-cut": ("POST", "/shoot", '{"command": ["true"], "env": {"a' + "\\\\u00e9" * 40 + '=": "x"}}'),
           "not-found": ("POST", "/nope", "{}"),
+          "not-found-utf8": ("POST", "/%ff%c3", "{}"),
           "wrong-method": ("GET", "/shoot", None),
           "too-large": ("POST", "/shoot", '{"command": ["true"], "stdin": "' + "x" * (1 << 20) + '"}'),
         }
@@ -405,12 +410,15 @@ def test_malformed_requests(nodes):
     r = {k: v for d in results(node, "w", timeout=90) for k, v in d.items()}
     for name in ("bad-json", "not-object", "no-command", "empty-command", "command-string", "non-string-arg",
                  "empty-program", "timeout-type", "timeout-zero", "timeout-huge", "unknown-field", "bad-encoding",
-                 "bad-base64", "env-type", "cwd-relative", "duplicate-key"):
+                 "bad-base64", "env-type", "cwd-relative", "duplicate-key", "env-name-cut"):
         assert r[name]["status"] == 400, (name, r[name])
         assert r[name]["error"] and not r[name]["error"].startswith("NOT JSON"), (name, r[name])
         assert r[name]["type"] == "application/json"
     assert "command" in r["no-command"]["error"] and "timeout" in r["timeout-zero"]["error"]
     assert r["not-found"]["status"] == 404 and r["not-found"]["error"]
+    # messages that quote what was sent stay valid UTF-8 (the JSON could not hold them otherwise)
+    assert "must be non-empty" in r["env-name-cut"]["error"], r["env-name-cut"]
+    assert r["not-found-utf8"]["status"] == 404 and "no such endpoint" in r["not-found-utf8"]["error"], r["not-found-utf8"]
     assert r["wrong-method"]["status"] == 405 and r["wrong-method"]["allow"] == "POST"
     assert r["too-large"]["status"] == 413 and r["too-large"]["error"]
     assert r["slow"]["got"] in ("",) or r["slow"]["got"].startswith("HTTP/1.1 408")
@@ -458,6 +466,9 @@ def test_seed_shoot_from_the_node(nodes):
     assert r.returncode == 125 and "shoot.enable" in r.stderr
     r = node.cli("shoot", "w")
     assert r.returncode == 2
+    r = subprocess.run([SEED, "--state-dir", str(node.state), "shoot", "w", "--", "echo", b"a\xff"],
+                       capture_output=True, stdin=subprocess.DEVNULL, timeout=30)
+    assert r.returncode == 2 and b"valid UTF-8" in r.stderr and r.stdout == b""
 
 
 # ---- no leaks ----
