@@ -260,7 +260,3 @@ void seed_loop_exit(seed_loop *l, int code) {
     l->exiting = true;
     l->exit_code = code;
 }
-
-bool seed_loop_exiting(const seed_loop *l) {
-    return l->exiting;
-}

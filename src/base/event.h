@@ -34,4 +34,3 @@ int seed_loop_run(seed_loop *l);
 /* Run one iteration, waiting at most timeout_ms (-1: until something happens). */
 int seed_loop_run_once(seed_loop *l, int timeout_ms);
 void seed_loop_exit(seed_loop *l, int code);
-bool seed_loop_exiting(const seed_loop *l);

@@ -1,4 +1,4 @@
-/* Bounded reads, confined opens and atomic writes. */
+/* Bounded reads, confined opens, directories and small writes. */
 #include "base/fileio.h"
 
 #include <errno.h>
@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -79,7 +80,12 @@ int seed_open_beneath(int dirfd, const char *path, int flags, int *ret_fd) {
     return seed_open_beneath_fallback(dirfd, path, flags, ret_fd);
 }
 
-static int fd_path(int fd, char *buf, size_t size) {
+bool seed_path_under(const char *path, const char *top) {
+    size_t n = strlen(top);
+    return strncmp(path, top, n) == 0 && (path[n] == 0 || path[n] == '/');
+}
+
+int seed_fd_path(int fd, char *buf, size_t size) {
     char proc[64];
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
     ssize_t n = readlink(proc, buf, size - 1);
@@ -101,14 +107,13 @@ int seed_open_beneath_fallback(int dirfd, const char *path, int flags, int *ret_
     if (pfd < 0)
         return negative_errno();
     char top[PATH_MAX], got[PATH_MAX];
-    int r = fd_path(dirfd, top, sizeof(top));
+    int r = seed_fd_path(dirfd, top, sizeof(top));
     if (r < 0)
         return r;
-    r = fd_path(pfd, got, sizeof(got));
+    r = seed_fd_path(pfd, got, sizeof(got));
     if (r < 0)
         return r;
-    size_t n = strlen(top);
-    bool inside = streq(top, "/") || (strncmp(got, top, n) == 0 && (got[n] == 0 || got[n] == '/'));
+    bool inside = streq(top, "/") || seed_path_under(got, top);
     if (!inside)
         return -EXDEV;
     if (flags & O_PATH) {
@@ -124,32 +129,29 @@ int seed_open_beneath_fallback(int dirfd, const char *path, int flags, int *ret_
     return 0;
 }
 
-int seed_write_file_atomic(int dirfd, const char *path, const void *data, size_t n, mode_t mode) {
-    _cleanup_free_ char *tmp = NULL;
-    if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0)
-        return -ENOMEM;
-    _cleanup_close_ int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+int seed_memfd_sealed(const char *name, const void *data, size_t len) {
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
         return negative_errno();
-    const char *p = data;
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            int r = negative_errno();
-            unlinkat(dirfd, tmp, 0);
+    for (const char *p = data; len > 0;) {
+        ssize_t k = write(fd, p, len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            int r = k < 0 ? negative_errno() : -EIO;
+            close(fd);
             return r;
         }
         p += k;
-        n -= (size_t)k;
+        len -= (size_t)k;
     }
-    if (fsync(fd) < 0 || renameat(dirfd, tmp, dirfd, path) < 0) {
+    if (lseek(fd, 0, SEEK_SET) < 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
         int r = negative_errno();
-        unlinkat(dirfd, tmp, 0);
+        close(fd);
         return r;
     }
-    return 0;
+    return fd;
 }
 
 int seed_mkdir_p(const char *path, mode_t mode) {
@@ -157,6 +159,11 @@ int seed_mkdir_p(const char *path, mode_t mode) {
     size_t n = strlen(path);
     if (n == 0 || n >= sizeof(buf))
         return -EINVAL;
+    /* Usually only the last component is missing (or none): try that first. */
+    if (mkdir(path, mode) == 0 || errno == EEXIST)
+        return 0;
+    if (errno != ENOENT)
+        return negative_errno();
     memcpy(buf, path, n + 1);
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/')

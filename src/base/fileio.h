@@ -19,9 +19,14 @@ int seed_open_beneath(int dirfd, const char *path, int flags, int *ret_fd);
  * can force this path. */
 int seed_open_beneath_fallback(int dirfd, const char *path, int flags, int *ret_fd);
 
-/* Write data to dirfd/path through a temporary file and rename(2), so readers see
- * either the old or the new content. */
-int seed_write_file_atomic(int dirfd, const char *path, const void *data, size_t n, mode_t mode);
+/* A memfd (close-on-exec) holding data, at offset 0, sealed against any change: for
+ * handing a process read-only content. Returns the fd or a negative errno. */
+int seed_memfd_sealed(const char *name, const void *data, size_t len);
+
+/* The path an fd refers to (/proc/self/fd), NUL-terminated in buf. */
+int seed_fd_path(int fd, char *buf, size_t size);
+/* path is top or lies below it (component-wise: /a/bc is not under /a/b). */
+bool seed_path_under(const char *path, const char *top);
 
 /* Create a directory and its parents (like mkdir -p). */
 int seed_mkdir_p(const char *path, mode_t mode);

@@ -39,7 +39,7 @@ void seed_sha256_free(seed_sha256 *h) {
     free(h);
 }
 
-int seed_sha256_digest(const void *data, size_t n, uint8_t out[SEED_SHA256_LEN]) {
+static int sha256_digest(const void *data, size_t n, uint8_t out[SEED_SHA256_LEN]) {
     unsigned len = SEED_SHA256_LEN;
     if (EVP_Digest(data, n, out, &len, EVP_sha256(), NULL) != 1)
         return -ENOMEM;
@@ -48,7 +48,7 @@ int seed_sha256_digest(const void *data, size_t n, uint8_t out[SEED_SHA256_LEN])
 
 int seed_sha256_hex(const void *data, size_t n, char out[SEED_SHA256_HEX_LEN + 1]) {
     uint8_t d[SEED_SHA256_LEN];
-    int r = seed_sha256_digest(data, n, d);
+    int r = sha256_digest(data, n, d);
     if (r < 0)
         return r;
     seed_hex(d, sizeof(d), out);

@@ -17,8 +17,6 @@ void seed_sha256_update(seed_sha256 *h, const void *data, size_t n);
 void seed_sha256_final(seed_sha256 *h, uint8_t out[SEED_SHA256_LEN]);
 void seed_sha256_free(seed_sha256 *h);
 
-/* One-shot digest; returns a negative errno only when out of memory. */
-int seed_sha256_digest(const void *data, size_t n, uint8_t out[SEED_SHA256_LEN]);
 /* One-shot digest as 64 lower-case hex characters plus NUL. */
 int seed_sha256_hex(const void *data, size_t n, char out[SEED_SHA256_HEX_LEN + 1]);
 

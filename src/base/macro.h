@@ -9,12 +9,8 @@
 #include <unistd.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
-#define _unused_ __attribute__((unused))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
 #define _noreturn_ __attribute__((noreturn))
-#define _warn_unused_ __attribute__((warn_unused_result))
-#define _likely_(x) __builtin_expect(!!(x), 1)
-#define _unlikely_(x) __builtin_expect(!!(x), 0)
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -64,14 +60,9 @@ static inline void strv_free(char **v) {
     free(v);
 }
 
-static inline void strv_freep(char ***v) {
-    strv_free(*v);
-}
-
 #define _cleanup_free_ _cleanup_(freep)
 #define _cleanup_close_ _cleanup_(closep)
 #define _cleanup_fclose_ _cleanup_(fclosep)
-#define _cleanup_strv_ _cleanup_(strv_freep)
 
 /* Define a cleanup function name##p for a type with a destructor taking T*. */
 #define DEFINE_CLEANUP_FUNC(type, func)    \

@@ -111,10 +111,18 @@ int seed_nl_bridge_create(struct mnl_socket *nl, const char *name) {
     return transact(nl, nlh);
 }
 
-int seed_nl_veth_create(struct mnl_socket *nl, const char *name, const char *peer, int netns_fd) {
+int seed_nl_veth_create(struct mnl_socket *nl, const char *name, const char *peer, int netns_fd,
+                        unsigned master) {
     char buf[MNL_SOCKET_BUFFER_SIZE];
     struct nlmsghdr *nlh = link_msg(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
+    if (master) {
+        struct ifinfomsg *ifm = mnl_nlmsg_get_payload(nlh);
+        ifm->ifi_change = IFF_UP;
+        ifm->ifi_flags = IFF_UP;
+    }
     mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+    if (master)
+        mnl_attr_put_u32(nlh, IFLA_MASTER, master);
     struct nlattr *info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
     mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
     struct nlattr *data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
@@ -127,13 +135,6 @@ int seed_nl_veth_create(struct mnl_socket *nl, const char *name, const char *pee
     mnl_attr_nest_end(nlh, peer_attr);
     mnl_attr_nest_end(nlh, data);
     mnl_attr_nest_end(nlh, info);
-    return transact(nl, nlh);
-}
-
-int seed_nl_link_set_master(struct mnl_socket *nl, unsigned ifindex, unsigned master) {
-    char buf[MNL_SOCKET_BUFFER_SIZE];
-    struct nlmsghdr *nlh = link_msg(buf, RTM_NEWLINK, 0, ifindex);
-    mnl_attr_put_u32(nlh, IFLA_MASTER, master);
     return transact(nl, nlh);
 }
 

@@ -16,7 +16,8 @@ int seed_nl_addr_add4(struct mnl_socket *nl, unsigned ifindex, struct in_addr ad
 int seed_nl_route_default4(struct mnl_socket *nl, struct in_addr gateway);
 int seed_nl_bridge_create(struct mnl_socket *nl, const char *name);
 /* A veth pair: `name` stays here, `peer` is created directly inside the network
- * namespace netns_fd, so names never clash with this namespace's links. */
-int seed_nl_veth_create(struct mnl_socket *nl, const char *name, const char *peer, int netns_fd);
-int seed_nl_link_set_master(struct mnl_socket *nl, unsigned ifindex, unsigned master);
+ * namespace netns_fd, so names never clash with this namespace's links. With master
+ * (an ifindex, not 0) `name` is created enslaved to it and up, in the same message. */
+int seed_nl_veth_create(struct mnl_socket *nl, const char *name, const char *peer, int netns_fd,
+                        unsigned master);
 int seed_nl_link_del(struct mnl_socket *nl, unsigned ifindex);

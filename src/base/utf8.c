@@ -3,7 +3,9 @@
 
 #include <string.h>
 
-size_t seed_utf8_valid_at(const unsigned char *p, size_t n) {
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 if the bytes there are not one.
+ * Overlong forms, surrogates and code points above U+10FFFF are invalid. */
+static size_t valid_at(const unsigned char *p, size_t n) {
     unsigned char c = p[0];
     if (c < 0x80)
         return 1;
@@ -33,7 +35,7 @@ size_t seed_utf8_valid_at(const unsigned char *p, size_t n) {
 bool seed_utf8_valid(const char *s, size_t n) {
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
-        size_t k = p[i] ? seed_utf8_valid_at(p + i, n - i) : 0;
+        size_t k = p[i] ? valid_at(p + i, n - i) : 0;
         if (k == 0)
             return false;
         i += k;
@@ -45,7 +47,7 @@ size_t seed_utf8_sanitize(const char *s, size_t n, char *out) {
     const unsigned char *p = (const unsigned char *)s;
     size_t o = 0;
     for (size_t i = 0; i < n;) {
-        size_t k = p[i] ? seed_utf8_valid_at(p + i, n - i) : 0;
+        size_t k = p[i] ? valid_at(p + i, n - i) : 0;
         if (k == 0) {
             memcpy(out + o, "\xef\xbf\xbd", 3);
             o += 3;

@@ -5,9 +5,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Length of the valid UTF-8 sequence at p (1-4), or 0 if the bytes there are not one.
- * Overlong forms, surrogates and code points above U+10FFFF are invalid. */
-size_t seed_utf8_valid_at(const unsigned char *p, size_t n);
 bool seed_utf8_valid(const char *s, size_t n);
 /* Write s with invalid bytes replaced to out, which must hold 3*n + 1 bytes;
  * returns the length written (NUL-terminated). NUL bytes become U+FFFD too. */

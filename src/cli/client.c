@@ -2,7 +2,6 @@
 #include "cli/client.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -11,38 +10,37 @@
 #include "base/macro.h"
 #include "node/node.h"
 
-static int connect_socket(const char *state_dir, int *ret, bool quiet) {
+int cli_connect_quiet(const char *state_dir, int *ret) {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", state_dir, SEED_CONTROL_SOCKET);
-    if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
-        if (!quiet)
-            fprintf(stderr, "seed: state directory path too long: %s\n", state_dir);
+    if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
         return -ENAMETOOLONG;
-    }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return negative_errno();
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         int e = errno;
         close(fd);
-        if (quiet)
-            return -e;
-        if (e == ENOENT || e == ECONNREFUSED)
-            fprintf(stderr, "seed: no node is running on %s (start one with: seed up)\n", state_dir);
-        else
-            fprintf(stderr, "seed: connecting to %s: %s\n", sa.sun_path, strerror(e));
         return -e;
     }
     *ret = fd;
     return 0;
 }
 
-int cli_connect(const char *state_dir, int *ret) {
-    return connect_socket(state_dir, ret, false);
+void cli_connect_report(const char *state_dir, int r) {
+    if (r == -ENAMETOOLONG)
+        fprintf(stderr, "seed: state directory path too long: %s\n", state_dir);
+    else if (r == -ENOENT || r == -ECONNREFUSED)
+        fprintf(stderr, "seed: no node is running on %s (start one with: seed up)\n", state_dir);
+    else
+        fprintf(stderr, "seed: connecting to %s/%s: %s\n", state_dir, SEED_CONTROL_SOCKET, strerror(-r));
 }
 
-int cli_connect_quiet(const char *state_dir, int *ret) {
-    return connect_socket(state_dir, ret, true);
+int cli_connect(const char *state_dir, int *ret) {
+    int r = cli_connect_quiet(state_dir, ret);
+    if (r < 0)
+        cli_connect_report(state_dir, r);
+    return r;
 }
 
 int cli_request(int fd, json_t *req, FILE **ret) {
@@ -50,7 +48,6 @@ int cli_request(int fd, json_t *req, FILE **ret) {
     if (!s)
         return -ENOMEM;
     size_t len = strlen(s);
-    s[len] = 0;
     int r = 0;
     if (send(fd, s, len, MSG_NOSIGNAL) != (ssize_t)len || send(fd, "\n", 1, MSG_NOSIGNAL) != 1)
         r = negative_errno();

@@ -8,6 +8,8 @@
 int cli_connect(const char *state_dir, int *ret);
 /* The same without printing: -ENOENT or -ECONNREFUSED mean no node is running. */
 int cli_connect_quiet(const char *state_dir, int *ret);
+/* Print why cli_connect_quiet failed with r. */
+void cli_connect_report(const char *state_dir, int r);
 /* Send one request and return a stream to read the answer lines from. */
 int cli_request(int fd, json_t *req, FILE **ret);
 /* Read one answer line; NULL at the end of the stream. */

@@ -84,8 +84,10 @@ int cli_logs(const cli_globals *g, int argc, char **argv) {
     int r = cli_connect_quiet(g->state_dir, &fd);
     if (r == -ENOENT || r == -ECONNREFUSED)
         return logs_offline(g->state_dir, argv[optind], (size_t)tail, follow);
-    if (r < 0 && cli_connect(g->state_dir, &fd) < 0)
+    if (r < 0) {
+        cli_connect_report(g->state_dir, r);
         return 1;
+    }
     FILE *f = NULL;
     json_t *req = json_pack("{s:s, s:s, s:I, s:b}", "op", "logs", "name", argv[optind], "tail",
                             (json_int_t)tail, "follow", follow);

@@ -8,6 +8,7 @@
 
 #include "base/macro.h"
 #include "cli/cli.h"
+#include "node/node.h"
 
 #ifndef SEED_VERSION
 #define SEED_VERSION "0.0.0"
@@ -16,7 +17,7 @@
 static const char usage[] =
     "Usage: seed [--state-dir DIR] COMMAND [ARGS...]\n"
     "\n"
-    "  --state-dir DIR  the node's state directory (default /var/lib/seed)\n"
+    "  --state-dir DIR  the node's state directory (default " SEED_DEFAULT_STATE_DIR ")\n"
     "\n"
     "Commands:\n"
     "  eval [SOURCE] [--json] [--uri URI]   check a seed project and print each instance's meta\n"
@@ -64,7 +65,7 @@ static const struct verb verbs[] = {
 };
 
 int main(int argc, char **argv) {
-    cli_globals g = {.state_dir = "/var/lib/seed"};
+    cli_globals g = {.state_dir = SEED_DEFAULT_STATE_DIR};
     static const struct option opts[] = {
         {"state-dir", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},

@@ -10,13 +10,14 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "node/node.h"
 #include "node/state.h"
 #include "node/volume.h"
 
 /* -1: a node runs (use the socket); otherwise the held lock fd (or -2: no state). */
 static int lock_state(const char *state_dir) {
     char path[4200];
-    snprintf(path, sizeof(path), "%s/node.lock", state_dir);
+    snprintf(path, sizeof(path), "%s/" SEED_NODE_LOCK, state_dir);
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return -2;
@@ -29,7 +30,7 @@ static int lock_state(const char *state_dir) {
 
 static json_t *offline_list(const char *state_dir) {
     char db[4200];
-    snprintf(db, sizeof(db), "%s/seed.db", state_dir);
+    snprintf(db, sizeof(db), "%s/" SEED_STATE_DB, state_dir);
     _cleanup_error_ seed_error *err = NULL;
     _cleanup_(seed_state_closep) seed_state *s = NULL;
     json_t *arr = json_array();
@@ -42,13 +43,7 @@ static json_t *offline_list(const char *state_dir) {
     for (size_t i = 0; i < n; i++) {
         uint64_t used = 0, total = 0;
         seed_volume_usage_image(rows[i].image, &used, &total);
-        char id[512];
-        snprintf(id, sizeof(id), "%s/%s/%s", rows[i].namespace, rows[i].instance, rows[i].name);
-        json_array_append_new(
-            arr, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:n, s:s}", "id", id, "namespace",
-                           rows[i].namespace, "instance", rows[i].instance, "name", rows[i].name, "sizeBytes",
-                           (json_int_t)rows[i].size_bytes, "usedBytes", (json_int_t)used, "capacityBytes",
-                           (json_int_t)total, "inUse", 0, "mountPoint", "created", rows[i].created));
+        json_array_append_new(arr, seed_volume_row_json(&rows[i], used, total, false, NULL));
     }
     seed_volume_rows_free(rows, n);
     return arr;
@@ -110,28 +105,23 @@ static int volume_rm(const cli_globals *g, const char *id) {
         return 0;
     }
     char ns[128], inst[128], vol[128];
-    if (sscanf(id, "%127[^/]/%127[^/]/%127s", ns, inst, vol) != 3) {
+    if (!seed_volume_parse_id(id, ns, inst, vol)) {
         if (lock >= 0)
             close(lock);
         return cli_usage_error("volume rm", "expected NAMESPACE/INSTANCE/VOLUME, got '%s'", id);
     }
     char db[4200];
-    snprintf(db, sizeof(db), "%s/seed.db", g->state_dir);
+    snprintf(db, sizeof(db), "%s/" SEED_STATE_DB, g->state_dir);
     _cleanup_error_ seed_error *err = NULL;
     _cleanup_(seed_state_closep) seed_state *s = NULL;
-    seed_volume_row row;
     int ret = 1;
-    if (lock < 0 || seed_state_open(db, false, &s, &err) < 0 ||
-        seed_state_volume_get(s, ns, inst, vol, &row) < 0) {
+    if (lock < 0 || seed_state_open(db, false, &s, &err) < 0) {
         fprintf(stderr, "seed volume rm: no volume %s\n", id);
+    } else if (seed_volume_remove(s, ns, inst, vol, &err) < 0) {
+        fprintf(stderr, "seed volume rm: %s\n", err->msg);
     } else {
-        if (unlink(row.image) < 0 && errno != ENOENT)
-            fprintf(stderr, "seed volume rm: removing %s: %s\n", row.image, strerror(errno));
-        else if (seed_state_volume_delete(s, ns, inst, vol) == 0) {
-            printf("removed %s\n", id);
-            ret = 0;
-        }
-        seed_volume_row_clear(&row);
+        printf("removed %s\n", id);
+        ret = 0;
     }
     if (lock >= 0)
         close(lock);

@@ -52,7 +52,6 @@ typedef struct proc {
     unsigned failures;
     uint64_t restart_at; /* monotonic usec; 0: none scheduled */
     bool done;
-    int last_status;
 } proc;
 
 /* One output pipe; it may outlive its process while a grandchild holds it open. */
@@ -80,6 +79,7 @@ static struct {
     msg *queue, *queue_tail;
     size_t queued;
     bool paused;
+    bool chan_out; /* the channel is watched for EPOLLOUT (a queue is waiting) */
     bool stopping;
     uint64_t stop_deadline;
     unsigned grace_ms;
@@ -253,8 +253,12 @@ static char tag_signal, tag_chan;
 static void chan_watch(void) {
     if (S.chan < 0)
         return;
-    struct epoll_event ev = {.events = EPOLLIN | (S.queue ? EPOLLOUT : 0), .data.ptr = &tag_chan};
-    epoll_ctl(S.epfd, EPOLL_CTL_MOD, S.chan, &ev);
+    bool out = S.queue != NULL;
+    if (out != S.chan_out) { /* only when the queue starts or empties: not per message */
+        struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = &tag_chan};
+        epoll_ctl(S.epfd, EPOLL_CTL_MOD, S.chan, &ev);
+        S.chan_out = out;
+    }
     streams_set_paused(S.queued > QUEUE_PAUSE_BYTES);
 }
 
@@ -487,7 +491,6 @@ static void start_or_schedule(proc *p) {
         return;
     /* Could not even fork or resolve the user: treat as a failed run. */
     p->started = seed_now_usec();
-    p->last_status = (127 << 8);
     if (p->restart == RESTART_NO) {
         p->done = true;
         return;
@@ -508,7 +511,6 @@ static void on_exit_status(proc *p, int status) {
     char what[160];
     describe_status(status, what, sizeof(what));
     p->pid = 0;
-    p->last_status = status;
     send_msg(SEED_INIT_EVENT, SEED_EVENT_EXITED, (uint32_t)status, p->name, NULL, 0);
     if (S.stopping) {
         say(p->name, "%s", what);

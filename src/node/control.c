@@ -151,11 +151,7 @@ static json_t *iso_time(uint64_t usec) {
     if (usec == 0)
         return json_null();
     char buf[40];
-    time_t s = (time_t)(usec / 1000000u);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t l = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + l, sizeof(buf) - l, ".%03uZ", (unsigned)(usec / 1000u % 1000u));
+    seed_format_utc(usec, 3, buf, sizeof(buf));
     return json_string(buf);
 }
 
@@ -296,13 +292,7 @@ static void op_volumes(ctl_client *c) {
             }
         if (!mounted)
             seed_volume_usage_image(v->image, &used, &total);
-        char id[512];
-        snprintf(id, sizeof(id), "%s/%s/%s", v->namespace, v->instance, v->name);
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:s?, s:s}", "id", id,
-                                             "namespace", v->namespace, "instance", v->instance, "name",
-                                             v->name, "sizeBytes", (json_int_t)v->size_bytes, "usedBytes",
-                                             (json_int_t)used, "capacityBytes", (json_int_t)total, "inUse",
-                                             mounted, "mountPoint", mount_point, "created", v->created));
+        json_array_append_new(arr, seed_volume_row_json(v, used, total, mounted, mount_point));
     }
     seed_volume_rows_free(rows, n);
     reply_ok(c, json_pack("{s:o}", "volumes", arr));
@@ -310,7 +300,7 @@ static void op_volumes(ctl_client *c) {
 
 static void op_volume_rm(ctl_client *c, const char *id) {
     char ns[128], inst[128], vol[128];
-    if (!id || sscanf(id, "%127[^/]/%127[^/]/%127s", ns, inst, vol) != 3) {
+    if (!seed_volume_parse_id(id, ns, inst, vol)) {
         reply_error(c, "expected a volume as NAMESPACE/INSTANCE/VOLUME (see seed volume ls)");
         return;
     }
@@ -321,19 +311,12 @@ static void op_volume_rm(ctl_client *c, const char *id) {
                         inst_state_name(in->state));
             return;
         }
-    seed_volume_row row;
-    if (seed_state_volume_get(c->n->db, ns, inst, vol, &row) < 0) {
-        reply_error(c, "no volume %s", id);
+    _cleanup_error_ seed_error *err = NULL;
+    if (seed_volume_remove(c->n->db, ns, inst, vol, &err) < 0) {
+        reply_error(c, "%s", err->msg);
         return;
     }
-    if (unlink(row.image) < 0 && errno != ENOENT) {
-        reply_error(c, "removing %s: %s", row.image, strerror(errno));
-        seed_volume_row_clear(&row);
-        return;
-    }
-    seed_state_volume_delete(c->n->db, ns, inst, vol);
     log_info("volume %s removed", id);
-    seed_volume_row_clear(&row);
     reply_ok(c, NULL);
 }
 
@@ -483,7 +466,7 @@ int control_listen(node *n, seed_error **err) {
         return seed_error_setp(err, errno, "listening on %s", sa.sun_path);
     r = seed_loop_add_io(n->loop, n->ctl_fd, EPOLLIN, on_accept, n, &n->ctl_src);
     if (r < 0)
-        return seed_error_set(err, -r, "watching the control socket: %s", strerror(-r));
+        return seed_error_setp(err, -r, "watching the control socket");
     return 0;
 }
 

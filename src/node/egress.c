@@ -22,19 +22,7 @@
 #include "base/fileio.h"
 #include "base/netlink.h"
 #include "node/egress.h"
-
-/* Run nft commands (and sysctl writes) in another network namespace, then return. */
-static int in_netns(int netns, int (*fn)(void *), void *arg) {
-    _cleanup_close_ int here = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (here < 0)
-        return negative_errno();
-    if (setns(netns, CLONE_NEWNET) < 0)
-        return negative_errno();
-    int r = fn(arg);
-    if (setns(here, CLONE_NEWNET) < 0)
-        abort(); /* stuck in the wrong namespace: nothing sane left to do */
-    return r;
-}
+#include "node/network.h"
 
 typedef struct nft_job {
     const char *cmds;
@@ -77,26 +65,39 @@ static int run_sysctl(void *arg) {
     return 0;
 }
 
-static void table_name(const seed_egress *e, char *buf, size_t size) {
-    snprintf(buf, size, "seed-%s", e->node_id);
+static void table_name(const char *node_id, char *buf, size_t size) {
+    snprintf(buf, size, "seed-%s", node_id);
 }
 
 void seed_egress_remove_stale(const char *node_id, int host_netns) {
-    seed_egress e = {0};
-    snprintf(e.node_id, sizeof(e.node_id), "%s", node_id);
     char table[64], cmds[128];
-    table_name(&e, table, sizeof(table));
+    table_name(node_id, table, sizeof(table));
     snprintf(cmds, sizeof(cmds), "destroy table ip %s\n", table);
     nft_job j = {.cmds = cmds};
     /* "destroy" is newer than some nft versions; "delete" fails when absent. Either
      * way a missing table is not an error here. */
-    if (in_netns(host_netns, run_nft, &j) < 0) {
+    if (seed_in_netns(host_netns, run_nft, &j) < 0) {
         free(j.error);
         j.error = NULL;
         snprintf(cmds, sizeof(cmds), "delete table ip %s\n", table);
-        in_netns(host_netns, run_nft, &j);
+        seed_in_netns(host_netns, run_nft, &j);
     }
     free(j.error);
+}
+
+static int host_end_up(void *arg) {
+    seed_egress *e = arg;
+    struct mnl_socket *nl = NULL;
+    int r = seed_nl_open(&nl);
+    unsigned hidx = r >= 0 ? if_nametoindex(e->host_ifname) : 0;
+    if (r >= 0 && !hidx)
+        r = -ENODEV;
+    if (r >= 0)
+        r = seed_nl_addr_add4(nl, hidx, e->host_addr, 30);
+    if (r >= 0)
+        r = seed_nl_link_up(nl, hidx);
+    seed_nl_close(nl);
+    return r;
 }
 
 int seed_egress_setup(seed_egress *e, const char *node_id, const seed_node_net *nn, seed_error **err) {
@@ -113,10 +114,10 @@ int seed_egress_setup(seed_egress *e, const char *node_id, const seed_node_net *
     struct mnl_socket *nl = NULL;
     int r = seed_nl_open(&nl); /* the node's namespace */
     if (r < 0)
-        return seed_error_set(err, -r, "egress: rtnetlink: %s", strerror(-r));
+        return seed_error_setp(err, -r, "egress: rtnetlink");
     /* Create the pair from the node's side: "uplink" here, the other end straight
      * into the host's namespace. */
-    r = seed_nl_veth_create(nl, "uplink", e->host_ifname, nn->host_netns);
+    r = seed_nl_veth_create(nl, "uplink", e->host_ifname, nn->host_netns, 0);
     unsigned up = r >= 0 ? if_nametoindex("uplink") : 0;
     if (r >= 0 && !up)
         r = -ENODEV;
@@ -128,31 +129,18 @@ int seed_egress_setup(seed_egress *e, const char *node_id, const seed_node_net *
         r = seed_nl_route_default4(nl, e->host_addr);
     seed_nl_close(nl);
     if (r < 0)
-        return seed_error_set(err, -r, "egress: setting up the uplink: %s", strerror(-r));
+        return seed_error_setp(err, -r, "egress: setting up the uplink");
     e->created = true;
 
     /* The host's end: address and up, from inside the host's namespace. */
-    _cleanup_close_ int here = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (here < 0 || setns(nn->host_netns, CLONE_NEWNET) < 0)
-        return seed_error_setp(err, errno, "egress: entering the host's network namespace");
-    r = seed_nl_open(&nl);
-    unsigned hidx = r >= 0 ? if_nametoindex(e->host_ifname) : 0;
-    if (r >= 0 && !hidx)
-        r = -ENODEV;
-    if (r >= 0)
-        r = seed_nl_addr_add4(nl, hidx, e->host_addr, 30);
-    if (r >= 0)
-        r = seed_nl_link_up(nl, hidx);
-    seed_nl_close(nl);
-    if (setns(here, CLONE_NEWNET) < 0)
-        abort();
+    r = seed_in_netns(nn->host_netns, host_end_up, e);
     if (r < 0)
-        return seed_error_set(err, -r, "egress: setting up %s: %s", e->host_ifname, strerror(-r));
+        return seed_error_setp(err, -r, "egress: setting up %s", e->host_ifname);
 
     /* Forwarding and masquerading on both hops. */
     char node_ip[INET_ADDRSTRLEN], table[64], cmds[1024];
     inet_ntop(AF_INET, &e->node_addr, node_ip, sizeof(node_ip));
-    table_name(e, table, sizeof(table));
+    table_name(e->node_id, table, sizeof(table));
     snprintf(cmds, sizeof(cmds),
              "table ip %s {\n"
              "  chain post { type nat hook postrouting priority srcnat; policy accept;\n"
@@ -160,7 +148,7 @@ int seed_egress_setup(seed_egress *e, const char *node_id, const seed_node_net *
              "}\n",
              table, node_ip, e->host_ifname);
     nft_job j = {.cmds = cmds};
-    r = in_netns(nn->host_netns, run_nft, &j);
+    r = seed_in_netns(nn->host_netns, run_nft, &j);
     if (r < 0) {
         r = seed_error_set(err, -r, "egress: host NAT: %s", j.error ? j.error : strerror(-r));
         free(j.error);
@@ -168,8 +156,8 @@ int seed_egress_setup(seed_egress *e, const char *node_id, const seed_node_net *
     }
     e->host_table = true;
     sysctl_job fwd = {.path = "/proc/sys/net/ipv4/ip_forward", .value = "1"};
-    if ((r = in_netns(nn->host_netns, run_sysctl, &fwd)) < 0)
-        return seed_error_set(err, -r, "egress: enabling forwarding on the host: %s", strerror(-r));
+    if ((r = seed_in_netns(nn->host_netns, run_sysctl, &fwd)) < 0)
+        return seed_error_setp(err, -r, "egress: enabling forwarding on the host");
     snprintf(e->host_forward_was, sizeof(e->host_forward_was), "%s", fwd.old);
 
     char subnet[INET_ADDRSTRLEN];
@@ -189,7 +177,7 @@ int seed_egress_setup(seed_egress *e, const char *node_id, const seed_node_net *
     }
     sysctl_job nfwd = {.path = "/proc/sys/net/ipv4/ip_forward", .value = "1"};
     if ((r = run_sysctl(&nfwd)) < 0)
-        return seed_error_set(err, -r, "egress: enabling forwarding in the node: %s", strerror(-r));
+        return seed_error_setp(err, -r, "egress: enabling forwarding in the node");
     return 0;
 }
 
@@ -200,7 +188,7 @@ void seed_egress_teardown(seed_egress *e) {
     }
     if (*e->host_forward_was && !streq(e->host_forward_was, "1")) {
         sysctl_job fwd = {.path = "/proc/sys/net/ipv4/ip_forward", .value = e->host_forward_was};
-        in_netns(e->host_netns, run_sysctl, &fwd);
+        seed_in_netns(e->host_netns, run_sysctl, &fwd);
     }
     if (e->created) {
         /* Deleting the node's end takes the host's end with it. */

@@ -202,15 +202,9 @@ static int init_config_fd(instance *in, seed_error **err) {
     json_decref(c);
     if (!text)
         return seed_error_set(err, ENOMEM, "building the init configuration");
-    int fd = memfd_create("seed-init-config", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    int fd = seed_memfd_sealed("seed-init-config", text, strlen(text));
     if (fd < 0)
-        return seed_error_setp(err, errno, "memfd_create");
-    size_t len = strlen(text);
-    if (write(fd, text, len) != (ssize_t)len || lseek(fd, 0, SEEK_SET) < 0) {
-        close(fd);
-        return seed_error_setp(err, errno, "writing the init configuration");
-    }
-    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+        return seed_error_setp(err, -fd, "writing the init configuration");
     return fd;
 }
 
@@ -241,8 +235,8 @@ void gen_free(gen_files *g) {
     free(g->f);
 }
 
-static char *hosts_file(instance *in) {
-    node *n = in->node;
+/* The same for every instance of the node (addresses are fixed once it is set up). */
+static char *hosts_file(node *n) {
     size_t cap = 256 + n->n_insts * 160, o = 0;
     char *buf = malloc(cap);
     if (!buf)
@@ -270,7 +264,9 @@ void build_files(instance *in, gen_files *g, bool shoot) {
         gen_add(g, strdup("/etc/hostname"), strdup("shoot\n"), 0644);
         gen_add(g, strdup("/etc/resolv.conf"), strdup("# seed: shoots have no network.\n"), 0644);
     } else {
-        gen_add(g, strdup("/etc/hosts"), hosts_file(in), 0644);
+        if (!n->hosts)
+            n->hosts = hosts_file(n);
+        gen_add(g, strdup("/etc/hosts"), n->hosts ? strdup(n->hosts) : NULL, 0644);
         gen_add(g, strdup("/etc/hostname"), asprintf(&c, "%s\n", s->name) < 0 ? NULL : c, 0644);
         gen_add(g, strdup("/etc/resolv.conf"), strdup(n->resolv_conf), 0644);
     }
@@ -358,9 +354,9 @@ static void handle_message(instance *in, const char *buf, size_t n) {
         }
         if (WIFSIGNALED((int)h.arg) && WTERMSIG((int)h.arg) == SIGKILL && in->cg) {
             /* Tell an out-of-memory kill apart from any other SIGKILL. */
-            seed_cgroup_stat st;
-            if (in->node->cg_ops->stat(in->cg, &st) == 0 && st.oom_kills > in->oom_kills) {
-                in->oom_kills = st.oom_kills;
+            uint64_t kills;
+            if (in->node->cg_ops->oom_kills(in->cg, &kills) == 0 && kills > in->oom_kills) {
+                in->oom_kills = kills;
                 seed_logfile_printf(
                     in->log, name,
                     "killed by the out-of-memory killer: the instance's memory limit is %u MiB "
@@ -538,13 +534,14 @@ void instance_start(instance *in) {
         fail_start(in, err, true);
         return;
     }
-    seed_cgroup_stat st;
-    if (n->cg_ops->stat(in->cg, &st) == 0)
-        in->oom_kills = st.oom_kills;
+    if (n->cg_ops->oom_kills(in->cg, &in->oom_kills) < 0)
+        in->oom_kills = 0;
 
     /* Volumes. */
     seed_bind binds[SEED_SPEC_MAX_ENTRIES + 1];
     size_t n_binds = 0;
+    char created[40];
+    seed_format_utc(seed_realtime_usec(), 0, created, sizeof(created));
     for (size_t i = 0; i < in->n_vols; i++) {
         node_volume *v = &in->vols[i];
         int r = seed_volume_ensure(v->image, v->spec->size_bytes, in->id_base, &err);
@@ -556,9 +553,6 @@ void instance_start(instance *in) {
             fail_start(in, err, true);
             return;
         }
-        char created[32];
-        time_t now = time(NULL);
-        strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
         seed_volume_row row = {.namespace = n->project->namespace,
                                .instance = (char *)s->name,
                                .name = v->spec->name,

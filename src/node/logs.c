@@ -25,6 +25,8 @@ struct seed_logfile {
     int fd;
     uint64_t size, max;
     follower *followers;
+    char *line; /* scratch for one formatted record */
+    size_t line_cap;
 };
 
 int seed_logfile_open(const char *path, uint64_t max_bytes, seed_logfile **ret, seed_error **err) {
@@ -57,6 +59,7 @@ void seed_logfile_close(seed_logfile *lf) {
     }
     close(lf->fd);
     free(lf->path);
+    free(lf->line);
     free(lf);
 }
 
@@ -77,11 +80,7 @@ void seed_logfile_append(seed_logfile *lf, uint64_t ts_usec, const char *proc, i
     if (!lf)
         return;
     char stamp[40];
-    time_t secs = (time_t)(ts_usec / 1000000u);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t sl = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(stamp + sl, sizeof(stamp) - sl, ".%06uZ", (unsigned)(ts_usec % 1000000u));
+    seed_format_utc(ts_usec, 6, stamp, sizeof(stamp));
     /* stdout: "proc: line"; stderr: "proc (stderr): line"; the init about a process:
      * "proc (seed): line"; the node about the instance: "seed: line". */
     const char *tag = stream == SEED_STREAM_STDERR                         ? " (stderr)"
@@ -89,9 +88,15 @@ void seed_logfile_append(seed_logfile *lf, uint64_t ts_usec, const char *proc, i
                                                                            : "";
 
     len = MIN(len, (size_t)SEED_INIT_MAX_LINE);
-    char *line = malloc(128 + strlen(proc) + 3 * len + 2);
-    if (!line)
-        return;
+    size_t need = 128 + strlen(proc) + 3 * len + 2;
+    if (need > lf->line_cap) {
+        char *nl = realloc(lf->line, need);
+        if (!nl)
+            return;
+        lf->line = nl;
+        lf->line_cap = need;
+    }
+    char *line = lf->line;
     int n = sprintf(line, "%s %s%s: ", stamp, proc, tag);
     size_t total = (size_t)n + seed_utf8_sanitize(data, len, line + n);
     /* Keep one record on one line: a stray carriage return stays, newlines cannot
@@ -108,7 +113,6 @@ void seed_logfile_append(seed_logfile *lf, uint64_t ts_usec, const char *proc, i
         f->fn(f->userdata, line, total);
         f = next;
     }
-    free(line);
 }
 
 void seed_logfile_printf(seed_logfile *lf, const char *proc, const char *fmt, ...) {
@@ -151,39 +155,47 @@ static int read_file(const char *path, char **buf, size_t *len) {
     return seed_read_fd(fd, 64u << 20, buf, len);
 }
 
+/* Where the last n lines of buf start (a final newline ends a line, it does not start
+ * one); SIZE_MAX when buf holds fewer. */
+static size_t tail_start(const char *buf, size_t len, size_t n) {
+    size_t seen = 0;
+    for (size_t i = len; i > 0; i--)
+        if (buf[i - 1] == '\n' && i != len && ++seen == n)
+            return i;
+    return SIZE_MAX;
+}
+
 int seed_logfile_tail(const char *path, size_t n, char **ret, size_t *ret_len) {
-    char old[4200];
-    snprintf(old, sizeof(old), "%s.1", path);
-    _cleanup_free_ char *a = NULL, *b = NULL;
-    size_t la = 0, lb = 0;
-    int r = read_file(old, &a, &la);
+    _cleanup_free_ char *cur = NULL, *all = NULL;
+    size_t lc = 0, len = 0;
+    int r = read_file(path, &cur, &lc);
     if (r < 0)
         return r;
-    r = read_file(path, &b, &lb);
-    if (r < 0)
-        return r;
-    char *all = malloc(la + lb + 1);
-    if (!all)
-        return -ENOMEM;
-    if (la)
-        memcpy(all, a, la);
-    if (lb)
-        memcpy(all + la, b, lb);
-    size_t len = la + lb;
-    all[len] = 0;
-    size_t start = 0;
-    if (n > 0) {
-        /* Walk back n newlines from the end (ignoring the final one). */
-        size_t seen = 0;
-        for (size_t i = len; i > 0; i--) {
-            if (all[i - 1] == '\n' && i != len && ++seen == n) {
-                start = i;
-                break;
-            }
-        }
+    size_t start = n > 0 && cur ? tail_start(cur, lc, n) : SIZE_MAX;
+    if (start != SIZE_MAX) {
+        all = TAKE_PTR(cur); /* the current file has enough */
+        len = lc;
+    } else {
+        /* Everything, or more than the current file holds: the rotated one first. */
+        char old[4200];
+        snprintf(old, sizeof(old), "%s.1", path);
+        r = read_file(old, &all, &len);
+        if (r < 0)
+            return r;
+        char *joined = realloc(all, len + lc + 1);
+        if (!joined)
+            return -ENOMEM;
+        all = joined;
+        if (lc)
+            memcpy(all + len, cur, lc);
+        len += lc;
+        all[len] = 0;
+        start = n > 0 ? tail_start(all, len, n) : SIZE_MAX;
+        if (start == SIZE_MAX)
+            start = 0;
     }
     memmove(all, all + start, len - start + 1);
-    *ret = all;
+    *ret = TAKE_PTR(all);
     *ret_len = len - start;
     return 0;
 }

@@ -45,21 +45,18 @@ uint32_t seed_subnet_slots(const seed_subnet *s) {
 }
 
 int seed_node_net_setup(seed_node_net *nn, const seed_subnet *s, seed_error **err) {
-    *nn = (seed_node_net){.subnet = *s, .host_netns = -1, .node_netns = -1};
+    *nn = (seed_node_net){.subnet = *s, .host_netns = -1};
     nn->gateway = seed_subnet_host(s, 1);
     nn->host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     if (nn->host_netns < 0)
         return seed_error_setp(err, errno, "opening the current network namespace");
     if (unshare(CLONE_NEWNET) < 0)
         return seed_error_setp(err, errno, "creating the node's network namespace");
-    nn->node_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (nn->node_netns < 0)
-        return seed_error_setp(err, errno, "opening the node's network namespace");
 
     struct mnl_socket *nl = NULL;
     int r = seed_nl_open(&nl);
     if (r < 0)
-        return seed_error_set(err, -r, "opening rtnetlink: %s", strerror(-r));
+        return seed_error_setp(err, -r, "opening rtnetlink");
     const char *step = "bringing up lo";
     r = seed_nl_link_up(nl, 1);
     if (r >= 0) {
@@ -77,30 +74,43 @@ int seed_node_net_setup(seed_node_net *nn, const seed_subnet *s, seed_error **er
     }
     seed_nl_close(nl);
     if (r < 0)
-        return seed_error_set(err, -r, "%s: %s", step, strerror(-r));
+        return seed_error_setp(err, -r, "%s", step);
     return 0;
 }
 
 void seed_node_net_close(seed_node_net *nn) {
     if (nn->host_netns >= 0)
         close(nn->host_netns);
-    if (nn->node_netns >= 0)
-        close(nn->node_netns);
-    nn->host_netns = nn->node_netns = -1;
+    nn->host_netns = -1;
 }
 
-int seed_socket_in_netns(int netns, int domain, int type, int *ret) {
+int seed_in_netns(int netns, int (*fn)(void *), void *arg) {
     _cleanup_close_ int here = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     if (here < 0)
         return negative_errno();
     if (setns(netns, CLONE_NEWNET) < 0)
         return negative_errno();
-    int fd = socket(domain, type | SOCK_CLOEXEC, 0);
-    int e = errno;
+    int r = fn(arg);
     if (setns(here, CLONE_NEWNET) < 0)
         abort(); /* stuck in the wrong namespace: nothing sane left to do */
-    if (fd < 0)
-        return -e;
-    *ret = fd;
+    return r;
+}
+
+typedef struct socket_job {
+    int domain, type, fd;
+} socket_job;
+
+static int make_socket(void *arg) {
+    socket_job *j = arg;
+    j->fd = socket(j->domain, j->type | SOCK_CLOEXEC, 0);
+    return j->fd < 0 ? negative_errno() : 0;
+}
+
+int seed_socket_in_netns(int netns, int domain, int type, int *ret) {
+    socket_job j = {.domain = domain, .type = type, .fd = -1};
+    int r = seed_in_netns(netns, make_socket, &j);
+    if (r < 0)
+        return r;
+    *ret = j.fd;
     return 0;
 }

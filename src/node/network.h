@@ -28,7 +28,6 @@ typedef struct seed_node_net {
     seed_subnet subnet;
     struct in_addr gateway;
     int host_netns; /* the namespace the node was started in (published ports) */
-    int node_netns; /* the node's private namespace (bridge, instances) */
     unsigned bridge_ifindex;
 } seed_node_net;
 
@@ -36,6 +35,8 @@ typedef struct seed_node_net {
 int seed_node_net_setup(seed_node_net *nn, const seed_subnet *s, seed_error **err);
 void seed_node_net_close(seed_node_net *nn);
 
-/* Create a socket in another network namespace (switching this thread there and
- * back). */
+/* Run fn(arg) with this thread in another network namespace, then come back; returns
+ * what fn returns (or a negative errno when the switch fails). */
+int seed_in_netns(int netns, int (*fn)(void *), void *arg);
+/* Create a socket in another network namespace. */
 int seed_socket_in_netns(int netns, int domain, int type, int *ret);

@@ -95,6 +95,7 @@ typedef struct node {
     char cg_root[64]; /* "/seed/<node id>" */
     seed_egress egress;
     char *resolv_conf;
+    char *hosts; /* /etc/hosts of every instance, made at the first start */
     seed_security *sec;
     int init_fd; /* sealed memfd with seed-init */
     char *host_passwd, *host_group;

@@ -68,11 +68,9 @@ static void begin_stop(node *n) {
     n->stopping = true;
     for (size_t i = 0; i < n->n_insts; i++) {
         instance *in = &n->insts[i];
-        seed_source_free(in->retry_timer);
+        seed_source_free(in->retry_timer); /* a retry scheduled for a failed start */
         in->retry_timer = NULL;
-        if (in->state == INST_FAILED || in->state == INST_EXITED)
-            in->state = INST_STOPPED;
-        instance_stop(in);
+        instance_stop(in); /* failed and exited ones become stopped there, waiters told */
     }
     seed_loop_add_timer(n->loop, (uint64_t)(n->opt.grace_ms + 5000) * 1000, force_stop, n, &n->stop_timer);
     node_instance_stopped(n);
@@ -116,17 +114,10 @@ static int load_init(node *n, seed_error **err) {
     size_t len = 0;
     r = seed_read_fd(src, 64u << 20, &data, &len);
     if (r < 0)
-        return seed_error_set(err, -r, "reading %s: %s", path, strerror(-r));
-    int fd = memfd_create("seed-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0)
-        return seed_error_setp(err, errno, "memfd_create");
-    if (write(fd, data, len) != (ssize_t)len ||
-        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-        int e = errno;
-        close(fd);
-        return seed_error_setp(err, e, "sealing seed-init");
-    }
-    n->init_fd = fd;
+        return seed_error_setp(err, -r, "reading %s", path);
+    n->init_fd = seed_memfd_sealed("seed-init", data, len);
+    if (n->init_fd < 0)
+        return seed_error_setp(err, -n->init_fd, "keeping seed-init in memory");
     return 0;
 }
 
@@ -194,7 +185,7 @@ static void clean_leftover_cgroups(node *n) {
 static int take_state_dir(node *n, seed_error **err) {
     int r = seed_mkdir_p(n->opt.state_dir, 0700);
     if (r < 0)
-        return seed_error_set(err, -r, "creating the state directory %s: %s", n->opt.state_dir, strerror(-r));
+        return seed_error_setp(err, -r, "creating the state directory %s", n->opt.state_dir);
     char real[PATH_MAX];
     if (!realpath(n->opt.state_dir, real))
         return seed_error_setp(err, errno, "resolving %s", n->opt.state_dir);
@@ -204,7 +195,7 @@ static int take_state_dir(node *n, seed_error **err) {
         return seed_error_set(err, ENOMEM, "out of memory");
 
     char lock[PATH_MAX + 16];
-    snprintf(lock, sizeof(lock), "%s/node.lock", real);
+    snprintf(lock, sizeof(lock), "%s/" SEED_NODE_LOCK, real);
     n->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (n->lock_fd < 0)
         return seed_error_setp(err, errno, "opening %s", lock);
@@ -222,13 +213,13 @@ static int take_state_dir(node *n, seed_error **err) {
         return seed_error_setp(err, errno, "writing %s", lock);
 
     if ((r = seed_mkdir_p(n->scratch_dir, 0700)) < 0)
-        return seed_error_set(err, -r, "creating %s: %s", n->scratch_dir, strerror(-r));
+        return seed_error_setp(err, -r, "creating %s", n->scratch_dir);
     /* Instances must be able to traverse to the scratch directory's mount. */
     chmod(n->state_dir, 0711);
     chmod(n->run_dir, 0711);
     chmod(n->scratch_dir, 0755);
     char db[PATH_MAX + 16];
-    snprintf(db, sizeof(db), "%s/seed.db", real);
+    snprintf(db, sizeof(db), "%s/" SEED_STATE_DB, real);
     return seed_state_open(db, false, &n->db, err);
 }
 
@@ -302,7 +293,7 @@ static int setup(node *n, seed_error **err) {
         return seed_error_set(err, ENOMEM, "out of memory");
 
     if ((r = seed_loop_new(&n->loop)) < 0)
-        return seed_error_set(err, -r, "creating the event loop: %s", strerror(-r));
+        return seed_error_setp(err, -r, "creating the event loop");
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGINT);
@@ -312,7 +303,7 @@ static int setup(node *n, seed_error **err) {
     if (n->sig_fd < 0)
         return seed_error_setp(err, errno, "signalfd");
     if ((r = seed_loop_add_io(n->loop, n->sig_fd, EPOLLIN, on_signal, n, &n->sig_src)) < 0)
-        return seed_error_set(err, -r, "watching signals: %s", strerror(-r));
+        return seed_error_setp(err, -r, "watching signals");
 
     n->insts = calloc(n->project->n_instances + 1, sizeof(instance));
     if (!n->insts)
@@ -360,6 +351,7 @@ static void teardown(node *n) {
     seed_egress_teardown(&n->egress);
     seed_node_net_close(&n->net);
     free(n->resolv_conf);
+    free(n->hosts);
     seed_security_free(n->sec);
     if (n->init_fd >= 0)
         close(n->init_fd);
@@ -383,7 +375,7 @@ int seed_node_run(const seed_node_options *opts, seed_error **err) {
         .lock_fd = -1,
         .shoot_fd = -1,
     };
-    n.net.host_netns = n.net.node_netns = -1;
+    n.net.host_netns = -1;
     if (!n.opt.state_dir)
         n.opt.state_dir = SEED_DEFAULT_STATE_DIR;
     if (!n.opt.bind)
@@ -397,7 +389,7 @@ int seed_node_run(const seed_node_options *opts, seed_error **err) {
     int r = seed_project_load(n.opt.source, n.opt.uri, &n.project, &diags);
     if (r < 0) {
         seed_diags_clear(&diags);
-        return seed_error_set(err, -r, "loading the project: %s", strerror(-r));
+        return seed_error_setp(err, -r, "loading the project");
     }
     if (seed_diags_count(&diags) > 0) {
         for (size_t i = 0; i < diags.n; i++) {
@@ -434,6 +426,6 @@ int seed_node_run(const seed_node_options *opts, seed_error **err) {
     log_info("node stopped");
     teardown(&n);
     if (r < 0)
-        return seed_error_set(err, -r, "event loop: %s", strerror(-r));
+        return seed_error_setp(err, -r, "event loop");
     return 0;
 }

@@ -27,7 +27,9 @@ typedef struct seed_node_options {
 #define SEED_DEFAULT_BIND "127.0.0.1"
 #define SEED_DEFAULT_SUBNET "10.77.0.0/16"
 #define SEED_CONTROL_SOCKET "seed.sock"
-#define SEED_SHOOT_PORT 7070 /* the pool manager, on the node's address of the instance network */
+#define SEED_STATE_DB "seed.db"    /* in the state directory */
+#define SEED_NODE_LOCK "node.lock" /* held by the running node */
+#define SEED_SHOOT_PORT 7070       /* the pool manager, on the node's address of the instance network */
 
 /* Evaluate the project, start every instance, serve the control socket, and stop
  * everything gracefully on SIGINT/SIGTERM. Returns 0 after a clean stop, or a

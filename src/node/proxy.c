@@ -51,8 +51,6 @@ typedef struct udp_session {
 
 struct seed_proxy {
     seed_loop *loop;
-    int node_netns;
-    int udp;
     int listen_fd;
     seed_source *listen_src;
     struct sockaddr_in backend;
@@ -340,7 +338,7 @@ int seed_proxy_new(seed_loop *loop, const seed_node_net *nn, const char *bind_ad
     int r =
         seed_socket_in_netns(nn->host_netns, family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK, &fd);
     if (r < 0)
-        return seed_error_set(err, -r, "creating a socket for %s:%u: %s", bind_addr, port, strerror(-r));
+        return seed_error_setp(err, -r, "creating a socket for %s:%u", bind_addr, port);
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&sa, salen) < 0 || (!udp && listen(fd, 1024) < 0)) {
@@ -354,7 +352,6 @@ int seed_proxy_new(seed_loop *loop, const seed_node_net *nn, const char *bind_ad
         return seed_error_set(err, ENOMEM, "out of memory");
     }
     p->loop = loop;
-    p->udp = udp;
     p->listen_fd = fd;
     p->backend.sin_family = AF_INET;
     p->backend.sin_addr = backend;
@@ -363,7 +360,7 @@ int seed_proxy_new(seed_loop *loop, const seed_node_net *nn, const char *bind_ad
     if (r < 0) {
         close(fd);
         free(p);
-        return seed_error_set(err, -r, "watching %s:%u: %s", bind_addr, port, strerror(-r));
+        return seed_error_setp(err, -r, "watching %s:%u", bind_addr, port);
     }
     *ret = p;
     return 0;

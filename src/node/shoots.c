@@ -74,7 +74,7 @@ int node_shoots_setup(node *n, seed_error **err) {
                              .output_max = n->opt.shoot_output_max};
     r = seed_shoot_engine_new(n->loop, &cfg, n->cg_ops, &n->shoot_engine);
     if (r < 0)
-        return seed_error_set(err, -r, "starting the shoot pool manager: %s", strerror(-r));
+        return seed_error_setp(err, -r, "starting the shoot pool manager");
 
     /* The endpoint lives in the node's namespace, on the bridge's address: only the
      * instances can reach it. */
@@ -103,17 +103,11 @@ void node_shoots_teardown(node *n) {
     n->shoot_client = NULL;
 }
 
-static int template_config_fd(node *n, seed_error **err) {
-    json_t *c = json_pack("{s:I, s:s}", "keep_caps", (json_int_t)n->sec->keep_caps, "hostname", "shoot");
-    _cleanup_free_ char *text = c ? json_dumps(c, JSON_COMPACT) : NULL;
-    json_decref(c);
-    int fd = text ? memfd_create("seed-template-config", MFD_CLOEXEC) : -1;
-    size_t len = text ? strlen(text) : 0;
-    if (fd < 0 || write(fd, text, len) != (ssize_t)len || lseek(fd, 0, SEEK_SET) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return seed_error_setp(err, errno ? errno : ENOMEM, "writing the template configuration");
-    }
+/* A template's configuration (each template reads its own copy from its position). */
+static int template_config_fd(const char *text, seed_error **err) {
+    int fd = text ? seed_memfd_sealed("seed-template-config", text, strlen(text)) : -ENOMEM;
+    if (fd < 0)
+        return seed_error_setp(err, -fd, "writing the template configuration");
     return fd;
 }
 
@@ -131,13 +125,16 @@ int instance_shoots_start(instance *in, const seed_bind *binds, size_t n_binds, 
 
     gen_files files = {0};
     build_files(in, &files, true);
+    json_t *tc = json_pack("{s:I, s:s}", "keep_caps", (json_int_t)n->sec->keep_caps, "hostname", "shoot");
+    _cleanup_free_ char *tcfg = tc ? json_dumps(tc, JSON_COMPACT) : NULL;
+    json_decref(tc);
     unsigned count =
         n->opt.shoot_templates ? n->opt.shoot_templates : (unsigned)MAX(sysconf(_SC_NPROCESSORS_ONLN), 1);
     for (unsigned i = 0; i < count && r >= 0; i++) {
         seed_cgroup *cg = NULL;
         if ((r = seed_shoot_pool_template_cgroup(in->shoots, i, &cg, err)) < 0)
             break;
-        int cfg = template_config_fd(n, err);
+        int cfg = template_config_fd(tcfg, err);
         int sp[2] = {-1, -1};
         if (cfg < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
             r = cfg < 0 ? cfg : seed_error_setp(err, errno, "socketpair");
@@ -169,7 +166,7 @@ int instance_shoots_start(instance *in, const seed_bind *binds, size_t n_binds, 
             seed_sandbox_container.kill(&sb, 9);
             seed_sandbox_container.reap(&sb);
             close(sp[0]);
-            seed_error_set(err, -r, "adding a shoot template: %s", strerror(-r));
+            seed_error_setp(err, -r, "adding a shoot template");
         }
     }
     gen_free(&files);

@@ -96,24 +96,32 @@ int seed_state_slot(seed_state *s, const char *ns, const char *name, unsigned ma
     return 0;
 }
 
-int seed_state_volume_put(seed_state *s, const seed_volume_row *v, seed_error **err) {
+/* Prepare sql, whose first three parameters are a volume's namespace, instance, name. */
+static sqlite3_stmt *prepare_volume_key(seed_state *s, const char *sql, const char *ns, const char *inst,
+                                        const char *name) {
     sqlite3_stmt *st = NULL;
-    int r =
-        sqlite3_prepare_v2(s->db,
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, inst, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+    return st;
+}
+
+int seed_state_volume_put(seed_state *s, const seed_volume_row *v, seed_error **err) {
+    sqlite3_stmt *st =
+        prepare_volume_key(s,
                            "INSERT INTO volumes (namespace, instance, name, size_bytes, image, uid, created)"
                            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, instance, name) DO UPDATE"
                            " SET size_bytes=excluded.size_bytes, uid=excluded.uid",
-                           -1, &st, NULL);
-    if (r != SQLITE_OK)
+                           v->namespace, v->instance, v->name);
+    if (!st)
         return seed_error_set(err, EIO, "state: %s", sqlite3_errmsg(s->db));
-    sqlite3_bind_text(st, 1, v->namespace, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, v->instance, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, v->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)v->size_bytes);
     sqlite3_bind_text(st, 5, v->image, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, v->uid);
     sqlite3_bind_text(st, 7, v->created, -1, SQLITE_STATIC);
-    r = sqlite3_step(st);
+    int r = sqlite3_step(st);
     sqlite3_finalize(st);
     if (r != SQLITE_DONE)
         return seed_error_set(err, EIO, "state: recording volume %s: %s", v->name, sqlite3_errmsg(s->db));
@@ -139,14 +147,11 @@ static void fill_row(sqlite3_stmt *st, seed_volume_row *v) {
 
 int seed_state_volume_get(seed_state *s, const char *ns, const char *inst, const char *name,
                           seed_volume_row *ret) {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(
-            s->db, "SELECT " VOLUME_COLUMNS " FROM volumes WHERE namespace=? AND instance=? AND name=?", -1,
-            &st, NULL) != SQLITE_OK)
+    sqlite3_stmt *st = prepare_volume_key(
+        s, "SELECT " VOLUME_COLUMNS " FROM volumes WHERE namespace=? AND instance=? AND name=?", ns, inst,
+        name);
+    if (!st)
         return -EIO;
-    sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, inst, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
     int r = -ENOENT;
     if (sqlite3_step(st) == SQLITE_ROW) {
         fill_row(st, ret);
@@ -184,13 +189,10 @@ int seed_state_volume_list(seed_state *s, seed_volume_row **ret, size_t *n) {
 }
 
 int seed_state_volume_delete(seed_state *s, const char *ns, const char *inst, const char *name) {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "DELETE FROM volumes WHERE namespace=? AND instance=? AND name=?", -1, &st,
-                           NULL) != SQLITE_OK)
+    sqlite3_stmt *st = prepare_volume_key(
+        s, "DELETE FROM volumes WHERE namespace=? AND instance=? AND name=?", ns, inst, name);
+    if (!st)
         return -EIO;
-    sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, inst, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
     int r = sqlite3_step(st);
     sqlite3_finalize(st);
     if (r != SQLITE_DONE)

@@ -93,7 +93,7 @@ int seed_volume_ensure(const char *image, uint64_t size, uid_t owner, seed_error
         *slash = 0;
         int r = seed_mkdir_p(dir, 0700);
         if (r < 0)
-            return seed_error_set(err, -r, "creating %s: %s", dir, strerror(-r));
+            return seed_error_setp(err, -r, "creating %s", dir);
     }
     /* Build under a temporary name so a crash never leaves a half-made image behind
      * under the real one. */
@@ -166,14 +166,14 @@ int seed_volume_mount(const char *image, const char *target, uid_t owner, seed_e
     /* 0711: the sandbox (another uid) must traverse to bind the mount, never list. */
     int r = seed_mkdir_p(target, 0711);
     if (r < 0)
-        return seed_error_set(err, -r, "creating %s: %s", target, strerror(-r));
+        return seed_error_setp(err, -r, "creating %s", target);
     _cleanup_close_ int imgfd = open(image, O_RDWR | O_CLOEXEC);
     if (imgfd < 0)
         return seed_error_setp(err, errno, "opening volume image %s", image);
     char dev[64];
     _cleanup_close_ int lfd = loop_attach(imgfd, dev, sizeof(dev));
     if (lfd < 0)
-        return seed_error_set(err, -lfd, "attaching %s to a loop device: %s", image, strerror(-lfd));
+        return seed_error_setp(err, -lfd, "attaching %s to a loop device", image);
     if (mount(dev, target, "ext4", MS_NOSUID | MS_NODEV, "") < 0) {
         int e = errno;
         ioctl(lfd, LOOP_CLR_FD, 0);
@@ -230,4 +230,37 @@ int seed_volume_usage_image(const char *image, uint64_t *used, uint64_t *total) 
     *total = blocks * bs;
     *used = (blocks - free_blocks) * bs;
     return 0;
+}
+
+json_t *seed_volume_row_json(const seed_volume_row *v, uint64_t used, uint64_t total, bool in_use,
+                             const char *mount_point) {
+    char id[512];
+    snprintf(id, sizeof(id), "%s/%s/%s", v->namespace, v->instance, v->name);
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:s?, s:s}", "id", id, "namespace",
+                     v->namespace, "instance", v->instance, "name", v->name, "sizeBytes",
+                     (json_int_t)v->size_bytes, "usedBytes", (json_int_t)used, "capacityBytes",
+                     (json_int_t)total, "inUse", in_use, "mountPoint", mount_point, "created", v->created);
+}
+
+bool seed_volume_parse_id(const char *id, char ns[128], char inst[128], char vol[128]) {
+    return id && sscanf(id, "%127[^/]/%127[^/]/%127s", ns, inst, vol) == 3;
+}
+
+int seed_volume_remove(seed_state *db, const char *ns, const char *inst, const char *vol, seed_error **err) {
+    seed_volume_row row;
+    if (seed_state_volume_get(db, ns, inst, vol, &row) < 0)
+        return seed_error_set(err, ENOENT, "no volume %s/%s/%s", ns, inst, vol);
+    int r = 0;
+    if (unlink(row.image) < 0 && errno != ENOENT) {
+        r = seed_error_setp(err, errno, "removing %s", row.image);
+    } else {
+        char marker[4200];
+        snprintf(marker, sizeof(marker), "%s.growing", row.image);
+        unlink(marker);
+        r = seed_state_volume_delete(db, ns, inst, vol);
+        if (r < 0)
+            r = seed_error_setp(err, -r, "forgetting volume %s/%s/%s", ns, inst, vol);
+    }
+    seed_volume_row_clear(&row);
+    return r;
 }

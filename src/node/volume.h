@@ -5,10 +5,13 @@
  * SIGKILL) the kernel unmounts and detaches everything. */
 #pragma once
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "base/error.h"
+#include "node/state.h"
 
 /* Create the image with an ext4 filesystem owned by owner:owner if it does not exist;
  * grow it if it is smaller than size. Shrinking is refused (-EFBIG) with a message. */
@@ -21,3 +24,12 @@ int seed_volume_umount(const char *target);
 int seed_volume_usage_mounted(const char *target, uint64_t *used, uint64_t *total);
 /* The same read from the ext4 superblock of an image that is not mounted. */
 int seed_volume_usage_image(const char *image, uint64_t *used, uint64_t *total);
+
+/* What `seed volume ls --json` shows of one volume (the node and the offline CLI alike):
+ * id namespace instance name sizeBytes usedBytes capacityBytes inUse mountPoint created. */
+json_t *seed_volume_row_json(const seed_volume_row *v, uint64_t used, uint64_t total, bool in_use,
+                             const char *mount_point);
+/* Split "NAMESPACE/INSTANCE/VOLUME"; false when id has another shape. */
+bool seed_volume_parse_id(const char *id, char ns[128], char inst[128], char vol[128]);
+/* Delete a volume's image and its row. -ENOENT: no such volume. */
+int seed_volume_remove(seed_state *db, const char *ns, const char *inst, const char *vol, seed_error **err);

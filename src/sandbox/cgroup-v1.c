@@ -110,7 +110,7 @@ static int v1_create(const char *path, const seed_limits *lim, seed_cgroup **ret
     seed_cgroup *cg = NULL;
     int r = v1_open_dirs(path, true, &cg);
     if (r < 0)
-        return seed_error_set(err, -r, "cgroup v1: creating %s: %s", path, strerror(-r));
+        return seed_error_setp(err, -r, "cgroup v1: creating %s", path);
     /* memory: the limit, and the same for memory+swap so swap cannot extend it. The
      * order matters when a reused cgroup had other values (memsw >= limit always). */
     const char *step = NULL;
@@ -145,7 +145,7 @@ static int v1_create(const char *path, const seed_limits *lim, seed_cgroup **ret
     }
     if (r < 0) {
         v1_free(cg);
-        return seed_error_set(err, -r, "cgroup v1: setting %s of %s: %s", step, path, strerror(-r));
+        return seed_error_setp(err, -r, "cgroup v1: setting %s of %s", step, path);
     }
     *ret = cg;
     return 0;
@@ -189,14 +189,10 @@ static int v1_kill_all(seed_cgroup *cg) {
     /* No cgroup.kill in v1: kill what is listed until nothing is (the pids limit
      * bounds how fast a fork loop can refill it). */
     for (int round = 0; round < 500; round++) {
-        pid_t *pids = NULL;
         size_t n = 0;
-        int r = seed_cgroup_read_pids(cg->fd[C_PIDS], "cgroup.procs", &pids, &n);
+        int r = seed_cgroup_kill_listed(cg->fd[C_PIDS], &n);
         if (r < 0)
             return r;
-        for (size_t i = 0; i < n; i++)
-            kill(pids[i], SIGKILL);
-        free(pids);
         if (n == 0)
             return 0;
         nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
@@ -204,12 +200,12 @@ static int v1_kill_all(seed_cgroup *cg) {
     return -EBUSY;
 }
 
-static int v1_stat(seed_cgroup *cg, seed_cgroup_stat *st) {
-    *st = (seed_cgroup_stat){0};
-    seed_cgroup_read_u64(cg->fd[C_MEMORY], "memory.usage_in_bytes", NULL, &st->memory_current);
-    seed_cgroup_read_u64(cg->fd[C_MEMORY], "memory.oom_control", "oom_kill", &st->oom_kills);
-    seed_cgroup_read_u64(cg->fd[C_PIDS], "pids.current", NULL, &st->pids_current);
-    return 0;
+static int v1_pids_current(seed_cgroup *cg, uint64_t *ret) {
+    return seed_cgroup_read_u64(cg->fd[C_PIDS], "pids.current", NULL, ret);
+}
+
+static int v1_oom_kills(seed_cgroup *cg, uint64_t *ret) {
+    return seed_cgroup_read_u64(cg->fd[C_MEMORY], "memory.oom_control", "oom_kill", ret);
 }
 
 static int v1_destroy(seed_cgroup *cg) {
@@ -217,16 +213,9 @@ static int v1_destroy(seed_cgroup *cg) {
     for (int c = 0; c < N_CTRL; c++) {
         char full[4096];
         snprintf(full, sizeof(full), "%s%s", mounts[c], cg->path);
-        /* Exiting tasks may hold the directory busy for a moment. */
-        for (int tries = 0; tries < 200; tries++) {
-            if (rmdir(full) == 0 || errno == ENOENT)
-                break;
-            if (errno != EBUSY) {
-                ret = negative_errno();
-                break;
-            }
-            nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
-        }
+        int r = seed_cgroup_rmdir_wait(full);
+        if (r < 0 && ret == 0)
+            ret = r;
     }
     return ret;
 }
@@ -259,7 +248,8 @@ const seed_cgroup_ops seed_cgroup_v1 = {
     .procs_fds = v1_procs_fds,
     .clone_fd = v1_clone_fd,
     .kill_all = v1_kill_all,
-    .stat = v1_stat,
+    .pids_current = v1_pids_current,
+    .oom_kills = v1_oom_kills,
     .destroy = v1_destroy,
     .free = v1_free,
     .remove_if_empty = v1_remove_if_empty,

@@ -17,11 +17,16 @@ struct seed_cgroup {
     int fd;
 };
 
+/* The cgroup2 mount: found once (the layout does not change under a running node). */
 static const char *v2_root(void) {
-    struct statfs fs;
-    if (statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC)
-        return "/sys/fs/cgroup";
-    return "/sys/fs/cgroup/unified";
+    static const char *root;
+    if (!root) {
+        struct statfs fs;
+        root = statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC
+                   ? "/sys/fs/cgroup"
+                   : "/sys/fs/cgroup/unified";
+    }
+    return root;
 }
 
 static void v2_free(seed_cgroup *cg) {
@@ -66,7 +71,7 @@ static int v2_create(const char *path, const seed_limits *lim, seed_cgroup **ret
         snprintf(ctl, sizeof(ctl), "%s/cgroup.subtree_control", full);
         int r = seed_write_string(ctl, "+memory +cpu +pids");
         if (r < 0)
-            return seed_error_set(err, -r, "cgroup v2: enabling controllers in %s: %s", full, strerror(-r));
+            return seed_error_setp(err, -r, "cgroup v2: enabling controllers in %s", full);
         size_t n = strlen(full);
         snprintf(full + n, sizeof(full) - n, "/%.*s", (int)(e - p), p);
         if (mkdir(full, 0755) < 0 && errno != EEXIST)
@@ -76,7 +81,7 @@ static int v2_create(const char *path, const seed_limits *lim, seed_cgroup **ret
     seed_cgroup *cg = NULL;
     int r = v2_open(path, &cg);
     if (r < 0)
-        return seed_error_set(err, -r, "cgroup v2: opening %s: %s", path, strerror(-r));
+        return seed_error_setp(err, -r, "cgroup v2: opening %s", path);
     char buf[64];
     const char *step = "memory.max";
     if (lim->memory_bytes)
@@ -104,7 +109,7 @@ static int v2_create(const char *path, const seed_limits *lim, seed_cgroup **ret
     }
     if (r < 0) {
         v2_free(cg);
-        return seed_error_set(err, -r, "cgroup v2: setting %s of %s: %s", step, path, strerror(-r));
+        return seed_error_setp(err, -r, "cgroup v2: setting %s of %s", step, path);
     }
     *ret = cg;
     return 0;
@@ -137,39 +142,26 @@ static bool populated(seed_cgroup *cg) {
 static int v2_kill_all(seed_cgroup *cg) {
     bool have_kill = seed_write_stringat(cg->fd, "cgroup.kill", "1") >= 0; /* kernel >= 5.14 */
     for (int round = 0; round < 500 && populated(cg); round++) {
-        if (!have_kill) {
-            pid_t *pids = NULL;
-            size_t n = 0;
-            if (seed_cgroup_read_pids(cg->fd, "cgroup.procs", &pids, &n) == 0) {
-                for (size_t i = 0; i < n; i++)
-                    kill(pids[i], SIGKILL);
-                free(pids);
-            }
-        }
+        size_t n;
+        if (!have_kill)
+            seed_cgroup_kill_listed(cg->fd, &n);
         nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
     }
     return populated(cg) ? -EBUSY : 0;
 }
 
-static int v2_stat(seed_cgroup *cg, seed_cgroup_stat *st) {
-    *st = (seed_cgroup_stat){0};
-    seed_cgroup_read_u64(cg->fd, "memory.current", NULL, &st->memory_current);
-    seed_cgroup_read_u64(cg->fd, "memory.events", "oom_kill", &st->oom_kills);
-    seed_cgroup_read_u64(cg->fd, "pids.current", NULL, &st->pids_current);
-    return 0;
+static int v2_pids_current(seed_cgroup *cg, uint64_t *ret) {
+    return seed_cgroup_read_u64(cg->fd, "pids.current", NULL, ret);
+}
+
+static int v2_oom_kills(seed_cgroup *cg, uint64_t *ret) {
+    return seed_cgroup_read_u64(cg->fd, "memory.events", "oom_kill", ret);
 }
 
 static int v2_destroy(seed_cgroup *cg) {
     char full[4096];
     snprintf(full, sizeof(full), "%s%s", v2_root(), cg->path);
-    for (int tries = 0; tries < 200; tries++) {
-        if (rmdir(full) == 0 || errno == ENOENT)
-            return 0;
-        if (errno != EBUSY)
-            return negative_errno();
-        nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
-    }
-    return -EBUSY;
+    return seed_cgroup_rmdir_wait(full);
 }
 
 static int v2_remove_if_empty(const char *path) {
@@ -192,7 +184,8 @@ const seed_cgroup_ops seed_cgroup_v2 = {
     .procs_fds = v2_procs_fds,
     .clone_fd = v2_clone_fd,
     .kill_all = v2_kill_all,
-    .stat = v2_stat,
+    .pids_current = v2_pids_current,
+    .oom_kills = v2_oom_kills,
     .destroy = v2_destroy,
     .free = v2_free,
     .remove_if_empty = v2_remove_if_empty,

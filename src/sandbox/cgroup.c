@@ -3,10 +3,13 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "base/fileio.h"
 
@@ -34,6 +37,28 @@ int seed_cgroup_read_u64(int dirfd, const char *file, const char *key, uint64_t 
             return 0;
         }
     return -ENOENT;
+}
+
+int seed_cgroup_kill_listed(int dirfd, size_t *n) {
+    pid_t *pids = NULL;
+    int r = seed_cgroup_read_pids(dirfd, "cgroup.procs", &pids, n);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < *n; i++)
+        kill(pids[i], SIGKILL);
+    free(pids);
+    return 0;
+}
+
+int seed_cgroup_rmdir_wait(const char *dir) {
+    for (int tries = 0; tries < 200; tries++) {
+        if (rmdir(dir) == 0 || errno == ENOENT)
+            return 0;
+        if (errno != EBUSY)
+            return negative_errno();
+        nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
+    }
+    return -EBUSY;
 }
 
 int seed_cgroup_read_pids(int dirfd, const char *file, pid_t **ret, size_t *n) {

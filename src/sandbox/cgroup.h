@@ -15,12 +15,6 @@ typedef struct seed_limits {
     unsigned pids;         /* 0: no limit */
 } seed_limits;
 
-typedef struct seed_cgroup_stat {
-    uint64_t memory_current;
-    uint64_t oom_kills;
-    uint64_t pids_current;
-} seed_cgroup_stat;
-
 typedef struct seed_cgroup seed_cgroup;
 
 typedef struct seed_cgroup_ops {
@@ -38,7 +32,9 @@ typedef struct seed_cgroup_ops {
     int (*clone_fd)(seed_cgroup *cg);
     /* SIGKILL every process in the cgroup and wait (bounded) until it is empty. */
     int (*kill_all)(seed_cgroup *cg);
-    int (*stat)(seed_cgroup *cg, seed_cgroup_stat *st);
+    /* Processes in the cgroup now; out-of-memory kills so far. */
+    int (*pids_current)(seed_cgroup *cg, uint64_t *ret);
+    int (*oom_kills)(seed_cgroup *cg, uint64_t *ret);
     /* Remove the (empty) cgroup directories. */
     int (*destroy)(seed_cgroup *cg);
     void (*free)(seed_cgroup *cg);
@@ -59,5 +55,10 @@ int seed_cgroup_detect(const seed_cgroup_ops **ret, seed_error **err);
 /* Shared helpers for the two backends. */
 int seed_cgroup_read_u64(int dirfd, const char *file, const char *key, uint64_t *ret);
 int seed_cgroup_read_pids(int dirfd, const char *file, pid_t **ret, size_t *n);
+/* SIGKILL every process listed in dirfd's cgroup.procs; *n gets how many there were. */
+int seed_cgroup_kill_listed(int dirfd, size_t *n);
+/* rmdir an absolute cgroup directory, waiting (bounded) while exiting tasks keep it
+ * busy. A missing directory counts as removed. */
+int seed_cgroup_rmdir_wait(const char *dir);
 /* Names of the subdirectories of an absolute directory, NULL-terminated. */
 int seed_cgroup_list_dirs(const char *dir, char ***ret);

@@ -114,29 +114,18 @@ static int attach_network(pid_t pid, const seed_sandbox_net *net, seed_error **e
     struct mnl_socket *nl = NULL;
     int r = seed_nl_open(&nl);
     if (r < 0)
-        return seed_error_set(err, -r, "opening rtnetlink: %s", strerror(-r));
-    r = seed_nl_veth_create(nl, net->host_ifname, "eth0", nsfd);
+        return seed_error_setp(err, -r, "opening rtnetlink");
+    r = seed_nl_veth_create(nl, net->host_ifname, "eth0", nsfd, net->bridge_ifindex);
     if (r == -EEXIST) {
         /* Left over from a sandbox whose namespace the kernel is still tearing down. */
         unsigned old = if_nametoindex(net->host_ifname);
         if (old)
             seed_nl_link_del(nl, old);
-        r = seed_nl_veth_create(nl, net->host_ifname, "eth0", nsfd);
+        r = seed_nl_veth_create(nl, net->host_ifname, "eth0", nsfd, net->bridge_ifindex);
     }
-    if (r < 0) {
-        seed_nl_close(nl);
-        return seed_error_set(err, -r, "creating the veth pair %s: %s", net->host_ifname, strerror(-r));
-    }
-    unsigned idx = if_nametoindex(net->host_ifname);
-    if (idx == 0)
-        r = -errno;
-    if (r >= 0)
-        r = seed_nl_link_set_master(nl, idx, net->bridge_ifindex);
-    if (r >= 0)
-        r = seed_nl_link_up(nl, idx);
     seed_nl_close(nl);
     if (r < 0)
-        return seed_error_set(err, -r, "attaching %s to the bridge: %s", net->host_ifname, strerror(-r));
+        return seed_error_setp(err, -r, "creating the veth pair %s on the bridge", net->host_ifname);
     return 0;
 }
 
@@ -165,27 +154,27 @@ static int container_start(const seed_sandbox_config *c, seed_sandbox *out, seed
     int r;
     if ((r = seed_sandbox_write_id_map(pid, "uid_map", c->id_base, c->id_count)) < 0 ||
         (r = seed_sandbox_write_id_map(pid, "gid_map", c->id_base, c->id_count)) < 0) {
-        seed_error_set(err, -r, "writing the user namespace maps: %s", strerror(-r));
+        seed_error_setp(err, -r, "writing the user namespace maps");
         goto fail;
     }
     if (c->cgroup && cgfd < 0 && (r = c->cgroup_ops->attach(c->cgroup, pid)) < 0) {
-        seed_error_set(err, -r, "moving the sandbox into its cgroup: %s", strerror(-r));
+        seed_error_setp(err, -r, "moving the sandbox into its cgroup");
         goto fail;
     }
     if (c->net.attach && (r = attach_network(pid, &c->net, err)) < 0)
         goto fail;
     if ((r = seed_sync_send(parent_end, SEED_SYNC_GO, 0, NULL)) < 0) {
-        seed_error_set(err, -r, "starting the sandbox: %s", strerror(-r));
+        seed_error_setp(err, -r, "starting the sandbox");
         goto fail;
     }
     seed_sync_msg m;
     r = seed_sync_recv(parent_end, &m);
     if (r == 0 && m.type == SEED_SYNC_ERROR) {
-        r = seed_error_set(err, m.err, "%s: %s", m.msg, strerror(m.err));
+        r = seed_error_setp(err, m.err, "%s", m.msg);
         goto fail;
     }
     if (r < 0 && r != -EPIPE) {
-        seed_error_set(err, -r, "waiting for the sandbox: %s", strerror(-r));
+        seed_error_setp(err, -r, "waiting for the sandbox");
         goto fail;
     }
     out->pid = pid;

@@ -60,11 +60,8 @@ static int mkdir_in(const char *root, const char *path, mode_t mode) {
     return 0;
 }
 
-/* Create an empty file (and its parents) to bind something onto. */
-static int touch_in(const char *root, const char *path, mode_t mode) {
-    char full[4096];
-    if (path_join(full, sizeof(full), root, path) < 0)
-        return -1;
+/* The directories above an absolute path (0755). */
+static int make_parent(char *full) {
     char *slash = strrchr(full, '/');
     *slash = 0;
     int r = seed_mkdir_p(full, 0755);
@@ -73,6 +70,16 @@ static int touch_in(const char *root, const char *path, mode_t mode) {
         errno = -r;
         return -1;
     }
+    return 0;
+}
+
+/* Create an empty file (and its parents) to bind something onto. */
+static int touch_in(const char *root, const char *path, mode_t mode) {
+    char full[4096];
+    if (path_join(full, sizeof(full), root, path) < 0)
+        return -1;
+    if (make_parent(full) < 0)
+        return -1;
     int fd = open(full, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode);
     if (fd < 0)
         return errno == EEXIST ? 0 : -1;
@@ -80,34 +87,39 @@ static int touch_in(const char *root, const char *path, mode_t mode) {
     return 0;
 }
 
-static int write_in(const char *root, const char *path, const char *content, mode_t mode) {
+/* A file below root with content and mode (its parents made): one open, one write. */
+static int create_in(const char *root, const char *path, const void *data, size_t len, mode_t mode) {
     char full[4096];
-    if (touch_in(root, path, mode) < 0 || path_join(full, sizeof(full), root, path) < 0)
+    if (path_join(full, sizeof(full), root, path) < 0)
         return -1;
-    int fd = open(full, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+    if (make_parent(full) < 0)
+        return -1;
+    _cleanup_close_ int fd = open(full, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
     if (fd < 0)
         return -1;
-    size_t n = strlen(content);
-    ssize_t w = write(fd, content, n);
-    int e = errno;
-    close(fd);
-    if (w != (ssize_t)n) {
-        errno = w < 0 ? e : EIO;
+    ssize_t w = write(fd, data, len);
+    if (w != (ssize_t)len) {
+        if (w >= 0)
+            errno = EIO;
         return -1;
     }
-    return fchmodat(AT_FDCWD, full, mode, 0);
+    return fchmod(fd, mode & 07777); /* the umask does not decide */
 }
 
-/* Bind src onto dst and make the bind read-only, keeping the flags the kernel locks
- * on mounts inherited from a more privileged namespace (nosuid, nodev, noexec and
+static int write_in(const char *root, const char *path, const char *content, mode_t mode) {
+    return create_in(root, path, content, strlen(content), mode);
+}
+
+/* Bind src onto dst, nosuid and nodev (and read-only when asked), keeping the flags
+ * the kernel locks on mounts inherited from a more privileged namespace (noexec and
  * the atime flags); dropping one of those would make the remount fail. */
-static int bind_readonly(const char *src, const char *dst, bool recursive) {
+static int bind_mount(const char *src, const char *dst, bool recursive, bool readonly) {
     if (mount(src, dst, NULL, MS_BIND | (recursive ? MS_REC : 0), NULL) < 0)
         return -1;
     struct statvfs sv;
     if (statvfs(dst, &sv) < 0)
         return -1;
-    unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV;
+    unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | (readonly ? MS_RDONLY : 0);
     if (sv.f_flag & ST_NOEXEC)
         flags |= MS_NOEXEC;
     if (sv.f_flag & ST_NOATIME)
@@ -143,13 +155,7 @@ static int copy_file_in(const char *root, const char *host, mode_t mode) {
         errno = -r;
         return -1;
     }
-    char dst[4096];
-    if (touch_in(root, host, mode) < 0 || path_join(dst, sizeof(dst), root, host) < 0)
-        return -1;
-    _cleanup_close_ int fd = open(dst, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0 || write(fd, data, len) != (ssize_t)len)
-        return -1;
-    return fchmod(fd, mode & 07777);
+    return create_in(root, host, data, len, mode);
 }
 
 /* Reproduce a host path in the root: a symlink as the same link, a directory as a
@@ -167,12 +173,12 @@ static int mirror_host_path(const char *root, const char *host, char *what, size
         CHECK(symlink(target, dst), "linking %s", host);
     } else if (S_ISDIR(st.st_mode)) {
         CHECK(mkdir(dst, 0755), "creating %s", host);
-        CHECK(bind_readonly(host, dst, true), "binding the host's %s read-only", host);
+        CHECK(bind_mount(host, dst, true, true), "binding the host's %s read-only", host);
     } else if (S_ISREG(st.st_mode) && st.st_size <= (1 << 20)) {
         CHECK(copy_file_in(root, host, st.st_mode & 0777), "copying the host's %s", host);
     } else if (S_ISREG(st.st_mode)) {
         CHECK(touch_in(root, host, 0644), "creating %s", host);
-        CHECK(bind_readonly(host, dst, false), "binding the host's %s read-only", host);
+        CHECK(bind_mount(host, dst, false, true), "binding the host's %s read-only", host);
     }
     return 0;
 }
@@ -181,7 +187,7 @@ static int setup_host_payload(const char *root, char *what, size_t what_len) {
     char dst[4096];
     CHECK(mkdir_in(root, "/usr", 0755), "creating /usr");
     CHECK(path_join(dst, sizeof(dst), root, "/usr"), "path");
-    CHECK(bind_readonly("/usr", dst, true), "binding the host's /usr read-only");
+    CHECK(bind_mount("/usr", dst, true, true), "binding the host's /usr read-only");
 
     /* Merged-usr hosts have /bin -> usr/bin and friends; older hosts have real
      * directories, bound read-only like /usr. */
@@ -266,7 +272,7 @@ int seed_sandbox_mount_proc(const char *root, bool masked, char *what, size_t wh
     }
     for (size_t i = 0; i < ELEMENTSOF(readonly); i++) {
         snprintf(p, sizeof(p), "%s/%s", dst, readonly[i]);
-        int r = bind_readonly(p, p, true);
+        int r = bind_mount(p, p, true, true);
         if (r < 0 && errno != ENOENT)
             CHECK(-1, "making /proc/%s read-only", readonly[i]);
     }
@@ -279,7 +285,7 @@ static int setup_sys(const char *root, char *what, size_t what_len) {
     /* A sysfs instance of our own network namespace; without one (no netns of our
      * own) fall back to a read-only bind of the node's. */
     if (mount("sysfs", dst, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-        CHECK(bind_readonly("/sys", dst, true), "mounting /sys");
+        CHECK(bind_mount("/sys", dst, true, true), "mounting /sys");
     char p[4200];
     snprintf(p, sizeof(p), "%s/firmware", dst);
     if (access(p, F_OK) == 0)
@@ -385,11 +391,9 @@ int seed_sandbox_setup_rootfs(const seed_sandbox_config *c, char *what, size_t w
         const seed_bind *b = &c->binds[i];
         CHECK(path_join(p, sizeof(p), root, b->target), "path");
         if (b->readonly) {
-            CHECK(bind_readonly(b->source, p, false), "binding %s read-only at %s", b->source, b->target);
+            CHECK(bind_mount(b->source, p, false, true), "binding %s read-only at %s", b->source, b->target);
         } else {
-            CHECK(mount(b->source, p, NULL, MS_BIND, NULL), "binding %s at %s", b->source, b->target);
-            CHECK(mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV, NULL),
-                  "setting nosuid,nodev on %s", b->target);
+            CHECK(bind_mount(b->source, p, false, false), "binding %s at %s", b->source, b->target);
         }
     }
 

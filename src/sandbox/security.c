@@ -393,29 +393,29 @@ static int build_filter(scmp_filter_ctx ctx, seed_error **err) {
             continue; /* not a syscall on this architecture */
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
         if (r < 0 && r != -EDOM && r != -EEXIST)
-            return seed_error_set(err, -r, "seccomp: allowing %s: %s", allowed_syscalls[i], strerror(-r));
+            return seed_error_setp(err, -r, "seccomp: allowing %s", allowed_syscalls[i]);
     }
     /* clone only without namespace flags; clone3's flags live in memory a filter cannot
      * read, so it answers ENOSYS and libc falls back to clone. */
     r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
                          SCMP_A0(SCMP_CMP_MASKED_EQ, NAMESPACE_FLAGS, 0));
     if (r < 0)
-        return seed_error_set(err, -r, "seccomp: clone rule: %s", strerror(-r));
+        return seed_error_setp(err, -r, "seccomp: clone rule");
     r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
     if (r < 0)
-        return seed_error_set(err, -r, "seccomp: clone3 rule: %s", strerror(-r));
+        return seed_error_setp(err, -r, "seccomp: clone3 rule");
     /* personality: only the values programs use to query or pick a compatible layout. */
     static const unsigned long personas[] = {0x0, 0x8, 0x20000, 0x20008, 0xffffffff};
     for (size_t i = 0; i < ELEMENTSOF(personas); i++) {
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(personality), 1,
                              SCMP_A0(SCMP_CMP_EQ, personas[i]));
         if (r < 0)
-            return seed_error_set(err, -r, "seccomp: personality rule: %s", strerror(-r));
+            return seed_error_setp(err, -r, "seccomp: personality rule");
     }
     /* socket: anything but AF_VSOCK, which would reach the hypervisor's host. */
     r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_NE, AF_VSOCK));
     if (r < 0)
-        return seed_error_set(err, -r, "seccomp: socket rule: %s", strerror(-r));
+        return seed_error_setp(err, -r, "seccomp: socket rule");
     return 0;
 }
 
@@ -450,14 +450,14 @@ int seed_security_new(seed_security **ret, seed_error **err) {
     r = seccomp_export_bpf(ctx, fd);
     seccomp_release(ctx);
     if (r < 0)
-        return seed_error_set(err, -r, "exporting the seccomp filter: %s", strerror(-r));
+        return seed_error_setp(err, -r, "exporting the seccomp filter");
     if (lseek(fd, 0, SEEK_SET) < 0)
         return seed_error_setp(err, errno, "lseek");
     char *buf = NULL;
     size_t len = 0;
     r = seed_read_fd(fd, 1 << 20, &buf, &len);
     if (r < 0)
-        return seed_error_set(err, -r, "reading the seccomp filter: %s", strerror(-r));
+        return seed_error_setp(err, -r, "reading the seccomp filter");
     if (len == 0 || len % sizeof(struct sock_filter) != 0) {
         free(buf);
         return seed_error_set(err, EINVAL, "seccomp filter has an odd size (%zu bytes)", len);

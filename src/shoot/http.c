@@ -309,7 +309,7 @@ int seed_shoot_http_new(seed_loop *loop, int listen_fd, seed_shoot_resolve_fn re
     if (r < 0) {
         MHD_stop_daemon(h->d);
         free(h);
-        return seed_error_set(err, -r, "watching the shoot HTTP server: %s", strerror(-r));
+        return seed_error_setp(err, -r, "watching the shoot HTTP server");
     }
     *ret = h;
     return 0;

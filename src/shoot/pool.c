@@ -203,8 +203,8 @@ static void cg_give(seed_shoot_pool *p, cgslot *c) {
         return;
     /* Reuse only an empty cgroup. One that is not (should never happen: its sandbox
      * is gone) is set aside, not waited for: the event loop must not block. */
-    seed_cgroup_stat st;
-    if (p->e->ops->stat(c->cg, &st) == 0 && st.pids_current > 0) {
+    uint64_t procs;
+    if (p->e->ops->pids_current(c->cg, &procs) == 0 && procs > 0) {
         c->next = p->dirty_cgs;
         p->dirty_cgs = c;
         return;
@@ -487,8 +487,8 @@ static void recheck_dirty(seed_shoot_pool *p) {
     cgslot **pp = &p->dirty_cgs;
     while (*pp) {
         cgslot *c = *pp;
-        seed_cgroup_stat st;
-        if (p->e->ops->stat(c->cg, &st) == 0 && st.pids_current == 0) {
+        uint64_t procs;
+        if (p->e->ops->pids_current(c->cg, &procs) == 0 && procs == 0) {
             *pp = c->next;
             cg_give(p, c);
         } else {

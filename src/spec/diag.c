@@ -3,15 +3,30 @@
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include "base/utf8.h"
 
 void seed_diags_add(seed_diags *d, const char *file, const char *path, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     seed_diags_vadd(d, file, path, fmt, ap);
     va_end(ap);
+}
+
+/* A copy that is valid UTF-8 (file names from disk may not be): diagnostics are
+ * printed as JSON too. */
+static char *utf8_dup(const char *s) {
+    size_t n = strlen(s);
+    if (seed_utf8_valid(s, n))
+        return strdup(s);
+    char *out = malloc(3 * n + 1);
+    if (out)
+        seed_utf8_sanitize(s, n, out);
+    return out;
 }
 
 void seed_diags_vadd(seed_diags *d, const char *file, const char *path, const char *fmt, va_list ap) {
@@ -29,13 +44,14 @@ void seed_diags_vadd(seed_diags *d, const char *file, const char *path, const ch
         d->items = n;
         d->cap = ncap;
     }
-    char *msg = NULL;
-    if (vasprintf(&msg, fmt, ap) < 0)
-        msg = NULL;
+    char *raw = NULL;
+    if (vasprintf(&raw, fmt, ap) < 0)
+        raw = NULL;
     seed_diag *x = &d->items[d->n];
-    x->file = file ? strdup(file) : NULL;
-    x->path = strdup(path ? path : "");
-    x->message = msg;
+    x->file = file ? utf8_dup(file) : NULL;
+    x->path = utf8_dup(path ? path : "");
+    x->message = raw ? utf8_dup(raw) : NULL;
+    free(raw);
     if (!x->path || !x->message || (file && !x->file)) {
         free(x->file);
         free(x->path);
@@ -96,6 +112,46 @@ static void jpath_append(seed_jpath *p, const char *s, size_t n) {
     p->buf[p->len] = 0;
 }
 
+/* s as a double-quoted string into buf (NUL-terminated): quotes and backslashes
+ * escaped, control bytes as \xNN, cut with "..." after max bytes of s or when buf is
+ * nearly full, and never inside a UTF-8 character (what is quoted goes into JSON).
+ * Returns the length written; size must be at least 8. */
+static size_t quote_into(char *buf, size_t size, const char *s, size_t max) {
+    size_t o = 0;
+    buf[o++] = '"';
+    for (size_t i = 0; s[i];) {
+        unsigned char c = (unsigned char)s[i];
+        size_t unit = c < 0x80             ? 1
+                      : (c & 0xe0) == 0xc0 ? 2
+                      : (c & 0xf0) == 0xe0 ? 3
+                      : (c & 0xf8) == 0xf0 ? 4
+                                           : 1;
+        for (size_t k = 1; k < unit; k++)
+            if (!s[i + k])
+                unit = k; /* a truncated sequence: take what is there */
+        bool quote = c == '"' || c == '\\', control = c < 0x20 || c == 0x7f;
+        size_t out = quote ? 2 : control ? 4 : unit;
+        if (i + unit > max || o + out + 5 > size) { /* room for ...", NUL */
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (quote) {
+            buf[o++] = '\\';
+            buf[o++] = (char)c;
+        } else if (control) {
+            o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
+        } else {
+            memcpy(buf + o, s + i, unit);
+            o += unit;
+        }
+        i += unit;
+    }
+    buf[o++] = '"';
+    buf[o] = 0;
+    return o;
+}
+
 size_t seed_jpath_push_key(seed_jpath *p, const char *key) {
     size_t old = p->len;
     if (p->len > 0)
@@ -106,25 +162,7 @@ size_t seed_jpath_push_key(seed_jpath *p, const char *key) {
     }
     /* Quote anything else, escaping quotes and control bytes, capped in length. */
     char q[160];
-    size_t o = 0;
-    q[o++] = '"';
-    for (const unsigned char *c = (const unsigned char *)key; *c && o < sizeof(q) - 8; c++) {
-        if (*c == '"' || *c == '\\') {
-            q[o++] = '\\';
-            q[o++] = (char)*c;
-        } else if (*c < 0x20 || *c == 0x7f) {
-            o += (size_t)snprintf(q + o, sizeof(q) - o, "\\x%02x", *c);
-        } else {
-            q[o++] = (char)*c;
-        }
-        if (c[1] && o >= sizeof(q) - 8) {
-            memcpy(q + o, "...", 3);
-            o += 3;
-            break;
-        }
-    }
-    q[o++] = '"';
-    jpath_append(p, q, o);
+    jpath_append(p, q, quote_into(q, sizeof(q), key, SIZE_MAX));
     return old;
 }
 
@@ -136,55 +174,13 @@ size_t seed_jpath_push_index(seed_jpath *p, size_t index) {
     return old;
 }
 
-const char *seed_json_type_name(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number with a fraction";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "a value";
-}
-
 void seed_json_describe(const json_t *v, char *buf, size_t size) {
     switch (json_typeof(v)) {
     case JSON_STRING: {
-        const char *s = json_string_value(v);
-        size_t o = 0;
-        if (size < 16) {
+        if (size < 16)
             snprintf(buf, size, "a string");
-            return;
-        }
-        buf[o++] = '"';
-        for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-            if (o + 8 >= size || c - (const unsigned char *)s >= 48) {
-                o += (size_t)snprintf(buf + o, size - o, "...");
-                break;
-            }
-            if (*c == '"' || *c == '\\') {
-                buf[o++] = '\\';
-                buf[o++] = (char)*c;
-            } else if (*c < 0x20 || *c == 0x7f) {
-                o += (size_t)snprintf(buf + o, size - o, "\\x%02x", *c);
-            } else {
-                buf[o++] = (char)*c;
-            }
-        }
-        if (o + 2 <= size) {
-            buf[o++] = '"';
-        }
-        buf[MIN(o, size - 1)] = 0;
+        else
+            quote_into(buf, size, json_string_value(v), 48);
         return;
     }
     case JSON_INTEGER:
@@ -216,7 +212,8 @@ void seed_json_describe(const json_t *v, char *buf, size_t size) {
     snprintf(buf, size, "a value");
 }
 
-unsigned seed_edit_distance(const char *a, const char *b) {
+/* Levenshtein distance between two short strings, capped at 255. */
+static unsigned edit_distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 64 || lb > 64)
         return 255;
@@ -241,7 +238,7 @@ const char *seed_nearest(const char *word, const char *const *candidates, size_t
     const char *best = NULL;
     unsigned best_d = 255;
     for (size_t i = 0; i < n; i++) {
-        unsigned d = seed_edit_distance(word, candidates[i]);
+        unsigned d = edit_distance(word, candidates[i]);
         if (d < best_d) {
             best_d = d;
             best = candidates[i];

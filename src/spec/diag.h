@@ -53,10 +53,6 @@ static inline void seed_jpath_pop(seed_jpath *p, size_t len) {
 /* A short description of a JSON value for "found ..." in messages: `70000`,
  * `"abc"`, `an object`, `an array`, `null`, `true`. Truncates long strings. */
 void seed_json_describe(const json_t *v, char *buf, size_t size);
-/* "an integer", "a string", ... for the type of v. */
-const char *seed_json_type_name(const json_t *v);
 
-/* Levenshtein distance between two short strings, capped at 255. */
-unsigned seed_edit_distance(const char *a, const char *b);
 /* The candidate nearest to word if it is close enough to be a likely typo. */
 const char *seed_nearest(const char *word, const char *const *candidates, size_t n);

@@ -104,9 +104,9 @@ static void check_keys(parse_ctx *c, json_t *obj, const char *const *allowed, si
 
 /* Match a string against a table of words; report unknown ones with a suggestion. */
 static int parse_enum(parse_ctx *c, json_t *v, const char *what, const char *const *words, size_t n) {
-    char list[160];
-    list_words(words, n, list, sizeof(list));
+    char list[160]; /* for the messages only */
     if (!json_is_string(v)) {
+        list_words(words, n, list, sizeof(list));
         char expected[224];
         snprintf(expected, sizeof(expected), "a %s (one of: %s)", what, list);
         type_error(c, v, expected);
@@ -118,6 +118,7 @@ static int parse_enum(parse_ctx *c, json_t *v, const char *what, const char *con
             return (int)i;
     char found[96];
     seed_json_describe(v, found, sizeof(found));
+    list_words(words, n, list, sizeof(list));
     const char *near = seed_nearest(s, words, n);
     if (near)
         parse_error(c, "unknown %s %s; did you mean \"%s\"? (expected one of: %s)", what, found, near, list);
@@ -403,16 +404,19 @@ static void parse_connect(parse_ctx *c, json_t *v, seed_instance *inst) {
     }
     qsort(inst->connect, inst->n_connect, sizeof(seed_connect), cmp_name);
     /* "a-b" and "a_b" would both be $SEED_A_B_HOST. */
-    for (size_t i = 0; i < inst->n_connect; i++)
-        for (size_t j = 0; j < i; j++) {
-            _cleanup_free_ char *a = seed_connect_env_name(inst->connect[i].name);
-            _cleanup_free_ char *b = seed_connect_env_name(inst->connect[j].name);
-            if (a && b && streq(a, b)) {
+    char **env = calloc(inst->n_connect + 1, sizeof(char *));
+    for (size_t i = 0; env && i < inst->n_connect; i++)
+        env[i] = seed_connect_env_name(inst->connect[i].name);
+    for (size_t i = 0; env && i < inst->n_connect; i++)
+        for (size_t j = 0; j < i; j++)
+            if (env[i] && env[j] && streq(env[i], env[j])) {
                 size_t saved = seed_jpath_push_key(&c->path, inst->connect[i].name);
-                parse_error(c, "gives $%s, which connect \"%s\" already sets", a, inst->connect[j].name);
+                parse_error(c, "gives $%s, which connect \"%s\" already sets", env[i], inst->connect[j].name);
                 seed_jpath_pop(&c->path, saved);
             }
-        }
+    for (size_t i = 0; env && i < inst->n_connect; i++)
+        free(env[i]);
+    free(env);
 }
 
 static void parse_env(parse_ctx *c, json_t *v, seed_kv **out, size_t *n_out) {
@@ -629,13 +633,9 @@ static void parse_root(parse_ctx *c, json_t *v, seed_instance *inst) {
         parse_error(c, "root \"%s\" cannot be opened: %s", s, strerror(-r));
         return;
     }
-    char proc[64], real[4096];
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(proc, real, sizeof(real) - 1);
-    if (n > 0) {
-        real[n] = 0;
+    char real[4096];
+    if (seed_fd_path(fd, real, sizeof(real)) == 0)
         inst->root_path = strdup(real);
-    }
 
     struct stat st;
     if (fstat(fd, &st) < 0) {

@@ -6,15 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fileio.h"
 #include "base/macro.h"
+#include "spec/spec.h"
 
 const char *seed_check_dns_label(const char *s, size_t max) {
     size_t n = strlen(s);
     if (n == 0)
         return "must not be empty";
     if (n > max)
-        return max == 58 ? "is too long: at most 58 characters, so that seed-<name> is a DNS label"
-                         : "is too long for a DNS label";
+        return max == SEED_SPEC_MAX_NAME
+                   ? "is too long: at most 58 characters, so that seed-<name> is a DNS label"
+                   : "is too long for a DNS label";
     for (const char *c = s; *c; c++) {
         if (isupper((unsigned char)*c))
             return "must be lower-case (a DNS label: a-z, 0-9 and '-')";
@@ -135,11 +138,6 @@ const char *seed_check_abs_path(const char *s) {
     return NULL;
 }
 
-static bool under(const char *path, const char *top) {
-    size_t n = strlen(top);
-    return strncmp(path, top, n) == 0 && (path[n] == 0 || path[n] == '/');
-}
-
 const char *seed_normalize_mount_point(const char *s, char **out) {
     const char *why = seed_check_abs_path(s);
     if (why)
@@ -179,7 +177,7 @@ const char *seed_normalize_mount_point(const char *s, char **out) {
             return "is reserved: the sandbox needs that directory itself";
         }
     for (size_t i = 0; i < ELEMENTSOF(reserved_tree); i++)
-        if (under(buf, reserved_tree[i])) {
+        if (seed_path_under(buf, reserved_tree[i])) {
             free(buf);
             return "is reserved: /proc, /sys, /dev, /run/seed, /etc/seed, /seed/bin and "
                    "/seed/tpm belong to the sandbox";

@@ -24,6 +24,22 @@ static json_t *load_json(parse_ctx *c, const char *buf, size_t len) {
     return j;
 }
 
+/* Read a spec file rel beneath dirfd, never leaving it. 0, or: -EXDEV (it leads
+ * outside), -ENOENT, -EINVAL (not a regular file), -EFBIG (over SEED_SPEC_MAX_FILE),
+ * or another errno of the step *what ("opened", "read"). */
+static int read_spec_file(int dirfd, const char *rel, char **buf, size_t *len, const char **what) {
+    _cleanup_close_ int fd = -1;
+    *what = "opened";
+    int r = seed_open_beneath(dirfd, rel, O_RDONLY | O_NOCTTY | O_NONBLOCK, &fd);
+    if (r < 0)
+        return r;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return -EINVAL;
+    *what = "read";
+    return seed_read_fd(fd, SEED_SPEC_MAX_FILE, buf, len);
+}
+
 /* Read an instance file named in seeds.json, confined to the project directory. */
 static json_t *load_instance_file(parse_ctx *c, const char *rel) {
     if (c->dirfd < 0) {
@@ -34,36 +50,22 @@ static json_t *load_instance_file(parse_ctx *c, const char *rel) {
         parse_error(c, "instance file \"%s\" must be a path relative to the project directory", rel);
         return NULL;
     }
-    _cleanup_close_ int fd = -1;
-    int r = seed_open_beneath(c->dirfd, rel, O_RDONLY | O_NOCTTY | O_NONBLOCK, &fd);
-    if (r == -EXDEV) {
-        parse_error(c, "instance file \"%s\" leads outside the project directory", rel);
-        return NULL;
-    }
-    if (r == -ENOENT) {
-        parse_error(c, "instance file \"%s\" does not exist", rel);
-        return NULL;
-    }
-    if (r < 0) {
-        parse_error(c, "instance file \"%s\" cannot be opened: %s", rel, strerror(-r));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        parse_error(c, "instance file \"%s\" is not a regular file", rel);
-        return NULL;
-    }
     _cleanup_free_ char *buf = NULL;
     size_t len = 0;
-    r = seed_read_fd(fd, SEED_SPEC_MAX_FILE, &buf, &len);
-    if (r == -EFBIG) {
+    const char *what;
+    int r = read_spec_file(c->dirfd, rel, &buf, &len, &what);
+    if (r == -EXDEV)
+        parse_error(c, "instance file \"%s\" leads outside the project directory", rel);
+    else if (r == -ENOENT)
+        parse_error(c, "instance file \"%s\" does not exist", rel);
+    else if (r == -EINVAL)
+        parse_error(c, "instance file \"%s\" is not a regular file", rel);
+    else if (r == -EFBIG)
         parse_error(c, "instance file \"%s\" is larger than %u MiB", rel, SEED_SPEC_MAX_FILE >> 20);
+    else if (r < 0)
+        parse_error(c, "instance file \"%s\" cannot be %s: %s", rel, what, strerror(-r));
+    if (r < 0)
         return NULL;
-    }
-    if (r < 0) {
-        parse_error(c, "instance file \"%s\" cannot be read: %s", rel, strerror(-r));
-        return NULL;
-    }
     /* Errors inside the file are reported against the file itself. */
     const char *saved = c->file;
     c->file = rel;
@@ -170,9 +172,8 @@ int seed_project_parse(const char *buf, size_t len, int dirfd, const char *dir, 
 
     p->instances = calloc(json_object_size(top) + 1, sizeof(seed_instance));
     if (!p->instances) {
-        json_decref(top);
-        free(c.roots);
-        return -ENOMEM;
+        r = -ENOMEM;
+        goto done;
     }
     const char *name;
     json_t *v;
@@ -265,34 +266,23 @@ int seed_project_load(const char *source, const char *uri, seed_project **ret, s
         uri = default_uri;
     }
 
-    _cleanup_close_ int fd = -1;
-    int r = seed_open_beneath(dirfd, file, O_RDONLY | O_NOCTTY | O_NONBLOCK, &fd);
-    if (r == -ENOENT) {
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    const char *what;
+    int r = read_spec_file(dirfd, file, &buf, &len, &what);
+    if (r == -ENOENT)
         seed_diags_add(diags, file, "",
                        "missing: a seed project needs a %s at its root mapping instance names to "
                        "instances (looked in %s)",
                        file, real);
-        return 0;
-    }
-    if (r < 0) {
-        seed_diags_add(diags, file, "", "cannot be opened: %s", strerror(-r));
-        return 0;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    else if (r == -EINVAL)
         seed_diags_add(diags, file, "", "is not a regular file");
-        return 0;
-    }
-    _cleanup_free_ char *buf = NULL;
-    size_t len = 0;
-    r = seed_read_fd(fd, SEED_SPEC_MAX_FILE, &buf, &len);
-    if (r == -EFBIG) {
+    else if (r == -EFBIG)
         seed_diags_add(diags, file, "", "is larger than %u MiB", SEED_SPEC_MAX_FILE >> 20);
+    else if (r < 0)
+        seed_diags_add(diags, file, "", "cannot be %s: %s", what, strerror(-r));
+    if (r < 0)
         return 0;
-    }
-    if (r < 0) {
-        seed_diags_add(diags, file, "", "cannot be read: %s", strerror(-r));
-        return 0;
-    }
     return seed_project_parse(buf, len, dirfd, real, uri, ret, diags);
 }
 

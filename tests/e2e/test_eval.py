@@ -202,3 +202,21 @@ def test_deep_root_is_bounded(seed, tmp_path, depth, ok):
     else:
         assert r.returncode == 1, r.stderr
         assert "a.root" in r.stderr and "deeper than 128 levels" in r.stderr
+
+
+def test_errors_quoting_long_or_odd_text_stay_valid_utf8(seed, tmp_path):
+    """Quoted keys and values are cut to a length, never inside a character; a name
+    from disk that is not UTF-8 is repaired: every error reaches the JSON output."""
+    key = "ab" + "\u00e9" * 100
+    (tmp_path / "seeds.json").write_text(
+        json.dumps({"web": {key: 1, "size": "a" + "\u00e9" * 60, "root": "root"}}, ensure_ascii=False))
+    root = tmp_path / "root"
+    root.mkdir()
+    os.mkfifo(os.path.join(bytes(root), b"pipe-\xff"))
+    r = run([seed, "eval", str(tmp_path), "--json"])
+    assert r.returncode == 1
+    out = json.loads(r.stdout)
+    assert out["count"] == 3 and len(out["errors"]) == 3, out
+    paths = sorted(e["path"] for e in out["errors"])
+    assert paths[0].startswith('web."ab\u00e9') and paths[0].endswith('..."'), paths
+    assert any("FIFO" in e["message"] and "pipe-\ufffd" in e["message"] for e in out["errors"]), out
