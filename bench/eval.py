@@ -12,7 +12,6 @@ Usage: bench/eval.py [--seed PATH] [--instances N] [--runs N]
 """
 import argparse
 import json
-import os
 import pathlib
 import shutil
 import statistics

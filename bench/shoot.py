@@ -29,16 +29,10 @@ import pathlib
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
-import uuid
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def sh(*cmd, check=True, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, check=check, **kw)
+from common import ROOT, Netns, masked_cgroup2, oci_bundle, sh
 
 
 def make_root(path, shootload):
@@ -56,24 +50,6 @@ def make_root(path, shootload):
         p.chmod(0o755)
 
 
-def oci_bundle(work, rootfs):
-    b = work / "bundle"
-    b.mkdir()
-    sh("crun", "spec", cwd=b)
-    c = json.loads((b / "config.json").read_text())
-    c["root"] = {"path": str(rootfs), "readonly": True}
-    c["process"]["terminal"] = False
-    c["process"]["args"] = ["/bin/true"]
-    c["linux"]["namespaces"] += [{"type": "user"}, {"type": "cgroup"}]
-    c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0x71000000, "size": 65536}]
-    c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0x71000000, "size": 65536}]
-    c["linux"]["resources"] = {"memory": {"limit": 1 << 30}, "pids": {"limit": 1024},
-                               "cpu": {"quota": 100000, "period": 100000}}
-    c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/sys/fs/cgroup"]
-    (b / "config.json").write_text(json.dumps(c))
-    return b
-
-
 def seed_runs(seed, work, rootfs, n, netns):
     proj = work / "proj"
     proj.mkdir()
@@ -85,8 +61,8 @@ def seed_runs(seed, work, rootfs, n, netns):
         "root": "rootfs", "shoot": {"enable": True},
         "processes": {"load": {"command": ["sh", "-c", script], "restart": "no"}}}}))
     state = work / "state"
-    node = subprocess.Popen(["nsenter", f"--net=/run/netns/{netns}", seed, "up", str(proj), "--state-dir",
-                             str(state)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    node = subprocess.Popen(netns.cmd(seed, "up", str(proj), "--state-dir", str(state)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 600
         while time.time() < deadline:
@@ -105,10 +81,9 @@ def seed_runs(seed, work, rootfs, n, netns):
 def peer(spawnload, n, c, cmd, netns=None, private_cgroup=False):
     argv = [spawnload, str(n), str(c), *cmd]
     if private_cgroup:
-        argv = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none /sys/fs/cgroup/unified && exec "$@"', "-",
-                *argv]
+        argv = masked_cgroup2(*argv)
     if netns:
-        argv = ["nsenter", f"--net=/run/netns/{netns}", *argv]
+        argv = netns.cmd(*argv)
     r = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
     if r.returncode != 0:
         raise SystemExit(f"{cmd[0]} load failed: {r.stderr[-500:]}")
@@ -128,13 +103,11 @@ def main():
             sh("apt-get", "install", "-y", "-qq", pkg)
     work = pathlib.Path(tempfile.mkdtemp(prefix="seed-bench-shoot.", dir="/tmp"))
     work.chmod(0o755)
-    netns = "seedb-" + uuid.uuid4().hex[:8]
-    sh("ip", "netns", "add", netns)
-    sh("ip", "-n", netns, "link", "set", "lo", "up")
+    netns = Netns()
     try:
         rootfs = work / "rootfs"
         make_root(rootfs, shootload)
-        bundle = oci_bundle(work, rootfs)
+        bundle = oci_bundle(work / "bundle", rootfs, ["/bin/true"])
         rows = {}
         for r in seed_runs(a.seed, work, rootfs, a.n, netns):
             rows[("seed", r["clients"])] = r
@@ -173,7 +146,7 @@ def main():
         bw2 = rows[("bwrap", 8)]["per_s"]
         print(f"seed with 8 clients does {s8['per_s'] / bw2:.1f}x the sandboxes per second of bwrap with 8 loops")
     finally:
-        sh("ip", "netns", "del", netns, check=False)
+        netns.close()
         shutil.rmtree(work, ignore_errors=True)
 
 

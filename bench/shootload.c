@@ -16,7 +16,8 @@
 #include "loadrun.h"
 
 static struct sockaddr_in target;
-static const char *body;
+static char request[4096]; /* the whole HTTP request, made once */
+static size_t request_len;
 
 static int dial(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -31,12 +32,7 @@ static int dial(void) {
 
 /* One request on fd; returns the HTTP status or -1 (the connection is then dead). */
 static int roundtrip(int fd, char *buf, size_t cap) {
-    char req[4096];
-    int n = snprintf(
-        req, sizeof(req),
-        "POST /shoot HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-        strlen(body), body);
-    if (write(fd, req, (size_t)n) != n)
+    if (write(fd, request, request_len) != (ssize_t)request_len)
         return -1;
     size_t got = 0;
     long want = -1;
@@ -91,9 +87,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: shootload N C [COMMAND-JSON]\n");
         return 2;
     }
-    static char b[2048];
-    snprintf(b, sizeof(b), "{\"command\":%s}", argc > 3 ? argv[3] : "[\"true\"]");
-    body = b;
+    char body[2048];
+    snprintf(body, sizeof(body), "{\"command\":%s}", argc > 3 ? argv[3] : "[\"true\"]");
+    request_len = (size_t)snprintf(
+        request, sizeof(request),
+        "POST /shoot HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+        strlen(body), body);
     const char *url = getenv("SEED_SHOOT_URL");
     char host[64];
     int port;

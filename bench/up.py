@@ -26,7 +26,6 @@ Usage: bench/up.py [--seed PATH] [--runs N] [--instances K]
 """
 import argparse
 import json
-import os
 import pathlib
 import re
 import shutil
@@ -35,15 +34,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-import uuid
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from common import ROOT, Netns, masked_cgroup2, oci_bundle, sh
+
 PORT = 8080
-
-
-def sh(*cmd, check=True, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, check=check, **kw)
 
 
 def make_rootfs(path):
@@ -59,8 +53,9 @@ def make_rootfs(path):
         p.chmod(0o755)
 
 
-def wait_http(netns, timeout=10):
-    """Poll 127.0.0.1:PORT inside netns until HTTP 200; returns the time it answered."""
+def wait_http(timeout=10):
+    """A Python program that polls 127.0.0.1:PORT until HTTP 200 and prints when it
+    answered (run it inside the benchmark's network namespace)."""
     code = ("import socket,time,sys\n"
             f"end=time.time()+{timeout}\n"
             "while time.time()<end:\n"
@@ -73,19 +68,6 @@ def wait_http(netns, timeout=10):
             "  time.sleep(0.001)\n"
             "sys.exit(1)\n")
     return code
-
-
-class Netns:
-    def __init__(self):
-        self.name = "seedb-" + uuid.uuid4().hex[:8]
-        sh("ip", "netns", "add", self.name)
-        sh("ip", "-n", self.name, "link", "set", "lo", "up")
-
-    def cmd(self, *args):
-        return ["nsenter", f"--net=/run/netns/{self.name}", *args]
-
-    def close(self):
-        sh("ip", "netns", "del", self.name, check=False)
 
 
 def pss_kb(pid):
@@ -142,7 +124,7 @@ def seed_project(work, k, expose):
 def seed_start_once(seed, netns, work):
     proj = seed_project(work, 1, True)
     state = work / "state"
-    waiter = subprocess.Popen(netns.cmd(sys.executable, "-c", wait_http(netns)), stdout=subprocess.PIPE, text=True)
+    waiter = subprocess.Popen(netns.cmd(sys.executable, "-c", wait_http()), stdout=subprocess.PIPE, text=True)
     t0 = time.time()
     node = subprocess.Popen(netns.cmd(seed, "up", str(proj), "--state-dir", str(state)),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -191,39 +173,23 @@ def seed_memory(seed, netns, work, k):
 # ---- crun ----
 
 def crun_bundle(work, rootfs, idx, command):
-    b = work / f"bundle{idx}"
-    b.mkdir()
-    sh("crun", "spec", cwd=b)
-    c = json.loads((b / "config.json").read_text())
-    c["root"] = {"path": str(rootfs), "readonly": True}
-    c["process"]["terminal"] = False
-    c["process"]["args"] = command
-    ns = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
-    ns.append({"type": "user"})
-    c["linux"]["namespaces"] = ns
-    c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0x71000000, "size": 65536}]
-    c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0x71000000, "size": 65536}]
-    c["linux"]["cgroupsPath"] = f"/seed-bench/crun{idx}"
-    c["linux"]["resources"] = {"memory": {"limit": 512 << 20}, "pids": {"limit": 1024},
-                               "cpu": {"quota": 100000, "period": 100000}}
-    c["mounts"] = [m for m in c["mounts"] if m["destination"] not in ("/sys/fs/cgroup",)]
-    (b / "config.json").write_text(json.dumps(c))
-    return b
+    # crun shares the bench's network namespace: the port answers on its loopback
+    return oci_bundle(work / f"bundle{idx}", rootfs, command, own_network=False, memory=512 << 20,
+                      cgroups_path=f"/seed-bench/crun{idx}")
 
 
-CRUN_NS = ("mount -t tmpfs none /sys/fs/cgroup/unified && exec \"$@\"")
 CRUN_ROOT = None   # crun's state directory, inside the bench's work directory
 
 
 def crun_cmd(netns, *args):
     assert args[0] == "crun"
-    return netns.cmd("unshare", "-m", "sh", "-c", CRUN_NS, "crun-ns", "crun", "--root", str(CRUN_ROOT), *args[1:])
+    return netns.cmd(*masked_cgroup2("crun", "--root", str(CRUN_ROOT), *args[1:]))
 
 
 def crun_start_once(netns, work, rootfs, idx):
     b = crun_bundle(work, rootfs, idx, ["httpd", "-f", "-p", str(PORT), "-h", "/www"])
     name = f"seedbench{idx}"
-    waiter = subprocess.Popen(netns.cmd(sys.executable, "-c", wait_http(netns)), stdout=subprocess.PIPE, text=True)
+    waiter = subprocess.Popen(netns.cmd(sys.executable, "-c", wait_http()), stdout=subprocess.PIPE, text=True)
     t0 = time.time()
     # The container inherits crun's stdio: never a pipe we would wait on forever.
     r = subprocess.run(crun_cmd(netns, "crun", "run", "-d", "-b", str(b), name), stdin=subprocess.DEVNULL,

@@ -220,14 +220,23 @@ static void cg_give(seed_shoot_pool *p, cgslot *c) {
     p->n_free_cgs++;
 }
 
+static void cg_destroy_list(seed_shoot_pool *p, cgslot **list) {
+    while (*list) {
+        cgslot *c = *list;
+        *list = c->next;
+        cg_destroy(p, c);
+    }
+}
+
 static void cg_destroy_all(seed_shoot_pool *p) {
     p->n_free_cgs = 0;
-    for (cgslot **list = &p->free_cgs; list; list = list == &p->free_cgs ? &p->dirty_cgs : NULL)
-        while (*list) {
-            cgslot *c = *list;
-            *list = c->next;
-            cg_destroy(p, c);
-        }
+    cg_destroy_list(p, &p->free_cgs);
+    cg_destroy_list(p, &p->dirty_cgs);
+}
+
+/* The cgroup of template i. */
+static void template_cg_path(const seed_shoot_pool *p, unsigned i, char *buf, size_t size) {
+    snprintf(buf, size, "%s/template%u", p->cg_base, i);
 }
 
 /* The PID (in our namespace) of the process a pidfd refers to. */
@@ -451,7 +460,7 @@ static int on_template_exit(seed_source *src, int fd, uint32_t events, void *use
 
 int seed_shoot_pool_template_cgroup(seed_shoot_pool *p, unsigned i, seed_cgroup **ret, seed_error **err) {
     char path[512];
-    snprintf(path, sizeof(path), "%s/template%u", p->cg_base, i);
+    template_cg_path(p, i, path, sizeof(path));
     return p->e->ops->create(path, &p->lim, ret, err);
 }
 
@@ -1008,10 +1017,8 @@ void seed_shoot_pool_free(seed_shoot_pool *p) {
         seed_source_free(t->chan_src);
         seed_source_free(t->exit_src);
         close(t->chan);
-        if (t->sb.pidfd >= 0) {
-            seed_sandbox_container.kill(&t->sb, SIGKILL);
-            seed_sandbox_container.reap(&t->sb);
-        }
+        if (t->sb.pidfd >= 0)
+            seed_sandbox_container.reap(&t->sb); /* killed above */
         free(t);
     }
     free(tpls);
@@ -1031,7 +1038,7 @@ void seed_shoot_pool_free(seed_shoot_pool *p) {
     cg_destroy_all(p);
     for (unsigned i = 0;; i++) {
         char path[512];
-        snprintf(path, sizeof(path), "%s/template%u", p->cg_base, i);
+        template_cg_path(p, i, path, sizeof(path));
         seed_cgroup *cg = NULL;
         if (e->ops->open(path, &cg) < 0)
             break;

@@ -1,13 +1,11 @@
 """Shoots end to end: the API exactly as Seed's README shows it, called from inside
 instances; seed-shoot; isolation of each shoot; limits; errors; and no leaks after
 10,000 shoots. Each node runs in a network namespace the test creates."""
-import base64
 import json
 import os
 import pathlib
 import re
 import shutil
-import signal
 import subprocess
 import textwrap
 import time
