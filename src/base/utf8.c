@@ -1,6 +1,8 @@
 /* UTF-8 validation per RFC 3629. */
 #include "base/utf8.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Length of the valid UTF-8 sequence at p (1-4), or 0 if the bytes there are not one.
@@ -60,4 +62,25 @@ size_t seed_utf8_sanitize(const char *s, size_t n, char *out) {
     }
     out[o] = 0;
     return o;
+}
+
+char *seed_utf8_dup(const char *s) {
+    size_t n = strlen(s);
+    if (seed_utf8_valid(s, n))
+        return strdup(s);
+    char *out = malloc(3 * n + 1);
+    if (out)
+        seed_utf8_sanitize(s, n, out);
+    return out;
+}
+
+char *seed_utf8_vasprintf(const char *fmt, va_list ap) {
+    char *raw = NULL;
+    if (vasprintf(&raw, fmt, ap) < 0)
+        return NULL;
+    if (seed_utf8_valid(raw, strlen(raw)))
+        return raw;
+    char *out = seed_utf8_dup(raw);
+    free(raw);
+    return out;
 }

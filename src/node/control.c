@@ -129,14 +129,11 @@ static void client_send(ctl_client *c, json_t *j) {
 
 static void reply_error(ctl_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void reply_error(ctl_client *c, const char *fmt, ...) {
-    char buf[1024], clean[3 * sizeof(buf)];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    _cleanup_free_ char *msg = seed_utf8_vasprintf(fmt, ap);
     va_end(ap);
-    /* a long quoted name may be cut inside a character: keep it valid UTF-8 */
-    seed_utf8_sanitize(buf, n < 0 ? 0 : MIN((size_t)n, sizeof(buf) - 1), clean);
-    client_send(c, json_pack("{s:b, s:s}", "ok", 0, "error", clean));
+    client_send(c, json_pack("{s:b, s:s}", "ok", 0, "error", msg ? msg : "out of memory"));
     c->closing = true;
 }
 

@@ -69,14 +69,11 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, char
 
 static char *error_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *error_json(const char *fmt, ...) {
-    char buf[1024], clean[3 * sizeof(buf)];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    _cleanup_free_ char *msg = seed_utf8_vasprintf(fmt, ap); /* the URL quoted may be anything */
     va_end(ap);
-    /* The URL or method quoted may be anything: keep the message valid UTF-8. */
-    seed_utf8_sanitize(buf, n < 0 ? 0 : MIN((size_t)n, sizeof(buf) - 1), clean);
-    json_t *o = json_pack("{s:s}", "error", clean);
+    json_t *o = msg ? json_pack("{s:s}", "error", msg) : NULL;
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s ? s : strdup("{\"error\":\"out of memory\"}");

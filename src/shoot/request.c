@@ -14,17 +14,11 @@
 
 static int bad(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int bad(char **errmsg, const char *fmt, ...) {
-    char *raw = NULL;
     va_list ap;
     va_start(ap, fmt);
-    int n = vasprintf(&raw, fmt, ap);
+    /* quoted parts are cut at a byte count: the message must stay valid UTF-8 */
+    *errmsg = seed_utf8_vasprintf(fmt, ap);
     va_end(ap);
-    /* Quoted parts are cut at a byte count and may split a character: the message
-     * goes into JSON, so it must be valid UTF-8. */
-    *errmsg = n >= 0 ? malloc(3 * (size_t)n + 1) : NULL;
-    if (*errmsg)
-        seed_utf8_sanitize(raw, (size_t)n, *errmsg);
-    free(raw);
     return -EINVAL;
 }
 

@@ -17,18 +17,6 @@ void seed_diags_add(seed_diags *d, const char *file, const char *path, const cha
     va_end(ap);
 }
 
-/* A copy that is valid UTF-8 (file names from disk may not be): diagnostics are
- * printed as JSON too. */
-static char *utf8_dup(const char *s) {
-    size_t n = strlen(s);
-    if (seed_utf8_valid(s, n))
-        return strdup(s);
-    char *out = malloc(3 * n + 1);
-    if (out)
-        seed_utf8_sanitize(s, n, out);
-    return out;
-}
-
 void seed_diags_vadd(seed_diags *d, const char *file, const char *path, const char *fmt, va_list ap) {
     if (d->n >= SEED_DIAGS_MAX) {
         d->dropped++;
@@ -44,14 +32,12 @@ void seed_diags_vadd(seed_diags *d, const char *file, const char *path, const ch
         d->items = n;
         d->cap = ncap;
     }
-    char *raw = NULL;
-    if (vasprintf(&raw, fmt, ap) < 0)
-        raw = NULL;
+    /* Valid UTF-8 whatever went in (file names from disk may not be): diagnostics are
+     * printed as JSON too. */
     seed_diag *x = &d->items[d->n];
-    x->file = file ? utf8_dup(file) : NULL;
-    x->path = utf8_dup(path ? path : "");
-    x->message = raw ? utf8_dup(raw) : NULL;
-    free(raw);
+    x->file = file ? seed_utf8_dup(file) : NULL;
+    x->path = seed_utf8_dup(path ? path : "");
+    x->message = seed_utf8_vasprintf(fmt, ap);
     if (!x->path || !x->message || (file && !x->file)) {
         free(x->file);
         free(x->path);
