@@ -258,6 +258,11 @@ static bool parse_size_value(parse_ctx *c, json_t *v, seed_volume *vol) {
                     (unsigned long long)vol->size_bytes);
         return false;
     }
+    if (vol->size_bytes > SEED_SPEC_MAX_VOLUME) {
+        parse_error(c, "size \"%s\" is %llu bytes: a volume can be at most 16Ti (%llu bytes)", s,
+                    (unsigned long long)vol->size_bytes, (unsigned long long)SEED_SPEC_MAX_VOLUME);
+        return false;
+    }
     vol->size = strdup(s);
     return vol->size != NULL;
 }

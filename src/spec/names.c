@@ -171,17 +171,27 @@ const char *seed_normalize_mount_point(const char *s, char **out) {
     static const char *const reserved_tree[] = {"/proc",     "/sys",      "/dev",     "/run/seed",
                                                 "/etc/seed", "/seed/bin", "/seed/tpm"};
     static const char *const reserved_exact[] = {"/", "/run", "/etc", "/seed", "/seed/storage"};
-    for (size_t i = 0; i < ELEMENTSOF(reserved_exact); i++)
-        if (streq(buf, reserved_exact[i])) {
-            free(buf);
-            return "is reserved: the sandbox needs that directory itself";
-        }
-    for (size_t i = 0; i < ELEMENTSOF(reserved_tree); i++)
-        if (seed_path_under(buf, reserved_tree[i])) {
-            free(buf);
-            return "is reserved: /proc, /sys, /dev, /run/seed, /etc/seed, /seed/bin and "
-                   "/seed/tpm belong to the sandbox";
-        }
+    /* Files the node writes into every sandbox: a directory mounted there would make
+     * every start fail. */
+    static const char *const generated[] = {"/etc/hosts",  "/etc/hostname", "/etc/resolv.conf",
+                                            "/etc/passwd", "/etc/group",    "/etc/nsswitch.conf"};
+    const char *why_reserved = NULL;
+    for (size_t i = 0; !why_reserved && i < ELEMENTSOF(reserved_exact); i++)
+        if (streq(buf, reserved_exact[i]))
+            why_reserved = "is reserved: the sandbox needs that directory itself";
+    for (size_t i = 0; !why_reserved && i < ELEMENTSOF(reserved_tree); i++)
+        if (seed_path_under(buf, reserved_tree[i]))
+            why_reserved = "is reserved: /proc, /sys, /dev, /run/seed, /etc/seed, /seed/bin and "
+                           "/seed/tpm belong to the sandbox";
+    for (size_t i = 0; !why_reserved && i < ELEMENTSOF(generated); i++)
+        if (seed_path_under(buf, generated[i]))
+            why_reserved = "is a file the node writes into every instance (/etc/hosts, /etc/hostname, "
+                           "/etc/resolv.conf, /etc/passwd, /etc/group, /etc/nsswitch.conf): expected a "
+                           "directory of the instance's own";
+    if (why_reserved) {
+        free(buf);
+        return why_reserved;
+    }
     *out = buf;
     return NULL;
 }

@@ -15,6 +15,9 @@
 #define SEED_SPEC_MAX_ENTRIES 1000        /* entries in one expose/storage/env/... map */
 #define SEED_SPEC_MAX_NAME 58             /* "seed-" + name must fit a 63-byte DNS label */
 #define SEED_SPEC_MIN_VOLUME (1ull << 20) /* 1Mi: smaller volumes cannot hold a filesystem */
+/* 16Ti: the largest file ext4 holds with 4 KiB blocks, so the largest image a volume can
+ * live in on the usual state directory filesystem. */
+#define SEED_SPEC_MAX_VOLUME (16ull << 40)
 
 typedef enum seed_size_tier {
     SEED_SIZE_XS,

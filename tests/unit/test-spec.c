@@ -350,6 +350,9 @@ static void test_storage_sizes(void **state) {
     error_at("{\"web\": {\"storage\": {\"d\": \"lots\"}}}", "web.storage.d.size", "malformed");
     error_at("{\"web\": {\"storage\": {\"d\": \"100Ki\"}}}", "web.storage.d.size", "at least 1Mi");
     error_at("{\"web\": {\"storage\": {\"d\": {\"size\": \"9Ei\"}}}}", "web.storage.d.size", "too large");
+    error_at("{\"web\": {\"storage\": {\"d\": \"1Pi\"}}}", "web.storage.d.size", "at most 16Ti");
+    error_at("{\"web\": {\"storage\": {\"d\": \"17592186044417\"}}}", "web.storage.d.size", "at most 16Ti");
+    seed_project_free(valid("{\"web\": {\"storage\": {\"d\": \"16Ti\"}}}"));
     error_at("{\"web\": {\"storage\": {\"d\": {\"mountPoint\": \"/x\"}}}}", "web.storage.d.size", "missing");
 }
 
@@ -364,6 +367,23 @@ static void test_mount_points(void **state) {
         snprintf(json, sizeof(json),
                  "{\"web\": {\"storage\": {\"d\": {\"size\": \"1Gi\", \"mountPoint\": \"%s\"}}}}",
                  reserved[i]);
+        error_at(json, "web.storage.d.mountPoint", "reserved");
+    }
+    static const char *const generated[] = {"/etc/hosts",  "/etc/hostname/x", "/etc/resolv.conf",
+                                            "/etc/passwd", "/etc/group",      "/etc/nsswitch.conf"};
+    for (size_t i = 0; i < 6; i++) {
+        char json[160];
+        snprintf(json, sizeof(json),
+                 "{\"web\": {\"storage\": {\"d\": {\"size\": \"1Gi\", \"mountPoint\": \"%s\"}}}}",
+                 generated[i]);
+        error_at(json, "web.storage.d.mountPoint", "a file the node writes");
+    }
+    for (const char *const *r =
+             (const char *const[]){"/etc/seed/connect", "/run/seed/env", "/seed/bin", NULL};
+         *r; r++) {
+        char json[160];
+        snprintf(json, sizeof(json),
+                 "{\"web\": {\"storage\": {\"d\": {\"size\": \"1Gi\", \"mountPoint\": \"%s\"}}}}", *r);
         error_at(json, "web.storage.d.mountPoint", "reserved");
     }
     error_at("{\"web\": {\"storage\": {\"a\": {\"size\": \"1Gi\", \"mountPoint\": \"/data\"}, \"b\": "
