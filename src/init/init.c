@@ -311,6 +311,12 @@ static int resolve_user(const char *spec, ids *out, char *err, size_t errlen) {
         }
         fclose(f);
     }
+    if (!found && streq(user, "root")) {
+        /* uid 0 needs no name: a root without an account database still runs. */
+        out->uid = out->gid = 0;
+        strcpy(out->home, "/root");
+        found = true;
+    }
     if (!found) {
         if (!all_digits(user)) {
             snprintf(err, errlen, "user \"%s\" does not exist in the instance's /etc/passwd", user);
@@ -690,6 +696,11 @@ static void handle_channel(uint32_t events) {
 }
 
 int main(int argc, char **argv) {
+    /* Not dumpable, so not ptraceable: without CAP_SYS_PTRACE (which instances never
+     * have) no process of the instance can attach to us, read or write our memory
+     * (/proc/1/mem, process_vm_*) or take our channel to the node. Our children get
+     * the ordinary setting back when they exec. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (argc > 1 && streq(argv[1], SEED_SHOOT_TEMPLATE_ARG))
         return seed_template_main();
     prctl(PR_SET_NAME, "seed-init");

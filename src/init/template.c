@@ -145,6 +145,9 @@ static pid_t spawn_command(char **argv, char **envp, const char *cwd, const int 
 static _noreturn_ void shoot_main(int sock, const int *cg_fds, size_t n_cg) {
     char what[512];
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* Not ptraceable by the command (it holds the channel to the node); inherited from
+     * the template, said again because it is a promise of this process. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     /* The template ignores SIGCHLD (the kernel reaps shoots for it); we must not, or
      * waitpid() below would find no status to report. */
     signal(SIGCHLD, SIG_DFL);

@@ -11,6 +11,8 @@
  *   seed-probe serve PORT...      answer "probe PORT\n" (as HTTP/1.0) to every TCP connection
  *   seed-probe connect HOST PORT  report whether a TCP connection succeeds
  *   seed-probe udpecho PORT       send every UDP datagram back, prefixed with "echo "
+ *   seed-probe ptrace PID...      try to attach to, and read and write the memory of,
+ *                                 each PID (ptrace, /proc/PID/mem, process_vm_readv)
 
  *   seed-probe sleep              sleep forever (a process for `ps`-style checks) */
 #include <arpa/inet.h>
@@ -38,7 +40,9 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/ptrace.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -565,6 +569,51 @@ static int connect_to(const char *host, const char *port) {
     return 0;
 }
 
+/* What a process of the sandbox can do to another one it sees (PID 1 holds the channel
+ * to the node: nothing may attach to it, read or write its memory). */
+static int ptrace_pids(int n, char **pids) {
+    for (int i = 0; i < n; i++) {
+        pid_t pid = (pid_t)atoi(pids[i]);
+        char path[64], buf[16];
+        open_obj(NULL);
+        kv_str("probe", "ptrace");
+        kv_int("pid", pid);
+        long r = ptrace(PTRACE_ATTACH, pid, NULL, NULL);
+        attempt("attach", r);
+        if (r == 0) {
+            waitpid(pid, NULL, __WALL);
+            ptrace(PTRACE_DETACH, pid, NULL, NULL);
+        }
+        r = ptrace(PTRACE_SEIZE, pid, NULL, NULL);
+        attempt("seize", r);
+        if (r == 0)
+            ptrace(PTRACE_DETACH, pid, NULL, NULL);
+        snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        attempt("mem_rdwr", fd);
+        if (fd >= 0)
+            close(fd);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        attempt("mem_read", fd);
+        if (fd >= 0)
+            close(fd);
+        /* Any mapped address will do: the check comes before the copy. */
+        struct iovec local = {buf, sizeof(buf)}, remote = {(void *)0x400000, sizeof(buf)};
+        r = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+        attempt("vm_readv", r < 0 && errno == EFAULT ? 0 : r);
+        r = process_vm_writev(pid, &local, 1, &remote, 1, 0);
+        attempt("vm_writev", r < 0 && errno == EFAULT ? 0 : r);
+        snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        attempt("environ", fd);
+        if (fd >= 0)
+            close(fd);
+        close_obj();
+        flush_line();
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     const char *mode = argc > 1 ? argv[1] : "report";
@@ -584,6 +633,8 @@ int main(int argc, char **argv) {
         return connect_to(argv[2], argv[3]);
     if (!strcmp(mode, "udpecho") && argc > 2)
         return udpecho(argv[2]);
+    if (!strcmp(mode, "ptrace") && argc > 2)
+        return ptrace_pids(argc - 2, argv + 2);
     if (!strcmp(mode, "sleep")) {
         for (;;)
             pause();
