@@ -248,6 +248,8 @@ static void op_lifecycle(ctl_client *c, instance *in, const char *op) {
         reply_error(c, "the node is stopping");
         return;
     }
+    /* What the user asked for outlives the node: a stopped instance stays stopped. */
+    seed_state_set_held(c->n->db, c->n->project->namespace, in->spec->name, streq(op, "stop"));
     c->waiting = in;
     c->wait = streq(op, "stop") ? WAIT_STOP : WAIT_RUN;
     if (streq(op, "stop"))

@@ -7,7 +7,8 @@
  * seedh-<node id> with a link-local /30, IPv4 forwarding, and an nftables table
  * seed-<node id> that masquerades the node's traffic. All three go at a clean stop;
  * a node killed with SIGKILL loses its veth with its namespace, and the next node on
- * the same state directory removes the stale table. */
+ * the same state directory removes the stale table and restores the forwarding
+ * setting its predecessor recorded (in the state database) before changing it. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
@@ -69,7 +70,23 @@ static void table_name(const char *node_id, char *buf, size_t size) {
     snprintf(buf, size, "seed-%s", node_id);
 }
 
+/* The host's end of a killed node's uplink: it goes when the kernel has torn down that
+ * node's network namespace, which may not have happened yet. */
+static int remove_stale_link(void *arg) {
+    const char *ifname = arg;
+    unsigned idx = if_nametoindex(ifname);
+    struct mnl_socket *nl = NULL;
+    if (!idx || seed_nl_open(&nl) < 0)
+        return 0;
+    seed_nl_link_del(nl, idx);
+    seed_nl_close(nl);
+    return 0;
+}
+
 void seed_egress_remove_stale(const char *node_id, int host_netns) {
+    char ifname[IFNAMSIZ];
+    snprintf(ifname, sizeof(ifname), "seedh-%.8s", node_id);
+    seed_in_netns(host_netns, remove_stale_link, ifname);
     char table[64], cmds[128];
     table_name(node_id, table, sizeof(table));
     snprintf(cmds, sizeof(cmds), "destroy table ip %s\n", table);
@@ -100,14 +117,23 @@ static int host_end_up(void *arg) {
     return r;
 }
 
-int seed_egress_setup(seed_egress *e, const char *node_id, const seed_node_net *nn, seed_error **err) {
+int seed_egress_host_forward(int host_netns, const char *set, char old[16]) {
+    sysctl_job j = {.path = "/proc/sys/net/ipv4/ip_forward", .value = set};
+    int r = seed_in_netns(host_netns, run_sysctl, &j);
+    if (r >= 0)
+        memcpy(old, j.old, sizeof(j.old));
+    return r;
+}
+
+int seed_egress_setup(seed_egress *e, const char *node_id, const seed_node_net *nn, const char *forward_was,
+                      seed_error **err) {
     *e = (seed_egress){.host_netns = nn->host_netns};
     snprintf(e->node_id, sizeof(e->node_id), "%s", node_id);
     /* A /30 in 169.254.0.0/16 picked from the node id, so nodes on one host differ. */
     unsigned h = (unsigned)strtoul(node_id + 6, NULL, 16) & 0x3fff;
     e->host_addr.s_addr = htonl(0xa9fe0000u | (h << 2) | 1);
     e->node_addr.s_addr = htonl(0xa9fe0000u | (h << 2) | 2);
-    snprintf(e->host_ifname, sizeof(e->host_ifname), "seedh-%.8s", node_id);
+    snprintf(e->host_ifname, sizeof(e->host_ifname), "seedh-%.8s", node_id); /* as remove_stale */
 
     seed_egress_remove_stale(node_id, nn->host_netns);
 
@@ -155,10 +181,10 @@ int seed_egress_setup(seed_egress *e, const char *node_id, const seed_node_net *
         return r;
     }
     e->host_table = true;
-    sysctl_job fwd = {.path = "/proc/sys/net/ipv4/ip_forward", .value = "1"};
-    if ((r = seed_in_netns(nn->host_netns, run_sysctl, &fwd)) < 0)
+    snprintf(e->host_forward_was, sizeof(e->host_forward_was), "%s", forward_was);
+    char now[16];
+    if ((r = seed_egress_host_forward(nn->host_netns, "1", now)) < 0)
         return seed_error_setp(err, -r, "egress: enabling forwarding on the host");
-    snprintf(e->host_forward_was, sizeof(e->host_forward_was), "%s", fwd.old);
 
     char subnet[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &nn->subnet.net, subnet, sizeof(subnet));

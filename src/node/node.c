@@ -28,6 +28,8 @@
 #include "base/log.h"
 #include "node/node-internal.h"
 
+#define SETTING_FORWARD "host-ipv4-forward" /* what net.ipv4.ip_forward was before --egress */
+
 instance *node_find(node *n, const char *name) {
     for (size_t i = 0; i < n->n_insts; i++)
         if (streq(n->insts[i].spec->name, name))
@@ -79,9 +81,15 @@ static void begin_stop(node *n) {
 static int on_signal(seed_source *s, int fd, uint32_t events, void *userdata) {
     node *n = userdata;
     struct signalfd_siginfo si;
-    while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+    while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM)
             begin_stop(n);
+        else if (si.ssi_signo == SIGHUP)
+            /* A terminal hang-up (an SSH session that ended) must never take the
+             * instances down; the node keeps running. */
+            log_info("SIGHUP: the node keeps running (seed up serves one project; edit it and restart "
+                     "the instances that changed)");
+    }
     return 0;
 }
 
@@ -279,13 +287,28 @@ static int setup(node *n, seed_error **err) {
     if ((r = seed_subnet_parse(n->opt.subnet, &subnet, err)) < 0 ||
         (r = seed_node_net_setup(&n->net, &subnet, err)) < 0)
         return r;
+    /* The host's forwarding setting from before any node of this state directory
+     * changed it: recorded before the change, so a killed node's successor restores
+     * the original, not the 1 it finds. */
+    char forward_was[16];
+    bool recorded = seed_state_setting_get(n->db, SETTING_FORWARD, forward_was, sizeof(forward_was)) == 0;
     if (n->opt.egress) {
-        if ((r = seed_egress_setup(&n->egress, n->node_id, &n->net, err)) < 0)
+        if (!recorded && ((r = seed_egress_host_forward(n->net.host_netns, NULL, forward_was)) < 0 ||
+                          (r = seed_state_setting_set(n->db, SETTING_FORWARD, forward_was)) < 0))
+            return seed_error_setp(err, -r, "egress: recording the host's forwarding setting");
+        if ((r = seed_egress_setup(&n->egress, n->node_id, &n->net, forward_was, err)) < 0)
             return r;
         n->resolv_conf = seed_egress_resolv_conf();
     } else {
-        /* A killed predecessor started with --egress may have left its NAT table. */
+        /* A killed predecessor started with --egress may have left its NAT table,
+         * and forwarding on. */
         seed_egress_remove_stale(n->node_id, n->net.host_netns);
+        char now[16];
+        if (recorded && seed_egress_host_forward(n->net.host_netns, forward_was, now) >= 0) {
+            seed_state_setting_set(n->db, SETTING_FORWARD, NULL);
+            log_info("restored the host's IPv4 forwarding to %s, as it was before a previous node's --egress",
+                     forward_was);
+        }
         n->resolv_conf = strdup("# seed: this instance has no outbound network, so no name servers.\n"
                                 "# Instances of the namespace resolve through /etc/hosts.\n");
     }
@@ -298,6 +321,7 @@ static int setup(node *n, seed_error **err) {
     sigemptyset(&mask);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     n->sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (n->sig_fd < 0)
@@ -348,7 +372,10 @@ static void teardown(node *n) {
     if (n->sig_fd >= 0)
         close(n->sig_fd);
     seed_loop_free(n->loop);
-    seed_egress_teardown(&n->egress);
+    bool forward_changed = n->egress.host_forward_was[0] != 0;
+    seed_egress_teardown(&n->egress); /* restores the host's forwarding setting */
+    if (forward_changed)
+        seed_state_setting_set(n->db, SETTING_FORWARD, NULL);
     seed_node_net_close(&n->net);
     free(n->resolv_conf);
     free(n->hosts);
@@ -419,8 +446,16 @@ int seed_node_run(const seed_node_options *opts, seed_error **err) {
     log_info("node up: %zu instance%s of namespace %s (generation %s), state in %s, cgroups %s", n.n_insts,
              n.n_insts == 1 ? "" : "s", n.project->namespace, n.project->generation, n.state_dir,
              n.cg_ops->name);
-    for (size_t i = 0; i < n.n_insts; i++)
-        instance_start(&n.insts[i]);
+    for (size_t i = 0; i < n.n_insts; i++) {
+        instance *in = &n.insts[i];
+        if (seed_state_is_held(n.db, n.project->namespace, in->spec->name)) {
+            log_info("%s: stopped by seed stop; not started (seed start %s)", in->spec->name, in->spec->name);
+            seed_logfile_printf(in->log, "seed", "held stopped by seed stop; seed start %s starts it",
+                                in->spec->name);
+            continue;
+        }
+        instance_start(in);
+    }
 
     r = seed_loop_run(n.loop);
     log_info("node stopped");

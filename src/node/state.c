@@ -3,6 +3,7 @@
 #include "node/state.h"
 
 #include <sqlite3.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -10,13 +11,17 @@ struct seed_state {
     sqlite3 *db;
 };
 
-static const char schema[] = "CREATE TABLE IF NOT EXISTS slots ("
-                             "  namespace TEXT NOT NULL, name TEXT NOT NULL, slot INTEGER NOT NULL UNIQUE,"
-                             "  PRIMARY KEY (namespace, name));"
-                             "CREATE TABLE IF NOT EXISTS volumes ("
-                             "  namespace TEXT NOT NULL, instance TEXT NOT NULL, name TEXT NOT NULL,"
-                             "  size_bytes INTEGER NOT NULL, image TEXT NOT NULL, uid INTEGER NOT NULL,"
-                             "  created TEXT NOT NULL, PRIMARY KEY (namespace, instance, name));";
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS slots ("
+    "  namespace TEXT NOT NULL, name TEXT NOT NULL, slot INTEGER NOT NULL UNIQUE,"
+    "  PRIMARY KEY (namespace, name));"
+    "CREATE TABLE IF NOT EXISTS volumes ("
+    "  namespace TEXT NOT NULL, instance TEXT NOT NULL, name TEXT NOT NULL,"
+    "  size_bytes INTEGER NOT NULL, image TEXT NOT NULL, uid INTEGER NOT NULL,"
+    "  created TEXT NOT NULL, PRIMARY KEY (namespace, instance, name));"
+    "CREATE TABLE IF NOT EXISTS held ("
+    "  namespace TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (namespace, name));"
+    "CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
 
 int seed_state_open(const char *path, bool readonly, seed_state **ret, seed_error **err) {
     seed_state *s = calloc(1, sizeof(*s));
@@ -213,4 +218,55 @@ void seed_volume_rows_free(seed_volume_row *v, size_t n) {
     for (size_t i = 0; v && i < n; i++)
         seed_volume_row_clear(&v[i]);
     free(v);
+}
+
+/* One statement with up to two text parameters; SQLITE_DONE or SQLITE_ROW expected. */
+static int exec2(seed_state *s, const char *sql, const char *a, const char *b, bool *row) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return -EIO;
+    if (a)
+        sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    if (b)
+        sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (row)
+        *row = r == SQLITE_ROW;
+    return r == SQLITE_DONE || r == SQLITE_ROW ? 0 : -EIO;
+}
+
+int seed_state_set_held(seed_state *s, const char *ns, const char *name, bool held) {
+    return exec2(s,
+                 held ? "INSERT OR IGNORE INTO held (namespace, name) VALUES (?, ?)"
+                      : "DELETE FROM held WHERE namespace=? AND name=?",
+                 ns, name, NULL);
+}
+
+bool seed_state_is_held(seed_state *s, const char *ns, const char *name) {
+    bool row = false;
+    return exec2(s, "SELECT 1 FROM held WHERE namespace=? AND name=?", ns, name, &row) == 0 && row;
+}
+
+int seed_state_setting_get(seed_state *s, const char *key, char *buf, size_t size) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM settings WHERE key=?", -1, &st, NULL) != SQLITE_OK)
+        return -EIO;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int r = -ENOENT;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(buf, size, "%s", (const char *)sqlite3_column_text(st, 0));
+        r = 0;
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+int seed_state_setting_set(seed_state *s, const char *key, const char *value) {
+    if (!value)
+        return exec2(s, "DELETE FROM settings WHERE key=?", key, NULL, NULL);
+    return exec2(s,
+                 "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                 "value=excluded.value",
+                 key, value, NULL);
 }

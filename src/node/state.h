@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/error.h"
@@ -35,4 +36,14 @@ int seed_state_volume_get(seed_state *s, const char *ns, const char *inst, const
 int seed_state_volume_list(seed_state *s, seed_volume_row **ret, size_t *n);
 int seed_state_volume_delete(seed_state *s, const char *ns, const char *inst, const char *name);
 void seed_volume_row_clear(seed_volume_row *v);
+
+/* An instance held stopped by `seed stop`: it stays stopped, across node restarts,
+ * until `seed start` or `seed restart`. */
+int seed_state_set_held(seed_state *s, const char *ns, const char *name, bool held);
+bool seed_state_is_held(seed_state *s, const char *ns, const char *name);
+
+/* Node settings that must outlive a killed node (e.g. what the host had before the
+ * node changed it). get: 0 and the value, or -ENOENT. set: NULL value deletes. */
+int seed_state_setting_get(seed_state *s, const char *key, char *buf, size_t size);
+int seed_state_setting_set(seed_state *s, const char *key, const char *value);
 void seed_volume_rows_free(seed_volume_row *v, size_t n);

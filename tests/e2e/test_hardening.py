@@ -73,3 +73,71 @@ def test_root_without_root_account_runs(nodes):
     assert "p: uid=0 home=/root" in logs
     assert "does not exist" not in logs
     assert node.ps()["a"]["restarts"] == 0
+
+
+# ---- 15: SIGHUP does not stop the node ----
+
+def test_sighup_keeps_the_node_and_its_instances(nodes):
+    proj = make_project({"a": {"root": "rootfs", "processes": {"s": {"command": ["sleep", "100000"]}}}})
+    node = nodes(proj)
+    before = node.wait_running("a")["a"]
+    node.proc.send_signal(signal.SIGHUP)
+    node.wait(lambda: "SIGHUP" in node.output(), what="SIGHUP noted")
+    time.sleep(0.5)
+    assert node.proc.poll() is None
+    after = node.ps()["a"]
+    assert after["state"] == "running" and after["pid"] == before["pid"]
+    assert after["startedAt"] == before["startedAt"]
+
+
+# ---- 16: a stopped instance stays stopped across node restarts ----
+
+def test_stop_is_remembered_across_node_restarts(nodes):
+    proj = make_project({"a": {"root": "rootfs", "processes": {"s": {"command": ["sleep", "100000"]}}},
+                         "b": {"root": "rootfs", "processes": {"s": {"command": ["sleep", "100000"]}}}})
+    node = nodes(proj)
+    node.wait_running("a", "b")
+    assert node.cli("stop", "b").returncode == 0
+    for how in (signal.SIGTERM, signal.SIGKILL):
+        node.stop(sig=how)
+        node.start()
+        node.wait_running("a")
+        time.sleep(0.3)
+        assert node.ps()["b"]["state"] == "stopped", how
+    assert "b: stopped by seed stop; not started" in node.output()
+    assert node.cli("start", "b").returncode == 0
+    node.stop()
+    node.start()
+    node.wait_running("a", "b")
+    # restart also clears it
+    assert node.cli("stop", "a").returncode == 0
+    assert node.cli("restart", "a").returncode == 0
+    node.stop()
+    node.start()
+    node.wait_running("a", "b")
+
+
+# ---- 10: --egress and kill -9 leave the host's forwarding as it was ----
+
+def ip_forward(node):
+    return node.netns_run("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip()
+
+
+@pytest.mark.parametrize("second", ["egress", "no-egress"])
+def test_forwarding_restored_after_a_killed_egress_node(nodes, second):
+    proj = make_project({"a": {"root": "rootfs", "processes": {"s": {"command": ["sleep", "100000"]}}}})
+    node = nodes(proj, "--egress")
+    node.wait_running("a")
+    assert ip_forward(node) == "1"
+    node.stop(sig=signal.SIGKILL)
+    assert ip_forward(node) == "1"   # what a killed node leaves
+    if second == "no-egress":
+        node.args = []
+    node.start()
+    node.wait_running("a")
+    if second == "no-egress":
+        assert ip_forward(node) == "0"
+    assert node.stop() == 0
+    assert ip_forward(node) == "0"
+    rules = node.netns_run("nft", "list", "ruleset").stdout
+    assert "seed-" not in rules
