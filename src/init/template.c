@@ -40,13 +40,76 @@
 #include "shoot/protocol.h"
 
 #define NODE_FD 4
+/* Volumes of one instance: at most the entries of one storage map. */
+#define MAX_SCRATCH_BINDS 1000
 #define FILTER_FD 5
+
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+
+typedef struct scratch_bind {
+    char *target;
+    bool file;
+} scratch_bind;
 
 static struct {
     uint64_t keep_caps;
     char hostname[64];
     struct sock_fprog filter;
+    uint64_t tmp_bytes, run_bytes;
+    scratch_bind *binds; /* volumes on /tmp or /run, put back over each shoot's tmpfs */
+    size_t n_binds;
 } T;
+
+/* Mount the shoot's own /tmp and /run, keeping the volumes that lie on them: each is
+ * detached (a clone of it, held by an fd) before the tmpfs covers it, and moved back
+ * on top after. */
+static int mount_scratch_keeping_volumes(char *what, size_t what_len) {
+    int fds[MAX_SCRATCH_BINDS];
+    size_t n = MIN(T.n_binds, ELEMENTSOF(fds));
+    for (size_t i = 0; i < n; i++) {
+        fds[i] = (int)syscall(SYS_open_tree, AT_FDCWD, T.binds[i].target,
+                              OPEN_TREE_CLONE | AT_RECURSIVE | O_CLOEXEC);
+        if (fds[i] < 0) {
+            int e = errno;
+            snprintf(what, what_len, "holding the volume at %s", T.binds[i].target);
+            while (i-- > 0)
+                close(fds[i]);
+            return -e;
+        }
+    }
+    int r = seed_sandbox_mount_scratch("", T.tmp_bytes, T.run_bytes, what, what_len);
+    for (size_t i = 0; i < n; i++) {
+        if (r >= 0) {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s", T.binds[i].target);
+            char *slash = strrchr(path, '/');
+            *slash = 0;
+            int k = seed_mkdir_p(path, 0755);
+            *slash = '/';
+            if (k >= 0 && !T.binds[i].file)
+                k = mkdir(path, 0755) < 0 && errno != EEXIST ? -errno : 0;
+            if (k >= 0 && T.binds[i].file) {
+                int f = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+                k = f < 0 ? -errno : 0;
+                if (f >= 0)
+                    close(f);
+            }
+            if (k >= 0 && syscall(SYS_move_mount, fds[i], "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                k = -errno;
+            if (k < 0) {
+                snprintf(what, what_len, "putting the volume back at %s", T.binds[i].target);
+                r = k;
+            }
+        }
+        close(fds[i]);
+    }
+    return r;
+}
 
 static int send_hdr(int sock, uint32_t type, int err, uint32_t arg, const char *msg) {
     seed_shoot_hdr h = {.type = type, .err = err, .arg = arg, .len = msg ? (uint32_t)strlen(msg) : 0};
@@ -177,7 +240,7 @@ static _noreturn_ void shoot_main(int sock, const int *cg_fds, size_t n_cg) {
      * built its root), and so are our copies of them. */
     int r = seed_sandbox_mount_proc("", true, what, sizeof(what));
     if (r >= 0)
-        r = seed_sandbox_mount_scratch("", what, sizeof(what));
+        r = mount_scratch_keeping_volumes(what, sizeof(what));
     if (r >= 0)
         r = seed_sandbox_mount_dev_private("", what, sizeof(what));
     if (r < 0)
@@ -274,6 +337,20 @@ static int load_config(void) {
     T.keep_caps = (uint64_t)json_integer_value(json_object_get(c, "keep_caps"));
     snprintf(T.hostname, sizeof(T.hostname), "%s",
              json_string_value(json_object_get(c, "hostname")) ?: "shoot");
+    T.tmp_bytes = (uint64_t)json_integer_value(json_object_get(c, "tmp_bytes"));
+    T.run_bytes = (uint64_t)json_integer_value(json_object_get(c, "run_bytes"));
+    json_t *binds = json_object_get(c, "scratch_binds");
+    T.n_binds = MIN(json_array_size(binds), (size_t)MAX_SCRATCH_BINDS);
+    T.binds = calloc(T.n_binds + 1, sizeof(scratch_bind));
+    if (!T.binds)
+        return -ENOMEM;
+    for (size_t i = 0; i < T.n_binds; i++) {
+        json_t *b = json_array_get(binds, i);
+        const char *t = json_string_value(json_object_get(b, "target"));
+        if (!t || t[0] != '/' || !(T.binds[i].target = strdup(t)))
+            return -EINVAL;
+        T.binds[i].file = json_is_true(json_object_get(b, "file"));
+    }
     json_decref(c);
     /* The node shares one memfd between templates: read it by offset, not position. */
     struct stat st;

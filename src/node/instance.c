@@ -304,6 +304,8 @@ void instance_sandbox_config(instance *in, seed_sandbox_config *c, const seed_bi
         .root = s->root_kind == SEED_ROOT_HOST ? SEED_SANDBOX_ROOT_HOST : SEED_SANDBOX_ROOT_DIR,
         .root_dir = s->root_path,
         .scratch_dir = n->scratch_dir,
+        .tmp_bytes = instance_tmp_bytes(s),
+        .run_bytes = instance_run_bytes(s),
         .binds = binds,
         .n_binds = n_binds,
         .files = files->f,

@@ -124,6 +124,15 @@ static inline seed_limits instance_limits(const seed_instance *s) {
                          .pids = 1024 * s->vcpus};
 }
 
+/* The tmpfs sizes of an instance's (and its shoots') /tmp and /run: half of its
+ * memory, and an eighth of it up to 64 MiB. */
+static inline uint64_t instance_tmp_bytes(const seed_instance *s) {
+    return ((uint64_t)s->memory_mib << 20) / 2;
+}
+static inline uint64_t instance_run_bytes(const seed_instance *s) {
+    return MIN(((uint64_t)s->memory_mib << 20) / 8, (uint64_t)64 << 20);
+}
+
 /* instance.c */
 int instance_init(node *n, instance *in, const seed_instance *spec, seed_error **err);
 void instance_free(instance *in);

@@ -125,7 +125,16 @@ int instance_shoots_start(instance *in, const seed_bind *binds, size_t n_binds, 
 
     gen_files files = {0};
     build_files(in, &files, true);
-    json_t *tc = json_pack("{s:I, s:s}", "keep_caps", (json_int_t)n->sec->keep_caps, "hostname", "shoot");
+    /* Volumes on /tmp or /run: each shoot mounts fresh tmpfs there and must put them
+     * back on top. */
+    json_t *keep = json_array();
+    for (size_t i = 0; keep && i < n_binds; i++)
+        if (seed_sandbox_on_scratch(binds[i].target))
+            json_array_append_new(keep,
+                                  json_pack("{s:s, s:b}", "target", binds[i].target, "file", binds[i].file));
+    json_t *tc = json_pack("{s:I, s:s, s:I, s:I, s:o}", "keep_caps", (json_int_t)n->sec->keep_caps,
+                           "hostname", "shoot", "tmp_bytes", (json_int_t)instance_tmp_bytes(s), "run_bytes",
+                           (json_int_t)instance_run_bytes(s), "scratch_binds", keep);
     _cleanup_free_ char *tcfg = tc ? json_dumps(tc, JSON_COMPACT) : NULL;
     json_decref(tc);
     unsigned count =

@@ -6,13 +6,14 @@
  *      read-only overlayfs ("dir");
  *   3. payload: the host's /usr read-only with the merged-usr links and a minimal
  *      /etc (never /etc/shadow, /root, /home, /var), or the overlay;
- *   4. volumes and other binds at their mount points;
- *   5. fresh /proc (with the Docker-style masks), read-only /sys, a minimal /dev,
- *      tmpfs /tmp and /run;
+ *   4. tmpfs /tmp and /run, sized;
+ *   5. volumes and other binds at their mount points (after 4, so that a volume
+ *      under /tmp or /run lies on top of the tmpfs, not hidden beneath it);
+ *   6. fresh /proc (with the Docker-style masks), read-only /sys, a minimal /dev;
  * The pieces a shoot redoes on top of its template's root are exported
  * (seed_sandbox_mount_proc, _dev_private, _scratch).
- *   6. pivot_root(".", ".") and detach the old root (bubblewrap's sequence);
- *   7. remount the root read-only.
+ *   7. pivot_root(".", ".") and detach the old root (bubblewrap's sequence);
+ *   8. remount the root read-only.
  * /proc must be mounted while the old root's /proc is still visible: the kernel only
  * allows a new proc instance where an unobstructed one is already mounted. */
 #include <fcntl.h>
@@ -231,6 +232,10 @@ static int setup_skeleton(const seed_sandbox_config *c, const char *base, char *
     for (size_t i = 0; i < ELEMENTSOF(dirs); i++)
         CHECK(mkdir_in(base, dirs[i], 0755), "creating %s", dirs[i]);
     for (size_t i = 0; i < c->n_binds; i++) {
+        /* Mount points on /tmp and /run are made in their tmpfs, once it is mounted;
+         * a template mounts none (its shoots do), so it makes them all here. */
+        if (!c->template && seed_sandbox_on_scratch(c->binds[i].target))
+            continue;
         if (c->binds[i].file)
             CHECK(touch_in(base, c->binds[i].target, 0644), "creating the mount point %s",
                   c->binds[i].target);
@@ -309,12 +314,23 @@ int seed_sandbox_mount_dev_private(const char *root, char *what, size_t what_len
     return 0;
 }
 
-int seed_sandbox_mount_scratch(const char *root, char *what, size_t what_len) {
-    char p[4200];
+bool seed_sandbox_on_scratch(const char *path) {
+    return seed_path_under(path, "/tmp") || seed_path_under(path, "/run");
+}
+
+int seed_sandbox_mount_scratch(const char *root, uint64_t tmp_bytes, uint64_t run_bytes, char *what,
+                               size_t what_len) {
+    char p[4200], opts[64];
+    /* Sized, so that filling one cannot take the instance's whole memory (tmpfs pages
+     * are charged to its cgroup) and wedge it until a restart. */
     CHECK(path_join(p, sizeof(p), root, "/tmp"), "path");
-    CHECK(mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"), "mounting /tmp");
+    snprintf(opts, sizeof(opts), tmp_bytes ? "mode=1777,size=%llu" : "mode=1777",
+             (unsigned long long)tmp_bytes);
+    CHECK(mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, opts), "mounting /tmp");
     CHECK(path_join(p, sizeof(p), root, "/run"), "path");
-    CHECK(mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755"), "mounting /run");
+    snprintf(opts, sizeof(opts), run_bytes ? "mode=755,size=%llu" : "mode=755",
+             (unsigned long long)run_bytes);
+    CHECK(mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, opts), "mounting /run");
     return 0;
 }
 
@@ -386,9 +402,22 @@ int seed_sandbox_setup_rootfs(const seed_sandbox_config *c, char *what, size_t w
               "mounting the root directory %s read-only (overlayfs)", c->root_dir);
     }
 
-    /* 4. Volumes and other binds. */
+    /* 4. Scratch space: before the binds, which may lie on it. A template leaves it to
+     * its shoots, which mount their own. */
+    int r;
+    if (!c->template &&
+        (r = seed_sandbox_mount_scratch(root, c->tmp_bytes, c->run_bytes, what, what_len)) < 0)
+        return r;
+
+    /* 5. Volumes and other binds. */
     for (size_t i = 0; i < c->n_binds; i++) {
         const seed_bind *b = &c->binds[i];
+        if (!c->template && seed_sandbox_on_scratch(b->target)) {
+            if (b->file)
+                CHECK(touch_in(root, b->target, 0644), "creating the mount point %s", b->target);
+            else
+                CHECK(mkdir_in(root, b->target, 0755), "creating the mount point %s", b->target);
+        }
         CHECK(path_join(p, sizeof(p), root, b->target), "path");
         if (b->readonly) {
             CHECK(bind_mount(b->source, p, false, true), "binding %s read-only at %s", b->source, b->target);
@@ -397,30 +426,28 @@ int seed_sandbox_setup_rootfs(const seed_sandbox_config *c, char *what, size_t w
         }
     }
 
-    /* 5. Kernel filesystems and scratch space. A shoot template keeps its /proc
-     * unmasked: each shoot mounts a proc of its own over it, which the kernel allows
-     * only where an unobstructed proc is visible, and masks that one. */
-    int r = seed_sandbox_mount_proc(root, !c->template, what, what_len);
+    /* 6. Kernel filesystems. A shoot template keeps its /proc unmasked: each shoot
+     * mounts a proc of its own over it, which the kernel allows only where an
+     * unobstructed proc is visible, and masks that one. */
+    r = seed_sandbox_mount_proc(root, !c->template, what, what_len);
     if (r < 0)
         return r;
     r = setup_sys(root, what, what_len);
     if (r < 0)
         return r;
-    /* A template leaves /tmp, /run, /dev/pts, /dev/shm and /dev/mqueue to its shoots,
-     * which mount their own: fewer mounts for each shoot to copy and tear down. */
+    /* A template leaves /dev/pts, /dev/shm and /dev/mqueue to its shoots, which mount
+     * their own: fewer mounts for each shoot to copy and tear down. */
     r = setup_dev(root, !c->template, what, what_len);
     if (r < 0)
         return r;
-    if (!c->template && (r = seed_sandbox_mount_scratch(root, what, what_len)) < 0)
-        return r;
 
-    /* 6. Enter the new root; the old one is detached, not unmounted piecemeal. */
+    /* 7. Enter the new root; the old one is detached, not unmounted piecemeal. */
     CHECK(chdir(root), "entering the new root");
     CHECK(syscall(SYS_pivot_root, ".", "."), "pivot_root");
     CHECK(umount2(".", MNT_DETACH), "detaching the old root");
     CHECK(chdir("/"), "chdir /");
 
-    /* 7. The root itself is read-only (volumes, /tmp, /run and /dev stay writable). */
+    /* 8. The root itself is read-only (volumes, /tmp, /run and /dev stay writable). */
     CHECK(mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL),
           "remounting the root read-only");
     /* Shoots share the template's /dev superblock: read-only, so no shoot can leave a

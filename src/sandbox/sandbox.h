@@ -74,6 +74,8 @@ typedef struct seed_sandbox_config {
     char *const *envp;
     const int *pass_fds; /* become fds 3, 4, ... in the sandbox */
     size_t n_pass_fds;
+    /* Sizes of the tmpfs on /tmp and /run (0: the kernel's default, half of RAM). */
+    uint64_t tmp_bytes, run_bytes;
     /* A shoot template: keeps its capabilities and no seccomp filter (it builds the
      * shoots, which drop both), leaves /proc unmasked and /dev read-only. */
     bool template;
@@ -134,4 +136,8 @@ int seed_sandbox_setup_rootfs(const seed_sandbox_config *c, char *what, size_t w
 /* Pieces of the root a shoot mounts afresh over its template's (root "" is "/"). */
 int seed_sandbox_mount_proc(const char *root, bool masked, char *what, size_t what_len);
 int seed_sandbox_mount_dev_private(const char *root, char *what, size_t what_len);
-int seed_sandbox_mount_scratch(const char *root, char *what, size_t what_len);
+int seed_sandbox_mount_scratch(const char *root, uint64_t tmp_bytes, uint64_t run_bytes, char *what,
+                               size_t what_len);
+/* Whether an in-sandbox path lies on the scratch filesystems (/tmp, /run): something
+ * mounted there must be mounted after them, or they hide it. */
+bool seed_sandbox_on_scratch(const char *path);

@@ -141,3 +141,74 @@ def test_forwarding_restored_after_a_killed_egress_node(nodes, second):
     assert ip_forward(node) == "0"
     rules = node.netns_run("nft", "list", "ruleset").stdout
     assert "seed-" not in rules
+
+
+# ---- 11: volumes under /tmp and /run are on top of the tmpfs, in instances and shoots ----
+
+def add_script(proj, name, text):
+    path = proj / "rootfs" / "bin" / name
+    path.write_text("#!/bin/sh\n" + text)
+    path.chmod(0o755)
+
+
+def test_volumes_under_tmp_and_run(nodes):
+    proj = make_project({"w": {"root": "rootfs", "shoot": {"enable": True},
+                               "storage": {"cache": {"size": "8Mi", "mountPoint": "/tmp/cache"},
+                                           "state": {"size": "8Mi", "mountPoint": "/run/state"},
+                                           "data": "8Mi"},
+                               "processes": {"p": {"restart": "no", "command": ["sh", "-c",
+                                   "check instance; seed-shoot check shoot; "
+                                   "echo seen: $(ls /tmp/cache /run/state); sleep 1000"]}}}})
+    add_script(proj, "check", """
+for d in /tmp/cache /run/state /seed/storage/data; do echo x > $d/from-$1 && echo "$1 $d ok"; done
+echo "$1 ext4 $(grep -E ' /(tmp/cache|run/state) ' /proc/self/mountinfo | grep -c ext4)"
+""")
+    node = nodes(proj)
+    logs = node.wait_log("w", "seen:")
+    for who in ("instance", "shoot"):
+        for d in ("/tmp/cache", "/run/state", "/seed/storage/data"):
+            assert f"{who} {d} ok" in logs, (who, d, logs)
+        # (a shoot also lists its template's copies, hidden beneath its own tmpfs)
+        assert int(re.search(rf"p: {who} ext4 (\d+)", logs).group(1)) >= 2
+    seen = re.search(r"p: seen: (.*)$", logs, re.M).group(1).split()
+    # what the shoot wrote is on the volumes the instance sees
+    assert seen.count("from-shoot") == 2 and seen.count("from-instance") == 2, seen
+    vols = {v["name"]: v for v in json.loads(node.cli("volume", "ls", "--json").stdout)}
+    assert vols["cache"]["inUse"] and vols["state"]["inUse"]
+
+
+def test_readme_example_worker_sees_its_cache(nodes):
+    """Seed's README example: {size: "500Mi", mountPoint: "/tmp/cache"}."""
+    proj = make_project({"worker": {"root": "rootfs", "storage": {
+        "cache": {"size": "500Mi", "mountPoint": "/tmp/cache"}},
+        "processes": {"p": {"restart": "no", "command": ["sh", "-c",
+                            "echo df: $(df -k /tmp/cache | tail -1); sleep 1000"]}}}})
+    node = nodes(proj)
+    line = node.wait_log("worker", "df: ")
+    size_kb = int(re.search(r"p: df: \S+\s+(\d+)", line).group(1))
+    assert size_kb > 400 * 1024    # the volume, not a tmpfs
+
+
+# ---- 8: /tmp and /run have a size ----
+
+def test_tmp_and_run_are_bounded(nodes):
+    proj = make_project({"w": {"root": "rootfs", "size": "xs", "shoot": {"enable": True},
+                               "processes": {"p": {"restart": "no", "command": ["sh", "-c",
+                                   "fill instance; seed-shoot fill shoot; "
+                                   "echo after > /tmp/ok && echo still-writable; sleep 1000"]}}}})
+    add_script(proj, "fill", """
+for d in /tmp /run; do
+  dd if=/dev/zero of=$d/fill bs=1M count=2000 2>/dev/null; echo "$1 $d $?"
+  echo "$1 $d size $(df -k $d | tail -1 | tr -s ' ' | cut -d' ' -f2)"; rm -f $d/fill
+done
+""")
+    node = nodes(proj)
+    logs = node.wait_log("w", "still-writable", timeout=60)
+    for who in ("instance", "shoot"):
+        # dd stopped with an error (ENOSPC) instead of taking the instance's memory
+        assert f"p: {who} /tmp 1" in logs and f"p: {who} /run 1" in logs, logs
+        tmp_kb = int(re.search(rf"p: {who} /tmp size (\d+)", logs).group(1))
+        run_kb = int(re.search(rf"p: {who} /run size (\d+)", logs).group(1))
+        assert tmp_kb == 256 * 1024    # half of xs's 512 MiB
+        assert run_kb == 64 * 1024
+    assert node.ps()["w"]["state"] == "running"
