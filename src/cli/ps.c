@@ -29,14 +29,14 @@ int cli_ps(const cli_globals *g, int argc, char **argv) {
     if (json) {
         cli_print_json(list);
     } else {
-        printf("%-20s %-9s %-15s %-8s %-24s %s\n", "NAME", "STATE", "ADDRESS", "RESTARTS", "STARTED",
+        printf("%-20s %-10s %-15s %-8s %-24s %s\n", "NAME", "STATE", "ADDRESS", "RESTARTS", "STARTED",
                "IDENTITY");
         size_t i;
         json_t *in;
         json_array_foreach (list, i, in) {
             const char *started = json_string_value(json_object_get(in, "startedAt"));
             const char *id = json_string_value(json_object_get(in, "identity"));
-            printf("%-20s %-9s %-15s %-8lld %-24s %.12s\n", json_string_value(json_object_get(in, "name")),
+            printf("%-20s %-10s %-15s %-8lld %-24s %.12s\n", json_string_value(json_object_get(in, "name")),
                    json_string_value(json_object_get(in, "state")),
                    json_string_value(json_object_get(in, "address")),
                    (long long)json_integer_value(json_object_get(in, "restarts")), started ? started : "-",
@@ -44,6 +44,22 @@ int cli_ps(const cli_globals *g, int argc, char **argv) {
             const char *e = json_string_value(json_object_get(in, "error"));
             if (e)
                 printf("    error: %s\n", e);
+            size_t k;
+            json_t *p;
+            json_array_foreach (json_object_get(in, "processes"), k, p) {
+                const char *next = json_string_value(json_object_get(p, "nextRestartAt"));
+                if (!next)
+                    continue;
+                const char *sig = json_string_value(json_object_get(p, "signal"));
+                json_t *code = json_object_get(p, "exitCode");
+                if (sig)
+                    printf("    %s: killed by %s; next try at %s\n",
+                           json_string_value(json_object_get(p, "name")), sig, next);
+                else
+                    printf("    %s: exited with code %lld; next try at %s\n",
+                           json_string_value(json_object_get(p, "name")), (long long)json_integer_value(code),
+                           next);
+            }
         }
     }
     json_decref(a);

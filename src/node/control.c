@@ -11,12 +11,14 @@
  * connect: the socket is 0600 and the peer's credentials are checked. */
 #include <arpa/inet.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -158,15 +160,23 @@ static json_t *instance_json(instance *in) {
     json_t *procs = json_array();
     for (size_t i = 0; i < in->n_procs; i++) {
         proc_info *p = &in->procs[i];
+        /* How its last run ended, as a shell says it: an exit code, or a signal name. */
+        int st = p->last_status;
+        json_t *code = st >= 0 && WIFEXITED(st) ? json_integer(WEXITSTATUS(st)) : json_null();
+        char signame[32] = "";
+        if (st >= 0 && WIFSIGNALED(st))
+            snprintf(signame, sizeof(signame), "SIG%s", sigabbrev_np(WTERMSIG(st)) ?: "?");
+        json_t *sig = *signame ? json_string(signame) : json_null();
         json_array_append_new(
-            procs, json_pack("{s:s, s:b, s:o, s:i, s:o}", "name", p->name, "running", p->pid > 0, "pid",
-                             p->pid > 0 ? json_integer(p->pid) : json_null(), "restarts", (int)p->restarts,
-                             "lastStatus", p->last_status >= 0 ? json_integer(p->last_status) : json_null()));
+            procs, json_pack("{s:s, s:b, s:o, s:i, s:o, s:o, s:o}", "name", p->name, "running", p->pid > 0,
+                             "pid", p->pid > 0 ? json_integer(p->pid) : json_null(), "restarts",
+                             (int)p->restarts, "exitCode", code, "signal", sig, "nextRestartAt",
+                             p->pid == 0 && p->next_restart_at ? iso_time(p->next_restart_at) : json_null()));
     }
     bool live = in->state == INST_RUNNING || in->state == INST_STOPPING;
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:o, s:o}", "name", in->spec->name,
-                     "namespace", in->node->project->namespace, "state", inst_state_name(in->state),
-                     "address", a, "identity", in->spec->identity, "restarts", (int)in->restarts, "startedAt",
+                     "namespace", in->node->project->namespace, "state", instance_state_name(in), "address",
+                     a, "identity", in->spec->identity, "restarts", (int)in->restarts, "startedAt",
                      live ? iso_time(in->started_at) : json_null(), "pid",
                      live ? json_integer(in->sb.pid) : json_null(), "processes", procs, "error",
                      in->last_error ? json_string(in->last_error) : json_null());

@@ -346,8 +346,10 @@ static void handle_message(instance *in, const char *buf, size_t n) {
     proc_info *p = find_proc(in, name, h.name_len);
     switch (h.stream) {
     case SEED_EVENT_STARTED:
-        if (p)
+        if (p) {
             p->pid = (int)h.arg;
+            p->next_restart_at = 0;
+        }
         break;
     case SEED_EVENT_EXITED:
         if (p) {
@@ -368,8 +370,10 @@ static void handle_message(instance *in, const char *buf, size_t n) {
         }
         break;
     case SEED_EVENT_RESTART:
-        if (p)
+        if (p) {
             p->restarts++;
+            p->next_restart_at = h.ts_usec + (uint64_t)h.arg * 1000;
+        }
         in->restarts++;
         break;
     case SEED_EVENT_FINISHED:
@@ -468,8 +472,10 @@ static int on_exit_fd(seed_source *s, int fd, uint32_t events, void *userdata) {
     in->chan = -1;
     in->exit_status = seed_sandbox_container.reap(&in->sb);
     release_resources(in);
-    for (size_t i = 0; i < in->n_procs; i++)
+    for (size_t i = 0; i < in->n_procs; i++) {
         in->procs[i].pid = 0;
+        in->procs[i].next_restart_at = 0;
+    }
 
     if (in->stop_requested || n->stopping) {
         log_info("%s: stopped", in->spec->name);
@@ -691,6 +697,14 @@ void instance_restart(instance *in) {
     } else {
         in->restart_after_stop = true;
     }
+}
+
+const char *instance_state_name(const instance *in) {
+    if (in->state == INST_RUNNING)
+        for (size_t i = 0; i < in->n_procs; i++)
+            if (in->procs[i].pid == 0 && in->procs[i].next_restart_at)
+                return "restarting";
+    return inst_state_name(in->state);
 }
 
 bool instance_settled(const instance *in) {

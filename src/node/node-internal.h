@@ -42,7 +42,8 @@ typedef struct proc_info {
     char *name;
     int pid; /* in the instance; 0 when not running */
     unsigned restarts;
-    int last_status; /* -1: none yet */
+    int last_status;          /* wait status of its last run; -1: none yet */
+    uint64_t next_restart_at; /* realtime usec of the next try while it waits; 0: none */
 } proc_info;
 
 struct node;
@@ -140,6 +141,9 @@ void instance_start(instance *in);
 void instance_stop(instance *in);
 void instance_restart(instance *in);
 bool instance_settled(const instance *in); /* not running and not about to */
+/* What `seed ps` says: the state, or "restarting" while a running instance has a
+ * process waiting to be restarted after it ended (a crash loop shows as one). */
+const char *instance_state_name(const instance *in);
 
 /* Generated files of a sandbox (instance.c). */
 typedef struct gen_files {

@@ -212,3 +212,33 @@ done
         assert tmp_kb == 256 * 1024    # half of xs's 512 MiB
         assert run_kb == 64 * 1024
     assert node.ps()["w"]["state"] == "running"
+
+
+# ---- 13: a crash loop shows as "restarting", with the exit code and the next try ----
+
+def test_crash_loop_is_reported_as_restarting(nodes):
+    proj = make_project({"a": {"root": "rootfs", "processes": {
+        "bad": {"command": ["sh", "-c", "echo failing; exit 3"]}}},
+        "b": {"root": "rootfs", "processes": {"s": {"command": ["sleep", "100000"]}}}})
+    node = nodes(proj)
+    ps = node.wait(lambda: (p := node.ps()) and p["a"]["processes"][0]["restarts"] >= 3 and p,
+                   what="a few restarts")
+    a = ps["a"]
+    assert a["state"] == "restarting", a
+    p = a["processes"][0]
+    assert p["exitCode"] == 3 and p["signal"] is None and "lastStatus" not in p
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", p["nextRestartAt"])
+    assert ps["b"]["state"] == "running"
+    assert ps["b"]["processes"][0]["nextRestartAt"] is None
+    human = node.cli("ps").stdout
+    assert re.search(r"^a\s+restarting\s", human, re.M)
+    assert re.search(r"^\s+bad: exited with code 3; next try at \S+Z$", human, re.M)
+
+
+def test_seed_readme_example_serves(nodes):
+    from seedtest import ROOT
+    node = nodes(ROOT / "examples" / "seed-readme")
+    node.wait_running("web", "api", "db", "dns", "worker", timeout=60)
+    assert node.wait(lambda: node.http(8080), what="web answering") == "hello from seed\n"
+    ps = node.ps()
+    assert ps["web"]["state"] == "running" and ps["web"]["restarts"] == 0
