@@ -101,10 +101,12 @@ int seed_nl_route_default4(struct mnl_socket *nl, struct in_addr gateway) {
     return transact(nl, nlh);
 }
 
-int seed_nl_bridge_create(struct mnl_socket *nl, const char *name) {
+int seed_nl_bridge_create(struct mnl_socket *nl, const char *name, const uint8_t *mac) {
     char buf[MNL_SOCKET_BUFFER_SIZE];
     struct nlmsghdr *nlh = link_msg(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
     mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+    if (mac)
+        mnl_attr_put(nlh, IFLA_ADDRESS, 6, mac);
     struct nlattr *info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
     mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "bridge");
     mnl_attr_nest_end(nlh, info);
@@ -112,7 +114,7 @@ int seed_nl_bridge_create(struct mnl_socket *nl, const char *name) {
 }
 
 int seed_nl_veth_create(struct mnl_socket *nl, const char *name, const char *peer, int netns_fd,
-                        unsigned master) {
+                        unsigned master, const uint8_t *peer_mac) {
     char buf[MNL_SOCKET_BUFFER_SIZE];
     struct nlmsghdr *nlh = link_msg(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
     if (master) {
@@ -131,6 +133,8 @@ int seed_nl_veth_create(struct mnl_socket *nl, const char *name, const char *pee
     struct ifinfomsg *pifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*pifm));
     memset(pifm, 0, sizeof(*pifm));
     mnl_attr_put_strz(nlh, IFLA_IFNAME, peer);
+    if (peer_mac)
+        mnl_attr_put(nlh, IFLA_ADDRESS, 6, peer_mac);
     mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, (uint32_t)netns_fd);
     mnl_attr_nest_end(nlh, peer_attr);
     mnl_attr_nest_end(nlh, data);

@@ -143,7 +143,7 @@ int seed_egress_setup(seed_egress *e, const char *node_id, const seed_node_net *
         return seed_error_setp(err, -r, "egress: rtnetlink");
     /* Create the pair from the node's side: "uplink" here, the other end straight
      * into the host's namespace. */
-    r = seed_nl_veth_create(nl, "uplink", e->host_ifname, nn->host_netns, 0);
+    r = seed_nl_veth_create(nl, "uplink", e->host_ifname, nn->host_netns, 0, NULL);
     unsigned up = r >= 0 ? if_nametoindex("uplink") : 0;
     if (r >= 0 && !up)
         r = -ENODEV;

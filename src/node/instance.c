@@ -80,7 +80,46 @@ int instance_init(node *n, instance *in, const seed_instance *spec, seed_error *
     return 0;
 }
 
+/* ---- published ports ---- */
+
+static void unpublish_ports(instance *in) {
+    for (size_t i = 0; i < in->n_proxies; i++)
+        seed_proxy_free(in->proxies[i]);
+    free(in->proxies);
+    in->proxies = NULL;
+    in->n_proxies = 0;
+}
+
+/* Listen on the instance's exposed ports (once; they stay bound across restarts of the
+ * instance until it is stopped). A port that cannot be bound fails this instance
+ * only; the others run. */
+static int publish_ports(instance *in, seed_error **err) {
+    const seed_instance *s = in->spec;
+    if (in->proxies || s->n_expose == 0)
+        return 0;
+    in->proxies = calloc(2 * s->n_expose + 1, sizeof(seed_proxy *));
+    if (!in->proxies)
+        return seed_error_set(err, ENOMEM, "out of memory");
+    node *n = in->node;
+    for (size_t k = 0; k < s->n_expose; k++) {
+        const seed_expose *e = &s->expose[k];
+        for (int udp = 0; udp <= 1; udp++) {
+            if (udp ? !seed_protocol_uses_udp(e->protocol) : !seed_protocol_uses_tcp(e->protocol))
+                continue;
+            int r = seed_proxy_new(n->loop, &n->net, n->opt.bind, e->port, udp, in->addr, e->port,
+                                   &in->proxies[in->n_proxies], err);
+            if (r < 0) {
+                unpublish_ports(in);
+                return seed_error_prefix(err, "expose.%s: ", e->name);
+            }
+            in->n_proxies++;
+        }
+    }
+    return 0;
+}
+
 void instance_free(instance *in) {
+    unpublish_ports(in);
     seed_source_free(in->retry_timer);
     seed_source_free(in->kill_timer);
     seed_source_free(in->exit_src);
@@ -478,6 +517,8 @@ static int on_exit_fd(seed_source *s, int fd, uint32_t events, void *userdata) {
     }
 
     if (in->stop_requested || n->stopping) {
+        if (!in->restart_after_stop)
+            unpublish_ports(in); /* docker's way: a stopped container's ports are free */
         log_info("%s: stopped", in->spec->name);
         seed_logfile_printf(in->log, "seed", "instance stopped");
         in->stop_requested = false;
@@ -535,6 +576,11 @@ void instance_start(instance *in) {
     in->finished = false;
     in->stop_requested = false;
     uint64_t t0 = seed_now_usec();
+
+    if (publish_ports(in, &err) < 0) {
+        fail_start(in, err, true);
+        return;
+    }
 
     /* Limits. */
     seed_limits lim = instance_limits(s);
@@ -671,6 +717,7 @@ void instance_stop(instance *in) {
     if (in->state == INST_FAILED || in->state == INST_EXITED) {
         seed_source_free(in->retry_timer);
         in->retry_timer = NULL;
+        unpublish_ports(in);
         set_state(in, INST_STOPPED);
         node_instance_stopped(in->node);
         return;

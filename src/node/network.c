@@ -61,7 +61,9 @@ int seed_node_net_setup(seed_node_net *nn, const seed_subnet *s, seed_error **er
     r = seed_nl_link_up(nl, 1);
     if (r >= 0) {
         step = "creating the bridge " SEED_BRIDGE;
-        r = seed_nl_bridge_create(nl, SEED_BRIDGE);
+        uint8_t mac[6];
+        seed_mac_for_ipv4(nn->gateway, mac);
+        r = seed_nl_bridge_create(nl, SEED_BRIDGE, mac);
     }
     if (r >= 0) {
         nn->bridge_ifindex = if_nametoindex(SEED_BRIDGE);

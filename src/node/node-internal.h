@@ -82,6 +82,8 @@ typedef struct instance {
     char *last_error;
     struct ctl_client *waiters; /* control clients waiting for a stop/start */
     seed_shoot_pool *shoots;    /* shoot.enable: the pool of warm sandboxes */
+    seed_proxy **proxies;       /* its exposed ports on the node's --bind address */
+    size_t n_proxies;
 } instance;
 
 typedef struct node {
@@ -102,8 +104,6 @@ typedef struct node {
     char *host_passwd, *host_group;
     instance *insts;
     size_t n_insts;
-    seed_proxy **proxies;
-    size_t n_proxies;
     int ctl_fd;
     seed_source *ctl_src;
     struct ctl_client *clients;

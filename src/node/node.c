@@ -231,31 +231,6 @@ static int take_state_dir(node *n, seed_error **err) {
     return seed_state_open(db, false, &n->db, err);
 }
 
-static int publish_ports(node *n, seed_error **err) {
-    size_t total = 0;
-    for (size_t i = 0; i < n->n_insts; i++)
-        total += 2 * n->insts[i].spec->n_expose;
-    n->proxies = calloc(total + 1, sizeof(seed_proxy *));
-    if (!n->proxies)
-        return seed_error_set(err, ENOMEM, "out of memory");
-    for (size_t i = 0; i < n->n_insts; i++) {
-        instance *in = &n->insts[i];
-        for (size_t k = 0; k < in->spec->n_expose; k++) {
-            const seed_expose *e = &in->spec->expose[k];
-            for (int udp = 0; udp <= 1; udp++) {
-                if (udp ? !seed_protocol_uses_udp(e->protocol) : !seed_protocol_uses_tcp(e->protocol))
-                    continue;
-                int r = seed_proxy_new(n->loop, &n->net, n->opt.bind, e->port, udp, in->addr, e->port,
-                                       &n->proxies[n->n_proxies], err);
-                if (r < 0)
-                    return seed_error_prefix(err, "%s.expose.%s: ", in->spec->name, e->name);
-                n->n_proxies++;
-            }
-        }
-    }
-    return 0;
-}
-
 static int setup(node *n, seed_error **err) {
     int r = take_state_dir(n, err);
     if (r < 0)
@@ -339,15 +314,12 @@ static int setup(node *n, seed_error **err) {
         if (r < 0)
             return seed_error_prefix(err, "%s: ", n->project->instances[i].name);
     }
-    if ((r = publish_ports(n, err)) < 0 || (r = node_shoots_setup(n, err)) < 0)
+    if ((r = node_shoots_setup(n, err)) < 0)
         return r;
     return control_listen(n, err);
 }
 
 static void teardown(node *n) {
-    for (size_t i = 0; i < n->n_proxies; i++)
-        seed_proxy_free(n->proxies[i]);
-    free(n->proxies);
     if (n->loop)
         control_close(n);
     node_shoots_teardown(n);

@@ -115,13 +115,15 @@ static int attach_network(pid_t pid, const seed_sandbox_net *net, seed_error **e
     int r = seed_nl_open(&nl);
     if (r < 0)
         return seed_error_setp(err, -r, "opening rtnetlink");
-    r = seed_nl_veth_create(nl, net->host_ifname, "eth0", nsfd, net->bridge_ifindex);
+    uint8_t mac[6];
+    seed_mac_for_ipv4(net->addr, mac);
+    r = seed_nl_veth_create(nl, net->host_ifname, "eth0", nsfd, net->bridge_ifindex, mac);
     if (r == -EEXIST) {
         /* Left over from a sandbox whose namespace the kernel is still tearing down. */
         unsigned old = if_nametoindex(net->host_ifname);
         if (old)
             seed_nl_link_del(nl, old);
-        r = seed_nl_veth_create(nl, net->host_ifname, "eth0", nsfd, net->bridge_ifindex);
+        r = seed_nl_veth_create(nl, net->host_ifname, "eth0", nsfd, net->bridge_ifindex, mac);
     }
     seed_nl_close(nl);
     if (r < 0)

@@ -4,7 +4,11 @@
  * instance exposes (replies to its own connections pass through conntrack). */
 #include <errno.h>
 #include <libmnl/libmnl.h>
+#include <arpa/inet.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
 #include <net/if.h>
+#include <unistd.h>
 #include <nftables/libnftables.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,6 +59,31 @@ static int setup_firewall(const seed_sandbox_net *net, char *what, size_t what_l
     return 0;
 }
 
+/* Announce the address with a gratuitous ARP request, so that the bridge and every
+ * neighbour learn at once where it is now (best effort: the MAC is stable anyway). */
+static void announce(unsigned ifindex, struct in_addr addr) {
+    int s = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
+    if (s < 0)
+        return;
+    struct {
+        uint16_t htype, ptype;
+        uint8_t hlen, plen;
+        uint16_t op;
+        uint8_t sha[6], spa[4], tha[6], tpa[4];
+    } __attribute__((packed))
+    arp = {.htype = htons(1), .ptype = htons(ETH_P_IP), .hlen = 6, .plen = 4, .op = htons(1)};
+    seed_mac_for_ipv4(addr, arp.sha);
+    memcpy(arp.spa, &addr.s_addr, 4);
+    memcpy(arp.tpa, &addr.s_addr, 4);
+    struct sockaddr_ll sll = {.sll_family = AF_PACKET,
+                              .sll_protocol = htons(ETH_P_ARP),
+                              .sll_ifindex = (int)ifindex,
+                              .sll_halen = 6};
+    memset(sll.sll_addr, 0xff, 6);
+    (void)!sendto(s, &arp, sizeof(arp), 0, (struct sockaddr *)&sll, sizeof(sll));
+    close(s);
+}
+
 int seed_sandbox_setup_network(const seed_sandbox_net *net, char *what, size_t what_len) {
     struct mnl_socket *nl = NULL;
     int r = seed_nl_open(&nl);
@@ -91,6 +120,7 @@ int seed_sandbox_setup_network(const seed_sandbox_net *net, char *what, size_t w
         snprintf(what, what_len, "adding the default route");
         goto out;
     }
+    announce(idx, net->addr);
     if (net->firewall)
         r = setup_firewall(net, what, what_len);
 out:

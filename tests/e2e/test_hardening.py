@@ -242,3 +242,68 @@ def test_seed_readme_example_serves(nodes):
     assert node.wait(lambda: node.http(8080), what="web answering") == "hello from seed\n"
     ps = node.ps()
     assert ps["web"]["state"] == "running" and ps["web"]["restarts"] == 0
+
+
+# ---- 17: one port clash fails one instance, not the node ----
+
+def test_port_clash_fails_only_that_instance(nodes):
+    proj = make_project({
+        "a": {"root": "rootfs", "expose": {"http": 8080},
+              "processes": {"s": {"command": ["seed-probe", "serve", "8080"]}}},
+        "b": {"root": "rootfs", "expose": {"http": 8081},
+              "processes": {"s": {"command": ["seed-probe", "serve", "8081"]}}}})
+    from seedtest import Node
+    node = nodes(proj)
+    node.stop()
+    # something else holds 127.0.0.1:8080 in the node's network namespace
+    holder = subprocess.Popen(["nsenter", f"--net=/run/netns/{node.netns}", "/usr/bin/python3", "-c",
+                               "import socket, time\ns = socket.create_server(('127.0.0.1', 8080))\n"
+                               "print('bound', flush=True)\ntime.sleep(600)\n"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "bound"
+        node.start()
+        node.wait_running("b")
+        assert node.wait(lambda: node.http(8081), what="b answering") == "probe 8081\n"
+        a = node.wait(lambda: (p := node.ps()) and p["a"]["state"] == "failed" and p["a"], what="a failed")
+        assert "expose.http" in a["error"] and "Address already in use" in a["error"], a
+        assert node.proc.poll() is None
+    finally:
+        holder.kill()
+        holder.wait()
+    # once the port is free, the retry succeeds
+    node.wait_running("a", timeout=30)
+    assert node.wait(lambda: node.http(8080), what="a answering") == "probe 8080\n"
+    # a stopped instance frees its port; starting it binds it again
+    assert node.cli("stop", "a").returncode == 0
+    r = node.netns_run("/usr/bin/python3", "-c", "import socket; socket.create_server(('127.0.0.1', 8080)); print('free')")
+    assert r.stdout.strip() == "free"
+    assert node.cli("start", "a").returncode == 0
+    assert node.wait(lambda: node.http(8080), what="a answering again") == "probe 8080\n"
+
+
+# ---- 12: a restarted instance is reachable again at once ----
+
+def test_restarted_instance_is_reachable_within_seconds(nodes):
+    proj = make_project({
+        "a": {"root": "rootfs", "expose": {"http": 8080}, "processes": {"s": {"command": ["sh", "-c",
+              "echo mac $(cat /sys/class/net/eth0/address); exec seed-probe serve 8080"]}}},
+        "b": {"root": "rootfs", "connect": {"a": "seed-a"}, "processes": {"poll": {"command": ["sh", "-c",
+              "while true; do if timeout 1 wget -q -O /dev/null http://$SEED_A_HOST:8080/; then echo ok; "
+              "else echo fail; fi; sleep 0.25; done"]}}}})
+    node = nodes(proj)
+    node.wait_running("a", "b")
+    node.wait_log("b", "poll: ok")
+    assert node.wait(lambda: node.http(8080), what="published port") == "probe 8080\n"
+    mac1 = re.findall(r"s: mac (\S+)", node.logs("a"))[0]
+    for _ in range(2):
+        assert node.cli("restart", "a").returncode == 0
+        t0 = time.time()
+        # the node's own proxy reaches the new sandbox
+        node.wait(lambda: node.http(8080, timeout=1), timeout=5, what="published port after restart")
+        # and so does the other instance: its next successful poll comes within seconds
+        lines = len(node.logs("b").splitlines())
+        node.wait(lambda: "poll: ok" in "\n".join(node.logs("b").splitlines()[lines:]), timeout=5,
+                  what="b reaching a again")
+        assert time.time() - t0 < 5
+    macs = re.findall(r"s: mac (\S+)", node.logs("a"))
+    assert len(macs) == 3 and set(macs) == {mac1} and mac1.startswith("02:53:")
