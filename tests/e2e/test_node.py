@@ -134,6 +134,7 @@ def test_volume_ls_and_rm(nodes):
     assert node.cli("volume", "rm", v["id"]).returncode == 0
     assert json.loads(node.cli("volume", "ls", "--json").stdout) == []
     assert node.cli("volume", "rm", v["id"]).returncode == 1
+    assert node.cli("start", "web").returncode == 0   # a stopped instance stays stopped until then
     node.stop()
     # without a node: straight from the state database
     node.start()
@@ -225,13 +226,12 @@ def test_process_that_cannot_start_is_logged_and_retried(nodes):
         "ok": {"command": ["sleep", "1000"]},
     }}})
     node = nodes(proj)
-    node.wait_running("a")
     logs = node.wait_log("a", "restarting in 200 ms")
     assert 'missing (seed): cannot execute "/bin/no-such-program": No such file or directory' in logs
     assert 'baduser (seed): cannot start: user "ghost" does not exist' in logs
     assert "restarting in 100 ms" in logs
     ps = node.wait(lambda: (p := node.ps()) and p["a"]["restarts"] >= 4 and p, what="restarts counted")
-    assert ps["a"]["state"] == "running"
+    assert ps["a"]["state"] in ("running", "restarting")
     ok = [p for p in ps["a"]["processes"] if p["name"] == "ok"][0]
     assert ok["running"] and ok["restarts"] == 0
 
@@ -245,7 +245,6 @@ def test_restart_policies(nodes):
             "never": {"command": ["sh", "-c", "echo run; exit 3"], "restart": "no"},
         }}})
     node = nodes(proj)
-    node.wait_running("a")
     node.wait_log("a", "restarting in 400 ms")
     time.sleep(0.3)
     logs = node.logs("a")
