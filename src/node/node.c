@@ -168,24 +168,32 @@ static char *filter_accounts(const char *file, bool group) {
     return out;
 }
 
+/* Kill and remove the cgroup at path and everything below it, deepest first (an
+ * instance's shoots live in <instance>-shoots/sN). Returns how many were removed. */
+static size_t remove_cgroup_tree(node *n, const char *path, unsigned depth) {
+    size_t count = 0;
+    char **children = NULL;
+    if (depth < 8 && n->cg_ops->list_children(path, &children) == 0) {
+        for (char **c = children; *c; c++) {
+            char child[512];
+            snprintf(child, sizeof(child), "%s/%s", path, *c);
+            count += remove_cgroup_tree(n, child, depth + 1);
+        }
+        strv_free(children);
+    }
+    seed_cgroup *cg = NULL;
+    if (depth > 0 && n->cg_ops->open(path, &cg) == 0) {
+        n->cg_ops->kill_all(cg);
+        if (n->cg_ops->destroy(cg) == 0)
+            count++;
+        n->cg_ops->free(cg);
+    }
+    return count;
+}
+
 /* Kill and remove cgroups a previous node on this state directory left behind. */
 static void clean_leftover_cgroups(node *n) {
-    char **children = NULL;
-    if (n->cg_ops->list_children(n->cg_root, &children) < 0)
-        return;
-    size_t count = 0;
-    for (char **c = children; *c; c++) {
-        char path[512];
-        snprintf(path, sizeof(path), "%s/%s", n->cg_root, *c);
-        seed_cgroup *cg = NULL;
-        if (n->cg_ops->open(path, &cg) == 0) {
-            n->cg_ops->kill_all(cg);
-            n->cg_ops->destroy(cg);
-            n->cg_ops->free(cg);
-            count++;
-        }
-    }
-    strv_free(children);
+    size_t count = remove_cgroup_tree(n, n->cg_root, 0);
     if (count)
         log_info("removed %zu cgroup%s left by a previous node", count, count == 1 ? "" : "s");
 }

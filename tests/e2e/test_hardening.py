@@ -307,3 +307,25 @@ def test_restarted_instance_is_reachable_within_seconds(nodes):
         assert time.time() - t0 < 5
     macs = re.findall(r"s: mac (\S+)", node.logs("a"))
     assert len(macs) == 3 and set(macs) == {mac1} and mac1.startswith("02:53:")
+
+
+# ---- 9: a node killed during running shoots leaves nothing for good ----
+
+def test_killed_node_shoot_cgroups_are_removed(nodes):
+    proj = make_project({"w": {"root": "rootfs", "shoot": {"enable": True}, "processes": {"p": {
+        "restart": "no", "command": ["sh", "-c",
+                                     "for i in 1 2 3 4; do seed-shoot --timeout 600000 sleep 1000 & done; "
+                                     "echo started; sleep 100000"]}}}})
+    node = nodes(proj)
+    node.wait_log("w", "p: started")
+
+    def shoot_cgroups():
+        return [p for d in node.cgroup_dirs() for p in d.glob("*-shoots/s*")]
+    node.wait(lambda: len(shoot_cgroups()) >= 4, what="shoot cgroups")
+    node.stop(sig=signal.SIGKILL)
+    assert shoot_cgroups()            # what the kernel leaves: empty directories
+    node.start()
+    node.wait_running("w")
+    assert "left by a previous node" in node.output()
+    assert node.stop() == 0
+    assert node.cgroup_dirs() == []
