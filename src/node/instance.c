@@ -598,25 +598,35 @@ void instance_start(instance *in) {
     seed_format_utc(seed_realtime_usec(), 0, created, sizeof(created));
     for (size_t i = 0; i < in->n_vols; i++) {
         node_volume *v = &in->vols[i];
-        int r = seed_volume_ensure(v->image, v->spec->size_bytes, in->id_base, &err);
-        if (r == -EFBIG) {
-            seed_logfile_printf(in->log, "seed", "%s", err->msg);
-            log_warning("%s: %s", s->name, err->msg);
-            seed_error_free(TAKE_PTR(err));
-        } else if (r < 0) {
-            fail_start(in, err, true);
-            return;
+        /* A volume never shrinks (its data might not fit): it keeps the size it has. */
+        uint64_t size = v->spec->size_bytes;
+        seed_volume_row old;
+        if (seed_state_volume_get(n->db, n->project->namespace, s->name, v->spec->name, &old) == 0) {
+            if (old.size_bytes > size) {
+                seed_logfile_printf(
+                    in->log, "seed",
+                    "volume %s is %llu bytes and the spec asks for %llu: shrinking a volume is "
+                    "not supported (its data might not fit); it keeps its size",
+                    v->spec->name, (unsigned long long)old.size_bytes, (unsigned long long)size);
+                log_warning("%s: volume %s keeps its size %llu bytes: shrinking is not supported", s->name,
+                            v->spec->name, (unsigned long long)old.size_bytes);
+                size = old.size_bytes;
+            }
+            seed_volume_row_clear(&old);
         }
         seed_volume_row row = {.namespace = n->project->namespace,
                                .instance = (char *)s->name,
                                .name = v->spec->name,
-                               .size_bytes = v->spec->size_bytes,
+                               .size_bytes = size,
                                .image = v->image,
                                .uid = in->id_base,
                                .created = created};
-        if (seed_state_volume_put(n->db, &row, &err) < 0 ||
-            seed_volume_mount(v->image, v->mountpoint, in->id_base, &err) < 0) {
-            fail_start(in, err, true);
+        if (seed_volume_ensure(v->image, size, in->id_base, &err) < 0 ||
+            seed_state_volume_put(n->db, &row, &err) < 0 ||
+            seed_volume_mount(v->image, v->mountpoint, size, in->id_base, &err) < 0) {
+            seed_error_prefix(&err, "storage.%s: ", v->spec->name);
+            /* Not enough disk does not fix itself: no retries; `seed start` tries again. */
+            fail_start(in, err, err->code != ENOSPC);
             return;
         }
         v->mounted = true;

@@ -53,74 +53,184 @@ static int run_tool(char *const argv[], char *out, size_t out_len) {
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
-int seed_volume_ensure(const char *image, uint64_t size, uid_t owner, seed_error **err) {
-    struct stat st;
-    char out[1024] = "";
-    if (stat(image, &st) == 0) {
-        /* A grow that did not finish (resize2fs failed, or the node died) left this
-         * marker: the file has its new size, the filesystem not yet. */
-        char marker[4200];
-        snprintf(marker, sizeof(marker), "%s.growing", image);
-        bool growing = access(marker, F_OK) == 0;
-        if ((uint64_t)st.st_size == size && !growing)
-            return 0;
-        if ((uint64_t)st.st_size > size)
-            return seed_error_set(err, EFBIG,
-                                  "volume %s is %llu bytes and the spec asks for %llu: shrinking a volume "
-                                  "is not supported (its data would not fit); it keeps its size",
-                                  image, (unsigned long long)st.st_size, (unsigned long long)size);
-        /* Grow: mark, extend the file, check, resize the filesystem offline, unmark. */
-        _cleanup_close_ int mfd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-        if (mfd < 0 || fsync(mfd) < 0)
-            return seed_error_setp(err, errno, "creating %s", marker);
-        if ((uint64_t)st.st_size < size && truncate(image, (off_t)size) < 0)
-            return seed_error_setp(err, errno, "growing %s", image);
-        char *fsck[] = {"e2fsck", "-f", "-p", (char *)image, NULL};
-        run_tool(fsck, out, sizeof(out));
-        char *resize[] = {"resize2fs", (char *)image, NULL};
-        if (run_tool(resize, out, sizeof(out)) < 0)
-            return seed_error_set(err, EIO, "resize2fs %s failed: %s", image, out);
-        unlink(marker);
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+typedef struct ext4_sb {
+    uint64_t blocks, free_blocks, block_size;
+} ext4_sb;
+
+/* The counts of an ext4 superblock (at byte 1024): blocks (lo @4, hi @0x150), free
+ * blocks (lo @12, hi @0x158), log2(block size) - 10 @24, magic 0xEF53 @0x38, incompat
+ * @0x60 with 0x80 = 64bit. Accurate after a clean unmount or a fresh mkfs. */
+static int read_sb(const char *image, ext4_sb *ret) {
+    _cleanup_close_ int fd = open(image, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return negative_errno();
+    uint8_t sb[1024];
+    if (pread(fd, sb, sizeof(sb), 1024) != (ssize_t)sizeof(sb))
+        return -EIO;
+    if (sb[0x38] != 0x53 || sb[0x39] != 0xef || le32(sb + 24) > 6)
+        return -EINVAL;
+    ret->blocks = le32(sb + 4);
+    ret->free_blocks = le32(sb + 12);
+    if (le32(sb + 0x60) & 0x80) {
+        ret->blocks |= (uint64_t)le32(sb + 0x150) << 32;
+        ret->free_blocks |= (uint64_t)le32(sb + 0x158) << 32;
+    }
+    ret->block_size = 1024ull << le32(sb + 24);
+    return 0;
+}
+
+static void human(uint64_t b, char *buf, size_t size) {
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = (double)b;
+    size_t u = 0;
+    while (v >= 1024 && u < 5) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+/* Refuse to commit more to a sparse image than its filesystem has free: a volume that
+ * does not fit would fail later, inside the instance, at some write. */
+static int check_free_space(const char *dir, const char *image, uint64_t more, seed_error **err) {
+    struct statvfs sv;
+    if (statvfs(dir, &sv) < 0)
+        return seed_error_setp(err, errno, "checking the free space of %s", dir);
+    uint64_t free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+    if (more <= free_bytes)
         return 0;
+    char need[32], have[32];
+    human(more, need, sizeof(need));
+    human(free_bytes, have, sizeof(have));
+    return seed_error_set(
+        err, ENOSPC,
+        "volume %s needs %s (%llu bytes) more on the filesystem of %s, which has %s free: free "
+        "some space or ask for a smaller size",
+        image, need, (unsigned long long)more, dir, have);
+}
+
+/* What an empty filesystem of blocks (free of them free) gives its user: ext4 holds
+ * back 2 % of the blocks, at most 4096, for its own allocations (even with -m 0; counted here
+ * from a little less than all its blocks, so rounded up), and
+ * a few go to the root directory and lost+found as files are made. */
+static uint64_t usable_bytes(uint64_t blocks, uint64_t free_blocks, uint64_t block_size) {
+    uint64_t held = MIN(blocks / 49, (uint64_t)4096) + 128;
+    return free_blocks > held ? (free_blocks - held) * block_size : 0;
+}
+
+/* The directory part of a path, in buf. */
+static void dir_of(const char *path, char *buf, size_t size) {
+    snprintf(buf, size, "%s", path);
+    char *slash = strrchr(buf, '/');
+    if (slash && slash != buf)
+        *slash = 0;
+}
+
+/* Make an image of file_size bytes with an empty ext4 filesystem owned by owner. */
+static int make_image(const char *tmp, uint64_t file_size, uid_t owner, seed_error **err) {
+    _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return seed_error_setp(err, errno, "creating %s", tmp);
+    if (ftruncate(fd, (off_t)file_size) < 0)
+        return seed_error_setp(err, errno, "sizing %s", tmp);
+    char out[1024] = "", opts[128];
+    snprintf(opts, sizeof(opts), "root_owner=%u:%u,nodiscard", (unsigned)owner, (unsigned)owner);
+    char *mkfs[] = {"mkfs.ext4", "-q", "-F", "-m", "0", "-E", opts, (char *)tmp, NULL};
+    if (run_tool(mkfs, out, sizeof(out)) < 0)
+        return seed_error_set(err, EIO, "mkfs.ext4 for %s failed: %s", tmp, out);
+    if (fsync(fd) < 0)
+        return seed_error_setp(err, errno, "writing %s", tmp);
+    return 0;
+}
+
+int seed_volume_ensure(const char *image, uint64_t size, uid_t owner, seed_error **err) {
+    char marker[4200];
+    snprintf(marker, sizeof(marker), "%s.growing", image); /* left by older versions */
+    struct stat st;
+    if (stat(image, &st) == 0) {
+        unlink(marker);
+        return 0; /* grown, if it must be, once mounted (seed_volume_mount) */
     }
     if (errno != ENOENT)
         return seed_error_setp(err, errno, "checking %s", image);
 
     char dir[4096];
-    snprintf(dir, sizeof(dir), "%s", image);
-    char *slash = strrchr(dir, '/');
-    if (slash) {
-        *slash = 0;
-        int r = seed_mkdir_p(dir, 0700);
-        if (r < 0)
-            return seed_error_setp(err, -r, "creating %s", dir);
-    }
-    /* Build under a temporary name so a crash never leaves a half-made image behind
-     * under the real one. */
+    dir_of(image, dir, sizeof(dir));
+    int r = seed_mkdir_p(dir, 0700);
+    if (r < 0)
+        return seed_error_setp(err, -r, "creating %s", dir);
+    /* The declared size is what the instance can store (as Kubernetes' capacity >=
+     * request): the image is larger by the filesystem's own overhead (inode tables,
+     * journal, group descriptors), which mkfs decides. Guess, measure, correct. */
+    uint64_t file_size = size + size / 16 + (2u << 20);
     char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.new", image);
-    _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return seed_error_setp(err, errno, "creating %s", tmp);
-    if (ftruncate(fd, (off_t)size) < 0) {
-        int e = errno;
-        unlink(tmp);
-        return seed_error_setp(err, e, "sizing %s", tmp);
+    snprintf(tmp, sizeof(tmp), "%s.new", image); /* a crash never leaves a half-made image */
+    for (int attempt = 0;; attempt++) {
+        file_size = (file_size + 65535) & ~(uint64_t)65535;
+        if ((r = check_free_space(dir, image, file_size, err)) < 0)
+            return r;
+        ext4_sb sb;
+        if ((r = make_image(tmp, file_size, owner, err)) < 0 || (r = read_sb(tmp, &sb)) < 0) {
+            unlink(tmp);
+            if (r < 0 && err && !*err)
+                seed_error_setp(err, -r, "reading the filesystem of %s", tmp);
+            return r;
+        }
+        uint64_t usable = usable_bytes(sb.blocks, sb.free_blocks, sb.block_size);
+        if (usable >= size || attempt == 3)
+            break;
+        file_size += size - usable + (size - usable) / 8;
     }
-    char opts[128];
-    snprintf(opts, sizeof(opts), "root_owner=%u:%u,nodiscard", (unsigned)owner, (unsigned)owner);
-    char *mkfs[] = {"mkfs.ext4", "-q", "-F", "-m", "0", "-E", opts, tmp, NULL};
-    if (run_tool(mkfs, out, sizeof(out)) < 0) {
-        unlink(tmp);
-        return seed_error_set(err, EIO, "mkfs.ext4 for %s failed: %s", image, out);
-    }
-    if (fsync(fd) < 0 || rename(tmp, image) < 0) {
+    if (rename(tmp, image) < 0) {
         int e = errno;
         unlink(tmp);
         return seed_error_setp(err, e, "finishing %s", image);
     }
-    snprintf(tmp, sizeof(tmp), "%s.growing", image); /* of a removed volume of that name */
-    unlink(tmp);
+    unlink(marker);
+    return 0;
+}
+
+/* How much more the image needs for df to show size, given what a mount of it shows
+ * (0: nothing). Grown by a little more than the gap: the filesystem's overhead grows
+ * with it. */
+static uint64_t missing_bytes(const char *target, uint64_t size, int *err) {
+    struct statvfs sv;
+    if (statvfs(target, &sv) < 0) {
+        *err = -errno;
+        return 0;
+    }
+    /* As if empty: what it holds in all, less what ext4 holds back. */
+    uint64_t shown = usable_bytes(sv.f_blocks, sv.f_blocks, sv.f_frsize);
+    *err = 0;
+    if (shown >= size)
+        return 0;
+    return size - shown + (size - shown) / 16 + (1u << 20);
+}
+
+/* Grow the image (not mounted) by more bytes: the file, then the filesystem, offline
+ * (growing it online takes CAP_SYS_RESOURCE, which a node may not have). A node killed
+ * in between leaves a file larger than its filesystem, which the next grow uses. */
+static int grow_image(const char *image, uint64_t more, seed_error **err) {
+    struct stat st;
+    if (stat(image, &st) < 0)
+        return seed_error_setp(err, errno, "checking %s", image);
+    char dir[4096], out[1024] = "";
+    dir_of(image, dir, sizeof(dir));
+    int r = check_free_space(dir, image, more, err);
+    if (r < 0)
+        return r;
+    uint64_t file_size = ((uint64_t)st.st_size + more + 65535) & ~(uint64_t)65535;
+    if (truncate(image, (off_t)file_size) < 0)
+        return seed_error_setp(err, errno, "growing %s", image);
+    char *fsck[] = {"e2fsck", "-f", "-p", (char *)image, NULL};
+    run_tool(fsck, out, sizeof(out));
+    char *resize[] = {"resize2fs", (char *)image, NULL};
+    if (run_tool(resize, out, sizeof(out)) < 0)
+        return seed_error_set(err, EIO, "resize2fs %s failed: %s", image, out);
     return 0;
 }
 
@@ -162,11 +272,7 @@ static int loop_attach(int imgfd, char *dev, size_t devlen) {
     return -EBUSY;
 }
 
-int seed_volume_mount(const char *image, const char *target, uid_t owner, seed_error **err) {
-    /* 0711: the sandbox (another uid) must traverse to bind the mount, never list. */
-    int r = seed_mkdir_p(target, 0711);
-    if (r < 0)
-        return seed_error_setp(err, -r, "creating %s", target);
+static int mount_image(const char *image, const char *target, seed_error **err) {
     _cleanup_close_ int imgfd = open(image, O_RDWR | O_CLOEXEC);
     if (imgfd < 0)
         return seed_error_setp(err, errno, "opening volume image %s", image);
@@ -180,6 +286,37 @@ int seed_volume_mount(const char *image, const char *target, uid_t owner, seed_e
         return seed_error_setp(err, e, "mounting %s (%s) at %s", image, dev, target);
     }
     /* The loop fd closes here; with autoclear the device frees itself on unmount. */
+    return 0;
+}
+
+int seed_volume_mount(const char *image, const char *target, uint64_t size, uid_t owner, seed_error **err) {
+    /* 0711: the sandbox (another uid) must traverse to bind the mount, never list. */
+    int r = seed_mkdir_p(target, 0711);
+    if (r < 0)
+        return seed_error_setp(err, -r, "creating %s", target);
+    /* Mounted, it says how much it holds; short of size (a volume declared larger
+     * since, or one made by an older version), it is grown and mounted again. */
+    for (int attempt = 0;; attempt++) {
+        if ((r = mount_image(image, target, err)) < 0)
+            return r;
+        uint64_t more = missing_bytes(target, size, &r);
+        if (r < 0) {
+            umount2(target, MNT_DETACH);
+            return seed_error_setp(err, -r, "checking the size of %s", target);
+        }
+        if (more == 0)
+            break;
+        if (umount2(target, 0) < 0) {
+            int e = errno;
+            umount2(target, MNT_DETACH);
+            return seed_error_setp(err, e, "unmounting %s to grow it", target);
+        }
+        if (attempt == 3)
+            return seed_error_set(err, EIO, "volume %s did not grow to %llu bytes", image,
+                                  (unsigned long long)size);
+        if ((r = grow_image(image, more, err)) < 0)
+            return r;
+    }
     struct stat st;
     if (stat(target, &st) == 0 && (st.st_uid != owner || st.st_gid != owner) &&
         chown(target, owner, owner) < 0) {
@@ -205,30 +342,13 @@ int seed_volume_usage_mounted(const char *target, uint64_t *used, uint64_t *tota
     return 0;
 }
 
-static uint32_t le32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 int seed_volume_usage_image(const char *image, uint64_t *used, uint64_t *total) {
-    /* ext4 superblock at byte 1024: blocks count (lo @4, hi @0x150), free blocks (lo
-     * @12, hi @0x158), log2(block size) - 10 @24, magic 0xEF53 @0x38, incompat @0x60
-     * with 0x80 = 64bit. Accurate after a clean unmount. */
-    _cleanup_close_ int fd = open(image, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return negative_errno();
-    uint8_t sb[1024];
-    if (pread(fd, sb, sizeof(sb), 1024) != (ssize_t)sizeof(sb))
-        return -EIO;
-    if (sb[0x38] != 0x53 || sb[0x39] != 0xef)
-        return -EINVAL;
-    uint64_t blocks = le32(sb + 4), free_blocks = le32(sb + 12);
-    if (le32(sb + 0x60) & 0x80) {
-        blocks |= (uint64_t)le32(sb + 0x150) << 32;
-        free_blocks |= (uint64_t)le32(sb + 0x158) << 32;
-    }
-    uint64_t bs = 1024ull << le32(sb + 24);
-    *total = blocks * bs;
-    *used = (blocks - free_blocks) * bs;
+    ext4_sb sb;
+    int r = read_sb(image, &sb);
+    if (r < 0)
+        return r;
+    *total = sb.blocks * sb.block_size;
+    *used = (sb.blocks - sb.free_blocks) * sb.block_size;
     return 0;
 }
 

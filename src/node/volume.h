@@ -13,12 +13,15 @@
 #include "base/error.h"
 #include "node/state.h"
 
-/* Create the image with an ext4 filesystem owned by owner:owner if it does not exist;
- * grow it if it is smaller than size. Shrinking is refused (-EFBIG) with a message. */
+/* Create the image with an empty ext4 filesystem owned by owner:owner if it does not
+ * exist, large enough that the filesystem holds size bytes of data (the image is larger
+ * by the filesystem's overhead). Refused (-ENOSPC, with a message) when the state
+ * directory's filesystem has not that much free. */
 int seed_volume_ensure(const char *image, uint64_t size, uid_t owner, seed_error **err);
-/* Attach image to a free loop device and mount it at target (nosuid, nodev). The
- * root directory is chowned to owner if it differs (a slot that moved). */
-int seed_volume_mount(const char *image, const char *target, uid_t owner, seed_error **err);
+/* Attach image to a free loop device and mount it at target (nosuid, nodev); grow it
+ * online until df shows at least size. The root directory is chowned to owner if it
+ * differs (a slot that moved). */
+int seed_volume_mount(const char *image, const char *target, uint64_t size, uid_t owner, seed_error **err);
 int seed_volume_umount(const char *target);
 /* Bytes used and total of a mounted volume (statvfs). */
 int seed_volume_usage_mounted(const char *target, uint64_t *used, uint64_t *total);

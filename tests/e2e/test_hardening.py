@@ -329,3 +329,72 @@ def test_killed_node_shoot_cgroups_are_removed(nodes):
     assert "left by a previous node" in node.output()
     assert node.stop() == 0
     assert node.cgroup_dirs() == []
+
+
+# ---- 14: a volume holds what it declares ----
+
+def test_volumes_hold_their_declared_size(nodes):
+    """df shows at least the declared size, and a file of the declared size less 1 %
+    fits (Kubernetes: capacity >= request)."""
+    sizes = {"small": 8 << 20, "mid": 64 << 20, "big": 1 << 30}
+    proj = make_project({"w": {"root": "rootfs",
+                               "storage": {name: str(b) for name, b in sizes.items()},
+                               "env": {f"FILL_{n}": str(b * 99 // 100) for n, b in sizes.items()},
+                               "processes": {"p": {"restart": "no", "command": ["sh", "-c",
+                                   "for v in small mid big; do d=/seed/storage/$v; "
+                                   "echo $v df $(df -k $d | tail -1 | tr -s ' ' | cut -d' ' -f2); "
+                                   "fallocate -l $(eval echo \\$FILL_$v) $d/f; echo $v fits $?; done; "
+                                   "sleep 100000"]}}}})
+    node = nodes(proj)
+    logs = node.wait_log("w", "big fits", timeout=60)
+    for name, b in sizes.items():
+        df_kb = int(re.search(rf"p: {name} df (\d+)", logs).group(1))
+        assert df_kb * 1024 >= b, (name, df_kb, b)
+        assert f"p: {name} fits 0" in logs, logs
+    vols = {v["name"]: v for v in json.loads(node.cli("volume", "ls", "--json").stdout)}
+    for name, b in sizes.items():
+        assert vols[name]["sizeBytes"] == b and vols[name]["capacityBytes"] >= b
+
+
+def test_refused_shrink_keeps_and_reports_the_real_size(nodes):
+    def spec(size):
+        return {"w": {"root": "rootfs", "storage": {"d": size},
+                      "processes": {"p": {"command": ["sleep", "100000"]}}}}
+    proj = make_project(spec("16Mi"))
+    node = nodes(proj)
+    node.wait_running("w")
+    assert node.stop() == 0
+    (proj / "seeds.json").write_text(json.dumps(spec("8Mi")))
+    node.start()
+    node.wait_running("w")
+    assert "shrinking a volume is not supported" in node.logs("w")
+    v = json.loads(node.cli("volume", "ls", "--json").stdout)[0]
+    assert v["sizeBytes"] == 16 << 20 and v["capacityBytes"] >= 16 << 20
+
+
+# ---- 4: a volume that does not fit the disk is refused, clearly, and not retried ----
+
+def test_volume_larger_than_free_disk_is_refused(nodes, tmp_path):
+    from seedtest import workdir
+    state = workdir() / "state"
+    state.mkdir()
+    run(["mount", "-t", "tmpfs", "-o", "size=96m,mode=0711", "tmpfs", str(state)]).check_returncode()
+    try:
+        proj = make_project({
+            "big": {"root": "rootfs", "storage": {"d": "200Mi"},
+                    "processes": {"p": {"command": ["sleep", "100000"]}}},
+            "small": {"root": "rootfs", "storage": {"d": "8Mi"},
+                      "processes": {"p": {"command": ["sleep", "100000"]}}}})
+        node = nodes(proj, state=state)
+        node.wait_running("small")
+        big = node.wait(lambda: (p := node.ps()) and p["big"]["state"] == "failed" and p["big"],
+                        what="big refused")
+        assert "storage.d" in big["error"] and "free some space" in big["error"], big
+        assert re.search(r"needs \d+\.\d MiB \(\d+ bytes\) more on the filesystem of \S+, which has [\d.]+ MiB free",
+                         big["error"]), big["error"]
+        time.sleep(2.5)   # no retry (the first retry would come after 1 s)
+        assert node.output().count("big: cannot start") == 1
+        assert not list(state.glob("volumes/*/big/*"))   # nothing half-made left
+        node.close()
+    finally:
+        run(["umount", "-l", str(state)])
