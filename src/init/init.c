@@ -680,11 +680,13 @@ static void handle_channel(uint32_t events) {
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
-        /* The node went away without stopping us: stop everything. */
+        /* The node went away without stopping us: stop everything, now (also when a
+         * graceful stop was under way: nobody waits for it any more). */
         epoll_ctl(S.epfd, EPOLL_CTL_DEL, S.chan, NULL);
         close(S.chan);
         S.chan = -1;
         begin_stop(0);
+        S.stop_deadline = seed_now_usec();
         return;
     }
     if ((size_t)n >= sizeof(seed_init_hdr)) {

@@ -207,7 +207,6 @@ static pid_t spawn_command(char **argv, char **envp, const char *cwd, const int 
 
 static _noreturn_ void shoot_main(int sock, const int *cg_fds, size_t n_cg) {
     char what[512];
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
     /* Not ptraceable by the command (it holds the channel to the node); inherited from
      * the template, said again because it is a promise of this process. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -232,6 +231,11 @@ static _noreturn_ void shoot_main(int sock, const int *cg_fds, size_t n_cg) {
     /* Root of the new user namespace (identity-mapped: the template's uids). */
     if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 || setgroups(0, NULL) < 0)
         fail(sock, errno, "becoming root of the shoot's user namespace");
+    /* Die with the template; after the uid change, which would clear it. Should the
+     * template be gone already, the node closes our socket and we stop at the next
+     * receive. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* the uid change reset it too */
     if (unshare(CLONE_NEWCGROUP) < 0)
         fail(sock, errno, "creating the cgroup namespace");
     if (sethostname(T.hostname, strlen(T.hostname)) < 0)

@@ -2,7 +2,10 @@
  * WAL lets `seed volume ls` read while a node writes. */
 #include "node/state.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -27,6 +30,24 @@ int seed_state_open(const char *path, bool readonly, seed_state **ret, seed_erro
     seed_state *s = calloc(1, sizeof(*s));
     if (!s)
         return seed_error_set(err, ENOMEM, "out of memory");
+    if (!readonly) {
+        /* Root's only, like the lock and the socket: SQLite gives its -wal and -shm
+         * files the database's mode, so the database is made (or fixed) first. */
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 || fchmod(fd, 0600) < 0) {
+            int e = seed_error_setp(err, errno, "opening the state database %s", path);
+            if (fd >= 0)
+                close(fd);
+            free(s);
+            return e;
+        }
+        close(fd);
+        for (const char *suffix = "-wal"; suffix; suffix = streq(suffix, "-wal") ? "-shm" : NULL) {
+            char side[4200];
+            snprintf(side, sizeof(side), "%s%s", path, suffix);
+            chmod(side, 0600); /* an older node's, if any */
+        }
+    }
     int flags = readonly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     int r = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (r != SQLITE_OK) {

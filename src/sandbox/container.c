@@ -38,9 +38,6 @@ static _noreturn_ void child_main(const seed_sandbox_config *c, int sync) {
     char what[512];
     int r;
 
-    /* Die with the node. The parent may already be gone: then GO never comes and
-     * the read below sees EOF. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
     /* A session and process group of our own. Process groups are not confined by PID
      * namespaces: kill(0, ...) from inside would otherwise reach every process in the
      * node's group with the same uid, other sandboxes included. */
@@ -57,6 +54,10 @@ static _noreturn_ void child_main(const seed_sandbox_config *c, int sync) {
         seed_die(sync, errno, "becoming uid 0 in the user namespace");
     if (setgroups(0, NULL) < 0)
         seed_die(sync, errno, "clearing supplementary groups");
+    /* Die with the node. Only now: a change of the effective uid or gid clears the
+     * parent-death signal. Should the node have died in between, the init finds its
+     * channel closed and ends everything itself. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (unshare(CLONE_NEWCGROUP) < 0)
         seed_die(sync, errno, "creating the cgroup namespace");
     if (sethostname(c->hostname, strlen(c->hostname)) < 0)

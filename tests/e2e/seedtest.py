@@ -184,9 +184,9 @@ class Node:
         # A node killed with SIGKILL leaves empty cgroup directories behind for the
         # next node to remove; no next node comes, so remove them here.
         for d in self.cgroup_dirs():
-            for child in sorted(d.glob("*/"), reverse=True):
-                if child.is_dir():
-                    child.rmdir()
+            # deepest first (an instance's shoots are in <instance>-shoots/sN)
+            for child in sorted((p for p in d.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                child.rmdir()
             if d.exists():
                 d.rmdir()
             try:

@@ -398,3 +398,31 @@ def test_volume_larger_than_free_disk_is_refused(nodes, tmp_path):
         node.close()
     finally:
         run(["umount", "-l", str(state)])
+
+
+# ---- found on the way: sandboxes die with a node killed during a graceful stop ----
+
+def test_sandboxes_die_with_a_node_killed_while_stopping(nodes):
+    proj = make_project({"a": {"root": "rootfs", "shoot": {"enable": True}, "processes": {"s": {"command": [
+        "sh", "-c", "trap '' TERM; echo ready; while true; do sleep 0.1; done"]}}}})
+    node = nodes(proj, "--grace", "60")
+    node.wait_log("a", "s: ready")
+    node.proc.send_signal(signal.SIGTERM)   # a graceful stop, which would take 60 s
+    node.wait(lambda: "stopping 1 instance" in node.output(), what="stop under way")
+    node.stop(sig=signal.SIGKILL)
+
+    def procs():
+        return [p for d in node.cgroup_dirs() if "pids" in str(d) or "/seed/" in str(d)
+                for f in d.rglob("cgroup.procs") for p in f.read_text().split()]
+    deadline = time.time() + 5
+    while procs() and time.time() < deadline:
+        time.sleep(0.05)
+    assert procs() == []
+
+
+def test_state_database_is_root_only(nodes):
+    proj = make_project({"a": {"root": "rootfs"}})
+    node = nodes(proj)
+    node.wait_running("a")
+    for f in node.state.glob("seed.db*"):
+        assert f.stat().st_mode & 0o077 == 0, f
