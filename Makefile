@@ -5,8 +5,9 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
+PREFIX     ?= /usr/local
 
-.PHONY: all deps build build-asan demo check fuzz bench format clean
+.PHONY: all deps build build-asan demo check fuzz bench format clean install
 
 all: build
 
@@ -36,6 +37,13 @@ fuzz: deps
 
 bench: build
 	@./bench/run-all.sh $(BUILD)
+
+# seed, seed-init and seed-shoot into $(PREFIX)/bin, the bash completion into
+# bash-completion's directory under $(PREFIX); DESTDIR stages it elsewhere.
+install: build
+	@meson configure $(BUILD) -Dprefix=$(PREFIX) >/dev/null
+	@ninja -C $(BUILD) >/dev/null
+	@meson install -C $(BUILD) --no-rebuild --quiet $(if $(DESTDIR),--destdir $(abspath $(DESTDIR)))
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

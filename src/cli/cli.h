@@ -23,5 +23,8 @@ int cli_shoot(const cli_globals *g, int argc, char **argv);
 /* Print j indented on stdout, with a newline. Returns 0, or -ENOMEM (nothing printed). */
 int cli_print_json(const json_t *j);
 
+/* Print "seed needs root (why): run it with sudo" to stderr. */
+void cli_needs_root(const char *why);
+
 /* Print "seed VERB: message" and a hint to stderr; returns EXIT_USAGE. */
 int cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "base/macro.h"
+#include "cli/cli.h"
 #include "node/node.h"
 
 int cli_connect_quiet(const char *state_dir, int *ret) {
@@ -27,8 +28,23 @@ int cli_connect_quiet(const char *state_dir, int *ret) {
     return 0;
 }
 
+int cli_state_access(const char *state_dir) {
+    if (geteuid() == 0)
+        return 0;
+    /* The directory is traversable (sandboxes bind mounts through it); what is in it
+     * is root's, node.lock first. */
+    char lock[4200];
+    snprintf(lock, sizeof(lock), "%s/" SEED_NODE_LOCK, state_dir);
+    if ((access(state_dir, X_OK) == 0 || errno != EACCES) && (access(lock, W_OK) == 0 || errno != EACCES))
+        return 0;
+    cli_needs_root("the node's state directory is root's only");
+    return -EACCES;
+}
+
 void cli_connect_report(const char *state_dir, int r) {
-    if (r == -ENAMETOOLONG)
+    if ((r == -EACCES || r == -EPERM) && geteuid() != 0)
+        cli_needs_root("the node's control socket is root's only");
+    else if (r == -ENAMETOOLONG)
         fprintf(stderr, "seed: state directory path too long: %s\n", state_dir);
     else if (r == -ENOENT || r == -ECONNREFUSED)
         fprintf(stderr, "seed: no node is running on %s (start one with: seed up)\n", state_dir);

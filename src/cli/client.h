@@ -10,6 +10,9 @@ int cli_connect(const char *state_dir, int *ret);
 int cli_connect_quiet(const char *state_dir, int *ret);
 /* Print why cli_connect_quiet failed with r. */
 void cli_connect_report(const char *state_dir, int r);
+/* For a user other than root: if the state directory is closed to us (the node makes
+ * what is in it root's only), say that seed needs root and return -EACCES; else 0. */
+int cli_state_access(const char *state_dir);
 /* Send one request and return a stream to read the answer lines from. */
 int cli_request(int fd, json_t *req, FILE **ret);
 /* Read one answer line; NULL at the end of the stream. */

@@ -1,5 +1,6 @@
 /* `seed logs NAME [-f] [--tail N]`: an instance's output, one timestamped line per
- * line its processes wrote, tagged with the process name. */
+ * line its processes wrote, tagged with the process name. --tail 0 prints none (then
+ * -f follows new ones), no --tail prints all. */
 #include <errno.h>
 #include <getopt.h>
 #include <glob.h>
@@ -14,12 +15,14 @@
 
 /* No node runs: read the log files it left, <state>/logs/<namespace>/<name>.log. NAME
  * may be NAMESPACE/NAME when several projects used this state directory. */
-static int logs_offline(const char *state_dir, const char *name, size_t tail, bool follow) {
+static int logs_offline(const char *state_dir, const char *name, long tail, bool follow) {
     char pattern[4200];
     if (strchr(name, '/'))
         snprintf(pattern, sizeof(pattern), "%s/logs/%s.log", state_dir, name);
     else
         snprintf(pattern, sizeof(pattern), "%s/logs/*/%s.log", state_dir, name);
+    if (cli_state_access(state_dir) < 0)
+        return 1;
     glob_t gl;
     if (glob(pattern, 0, NULL, &gl) != 0) {
         fprintf(stderr, "seed logs: no node is running on %s and it has no logs of \"%s\"\n", state_dir,
@@ -34,13 +37,15 @@ static int logs_offline(const char *state_dir, const char *name, size_t tail, bo
     }
     char *text = NULL;
     size_t len = 0;
-    int r = seed_logfile_tail(gl.gl_pathv[0], tail, &text, &len);
+    /* seed_logfile_tail: 0 lines means all. */
+    int r = tail == 0 ? 0 : seed_logfile_tail(gl.gl_pathv[0], tail > 0 ? (size_t)tail : 0, &text, &len);
     globfree(&gl);
     if (r < 0) {
         fprintf(stderr, "seed logs: %s\n", strerror(-r));
         return 1;
     }
-    fwrite(text, 1, len, stdout);
+    if (len)
+        fwrite(text, 1, len, stdout);
     free(text);
     if (follow) {
         fprintf(stderr, "seed logs: no node is running on %s: nothing to follow\n", state_dir);
@@ -55,7 +60,7 @@ int cli_logs(const cli_globals *g, int argc, char **argv) {
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
     bool follow = false;
-    long tail = 0;
+    long tail = -1; /* all */
     int c;
     while ((c = getopt_long(argc, argv, ":fn:h", opts, NULL)) != -1) {
         switch (c) {
@@ -70,7 +75,12 @@ int cli_logs(const cli_globals *g, int argc, char **argv) {
             break;
         }
         case 'h':
-            printf("Usage: seed [--state-dir DIR] logs NAME [-f|--follow] [-n|--tail N]\n");
+            printf("Usage: seed logs NAME [-f|--follow] [-n|--tail N] [--state-dir DIR]\n"
+                   "\n"
+                   "Print the output of instance NAME, oldest first. Works without a node too.\n"
+                   "\n"
+                   "  -f, --follow  keep printing new lines as they come\n"
+                   "  -n, --tail N  only the last N lines (0: none); default all\n");
             return 0;
         case ':':
             return cli_usage_error("logs", "option '%s' needs an argument", argv[optind - 1]);
@@ -89,8 +99,10 @@ int cli_logs(const cli_globals *g, int argc, char **argv) {
         return 1;
     }
     FILE *f = NULL;
-    json_t *req = json_pack("{s:s, s:s, s:I, s:b}", "op", "logs", "name", argv[optind], "tail",
-                            (json_int_t)tail, "follow", follow);
+    /* No "tail" asks for everything. */
+    json_t *req = json_pack("{s:s, s:s, s:b}", "op", "logs", "name", argv[optind], "follow", follow);
+    if (req && tail >= 0)
+        json_object_set_new(req, "tail", json_integer(tail));
     r = cli_request(fd, req, &f);
     json_decref(req);
     if (r < 0) {

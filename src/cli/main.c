@@ -15,20 +15,24 @@
 #endif
 
 static const char usage[] =
-    "Usage: seed [--state-dir DIR] COMMAND [ARGS...]\n"
+    "Usage: seed COMMAND [ARGS...] [--state-dir DIR]\n"
     "\n"
-    "  --state-dir DIR  the node's state directory (default " SEED_DEFAULT_STATE_DIR ")\n"
+    "  --state-dir DIR  the node's state directory (default $SEED_STATE_DIR, else\n"
+    "                   " SEED_DEFAULT_STATE_DIR "); every command takes it, anywhere before '--'\n"
+    "  --version        print the version\n"
     "\n"
     "Commands:\n"
     "  eval [SOURCE] [--json] [--uri URI]   check a seed project and print each instance's meta\n"
     "  up [SOURCE] [OPTIONS]                run the project's instances in the foreground\n"
     "  ps [--json]                          list the running node's instances\n"
     "  logs NAME [-f] [--tail N]            show an instance's output\n"
-    "  stop|start|restart NAME              change one instance\n"
+    "  stop|restart [-t SECONDS] NAME...    stop or restart instances\n"
+    "  start NAME...                        start stopped instances\n"
     "  volume ls [--json] | rm NS/INST/VOL  list or delete persistent volumes\n"
     "  shoot NAME [--timeout MS] -- CMD...  run a command in a shoot of instance NAME\n"
     "  version                              print the version\n"
     "\n"
+    "Options may come before or after arguments; everything after '--' is a command's.\n"
     "Run 'seed COMMAND --help' for the options of one command.\n";
 
 int cli_usage_error(const char *verb, const char *fmt, ...) {
@@ -41,6 +45,10 @@ int cli_usage_error(const char *verb, const char *fmt, ...) {
     return EXIT_USAGE;
 }
 
+void cli_needs_root(const char *why) {
+    fprintf(stderr, "seed needs root (%s): run it with sudo\n", why);
+}
+
 int cli_print_json(const json_t *j) {
     /* To memory first: json_dumpf issues one stdio call per token, which costs more
      * than a whole evaluation on large projects. */
@@ -50,6 +58,34 @@ int cli_print_json(const json_t *j) {
     fputs(s, stdout);
     putchar('\n');
     free(s);
+    return 0;
+}
+
+/* Take --state-dir DIR and --state-dir=DIR out of a verb's arguments (argv[0] is the
+ * verb), so that every verb accepts them anywhere. Stops at "--": what follows is a
+ * command's, never ours. Returns 0, or EXIT_USAGE after saying why. */
+static int take_state_dir(cli_globals *g, int *argc, char **argv) {
+    int i, out = 1;
+    for (i = 1; i < *argc && !streq(argv[i], "--"); i++) {
+        const char *dir;
+        if (streq(argv[i], "--state-dir")) {
+            if (i + 1 >= *argc)
+                return cli_usage_error(argv[0], "option '--state-dir' needs a directory");
+            dir = argv[++i];
+        } else if (strncmp(argv[i], "--state-dir=", 12) == 0) {
+            dir = argv[i] + 12;
+        } else {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (!*dir)
+            return cli_usage_error(argv[0], "--state-dir needs a non-empty directory");
+        g->state_dir = dir;
+    }
+    while (i < *argc)
+        argv[out++] = argv[i++];
+    argv[out] = NULL;
+    *argc = out;
     return 0;
 }
 
@@ -65,7 +101,8 @@ static const struct verb verbs[] = {
 };
 
 int main(int argc, char **argv) {
-    cli_globals g = {.state_dir = SEED_DEFAULT_STATE_DIR};
+    const char *env = getenv("SEED_STATE_DIR");
+    cli_globals g = {.state_dir = env && *env ? env : SEED_DEFAULT_STATE_DIR};
     static const struct option opts[] = {
         {"state-dir", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
@@ -75,9 +112,11 @@ int main(int argc, char **argv) {
     /* '+': stop at the first non-option so the verb gets its own options. */
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
         switch (c) {
         case 'S':
+            if (!*optarg)
+                return cli_usage_error(NULL, "--state-dir needs a non-empty directory");
             g.state_dir = optarg;
             break;
         case 'h':
@@ -86,6 +125,8 @@ int main(int argc, char **argv) {
         case 'V':
             printf("seed %s\n", SEED_VERSION);
             return 0;
+        case ':':
+            return cli_usage_error(NULL, "option '%s' needs an argument", argv[optind - 1]);
         default:
             return cli_usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
         }
@@ -107,10 +148,15 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
         if (streq(verb, verbs[i].name)) {
             /* Hand the verb its own argv with the verb as argv[0]. optind = 0 makes
-             * glibc's getopt reinitialise fully, dropping the '+' mode used above. */
+             * glibc's getopt reinitialise fully, dropping the '+' mode used above, so
+             * a verb's options may follow its arguments. */
+            int vargc = argc - first;
+            int r = take_state_dir(&g, &vargc, argv + first);
+            if (r != 0)
+                return r;
             optind = 0;
             opterr = 0;
-            return verbs[i].run(&g, argc - first, argv + first);
+            return verbs[i].run(&g, vargc, argv + first);
         }
     return cli_usage_error(NULL, "unknown command '%s'", verb);
 }

@@ -15,7 +15,7 @@ int cli_ps(const cli_globals *g, int argc, char **argv) {
         if (c == 'j')
             json = true;
         else if (c == 'h') {
-            printf("Usage: seed [--state-dir DIR] ps [--json]\n\nList the node's instances.\n");
+            printf("Usage: seed ps [--json] [--state-dir DIR]\n\nList the node's instances.\n");
             return 0;
         } else
             return cli_usage_error("ps", "unknown option '%s'", argv[optind - 1]);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/error.h"
 #include "base/log.h"
@@ -15,9 +16,9 @@ static const char up_usage[] =
     "\n"
     "Run the instances of the seed project at SOURCE (default '.') on this machine, in the\n"
     "foreground, until SIGINT or SIGTERM stops them gracefully. From another terminal:\n"
-    "seed ps, seed logs NAME [-f], seed stop|start|restart NAME, seed volume ls|rm.\n"
+    "seed ps, seed logs NAME [-f], seed stop|start|restart NAME..., seed volume ls|rm.\n"
     "\n"
-    "  --state-dir DIR  state, volumes and logs (default " SEED_DEFAULT_STATE_DIR ")\n"
+    "  --state-dir DIR  state, volumes and logs (default $SEED_STATE_DIR, else " SEED_DEFAULT_STATE_DIR ")\n"
     "  --bind ADDR      address exposed ports are published on (default " SEED_DEFAULT_BIND ")\n"
     "  --subnet CIDR    instance addresses (default " SEED_DEFAULT_SUBNET ")\n"
     "  --egress         let instances reach other networks through the node (NAT)\n"
@@ -109,6 +110,10 @@ int cli_up(const cli_globals *g, int argc, char **argv) {
     if (argc - optind > 1)
         return cli_usage_error("up", "expected at most one SOURCE, got %d", argc - optind);
     o.source = optind < argc ? argv[optind] : ".";
+    if (geteuid() != 0) {
+        cli_needs_root("namespaces, cgroups, loop devices, its state directory");
+        return 1;
+    }
     if (getenv("SEED_INIT"))
         o.init_path = getenv("SEED_INIT");
 

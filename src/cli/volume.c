@@ -63,6 +63,8 @@ static void human_size(uint64_t b, char *buf, size_t size) {
 static int volume_ls(const cli_globals *g, bool json) {
     json_t *list;
     json_t *a = NULL;
+    if (cli_state_access(g->state_dir) < 0)
+        return 1;
     int lock = lock_state(g->state_dir);
     if (lock == -1) {
         a = cli_call(g->state_dir, "volume ls", json_pack("{s:s}", "op", "volumes"));
@@ -95,6 +97,8 @@ static int volume_ls(const cli_globals *g, bool json) {
 }
 
 static int volume_rm(const cli_globals *g, const char *id) {
+    if (cli_state_access(g->state_dir) < 0)
+        return 1;
     int lock = lock_state(g->state_dir);
     if (lock == -1) {
         json_t *a = cli_call(g->state_dir, "volume rm", json_pack("{s:s, s:s}", "op", "volume-rm", "id", id));
@@ -128,33 +132,45 @@ static int volume_rm(const cli_globals *g, const char *id) {
     return ret;
 }
 
+static const char volume_usage[] =
+    "Usage: seed volume ls [--json] [--state-dir DIR]\n"
+    "       seed volume rm NAMESPACE/INSTANCE/VOLUME [--state-dir DIR]\n"
+    "\n"
+    "List the node's persistent volumes, or delete one (refused while an instance has it).\n"
+    "Works without a running node too.\n"
+    "\n"
+    "  --json  ls: print a JSON array of {id namespace instance name sizeBytes usedBytes\n"
+    "          capacityBytes inUse mountPoint created}\n";
+
 int cli_volume(const cli_globals *g, int argc, char **argv) {
-    if (argc < 2)
-        return cli_usage_error("volume", "expected 'ls' or 'rm NAMESPACE/INSTANCE/VOLUME'");
-    const char *sub = argv[1];
-    argc--;
-    argv++;
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0}};
-    bool json = false;
+    bool json = false, help = false;
     int c;
-    optind = 0;
+    /* Options anywhere: after the subcommand or before it (`seed volume --help`). */
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'j')
             json = true;
-        else if (c == 'h') {
-            printf("Usage: seed [--state-dir DIR] volume ls [--json]\n"
-                   "       seed [--state-dir DIR] volume rm NAMESPACE/INSTANCE/VOLUME\n");
-            return 0;
-        } else
+        else if (c == 'h')
+            help = true;
+        else
             return cli_usage_error("volume", "unknown option '%s'", argv[optind - 1]);
     }
+    const char *sub = optind < argc ? argv[optind++] : NULL;
+    if (help) {
+        fputs(volume_usage, stdout);
+        return 0;
+    }
+    if (!sub)
+        return cli_usage_error("volume", "expected 'ls' or 'rm NAMESPACE/INSTANCE/VOLUME'");
     if (streq(sub, "ls")) {
         if (optind < argc)
             return cli_usage_error("volume ls", "unexpected argument '%s'", argv[optind]);
         return volume_ls(g, json);
     }
     if (streq(sub, "rm")) {
+        if (json)
+            return cli_usage_error("volume rm", "--json is an option of 'volume ls'");
         if (argc - optind != 1)
             return cli_usage_error("volume rm", "expected one NAMESPACE/INSTANCE/VOLUME");
         return volume_rm(g, argv[optind]);

@@ -2,7 +2,9 @@
  * JSON. One request per connection:
  *   {"op":"ps"}                                   -> {"ok":true,"instances":[...]}
  *   {"op":"logs","name":N,"tail":K,"follow":B}    -> {"log":"..."}* then {"ok":true}
+ *                                                    (the last K lines, 0: none; no "tail": all)
  *   {"op":"stop"|"start"|"restart","name":N}      -> {"ok":true,"state":"..."} once settled
+ *      optional "grace_ms":G (stop, restart)         SIGTERM to SIGKILL for this call
  *   {"op":"volumes"}                              -> {"ok":true,"volumes":[...]}
  *   {"op":"volume-rm","id":"ns/instance/volume"}  -> {"ok":true}
  *   {"op":"shoot","name":N,"request":{...}}       -> {"ok":true,"result":{...}} (the shoot API's
@@ -198,11 +200,13 @@ static void on_log_line(void *userdata, const char *line, size_t len) {
 }
 
 static void op_logs(ctl_client *c, instance *in, json_t *req) {
-    json_int_t tail = json_integer_value(json_object_get(req, "tail"));
+    json_t *t = json_object_get(req, "tail");
+    json_int_t tail = json_is_integer(t) ? json_integer_value(t) : -1;
     bool follow = json_is_true(json_object_get(req, "follow"));
     _cleanup_free_ char *text = NULL;
     size_t len = 0;
-    int r = seed_logfile_tail(in->log_path, tail > 0 ? (size_t)tail : 0, &text, &len);
+    /* seed_logfile_tail reads all for 0 lines. */
+    int r = tail == 0 ? 0 : seed_logfile_tail(in->log_path, tail > 0 ? (size_t)tail : 0, &text, &len);
     if (r < 0) {
         reply_error(c, "reading the log of %s: %s", in->spec->name, strerror(-r));
         return;
@@ -253,21 +257,30 @@ void control_instance_changed(instance *in) {
     }
 }
 
-static void op_lifecycle(ctl_client *c, instance *in, const char *op) {
+static void op_lifecycle(ctl_client *c, instance *in, const char *op, json_t *req) {
     if (c->n->stopping) {
         reply_error(c, "the node is stopping");
+        return;
+    }
+    json_t *grace = json_object_get(req, "grace_ms");
+    if (grace &&
+        (!json_is_integer(grace) || json_integer_value(grace) < 1 || json_integer_value(grace) > 3600000)) {
+        reply_error(c, "grace_ms: expected milliseconds from 1 to 3600000");
         return;
     }
     /* What the user asked for outlives the node: a stopped instance stays stopped. */
     seed_state_set_held(c->n->db, c->n->project->namespace, in->spec->name, streq(op, "stop"));
     c->waiting = in;
     c->wait = streq(op, "stop") ? WAIT_STOP : WAIT_RUN;
+    /* Read by instance_stop during this call only. */
+    in->stop_grace_ms = grace ? (unsigned)json_integer_value(grace) : 0;
     if (streq(op, "stop"))
         instance_stop(in);
     else if (streq(op, "start"))
         instance_start(in);
     else
         instance_restart(in);
+    in->stop_grace_ms = 0;
     if (wait_satisfied(c) && !(c->wait == WAIT_RUN && in->restart_after_stop)) {
         finish_wait(c);
         c->waiting = NULL;
@@ -389,7 +402,7 @@ static void handle_request(ctl_client *c, const char *line, size_t len) {
         else if (streq(op, "shoot"))
             op_shoot(c, in, req);
         else
-            op_lifecycle(c, in, op);
+            op_lifecycle(c, in, op, req);
     } else {
         reply_error(c, "unknown operation \"%s\"", op);
     }

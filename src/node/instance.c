@@ -736,7 +736,7 @@ void instance_stop(instance *in) {
         return;
     in->stop_requested = true;
     set_state(in, INST_STOPPING);
-    unsigned grace = in->node->opt.grace_ms;
+    unsigned grace = in->stop_grace_ms ? in->stop_grace_ms : in->node->opt.grace_ms;
     seed_init_hdr h = {.type = SEED_INIT_STOP, .arg = grace, .ts_usec = seed_realtime_usec()};
     if (in->chan < 0 || send(in->chan, &h, sizeof(h), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
         seed_sandbox_container.kill(&in->sb, SIGTERM);

@@ -77,6 +77,7 @@ typedef struct instance {
     bool finished;       /* the init reported that every process is done */
     bool stop_requested;
     bool restart_after_stop;
+    unsigned stop_grace_ms; /* a stop's own grace period (seed stop -t); 0: the node's */
     unsigned failures;
     seed_source *retry_timer, *kill_timer;
     char *last_error;

@@ -373,6 +373,22 @@ static void teardown(node *n) {
     seed_project_free(n->project);
 }
 
+/* A tier larger than the machine still runs (its limits never bind), but not with the
+ * resources it names: say so at start. */
+static void warn_oversized(const node *n) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned long long mem_mib =
+        (unsigned long long)sysconf(_SC_PHYS_PAGES) * (unsigned long long)sysconf(_SC_PAGESIZE) >> 20;
+    for (size_t i = 0; i < n->n_insts; i++) {
+        const seed_instance *s = n->insts[i].spec;
+        if ((cpus > 0 && s->vcpus > (unsigned long)cpus) || (mem_mib > 0 && s->memory_mib > mem_mib))
+            log_warning(
+                "%s: size %s asks for %u vCPUs and %u MiB of memory, but this machine has %ld CPUs and "
+                "%llu MiB: it gets at most what there is",
+                s->name, seed_size_tier_to_string(s->size), s->vcpus, s->memory_mib, cpus, mem_mib);
+    }
+}
+
 int seed_node_run(const seed_node_options *opts, seed_error **err) {
     node n = {
         .opt = *opts,
@@ -426,6 +442,7 @@ int seed_node_run(const seed_node_options *opts, seed_error **err) {
     log_info("node up: %zu instance%s of namespace %s (generation %s), state in %s, cgroups %s", n.n_insts,
              n.n_insts == 1 ? "" : "s", n.project->namespace, n.project->generation, n.state_dir,
              n.cg_ops->name);
+    warn_oversized(&n);
     for (size_t i = 0; i < n.n_insts; i++) {
         instance *in = &n.insts[i];
         if (seed_state_is_held(n.db, n.project->namespace, in->spec->name)) {
