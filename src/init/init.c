@@ -37,6 +37,11 @@
 #define BACKOFF_MAX_MS 30000
 #define BACKOFF_RESET_USEC (10 * 1000000ull) /* a run this long resets the backoff */
 #define QUEUE_PAUSE_BYTES (256u << 10)       /* stop reading output above this backlog */
+/* Output is rate-limited here, inside the instance, so that what a flood costs (reading
+ * it, counting it, dropping it) is charged to the instance's own CPU quota, not the
+ * node's: SEED_INIT_LOG_RATE bytes a second with bursts up to SEED_INIT_LOG_BURST, each
+ * line counting at least SEED_INIT_LOG_LINE_COST (the node's cost is per line). */
+#define LOG_MARKER_USEC 1000000ull /* report what was dropped at most this often */
 
 enum restart { RESTART_ALWAYS, RESTART_ON_FAILURE, RESTART_NO };
 
@@ -71,6 +76,11 @@ typedef struct msg {
 } msg;
 
 static struct {
+    /* the output rate limit */
+    double tokens;
+    uint64_t refilled; /* monotonic usec */
+    uint64_t dropped_bytes, dropped_lines;
+    uint64_t dropped_since; /* when dropping began; 0: nothing dropped */
     char *name;
     proc *procs;
     size_t n_procs;
@@ -154,7 +164,6 @@ static void flush_queue(void) {
 }
 
 /* A message from the init itself about a process, shown in `seed logs`. */
-static void say(const char *proc_name, const char *fmt, ...) _printf_(2, 3);
 static void say(const char *proc_name, const char *fmt, ...) {
     char buf[1024];
     va_list ap;
@@ -168,8 +177,43 @@ static void say(const char *proc_name, const char *fmt, ...) {
 
 /* ---- output streams ---- */
 
+static void say(const char *proc_name, const char *fmt, ...) _printf_(2, 3);
+
+/* Say what was dropped, once the limit lets output through again (or a while later). */
+static void report_dropped(void) {
+    if (!S.dropped_lines)
+        return;
+    say("seed-init", "%llu bytes (%llu lines) of output suppressed: over %u bytes a second",
+        (unsigned long long)S.dropped_bytes, (unsigned long long)S.dropped_lines, SEED_INIT_LOG_RATE);
+    S.dropped_bytes = S.dropped_lines = 0;
+    S.dropped_since = 0;
+}
+
+/* Whether a line of n bytes may go to the node. Over the rate, everything is dropped
+ * for a second (counted), then the count is reported and lines pass again while the
+ * rate allows: one marker a second at most, however the flood goes. */
+static bool rate_allows(size_t n) {
+    uint64_t now = seed_now_usec();
+    S.tokens += (double)(now - S.refilled) * SEED_INIT_LOG_RATE / 1e6;
+    S.tokens = MIN(S.tokens, (double)SEED_INIT_LOG_BURST);
+    S.refilled = now;
+    if (S.dropped_since && now - S.dropped_since >= LOG_MARKER_USEC)
+        report_dropped();
+    double cost = (double)MAX(n, (size_t)SEED_INIT_LOG_LINE_COST);
+    if (!S.dropped_since && S.tokens >= cost) {
+        S.tokens -= cost;
+        return true;
+    }
+    if (!S.dropped_since)
+        S.dropped_since = now;
+    S.dropped_bytes += n + 1;
+    S.dropped_lines++;
+    return false;
+}
+
 static void stream_emit(stream *s, const char *p, size_t n) {
-    send_msg(SEED_INIT_LOG, s->kind, 0, s->name, p, n);
+    if (rate_allows(n))
+        send_msg(SEED_INIT_LOG, s->kind, 0, s->name, p, n);
 }
 
 static void stream_close(stream *s) {
@@ -706,6 +750,8 @@ int main(int argc, char **argv) {
     if (argc > 1 && streq(argv[1], SEED_SHOOT_TEMPLATE_ARG))
         return seed_template_main();
     prctl(PR_SET_NAME, "seed-init");
+    S.tokens = SEED_INIT_LOG_BURST;
+    S.refilled = seed_now_usec();
     S.chan = SEED_INIT_CHANNEL_FD;
     fcntl(S.chan, F_SETFD, FD_CLOEXEC);
     S.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -765,6 +811,10 @@ int main(int argc, char **argv) {
         }
         if (S.stopping && S.stop_deadline != UINT64_MAX)
             next = MIN(next, S.stop_deadline);
+        if (S.dropped_since && now - S.dropped_since >= LOG_MARKER_USEC)
+            report_dropped(); /* a flood that goes on: say so every second */
+        if (S.dropped_since)
+            next = MIN(next, S.dropped_since + LOG_MARKER_USEC);
         int timeout = next == UINT64_MAX ? -1 : (int)MIN((next - now + 999) / 1000, 60000u);
 
         struct epoll_event evs[32];
@@ -783,6 +833,7 @@ int main(int argc, char **argv) {
      * what a paused stream held back), then report. */
     while (S.streams)
         stream_read(S.streams, true);
+    report_dropped();
     flush_queue();
     if (S.chan >= 0) {
         /* Wait briefly for the node to take the last messages. */

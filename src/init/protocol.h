@@ -16,6 +16,11 @@
 #define SEED_INIT_CHANNEL_FD 4
 
 #define SEED_INIT_MAX_LINE 16384 /* longer output lines are split */
+/* The instance's output rate: the init drops what goes beyond (and says how much), and
+ * the node reads no faster than twice this from a channel. */
+#define SEED_INIT_LOG_RATE (1u << 20) /* bytes a second */
+#define SEED_INIT_LOG_BURST (8u << 20)
+#define SEED_INIT_LOG_LINE_COST 128 /* a line counts at least this many bytes */
 #define SEED_INIT_MAX_MSG (sizeof(seed_init_hdr) + 256 + SEED_INIT_MAX_LINE)
 
 enum {

@@ -109,7 +109,9 @@ static void client_send(ctl_client *c, json_t *j) {
     if (!s)
         return;
     size_t len = strlen(s);
-    if (c->out_len + len + 1 > MAX_PENDING) {
+    /* Only a follower can fall behind for good; a log's first dump (two files of at
+     * most LOG_MAX_BYTES) is sent whole, however long it is. */
+    if (c->follow && c->out_len + len + 1 > MAX_PENDING) {
         free(s);
         c->closing = true; /* too far behind; it can reconnect */
         c->out_len = 0;

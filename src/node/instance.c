@@ -120,6 +120,7 @@ static int publish_ports(instance *in, seed_error **err) {
 
 void instance_free(instance *in) {
     unpublish_ports(in);
+    seed_source_free(in->chan_timer);
     seed_source_free(in->retry_timer);
     seed_source_free(in->kill_timer);
     seed_source_free(in->exit_src);
@@ -421,6 +422,36 @@ static void handle_message(instance *in, const char *buf, size_t n) {
     }
 }
 
+#define CHAN_RATE (2.0 * SEED_INIT_LOG_RATE) /* bytes a second; the init itself keeps to half */
+#define CHAN_BURST (2.0 * SEED_INIT_LOG_BURST)
+
+static int chan_resume(seed_source *s, void *userdata) {
+    instance *in = userdata;
+    if (in->chan_src)
+        seed_source_set_events(in->chan_src, EPOLLIN);
+    return 0;
+}
+
+/* Whether the channel is still within its rate after n more bytes. Beyond it, the
+ * node stops reading for a while: the init's queue fills, it stops reading its
+ * processes' output, and they wait on their writes. However the instance floods (its
+ * init included, were it subverted), the node reads at most CHAN_RATE from it. */
+static bool chan_within_rate(instance *in, size_t n) {
+    uint64_t now = seed_now_usec();
+    in->chan_tokens = MIN(in->chan_tokens + (double)(now - in->chan_refilled) * CHAN_RATE / 1e6, CHAN_BURST);
+    in->chan_refilled = now;
+    in->chan_tokens -= (double)MAX(n, (size_t)SEED_INIT_LOG_LINE_COST);
+    if (in->chan_tokens >= 0)
+        return true;
+    uint64_t wait = (uint64_t)(-in->chan_tokens * 1e6 / CHAN_RATE) + 1000;
+    seed_source_set_events(in->chan_src, 0);
+    if (in->chan_timer)
+        seed_timer_restart(in->chan_timer, wait);
+    else
+        seed_loop_add_timer(in->node->loop, wait, chan_resume, in, &in->chan_timer);
+    return false;
+}
+
 /* Bounded per call: a process printing without pause must not keep the node's loop
  * here; the rest waits for the next turn (and the init holds its output back). */
 static void drain_channel(instance *in) {
@@ -430,6 +461,8 @@ static void drain_channel(instance *in) {
         if (n <= 0)
             return;
         handle_message(in, buf, (size_t)n);
+        if (in->chan_src && !chan_within_rate(in, (size_t)n))
+            return;
     }
 }
 
@@ -504,6 +537,8 @@ static int on_exit_fd(seed_source *s, int fd, uint32_t events, void *userdata) {
     in->exit_src = NULL;
     seed_source_free(in->chan_src);
     in->chan_src = NULL;
+    seed_source_free(in->chan_timer);
+    in->chan_timer = NULL;
     seed_source_free(in->kill_timer);
     in->kill_timer = NULL;
     if (in->chan >= 0)
@@ -693,6 +728,8 @@ void instance_start(instance *in) {
         return;
     }
     in->chan = sp[0];
+    in->chan_tokens = CHAN_BURST;
+    in->chan_refilled = seed_now_usec();
     fcntl(in->chan, F_SETFL, O_NONBLOCK);
     if (seed_loop_add_io(n->loop, in->sb.pidfd, EPOLLIN, on_exit_fd, in, &in->exit_src) < 0 ||
         seed_loop_add_io(n->loop, in->chan, EPOLLIN, on_channel, in, &in->chan_src) < 0) {

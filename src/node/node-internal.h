@@ -83,6 +83,9 @@ typedef struct instance {
     char *last_error;
     struct ctl_client *waiters; /* control clients waiting for a stop/start */
     seed_shoot_pool *shoots;    /* shoot.enable: the pool of warm sandboxes */
+    double chan_tokens;         /* what may be read from the init channel (bytes) */
+    uint64_t chan_refilled;     /* monotonic usec */
+    seed_source *chan_timer;    /* resumes reading a channel that went over its rate */
     seed_proxy **proxies;       /* its exposed ports on the node's --bind address */
     size_t n_proxies;
 } instance;

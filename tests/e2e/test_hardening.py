@@ -426,3 +426,33 @@ def test_state_database_is_root_only(nodes):
     node.wait_running("a")
     for f in node.state.glob("seed.db*"):
         assert f.stat().st_mode & 0o077 == 0, f
+
+
+# ---- 6: a log flood costs the instance, not the node ----
+
+def cpu_seconds(pid):
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_log_flood_is_rate_limited_inside_the_instance(nodes):
+    line = "A" * 100
+    proj = make_project({"flood": {"root": "rootfs", "size": "xs", "processes": {"y": {"restart": "no", "command": [
+        "sh", "-c", f"echo start; timeout 8 yes {line}; sleep 1.5; echo end; sleep 100000"]}}},
+        "quiet": {"root": "rootfs", "processes": {"s": {"command": ["sleep", "100000"]}}}})
+    node = nodes(proj)
+    node.wait_log("flood", "y: start")
+    t0, c0 = time.time(), cpu_seconds(node.proc.pid)
+    # (yes is killed mid-line: "end" may finish its last line)
+    node.wait(lambda: re.search(r"end$", node.logs("flood", "--tail", "5"), re.M), timeout=60, what="the end")
+    wall, cpu = time.time() - t0, cpu_seconds(node.proc.pid) - c0
+    logs = node.logs("flood")
+    assert logs, "seed logs prints a full log"
+    # the flood was cut, and the log says by how much
+    dropped = [int(m) for m in re.findall(r"seed-init \(seed\): (\d+) bytes \(\d+ lines\) of output suppressed", logs)]
+    assert dropped and sum(dropped) > 50 << 20, logs[-2000:]
+    kept = len(re.findall(rf"y: {line}$", logs, re.M))
+    assert kept * 101 < (8 << 20) + (1 << 20) * (wall + 2)   # at most the burst and the rate
+    # the node's own CPU stays small (on today's main it took ~0.8 of a core)
+    assert cpu / wall < 0.3, (cpu, wall)
+    assert node.ps()["quiet"]["state"] == "running"
