@@ -27,6 +27,7 @@ static const char usage[] =
     "  stop|start|restart NAME              change one instance\n"
     "  volume ls [--json] | rm NS/INST/VOL  list or delete persistent volumes\n"
     "  shoot NAME [--timeout MS] -- CMD...  run a command in a shoot of instance NAME\n"
+    "  exec [-i] [-t] NAME -- CMD...        run a command inside running instance NAME\n"
     "  version                              print the version\n"
     "\n"
     "Run 'seed COMMAND --help' for the options of one command.\n";
@@ -58,11 +59,14 @@ struct verb {
     int (*run)(const cli_globals *g, int argc, char **argv);
 };
 
+/* clang-format off */
 static const struct verb verbs[] = {
     {"eval", cli_eval},       {"up", cli_up},         {"ps", cli_ps},
     {"logs", cli_logs},       {"stop", cli_stop},     {"start", cli_start},
     {"restart", cli_restart}, {"volume", cli_volume}, {"shoot", cli_shoot},
+    {"exec", cli_exec},
 };
+/* clang-format on */
 
 int main(int argc, char **argv) {
     cli_globals g = {.state_dir = SEED_DEFAULT_STATE_DIR};
