@@ -263,6 +263,17 @@ def test_sees_the_instance_and_nothing_more(nodes):
     assert "HOSTNAME" in rep["env"] and rep["env"]["GREETING"] == "hello there"
 
 
+def test_host_root_shows_no_host_files(nodes):
+    node = nodes(make_project({"h": {"root": "host", "processes": {"main": {"command": ["sleep", "1000"]}}}},
+                              rootfs=False))
+    node.wait_running("h")
+    r = seed_exec(node, "h", "sh", "-c", "ls /; for d in /root /home /var /work /etc/shadow; do "
+                  "test -e $d && echo VISIBLE $d; done; true")
+    out = r.stdout.decode().split()
+    assert r.returncode == 0 and "usr" in out and "VISIBLE" not in out, out
+    assert not {"root", "home", "var", "work", "srv", "boot"} & set(out), out
+
+
 def test_pid_namespace_and_cgroup_from_outside(nodes):
     node = started_box(nodes)
     info = node.ps()["box"]
