@@ -19,6 +19,7 @@ int cli_start(const cli_globals *g, int argc, char **argv);
 int cli_restart(const cli_globals *g, int argc, char **argv);
 int cli_volume(const cli_globals *g, int argc, char **argv);
 int cli_shoot(const cli_globals *g, int argc, char **argv);
+int cli_exec(const cli_globals *g, int argc, char **argv);
 
 /* Print j indented on stdout, with a newline. Returns 0, or -ENOMEM (nothing printed). */
 int cli_print_json(const json_t *j);

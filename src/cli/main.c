@@ -30,6 +30,7 @@ static const char usage[] =
     "  start NAME...                        start stopped instances\n"
     "  volume ls [--json] | rm NS/INST/VOL  list or delete persistent volumes\n"
     "  shoot NAME [--timeout MS] -- CMD...  run a command in a shoot of instance NAME\n"
+    "  exec [-i] [-t] NAME -- CMD...        run a command inside running instance NAME\n"
     "  version                              print the version\n"
     "\n"
     "Options may come before or after arguments; everything after '--' is a command's.\n"
@@ -94,11 +95,14 @@ struct verb {
     int (*run)(const cli_globals *g, int argc, char **argv);
 };
 
+/* clang-format off */
 static const struct verb verbs[] = {
     {"eval", cli_eval},       {"up", cli_up},         {"ps", cli_ps},
     {"logs", cli_logs},       {"stop", cli_stop},     {"start", cli_start},
     {"restart", cli_restart}, {"volume", cli_volume}, {"shoot", cli_shoot},
+    {"exec", cli_exec},
 };
+/* clang-format on */
 
 int main(int argc, char **argv) {
     const char *env = getenv("SEED_STATE_DIR");

@@ -9,6 +9,8 @@
  *   {"op":"volume-rm","id":"ns/instance/volume"}  -> {"ok":true}
  *   {"op":"shoot","name":N,"request":{...}}       -> {"ok":true,"result":{...}} (the shoot API's
  *                                                    request and response, run as instance N)
+ *   {"op":"exec","name":N,"argv":[...],...} + fds -> {"started":true} [+ pty master] then
+ *                                                    {"ok":true,"exitCode":C} (node/exec.h)
  * Failures answer {"ok":false,"error":"..."}. Only root (or the node's own user) may
  * connect: the socket is 0600 and the peer's credentials are checked. */
 #include <arpa/inet.h>
@@ -24,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/fdpass.h"
 #include "base/log.h"
 #include "base/utf8.h"
 #include "node/node-internal.h"
@@ -42,8 +45,12 @@ typedef struct ctl_client {
     char in[MAX_REQUEST];
     size_t in_len;
     bool got_request;
+    int fds[SEED_FDPASS_MAX]; /* passed with the request (exec: stdio) */
+    size_t n_fds;
     char *out;
     size_t out_len, out_cap;
+    int out_fd; /* sent with the first byte of out (exec: the pty master) */
+    node_exec *exec;
     bool closing;
     instance *follow;
     instance *waiting;
@@ -56,6 +63,12 @@ static void client_free(ctl_client *c) {
     node *n = c->n;
     if (c->shoot)
         seed_shoot_abandon(c->shoot);
+    if (c->exec)
+        node_exec_detach(c->exec);
+    for (size_t i = 0; i < c->n_fds; i++)
+        close(c->fds[i]);
+    if (c->out_fd >= 0)
+        close(c->out_fd);
     if (c->follow)
         seed_logfile_unfollow(c->follow->log, c);
     if (c->waiting)
@@ -78,12 +91,20 @@ static void client_free(ctl_client *c) {
 
 static void client_flush(ctl_client *c) {
     while (c->out_len > 0) {
-        ssize_t k = send(c->fd, c->out, c->out_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t k = c->out_fd >= 0
+                        ? seed_send_fds(c->fd, c->out, c->out_len, NULL, 0, &c->out_fd, 1, MSG_DONTWAIT)
+                        : send(c->fd, c->out, c->out_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k < 0 && c->out_fd >= 0)
+            errno = (int)-k;
         if (k < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 break;
             client_free(c);
             return;
+        }
+        if (c->out_fd >= 0) {
+            close(c->out_fd);
+            c->out_fd = -1;
         }
         memmove(c->out, c->out + k, c->out_len - (size_t)k);
         c->out_len -= (size_t)k;
@@ -378,6 +399,39 @@ static void op_shoot(ctl_client *c, instance *in, json_t *req) {
     }
 }
 
+static void on_exec_event(void *userdata, const node_exec_event *ev) {
+    ctl_client *c = userdata;
+    if (ev->type == NODE_EXEC_STARTED) {
+        /* Nothing was queued before: the master rides on the first byte. */
+        if (ev->pty_fd >= 0 && c->out_len == 0 && c->out_fd < 0)
+            c->out_fd = ev->pty_fd;
+        else if (ev->pty_fd >= 0)
+            close(ev->pty_fd);
+        client_send(c, json_pack("{s:b}", "started", 1));
+    } else {
+        c->exec = NULL;
+        if (ev->error) {
+            _cleanup_free_ char *msg = seed_utf8_dup(ev->error);
+            client_send(c, json_pack("{s:b, s:s, s:i}", "ok", 0, "error", msg ? msg : "out of memory",
+                                     "exitCode", ev->exit_code));
+            c->closing = true;
+        } else {
+            reply_ok(c, json_pack("{s:i}", "exitCode", ev->exit_code));
+        }
+    }
+    client_kick(c);
+}
+
+static void op_exec(ctl_client *c, instance *in, json_t *req) {
+    _cleanup_error_ seed_error *err = NULL;
+    if (node_exec_start(in, req, c->fds, c->n_fds, on_exec_event, c, &c->exec, &err) < 0)
+        reply_error(c, "%s", err->msg);
+    /* The helper has its copies now. */
+    for (size_t i = 0; i < c->n_fds; i++)
+        close(c->fds[i]);
+    c->n_fds = 0;
+}
+
 static void handle_request(ctl_client *c, const char *line, size_t len) {
     json_error_t e;
     json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &e);
@@ -394,7 +448,7 @@ static void handle_request(ctl_client *c, const char *line, size_t len) {
     } else if (streq(op, "volume-rm")) {
         op_volume_rm(c, json_string_value(json_object_get(req, "id")));
     } else if (streq(op, "logs") || streq(op, "stop") || streq(op, "start") || streq(op, "restart") ||
-               streq(op, "shoot")) {
+               streq(op, "shoot") || streq(op, "exec")) {
         const char *name = json_string_value(json_object_get(req, "name"));
         instance *in = name ? node_find(c->n, name) : NULL;
         if (!in)
@@ -403,6 +457,8 @@ static void handle_request(ctl_client *c, const char *line, size_t len) {
             op_logs(c, in, req);
         else if (streq(op, "shoot"))
             op_shoot(c, in, req);
+        else if (streq(op, "exec"))
+            op_exec(c, in, req);
         else
             op_lifecycle(c, in, op, req);
     } else {
@@ -418,9 +474,17 @@ static int on_client(seed_source *s, int fd, uint32_t events, void *userdata) {
         return 0; /* c may be gone */
     }
     if (!c->got_request && (events & EPOLLIN)) {
-        ssize_t k = recv(fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
+        int fds[SEED_FDPASS_MAX];
+        size_t nf = 0;
+        ssize_t k = seed_recv_fds(fd, c->in + c->in_len, sizeof(c->in) - c->in_len, fds, &nf, MSG_DONTWAIT);
+        for (size_t i = 0; i < nf; i++) {
+            if (c->n_fds < ELEMENTSOF(c->fds))
+                c->fds[c->n_fds++] = fds[i];
+            else
+                close(fds[i]);
+        }
         if (k <= 0) {
-            if (k < 0 && (errno == EAGAIN || errno == EINTR))
+            if (k == -EAGAIN || k == -EINTR)
                 return 0;
             client_free(c);
             return 0;
@@ -461,6 +525,7 @@ static int on_accept(seed_source *s, int fd, uint32_t events, void *userdata) {
         }
         c->n = n;
         c->fd = cfd;
+        c->out_fd = -1;
         if (seed_loop_add_io(n->loop, cfd, EPOLLIN | EPOLLRDHUP, on_client, c, &c->src) < 0) {
             close(cfd);
             free(c);
@@ -497,7 +562,7 @@ int control_listen(node *n, seed_error **err) {
 void control_close(node *n) {
     while (n->clients) {
         ctl_client *c = n->clients;
-        if (c->waiting || c->follow) {
+        if (c->waiting || c->follow || c->exec) {
             if (c->follow)
                 client_send(c, json_pack("{s:b}", "ok", 1));
             else
@@ -508,6 +573,7 @@ void control_close(node *n) {
         }
         client_free(c);
     }
+    node_exec_close_all(n);
     seed_source_free(n->ctl_src);
     n->ctl_src = NULL;
     if (n->ctl_fd >= 0) {

@@ -206,6 +206,14 @@ static int instance_env(instance *in, strv *env) {
     return r;
 }
 
+char **instance_environment(instance *in) {
+    strv env = {0};
+    if (instance_env(in, &env) >= 0)
+        return env.v;
+    strv_free(env.v);
+    return NULL;
+}
+
 static json_t *strv_json(char **v, size_t n) {
     json_t *a = json_array();
     for (size_t i = 0; a && i < n; i++)

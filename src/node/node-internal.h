@@ -120,6 +120,7 @@ typedef struct node {
     seed_shoot_engine *shoot_engine;
     seed_shoot_http *shoot_http;
     int shoot_fd;
+    struct node_exec *execs; /* seed exec helpers not yet reaped */
 } node;
 
 /* The cgroup limits of an instance's size tier (its shoots get the same). */
@@ -148,6 +149,8 @@ bool instance_settled(const instance *in); /* not running and not about to */
 /* What `seed ps` says: the state, or "restarting" while a running instance has a
  * process waiting to be restarted after it ended (a crash loop shows as one). */
 const char *instance_state_name(const instance *in);
+/* The environment every process of the instance starts with (NULL-terminated, owned). */
+char **instance_environment(instance *in);
 
 /* Generated files of a sandbox (instance.c). */
 typedef struct gen_files {
@@ -167,6 +170,27 @@ int instance_shoots_start(instance *in, const seed_bind *binds, size_t n_binds, 
 void instance_shoots_stop(instance *in);
 /* Files a shoot sees in /etc (no connect files, no instance secrets). */
 void node_shoot_url(node *n, char *buf, size_t size);
+
+/* exec.c: `seed exec` (a command run inside a running instance for a control client).
+ * Events come up through fn: STARTED once the command runs (pty_fd: the terminal's
+ * master under tty, the callee's to close), then DONE (exit_code; error set when it
+ * could not run). */
+typedef struct node_exec node_exec;
+typedef struct node_exec_event {
+    enum { NODE_EXEC_STARTED, NODE_EXEC_DONE } type;
+    int pty_fd;
+    int exit_code;
+    const char *error;
+} node_exec_event;
+typedef void (*node_exec_fn)(void *userdata, const node_exec_event *ev);
+/* Start req (see node/exec.h) in a running instance; fds (stdio, kept by the caller)
+ * are checked and handed to the command. */
+int node_exec_start(instance *in, struct json_t *req, const int *fds, size_t n_fds, node_exec_fn fn,
+                    void *userdata, node_exec **ret, seed_error **err);
+/* The client went away: the command is killed, no more events. */
+void node_exec_detach(node_exec *e);
+/* At node teardown: kill and reap every helper. */
+void node_exec_close_all(node *n);
 
 /* control.c */
 int control_listen(node *n, seed_error **err);

@@ -13,6 +13,8 @@
  *   seed-probe udpecho PORT       send every UDP datagram back, prefixed with "echo "
  *   seed-probe ptrace PID...      try to attach to, and read and write the memory of,
  *                                 each PID (ptrace, /proc/PID/mem, process_vm_readv)
+ *   seed-probe ptrace-scan SECS   for SECS, try to ptrace and to open /proc/PID/mem of every
+ *                                 other process it sees; report the comm of each one reached
 
  *   seed-probe sleep              sleep forever (a process for `ps`-style checks) */
 #include <arpa/inet.h>
@@ -34,6 +36,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/ptrace.h>
 #include <sys/reboot.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -614,6 +617,89 @@ static int ptrace_pids(int n, char **pids) {
     return 0;
 }
 
+/* The comm of pid now: read after a successful attach or open, it names what was
+ * reached (an exec can no longer change it under an attach, nor after the mm an
+ * open of /proc/PID/mem holds was taken, since exec sets it under the same lock). */
+static void comm_of(int pid, char *buf, size_t len) {
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    if (n > 0 && buf[n - 1] == '\n')
+        buf[n - 1] = 0;
+}
+
+static void add_unique(char list[][48], int *n, int max, const char *v) {
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(list[i], v))
+            return;
+    if (*n < max)
+        snprintf(list[(*n)++], 48, "%s", v);
+}
+
+static int ptrace_scan(double secs) {
+    static char seen[256][48], reached[256][48];
+    int n_seen = 0, n_reached = 0, self = getpid();
+    long rounds = 0, tries = 0;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do {
+        DIR *d = opendir("/proc");
+        for (struct dirent *e; d && (e = readdir(d));) {
+            int pid = atoi(e->d_name);
+            if (pid <= 0 || pid == self)
+                continue;
+            char comm[32], path[64], what[48];
+            comm_of(pid, comm, sizeof(comm));
+            add_unique(seen, &n_seen, 256, comm);
+            tries++;
+            snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd >= 0) {
+                comm_of(pid, comm, sizeof(comm));
+                snprintf(what, sizeof(what), "mem:%s", comm);
+                add_unique(reached, &n_reached, 256, what);
+                close(fd);
+            }
+            /* SEIZE + INTERRUPT, not ATTACH: a SIGSTOP left pending by a racing
+             * attach would stop the process for good after the detach. */
+            if (ptrace(PTRACE_SEIZE, pid, 0, 0) == 0) {
+                int st = 0;
+                ptrace(PTRACE_INTERRUPT, pid, 0, 0);
+                if (waitpid(pid, &st, __WALL) == pid && WIFSTOPPED(st)) {
+                    comm_of(pid, comm, sizeof(comm));
+                    snprintf(what, sizeof(what), "ptrace:%s", comm);
+                    add_unique(reached, &n_reached, 256, what);
+                    /* a signal that arrived meanwhile goes on to the process */
+                    ptrace(PTRACE_DETACH, pid, 0, (st >> 16) ? 0 : WSTOPSIG(st));
+                }
+            }
+        }
+        if (d)
+            closedir(d);
+        rounds++;
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    } while ((double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9 < secs);
+    open_obj(NULL);
+    kv_str("probe", "ptrace-scan");
+    kv_int("rounds", rounds);
+    kv_int("tries", tries);
+    open_arr("seen");
+    for (int i = 0; i < n_seen; i++)
+        arr_str(seen[i]);
+    close_arr();
+    open_arr("reached");
+    for (int i = 0; i < n_reached; i++)
+        arr_str(reached[i]);
+    close_arr();
+    close_obj();
+    flush_line();
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     const char *mode = argc > 1 ? argv[1] : "report";
@@ -635,6 +721,11 @@ int main(int argc, char **argv) {
         return udpecho(argv[2]);
     if (!strcmp(mode, "ptrace") && argc > 2)
         return ptrace_pids(argc - 2, argv + 2);
+    return 0;
+}
+
+    if (!strcmp(mode, "ptrace-scan") && argc > 2)
+        return ptrace_scan(atof(argv[2]));
     if (!strcmp(mode, "sleep")) {
         for (;;)
             pause();
