@@ -721,9 +721,6 @@ int main(int argc, char **argv) {
         return udpecho(argv[2]);
     if (!strcmp(mode, "ptrace") && argc > 2)
         return ptrace_pids(argc - 2, argv + 2);
-    return 0;
-}
-
     if (!strcmp(mode, "ptrace-scan") && argc > 2)
         return ptrace_scan(atof(argv[2]));
     if (!strcmp(mode, "sleep")) {
