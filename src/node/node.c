@@ -244,8 +244,21 @@ static int setup(node *n, seed_error **err) {
     if (r < 0)
         return r;
 
-    if ((r = seed_cgroup_detect(&n->cg_ops, err)) < 0)
-        return r;
+    /* Private mounts: volumes mounted from here on are invisible to the host and go
+     * away with the node. Slave, so host unmounts still reach us. */
+    if (unshare(CLONE_NEWNS) < 0)
+        return seed_error_setp(err, errno, "creating the node's mount namespace");
+    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+        return seed_error_setp(err, errno, "making the node's mounts private");
+
+    if ((r = seed_cgroup_detect(&n->cg_ops, err)) < 0) {
+        /* No hierarchies under /sys/fs/cgroup: a sysfs of its own, as `ip netns exec`
+         * mounts. Mount them in our namespace, as the host has them. */
+        _cleanup_error_ seed_error *first = TAKE_PTR(*err);
+        if (seed_cgroup_mount_hierarchies(err) < 0 || (r = seed_cgroup_detect(&n->cg_ops, err)) < 0)
+            return seed_error_prefix(err, "%s; mounting them failed: ", first->msg);
+        log_info("cgroups: mounted the hierarchies under /sys/fs/cgroup (its sysfs had none)");
+    }
     char hex[SEED_SHA256_HEX_LEN + 1];
     seed_sha256_hex(n->state_dir, strlen(n->state_dir), hex);
     snprintf(n->node_id, sizeof(n->node_id), "%.12s", hex);
@@ -258,13 +271,6 @@ static int setup(node *n, seed_error **err) {
     n->host_group = filter_accounts("/etc/group", true);
     if (!n->host_passwd || !n->host_group)
         return seed_error_set(err, ENOMEM, "out of memory");
-
-    /* Private mounts: volumes mounted from here on are invisible to the host and go
-     * away with the node. Slave, so host unmounts still reach us. */
-    if (unshare(CLONE_NEWNS) < 0)
-        return seed_error_setp(err, errno, "creating the node's mount namespace");
-    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-        return seed_error_setp(err, errno, "making the node's mounts private");
 
     seed_subnet subnet;
     if ((r = seed_subnet_parse(n->opt.subnet, &subnet, err)) < 0 ||

@@ -7,6 +7,8 @@
 #include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -157,4 +159,48 @@ int seed_cgroup_detect(const seed_cgroup_ops **ret, seed_error **err) {
     return seed_error_set(err, EOPNOTSUPP,
                           "cgroups: neither a cgroup2 hierarchy with the memory, cpu and pids "
                           "controllers nor v1 hierarchies for them were found under /sys/fs/cgroup");
+}
+
+int seed_cgroup_mount_hierarchies(seed_error **err) {
+    /* /proc/self/cgroup names every hierarchy this process is in: "0::/..." for the
+     * unified one, "N:memory:/..." or "N:name=systemd:/..." for v1 ones. */
+    _cleanup_fclose_ FILE *f = fopen("/proc/self/cgroup", "re");
+    if (!f)
+        return seed_error_setp(err, errno, "cgroups: reading /proc/self/cgroup");
+    char lines[32][256];
+    size_t n = 0;
+    bool v1 = false;
+    while (n < ELEMENTSOF(lines) && fgets(lines[n], sizeof(lines[n]), f)) {
+        char *c = strchr(lines[n], ':'), *c2 = c ? strchr(c + 1, ':') : NULL;
+        if (!c || !c2)
+            continue;
+        *c2 = 0;
+        memmove(lines[n], c + 1, strlen(c + 1) + 1); /* the controllers, "" for unified */
+        v1 |= lines[n][0] != 0;
+        n++;
+    }
+    const unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    if (!v1) {
+        if (mount("cgroup2", "/sys/fs/cgroup", "cgroup2", flags, NULL) < 0)
+            return seed_error_setp(err, errno, "cgroups: mounting cgroup2 at /sys/fs/cgroup");
+        return 0;
+    }
+    if (mount("tmpfs", "/sys/fs/cgroup", "tmpfs", flags, "mode=755,size=64k") < 0)
+        return seed_error_setp(err, errno, "cgroups: mounting a tmpfs at /sys/fs/cgroup");
+    for (size_t i = 0; i < n; i++) {
+        const char *ctrls = lines[i];
+        bool unified = !*ctrls;
+        bool named = strncmp(ctrls, "name=", 5) == 0;
+        char dir[300], opts[300];
+        snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%.255s", unified ? "unified" : named ? ctrls + 5 : ctrls);
+        snprintf(opts, sizeof(opts), named ? "none,%.255s" : "%.255s", ctrls);
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+            return seed_error_setp(err, errno, "cgroups: creating %s", dir);
+        /* Mounting a hierarchy that exists with its own options gives that hierarchy. */
+        if (mount(unified ? "cgroup2" : "cgroup", dir, unified ? "cgroup2" : "cgroup", flags,
+                  unified ? NULL : opts) < 0)
+            return seed_error_setp(err, errno, "cgroups: mounting the %s hierarchy at %s",
+                                   unified ? "unified" : ctrls, dir);
+    }
+    return 0;
 }

@@ -52,6 +52,11 @@ extern const seed_cgroup_ops seed_cgroup_v2;
  * (a hybrid host whose cgroup2 mount carries no controllers counts as v1). */
 int seed_cgroup_detect(const seed_cgroup_ops **ret, seed_error **err);
 
+/* Mount the cgroup hierarchies this process belongs to under /sys/fs/cgroup, as the
+ * host has them: for a mount namespace of our own whose /sys lacks them (as under
+ * `ip netns exec`, which mounts a fresh sysfs). */
+int seed_cgroup_mount_hierarchies(seed_error **err);
+
 /* Shared helpers for the two backends. */
 int seed_cgroup_read_u64(int dirfd, const char *file, const char *key, uint64_t *ret);
 int seed_cgroup_read_pids(int dirfd, const char *file, pid_t **ret, size_t *n);

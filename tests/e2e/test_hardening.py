@@ -456,3 +456,29 @@ def test_log_flood_is_rate_limited_inside_the_instance(nodes):
     # the node's own CPU stays small (on today's main it took ~0.8 of a core)
     assert cpu / wall < 0.3, (cpu, wall)
     assert node.ps()["quiet"]["state"] == "running"
+
+
+# ---- 18: `ip netns exec NS seed up` works ----
+
+def test_seed_up_under_ip_netns_exec(nodes):
+    proj = make_project({"a": {"root": "rootfs", "size": "xs", "expose": {"http": 8080},
+                               "processes": {"s": {"command": ["seed-probe", "serve", "8080"]}}}})
+    node = nodes(proj)
+    node.stop()
+    # the way users start it: ip netns exec remounts /sys, without the cgroup hierarchies
+    node.proc = subprocess.Popen(["ip", "netns", "exec", node.netns, SEED, "up", str(proj),
+                                  "--state-dir", str(node.state)],
+                                 stdout=open(node.log_path, "a"), stderr=subprocess.STDOUT)
+    node.log = open(node.log_path, "a")
+    node.wait_running("a")
+    assert node.wait(lambda: node.http(8080), what="a answering") == "probe 8080\n"
+    # its limits are in force: the host's hierarchy has its cgroup, with the tier's memory
+    limit = [d for d in node.cgroup_dirs() if "memory" in str(d)]
+    if limit:   # cgroup v1
+        mem = next(limit[0].glob("*-a")) / "memory.limit_in_bytes"
+        assert int(mem.read_text()) == 512 << 20
+    else:
+        mem = next(pathlib.Path("/sys/fs/cgroup/seed", node.cgroup_id()).glob("*-a")) / "memory.max"
+        assert int(mem.read_text()) == 512 << 20
+    assert node.stop() == 0
+    assert node.cgroup_dirs() == []
