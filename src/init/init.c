@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <jansson.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -30,6 +29,7 @@
 #include "base/clock.h"
 #include "base/macro.h"
 #include "init/protocol.h"
+#include "init/users.h"
 #include "init/template.h"
 #include "shoot/protocol.h"
 
@@ -308,100 +308,6 @@ static void chan_watch(void) {
 
 /* ---- users ---- */
 
-typedef struct ids {
-    uid_t uid;
-    gid_t gid;
-    gid_t groups[64];
-    int n_groups;
-    char home[256];
-} ids;
-
-static bool all_digits(const char *s) {
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9')
-            return false;
-    return true;
-}
-
-/* Resolve "user", "uid", "user:group" or "uid:gid" against the root's /etc/passwd and
- * /etc/group. fgetpwent/fgetgrent read the files directly: no NSS in a static init. */
-static int resolve_user(const char *spec, ids *out, char *err, size_t errlen) {
-    *out = (ids){0};
-    strcpy(out->home, "/");
-    char user[128], group[128] = "";
-    snprintf(user, sizeof(user), "%s", spec);
-    char *colon = strchr(user, ':');
-    if (colon) {
-        *colon = 0;
-        snprintf(group, sizeof(group), "%s", colon + 1);
-    }
-    bool found = false;
-    char name[128] = "";
-    FILE *f = fopen("/etc/passwd", "re");
-    if (f) {
-        struct passwd *pw;
-        while ((pw = fgetpwent(f))) {
-            if ((all_digits(user) && pw->pw_uid == (uid_t)strtoul(user, NULL, 10)) ||
-                streq(pw->pw_name, user)) {
-                out->uid = pw->pw_uid;
-                out->gid = pw->pw_gid;
-                snprintf(out->home, sizeof(out->home), "%s", pw->pw_dir);
-                snprintf(name, sizeof(name), "%s", pw->pw_name);
-                found = true;
-                break;
-            }
-        }
-        fclose(f);
-    }
-    if (!found && streq(user, "root")) {
-        /* uid 0 needs no name: a root without an account database still runs. */
-        out->uid = out->gid = 0;
-        strcpy(out->home, "/root");
-        found = true;
-    }
-    if (!found) {
-        if (!all_digits(user)) {
-            snprintf(err, errlen, "user \"%s\" does not exist in the instance's /etc/passwd", user);
-            return -ENOENT;
-        }
-        out->uid = out->gid = (uid_t)strtoul(user, NULL, 10);
-    }
-    if (*group) {
-        bool gfound = false;
-        if (all_digits(group)) {
-            out->gid = (gid_t)strtoul(group, NULL, 10);
-            gfound = true;
-        } else if ((f = fopen("/etc/group", "re"))) {
-            struct group *gr;
-            while ((gr = fgetgrent(f)))
-                if (streq(gr->gr_name, group)) {
-                    out->gid = gr->gr_gid;
-                    gfound = true;
-                    break;
-                }
-            fclose(f);
-        }
-        if (!gfound) {
-            snprintf(err, errlen, "group \"%s\" does not exist in the instance's /etc/group", group);
-            return -ENOENT;
-        }
-    }
-    out->groups[out->n_groups++] = out->gid;
-    if (*name && (f = fopen("/etc/group", "re"))) {
-        struct group *gr;
-        while ((gr = fgetgrent(f)) && out->n_groups < (int)ELEMENTSOF(out->groups))
-            for (char **m = gr->gr_mem; m && *m; m++)
-                if (streq(*m, name) && gr->gr_gid != out->gid) {
-                    out->groups[out->n_groups++] = gr->gr_gid;
-                    break;
-                }
-        fclose(f);
-    }
-    return 0;
-}
-
 /* ---- processes ---- */
 
 static void describe_status(int status, char *buf, size_t size) {
@@ -429,9 +335,9 @@ static _noreturn_ void child_fail(int fd, int err, const char *what) {
 }
 
 static int spawn(proc *p) {
-    ids id;
+    seed_user_ids id;
     char err[256];
-    if (resolve_user(p->user, &id, err, sizeof(err)) < 0) {
+    if (seed_resolve_user(p->user, &id, err, sizeof(err)) < 0) {
         say(p->name, "cannot start: %s", err);
         return -ENOENT;
     }

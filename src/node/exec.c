@@ -30,7 +30,6 @@
 #include <linux/magic.h>
 #include <linux/sched.h>
 #include <poll.h>
-#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -47,11 +46,11 @@
 #include <unistd.h>
 
 #include "base/fdpass.h"
+#include "init/users.h"
 #include "node/exec.h"
 #include "node/node-internal.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#define MAX_GROUPS 64
 #define HIGH_FD 64
 
 /* Helper -> node, one SEQPACKET record each. */
@@ -96,15 +95,21 @@ struct node_exec {
 
 /* ---- the helper (forked from the node; between fork and exec, docs/errors.md 5) ---- */
 
+/* A failure report: "what: strerror(err)" (err 0: what alone). */
+static void failure(exec_msg *m, int code, int err, const char *fmt, va_list ap) {
+    *m = (exec_msg){.type = MSG_FAILED, .value = code};
+    int n = vsnprintf(m->text, sizeof(m->text), fmt, ap);
+    if (err && n >= 0 && (size_t)n < sizeof(m->text))
+        snprintf(m->text + n, sizeof(m->text) - (size_t)n, ": %s", strerror(err));
+}
+
 static _noreturn_ void helper_fail(int sync, int code, int err, const char *fmt, ...) _printf_(4, 5);
 static _noreturn_ void helper_fail(int sync, int code, int err, const char *fmt, ...) {
-    exec_msg m = {.type = MSG_FAILED, .value = code};
+    exec_msg m;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(m.text, sizeof(m.text), fmt, ap);
+    failure(&m, code, err, fmt, ap);
     va_end(ap);
-    if (err && n >= 0 && (size_t)n < sizeof(m.text))
-        snprintf(m.text + n, sizeof(m.text) - (size_t)n, ": %s", strerror(err));
     (void)!send(sync, &m, sizeof(m), MSG_NOSIGNAL);
     _exit(1);
 }
@@ -112,13 +117,11 @@ static _noreturn_ void helper_fail(int sync, int code, int err, const char *fmt,
 /* The command's report to the helper when it cannot exec. */
 static _noreturn_ void command_fail(int pipe_fd, int code, int err, const char *fmt, ...) _printf_(4, 5);
 static _noreturn_ void command_fail(int pipe_fd, int code, int err, const char *fmt, ...) {
-    exec_msg m = {.type = MSG_FAILED, .value = code};
+    exec_msg m;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(m.text, sizeof(m.text), fmt, ap);
+    failure(&m, code, err, fmt, ap);
     va_end(ap);
-    if (err && n >= 0 && (size_t)n < sizeof(m.text))
-        snprintf(m.text + n, sizeof(m.text) - (size_t)n, ": %s", strerror(err));
     (void)!write(pipe_fd, &m, sizeof(m));
     _exit(code);
 }
@@ -154,105 +157,6 @@ static void move_high(int sync, int *fd) {
     *fd = h;
 }
 
-typedef struct exec_ids {
-    uid_t uid;
-    gid_t gid;
-    gid_t groups[MAX_GROUPS];
-    size_t n_groups;
-    char home[256];
-} exec_ids;
-
-static bool parse_id(const char *s, unsigned *ret) {
-    if (!*s || strlen(s) > 10 || strspn(s, "0123456789") != strlen(s))
-        return false;
-    unsigned long v = strtoul(s, NULL, 10);
-    if (v >= 0xffffffffUL)
-        return false;
-    *ret = (unsigned)v;
-    return true;
-}
-
-/* An account database of the instance, which the instance controls: a regular file
- * only, so that a FIFO or a device there cannot stall the helper. */
-static FILE *open_db(const char *path) {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0)
-        return NULL;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return NULL;
-    }
-    FILE *f = fdopen(fd, "re");
-    if (!f)
-        close(fd);
-    return f;
-}
-
-/* USER[:GROUP], names or numbers, in the instance's /etc/passwd and /etc/group (the
- * same rules as the init applies to a process's `user`); uid 0 needs no entry. */
-static int resolve_user(const char *spec, exec_ids *id, char *msg, size_t len) {
-    char user[256], group[256] = "", name[256] = "";
-    snprintf(user, sizeof(user), "%s", spec ? spec : "0");
-    char *colon = strchr(user, ':');
-    if (colon) {
-        *colon = 0;
-        snprintf(group, sizeof(group), "%s", colon + 1);
-    }
-    *id = (exec_ids){0};
-    strcpy(id->home, "/");
-    unsigned num = 0;
-    bool numeric = parse_id(user, &num), found = false;
-    FILE *f = open_db("/etc/passwd");
-    for (struct passwd *pw; f && (pw = fgetpwent(f));)
-        if (numeric ? pw->pw_uid == num : streq(pw->pw_name, user)) {
-            id->uid = pw->pw_uid;
-            id->gid = pw->pw_gid;
-            snprintf(id->home, sizeof(id->home), "%s", pw->pw_dir);
-            snprintf(name, sizeof(name), "%s", pw->pw_name);
-            found = true;
-            break;
-        }
-    if (f)
-        fclose(f);
-    if (!found) {
-        if (!numeric) {
-            snprintf(msg, len, "user \"%s\" does not exist in the instance's /etc/passwd", user);
-            return -ENOENT;
-        }
-        id->uid = id->gid = num;
-    }
-    if (*group) {
-        bool gfound = parse_id(group, &num);
-        if (gfound)
-            id->gid = num;
-        f = gfound ? NULL : open_db("/etc/group");
-        for (struct group *gr; f && (gr = fgetgrent(f));)
-            if (streq(gr->gr_name, group)) {
-                id->gid = gr->gr_gid;
-                gfound = true;
-                break;
-            }
-        if (f)
-            fclose(f);
-        if (!gfound) {
-            snprintf(msg, len, "group \"%s\" does not exist in the instance's /etc/group", group);
-            return -ENOENT;
-        }
-    }
-    id->groups[id->n_groups++] = id->gid;
-    f = *name ? open_db("/etc/group") : NULL;
-    for (struct group *gr; f && (gr = fgetgrent(f)) && id->n_groups < MAX_GROUPS;)
-        for (char **m = gr->gr_mem; m && *m; m++)
-            if (streq(*m, name) && gr->gr_gid != id->gid) {
-                id->groups[id->n_groups++] = gr->gr_gid;
-                break;
-            }
-    if (f)
-        fclose(f);
-    return 0;
-}
-
 /* Add KEY=value unless the environment has KEY already. */
 static void env_default(char ***envp, const char *key, const char *value) {
     size_t n = 0, klen = strlen(key);
@@ -271,7 +175,7 @@ static void env_default(char ***envp, const char *key, const char *value) {
 
 /* A pseudo-terminal of the instance: /dev/pts is its own devpts instance, which it
  * cannot replace (no mount); the peer comes from the master, not from a path. */
-static int open_pty(const exec_spec *s, const exec_ids *id, int *slave) {
+static int open_pty(const exec_spec *s, const seed_user_ids *id, int *slave) {
     int m = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC);
     if (m < 0)
         return -errno;
@@ -334,7 +238,7 @@ static int exec_search(char *const *argv, char *const *envp) {
 
 /* The command, forked by the helper inside the PID namespace: uid 0 of the instance
  * still, with every capability there until it drops them like an instance does. */
-static _noreturn_ void command_main(const exec_spec *s, const exec_ids *id, int slave, int fail) {
+static _noreturn_ void command_main(const exec_spec *s, const seed_user_ids *id, int slave, int fail) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -430,9 +334,9 @@ static _noreturn_ void helper_main(exec_spec *s) {
     if (getppid() != s->node_pid)
         _exit(1);
 
-    exec_ids id;
+    seed_user_ids id;
     char msg[400];
-    if (resolve_user(s->user, &id, msg, sizeof(msg)) < 0)
+    if (seed_resolve_user(s->user, &id, msg, sizeof(msg)) < 0)
         helper_fail(sync, SEED_EXEC_EXIT_FAILED, 0, "%s", msg);
     env_default(&s->envp, "HOME", id.home);
     int slave = -1, master = -1;

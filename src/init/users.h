@@ -1,0 +1,23 @@
+/* Users of a sandbox's root: USER[:GROUP] (names or numbers) looked up in its
+ * /etc/passwd and /etc/group, as seed-init does for a process's `user` and the node's
+ * exec helper for `seed exec -u`. Both run inside the sandbox, whose root the instance
+ * controls: the files are read directly (no NSS, which a static init has not), and
+ * only if they are regular files (a FIFO there must not stall the reader). */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define SEED_USER_MAX_GROUPS 64
+
+typedef struct seed_user_ids {
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[SEED_USER_MAX_GROUPS]; /* the primary group first */
+    size_t n_groups;
+    char home[256];
+} seed_user_ids;
+
+/* 0, or -ENOENT with what is missing in msg. A number needs no entry, and neither does
+ * "root": uid 0 runs without a name. */
+int seed_resolve_user(const char *spec, seed_user_ids *out, char *msg, size_t len);
