@@ -8,6 +8,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "base/units.h"
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "node/node.h"
@@ -49,17 +50,6 @@ static json_t *offline_list(const char *state_dir) {
     return arr;
 }
 
-static void human_size(uint64_t b, char *buf, size_t size) {
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double v = (double)b;
-    size_t u = 0;
-    while (v >= 1024 && u < 5) {
-        v /= 1024;
-        u++;
-    }
-    snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, units[u]);
-}
-
 static int volume_ls(const cli_globals *g, bool json) {
     json_t *list;
     json_t *a = NULL;
@@ -85,8 +75,10 @@ static int volume_ls(const cli_globals *g, bool json) {
         json_t *v;
         json_array_foreach (list, i, v) {
             char size[32], used[32];
-            human_size((uint64_t)json_integer_value(json_object_get(v, "sizeBytes")), size, sizeof(size));
-            human_size((uint64_t)json_integer_value(json_object_get(v, "usedBytes")), used, sizeof(used));
+            seed_format_bytes((uint64_t)json_integer_value(json_object_get(v, "sizeBytes")), size,
+                              sizeof(size));
+            seed_format_bytes((uint64_t)json_integer_value(json_object_get(v, "usedBytes")), used,
+                              sizeof(used));
             const char *mp = json_string_value(json_object_get(v, "mountPoint"));
             printf("%-44s %-10s %-10s %-7s %s\n", json_string_value(json_object_get(v, "id")), size, used,
                    json_is_true(json_object_get(v, "inUse")) ? "yes" : "no", mp ? mp : "-");

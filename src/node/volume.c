@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/fileio.h"
+#include "base/units.h"
 
 /* Run a helper (mkfs.ext4, resize2fs) with stdio on /dev/null; its stderr is kept
  * for the error message. */
@@ -83,17 +84,6 @@ static int read_sb(const char *image, ext4_sb *ret) {
     return 0;
 }
 
-static void human(uint64_t b, char *buf, size_t size) {
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double v = (double)b;
-    size_t u = 0;
-    while (v >= 1024 && u < 5) {
-        v /= 1024;
-        u++;
-    }
-    snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, units[u]);
-}
-
 /* Refuse to commit more to a sparse image than its filesystem has free: a volume that
  * does not fit would fail later, inside the instance, at some write. */
 static int check_free_space(const char *dir, const char *image, uint64_t more, seed_error **err) {
@@ -104,8 +94,8 @@ static int check_free_space(const char *dir, const char *image, uint64_t more, s
     if (more <= free_bytes)
         return 0;
     char need[32], have[32];
-    human(more, need, sizeof(need));
-    human(free_bytes, have, sizeof(have));
+    seed_format_bytes(more, need, sizeof(need));
+    seed_format_bytes(free_bytes, have, sizeof(have));
     return seed_error_set(
         err, ENOSPC,
         "volume %s needs %s (%llu bytes) more on the filesystem of %s, which has %s free: free "

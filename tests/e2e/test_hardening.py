@@ -16,24 +16,6 @@ from seedtest import SEED, make_project, run
 pytestmark = pytest.mark.timeout(240)
 
 
-def probe_lines(node, name, kind, count, timeout=30):
-    """The JSON lines of one probe kind an instance printed, once there are count."""
-    def find():
-        found = []
-        for line in node.logs(name).splitlines():
-            i = line.find(": {")
-            if i < 0:
-                continue
-            try:
-                j = json.loads(line[i + 2:])
-            except ValueError:
-                continue
-            if j.get("probe") == kind:
-                found.append(j)
-        return found if len(found) >= count else None
-    return node.wait(find, timeout, f"{count} {kind} probe lines of {name}")
-
-
 # ---- 3: PID 1 of an instance or a shoot cannot be ptraced ----
 
 DENIED = ("EPERM", "EACCES")
