@@ -532,6 +532,8 @@ static void fail_start(instance *in, seed_error *e, bool retry) {
     log_error("%s: cannot start: %s", in->spec->name, in->last_error);
     seed_logfile_printf(in->log, "seed", "cannot start the instance: %s", in->last_error);
     release_resources(in);
+    if (!retry)
+        unpublish_ports(in); /* it waits for `seed start`: its ports are free meanwhile */
     set_state(in, INST_FAILED);
     if (retry)
         schedule_retry(in);
