@@ -15,6 +15,8 @@
 #define SEED_SPEC_MAX_ENTRIES 1000        /* entries in one expose/storage/env/... map */
 #define SEED_SPEC_MAX_NAME 58             /* "seed-" + name must fit a 63-byte DNS label */
 #define SEED_SPEC_MIN_VOLUME (1ull << 20) /* 1Mi: smaller volumes cannot hold a filesystem */
+#define SEED_SHOOT_DEFAULT_MAX 4          /* shoot.max: shoots of one instance running at once */
+#define SEED_SHOOT_MAX_LIMIT 256          /* the largest shoot.max */
 
 typedef enum seed_size_tier {
     SEED_SIZE_XS,
@@ -103,6 +105,7 @@ typedef struct seed_instance {
     size_t n_connect;
     seed_rollout rollout;
     bool shoot_enable;
+    unsigned shoot_max; /* shoots of this instance running at once (shoot.max) */
 
     seed_root_kind root_kind;
     char *root;           /* as written: "host" or a path relative to `file` */
