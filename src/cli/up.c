@@ -28,7 +28,7 @@ static const char up_usage[] =
     "  --shoot-warm N          warm sandboxes kept per instance (default 8)\n"
     "  --shoot-max N           shoots running at once on the node (default 64)\n"
     "  --shoot-queue-ms MS     how long a request waits for a sandbox before 503 (default 2000)\n"
-    "  --shoot-output-max B    bytes kept per output stream, the rest truncated (default 16 MiB)\n"
+    "  --shoot-output-max B    bytes per output stream in an answer, as sent (default 16 MiB)\n"
     "  --shoot-templates N     sandbox makers per instance (default: number of CPUs)\n";
 
 int cli_up(const cli_globals *g, int argc, char **argv) {

@@ -19,7 +19,7 @@ typedef struct seed_node_options {
     unsigned shoot_warm;           /* warm sandboxes per shoot-enabled instance (default 8) */
     unsigned shoot_max;            /* shoots running at once (default 64) */
     unsigned shoot_queue_ms;       /* wait for a sandbox before 503 (default 2000) */
-    size_t shoot_output_max;       /* bytes kept per output stream (default 16 MiB) */
+    size_t shoot_output_max;       /* bytes per output stream in an answer, as sent (default 16 MiB) */
     unsigned shoot_templates;      /* templates per shoot-enabled instance (default: CPUs) */
 } seed_node_options;
 

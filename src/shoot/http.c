@@ -4,6 +4,8 @@
  * While suspended MHD does not watch the socket, so we do (EPOLLRDHUP): a client that
  * hangs up ends its shoot at once.
  *
+ * Answers are streamed from the shoot's own buffers.
+ *
  * Errors: 400 bad request, 403 caller is not a shoot-enabled instance of this node,
  * 404 unknown path, 405 wrong method, 413 body over 1 MiB, 503 (Retry-After) no
  * sandbox in time, 500 internal; every error body is {"error": "..."}. Slow clients
@@ -40,8 +42,9 @@ typedef struct req_ctx {
     size_t len;
     bool too_large;
     size_t drained;
-    unsigned status; /* response ready when non-zero */
-    char *response;  /* JSON text */
+    unsigned status;         /* response ready when non-zero */
+    char *response;          /* JSON text of an error */
+    seed_shoot_reply *reply; /* or the shoot's answer */
     bool retry_after;
     seed_shoot *shoot;
     seed_source *hup_src;
@@ -83,6 +86,29 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, cha
     return send_json(c, status, json, status == MHD_HTTP_SERVICE_UNAVAILABLE);
 }
 
+static ssize_t read_reply(void *cls, uint64_t pos, char *buf, size_t max) {
+    size_t n = seed_shoot_reply_read(cls, (size_t)pos, buf, max);
+    return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void free_reply(void *cls) {
+    seed_shoot_reply_free(cls);
+}
+
+/* A shoot's answer, streamed from its buffers (taken over). */
+static enum MHD_Result send_reply(struct MHD_Connection *c, seed_shoot_reply *reply) {
+    struct MHD_Response *resp = MHD_create_response_from_callback(seed_shoot_reply_size(reply), 64u << 10,
+                                                                  read_reply, reply, free_reply);
+    if (!resp) {
+        seed_shoot_reply_free(reply);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    enum MHD_Result r = MHD_queue_response(c, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
 /* ---- a shoot finishing wakes its connection ---- */
 
 static void unwatch_hangup(req_ctx *r) {
@@ -106,12 +132,8 @@ static void on_shoot_done(void *userdata, const seed_shoot_result *res) {
     req_ctx *r = userdata;
     r->shoot = NULL;
     if (res->status == SEED_SHOOT_OK) {
-        json_t *o = seed_shoot_response(&res->output, res->base64);
-        r->response = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        json_decref(o);
-        r->status = r->response ? MHD_HTTP_OK : MHD_HTTP_INTERNAL_SERVER_ERROR;
-        if (!r->response)
-            r->response = error_json("out of memory while building the response");
+        r->reply = res->reply;
+        r->status = MHD_HTTP_OK;
     } else if (res->status == SEED_SHOOT_BUSY) {
         r->status = MHD_HTTP_SERVICE_UNAVAILABLE;
         r->retry_after = true;
@@ -177,8 +199,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         /* Back from suspension (or the hangup path): answer. */
         unsigned status = r->status;
         char *resp = r->response;
+        seed_shoot_reply *reply = r->reply;
         r->response = NULL;
+        r->reply = NULL;
         r->status = 0;
+        if (reply)
+            return send_reply(c, reply);
         return send_json(c, status, resp, r->retry_after);
     }
     if (*upload_size) {
@@ -248,6 +274,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
         seed_shoot_abandon(r->shoot);
     free(r->body);
     free(r->response);
+    seed_shoot_reply_free(r->reply);
     free(r);
     *con_cls = NULL;
 }

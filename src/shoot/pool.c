@@ -62,11 +62,6 @@ typedef struct warm {
     struct warm *prev, *next;
 } warm;
 
-typedef struct buffer {
-    char *data;
-    size_t len, cap;
-} buffer;
-
 struct seed_shoot {
     seed_shoot_pool *p;
     seed_shoot_request req;
@@ -75,8 +70,7 @@ struct seed_shoot {
     warm *w;
     int out_fd, err_fd, in_fd;
     seed_source *out_src, *err_src, *in_src, *timer;
-    buffer out, err;
-    bool truncated;
+    seed_shoot_stream out, err;
     size_t in_off;
     bool got_status, exited, timed_out, abandoned;
     int status;
@@ -537,36 +531,13 @@ static void refill(seed_shoot_pool *p) {
 
 /* ---- running a shoot ---- */
 
-static void buffer_add(seed_shoot *s, buffer *b, const char *data, size_t n) {
-    size_t max = s->p->e->cfg.output_max;
-    if (b->len + n > max) {
-        s->truncated = true;
-        n = max > b->len ? max - b->len : 0;
-    }
-    if (n == 0)
-        return;
-    if (b->len + n > b->cap) {
-        size_t ncap = MAX(b->cap * 2, b->len + n);
-        ncap = MIN(MAX(ncap, (size_t)4096), max);
-        char *d = realloc(b->data, ncap);
-        if (!d) {
-            s->truncated = true;
-            return;
-        }
-        b->data = d;
-        b->cap = ncap;
-    }
-    memcpy(b->data + b->len, data, n);
-    b->len += n;
-}
-
 /* Read what a pipe holds, up to max chunks; false once it reached EOF (or failed). */
-static bool read_pipe(seed_shoot *s, int fd, buffer *b, int max) {
+static bool read_pipe(int fd, seed_shoot_stream *st, int max) {
     static char chunk[READ_CHUNK];
     for (int i = 0; i < max; i++) {
         ssize_t n = read(fd, chunk, sizeof(chunk));
         if (n > 0) {
-            buffer_add(s, b, chunk, (size_t)n);
+            seed_shoot_stream_add(st, chunk, (size_t)n); /* what does not fit is dropped */
             continue;
         }
         return n < 0 && (errno == EAGAIN || errno == EINTR);
@@ -587,9 +558,9 @@ static void close_output(seed_shoot *s, bool is_out) {
 static void drain_output(seed_shoot *s) {
     /* A pipe holds at most its buffer: a few chunks empty it. */
     if (s->out_fd >= 0)
-        read_pipe(s, s->out_fd, &s->out, 64);
+        read_pipe(s->out_fd, &s->out, 64);
     if (s->err_fd >= 0)
-        read_pipe(s, s->err_fd, &s->err, 64);
+        read_pipe(s->err_fd, &s->err, 64);
     close_output(s, true);
     close_output(s, false);
 }
@@ -597,7 +568,7 @@ static void drain_output(seed_shoot *s) {
 static int on_output(seed_source *src, int fd, uint32_t events, void *userdata) {
     seed_shoot *s = userdata;
     bool is_out = fd == s->out_fd;
-    if (!read_pipe(s, fd, is_out ? &s->out : &s->err, 16))
+    if (!read_pipe(fd, is_out ? &s->out : &s->err, 16))
         close_output(s, is_out); /* EOF; the answer waits for the status */
     return 0;
 }
@@ -644,8 +615,8 @@ static void shoot_free(seed_shoot *s) {
         close(s->out_fd);
     if (s->err_fd >= 0)
         close(s->err_fd);
-    free(s->out.data);
-    free(s->err.data);
+    seed_shoot_stream_clear(&s->out);
+    seed_shoot_stream_clear(&s->err);
     seed_shoot_request_clear(&s->req);
     free(s);
 }
@@ -671,14 +642,13 @@ static void shoot_finish(seed_shoot *s) {
         }
     }
     if (!s->abandoned) {
-        seed_shoot_result r = {.status = SEED_SHOOT_OK, .base64 = s->req.base64};
-        seed_shoot_output *o = &r.output;
+        seed_shoot_output out = {.base64 = s->req.base64}, *o = &out;
         o->duration_ms = (seed_now_usec() - s->t0) / 1000;
-        o->out = s->out.data ? s->out.data : "";
-        o->out_len = s->out.len;
-        o->err = s->err.data ? s->err.data : "";
-        o->err_len = s->err.len;
-        o->truncated = s->truncated;
+        seed_shoot_stream_end(&s->out);
+        seed_shoot_stream_end(&s->err);
+        o->out = s->out;
+        o->err = s->err;
+        s->out = s->err = (seed_shoot_stream){0};
         if (s->timed_out) {
             o->exit_code = 124;
             o->timed_out = true;
@@ -692,6 +662,12 @@ static void shoot_finish(seed_shoot *s) {
             /* PID 1 itself died (the out-of-memory killer, or a kill from outside). */
             o->signal = SIGKILL;
             o->exit_code = 128 + SIGKILL;
+        }
+        seed_shoot_result r = {.status = SEED_SHOOT_OK, .reply = seed_shoot_reply_new(o)};
+        if (!r.reply) {
+            seed_shoot_stream_clear(&o->out);
+            seed_shoot_stream_clear(&o->err);
+            r = (seed_shoot_result){.status = SEED_SHOOT_ERROR, .message = "out of memory for the answer"};
         }
         s->done(s->userdata, &r);
     }
@@ -901,7 +877,7 @@ static void unqueue(seed_shoot *s) {
 }
 
 static void fail_shoot(seed_shoot *s, seed_shoot_status status, const char *message) {
-    seed_shoot_result r = {.status = status, .message = message, .base64 = s->req.base64};
+    seed_shoot_result r = {.status = status, .message = message};
     if (!s->abandoned)
         s->done(s->userdata, &r);
     shoot_free(s);
@@ -938,6 +914,8 @@ int seed_shoot_start(seed_shoot_pool *p, seed_shoot_request *req, seed_shoot_don
     if (ret)
         *ret = s;
     seed_shoot_engine *e = p->e;
+    seed_shoot_stream_init(&s->out, e->cfg.output_max, s->req.base64);
+    seed_shoot_stream_init(&s->err, e->cfg.output_max, s->req.base64);
     /* Every shoot goes through the queue: started at once when a sandbox and a
      * running slot are free (dispatch drops the queue timer), else it waits briefly. */
     int r = seed_loop_add_timer(e->loop, (uint64_t)e->cfg.queue_ms * 1000, on_queue_timeout, s, &s->timer);

@@ -17,7 +17,7 @@ typedef struct seed_shoot_config {
     unsigned warm;        /* warm sandboxes kept per caller */
     unsigned max_running; /* shoots running at once on the node */
     unsigned queue_ms;    /* how long a request waits for a sandbox, then 503 */
-    size_t output_max;    /* bytes kept per output stream; the rest is counted as truncated */
+    size_t output_max;    /* bytes per output stream in a response, as encoded; the rest is dropped */
 } seed_shoot_config;
 
 #define SEED_SHOOT_DEFAULT_WARM 8
@@ -37,9 +37,8 @@ typedef enum seed_shoot_status {
 
 typedef struct seed_shoot_result {
     seed_shoot_status status;
-    const char *message; /* SEED_SHOOT_BUSY / SEED_SHOOT_ERROR */
-    seed_shoot_output output;
-    bool base64;
+    const char *message;     /* SEED_SHOOT_BUSY / SEED_SHOOT_ERROR */
+    seed_shoot_reply *reply; /* SEED_SHOOT_OK: the response body, the callee's to free */
 } seed_shoot_result;
 
 typedef void (*seed_shoot_done_fn)(void *userdata, const seed_shoot_result *r);

@@ -288,7 +288,72 @@ def test_output_flood_is_truncated(nodes):
         ''')}, rootfs=False)
     node = nodes(proj, "--shoot-output-max", str(1 << 20))
     r = results(node, "w")[0]
-    assert r == {"truncated": True, "exitCode": 0, "stdout": 1 << 20, "stderr": "tail\n"}
+    # the cap is on what is sent: 1 MiB of base64 holds 768 KiB
+    assert r == {"truncated": True, "exitCode": 0, "stdout": (1 << 20) // 4 * 3, "stderr": "tail\n"}
+
+
+def vm_hwm_mib(node):
+    status = pathlib.Path(f"/proc/{node.proc.pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) // 1024
+
+
+def test_output_flood_response_and_node_memory_are_bounded(nodes):
+    """40 MB of NUL bytes: in text mode each would be 3 bytes of U+FFFD, in base64 4/3.
+    The answer holds at most --shoot-output-max (16 MiB) per stream as sent, with
+    truncated true, and the node never builds it whole: its peak memory stays small,
+    for one call and for several at once, over HTTP and over the control socket."""
+    cap = 16 << 20
+    proj = make_project({"w": py_instance('''
+        import json, os, threading, time, urllib.request
+        url = os.environ["SEED_SHOOT_URL"] + "/shoot"
+        def call(encoding):
+            body = {"command": ["head", "-c", "40000000", "/dev/zero"]}
+            if encoding:
+                body["encoding"] = encoding
+            data = urllib.request.urlopen(urllib.request.Request(url, json.dumps(body).encode()), timeout=120).read()
+            r = json.loads(data)
+            return {"size": len(data), "truncated": r["truncated"], "exitCode": r["exitCode"],
+                    "stdout": len(r["stdout"])}
+        def wait_for(name):
+            while not os.path.exists("/seed/storage/d/" + name):
+                time.sleep(0.05)
+        wait_for("one")
+        print(json.dumps({"result": {"text": call(None)}}), flush=True)
+        print(json.dumps({"result": {"base64": call("base64")}}), flush=True)
+        print("one-done", flush=True)
+        wait_for("parallel")
+        out = []
+        ts = [threading.Thread(target=lambda: out.append(call(None))) for _ in range(4)]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        print(json.dumps({"result": {"parallel": out}}), flush=True)
+        print("done", flush=True)
+        ''', storage={"d": "8Mi"})}, rootfs=False)
+    node = nodes(proj)
+    node.wait_running("w")
+    node.wait(lambda: node.cli("shoot", "w", "--", "true").returncode == 0, what="shoots ready")
+    base = vm_hwm_mib(node)
+    node.cli("shoot", "w", "--", "touch", "/seed/storage/d/one").check_returncode()
+    node.wait_log("w", "t: one-done", timeout=120)
+    one = vm_hwm_mib(node)
+    node.cli("shoot", "w", "--", "touch", "/seed/storage/d/parallel").check_returncode()
+    r = {k: v for d in results(node, "w", timeout=180) for k, v in d.items()}
+    several = vm_hwm_mib(node)
+    # and `seed shoot` over the control socket: the same bound, streamed the same way
+    c = subprocess.run([SEED, "--state-dir", str(node.state), "shoot", "w", "--", "head", "-c", "40000000",
+                        "/dev/zero"], capture_output=True, timeout=120)
+    ctl = vm_hwm_mib(node)
+    print("VmHWM MiB: start", base, "one", one, "four", several, "control", ctl, r)
+    for k in ("text", "base64"):
+        assert r[k]["exitCode"] == 0 and r[k]["truncated"] is True, r
+        assert cap - 8 <= r[k]["size"] <= cap + 256, r      # the answer: the cap plus a small constant
+    assert r["text"]["stdout"] == cap // 3                   # U+FFFD is 3 bytes: whole characters only
+    assert len(r["parallel"]) == 4 and all(x["size"] <= cap + 256 and x["truncated"] for x in r["parallel"])
+    assert c.returncode == 0 and len(c.stdout) == cap // 4 * 3, (c.returncode, len(c.stdout), c.stderr)
+    if "asan" not in str(BUILD):
+        assert one - base < 48, (base, one)       # one stream's buffer (16 MiB) and change
+        assert several - base < 4 * 16 + 48, (base, several)
+        assert ctl - base < 4 * 16 + 48, (base, ctl)
 
 
 # ---- who may shoot, and what a shoot sees ----
