@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "base/error.h"
 
@@ -21,6 +22,8 @@ typedef struct seed_node_options {
     unsigned shoot_queue_ms;       /* wait for a sandbox before 503 (default 2000) */
     size_t shoot_output_max;       /* bytes per output stream in an answer, as sent (default 16 MiB) */
     unsigned shoot_templates;      /* templates per shoot-enabled instance (default: CPUs) */
+    uint64_t shoot_memory;         /* memory limits of running instances and shoots, at most
+                                      (default: half of MemTotal) */
 } seed_node_options;
 
 #define SEED_DEFAULT_STATE_DIR "/var/lib/seed"

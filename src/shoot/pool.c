@@ -82,6 +82,7 @@ struct seed_shoot_pool {
     seed_shoot_engine *e;
     char *name, *cg_base;
     seed_limits lim;
+    unsigned max_running, running; /* shoot.max, and how many of its shoots run */
     template **tpls;
     size_t n_tpls;
     size_t rr;
@@ -103,6 +104,7 @@ struct seed_shoot_engine {
     const seed_cgroup_ops *ops;
     int devnull;
     unsigned running;
+    uint64_t running_memory; /* the memory limits of the running shoots, summed */
     seed_shoot_pool *pools;
 };
 
@@ -506,7 +508,8 @@ static void refill(seed_shoot_pool *p) {
         return;
     if (p->dirty_cgs)
         recheck_dirty(p);
-    unsigned want = p->e->cfg.warm + p->n_queued;
+    /* Sandboxes for what waits, but no more than can start at once. */
+    unsigned want = p->e->cfg.warm + MIN(p->n_queued, p->max_running);
     for (size_t tries = 0; p->n_ready + p->n_starting + p->n_spawning < want && tries < 4 * p->n_tpls + 4;
          tries++) {
         if (p->n_tpls == 0)
@@ -621,6 +624,13 @@ static void shoot_free(seed_shoot *s) {
     free(s);
 }
 
+/* A shoot stops counting against its pool's and the node's limits. */
+static void unaccount(seed_shoot *s) {
+    s->p->running--;
+    s->p->e->running--;
+    s->p->e->running_memory -= s->p->lim.memory_bytes;
+}
+
 /* The caller gets its answer; the sandbox's cgroup goes back to the pool. */
 static void shoot_finish(seed_shoot *s) {
     seed_shoot_pool *p = s->p;
@@ -629,7 +639,7 @@ static void shoot_finish(seed_shoot *s) {
     if (w) {
         w->shoot = NULL;
         s->w = NULL;
-        e->running--;
+        unaccount(s);
         /* Its PID 1 may still be tearing the namespaces down: the sandbox and its
          * cgroup are released when its pidfd says it is gone. */
         if (s->exited) {
@@ -765,7 +775,9 @@ static int dispatch(seed_shoot *s, warm *w) {
     w->state = W_RUNNING;
     w->shoot = s;
     s->w = w;
+    p->running++;
     e->running++;
+    e->running_memory += p->lim.memory_bytes;
     s->out_fd = outp[0];
     s->err_fd = errp[0];
     s->in_fd = inp[1];
@@ -829,13 +841,38 @@ static warm *take_ready(seed_shoot_pool *p) {
     return NULL;
 }
 
-/* Start queued shoots while sandboxes and running slots allow, oldest pool first. */
+typedef enum { ADMIT, POOL_FULL, NODE_FULL, MEMORY_FULL } admission;
+
+/* May one more shoot of p start now? instances: the running instances' memory. */
+static admission admit(const seed_shoot_pool *p, uint64_t instances) {
+    const seed_shoot_engine *e = p->e;
+    if (p->running >= p->max_running)
+        return POOL_FULL;
+    if (e->running >= e->cfg.max_running)
+        return NODE_FULL;
+    if (e->cfg.memory_budget && instances + e->running_memory + p->lim.memory_bytes > e->cfg.memory_budget)
+        return MEMORY_FULL;
+    return ADMIT;
+}
+
+static uint64_t instances_memory(const seed_shoot_engine *e) {
+    return e->cfg.memory_budget && e->cfg.instances_memory ? e->cfg.instances_memory(e->cfg.userdata) : 0;
+}
+
+/* Start queued shoots while sandboxes and the limits allow, oldest pool first. */
 static void dispatch_queued(seed_shoot_engine *e) {
-    bool progress = true;
+    bool progress = true, counted = false;
+    uint64_t instances = 0;
     while (progress && e->running < e->cfg.max_running) {
         progress = false;
         for (seed_shoot_pool *p = e->pools; p && e->running < e->cfg.max_running; p = p->next_pool) {
             if (!p->queue)
+                continue;
+            if (!counted) {
+                instances = instances_memory(e);
+                counted = true;
+            }
+            if (admit(p, instances) != ADMIT)
                 continue;
             warm *w = take_ready(p);
             if (!w)
@@ -886,13 +923,35 @@ static void fail_shoot(seed_shoot *s, seed_shoot_status status, const char *mess
 static int on_queue_timeout(seed_source *src, void *userdata) {
     seed_shoot *s = userdata;
     seed_shoot_pool *p = s->p;
+    seed_shoot_engine *e = p->e;
     unqueue(s);
     char msg[700];
-    if (p->last_error && p->n_ready + p->n_starting + p->n_spawning == 0)
-        snprintf(msg, sizeof(msg), "no sandbox could be made for %s: %s", p->name, p->last_error);
-    else
+    uint64_t instances = instances_memory(e);
+    switch (admit(p, instances)) {
+    case POOL_FULL:
+        snprintf(msg, sizeof(msg), "busy: %s is running %u shoots, as many as its shoot.max allows", p->name,
+                 p->running);
+        break;
+    case NODE_FULL:
         snprintf(msg, sizeof(msg), "all sandboxes are busy: %u shoots running on this node (limit %u)",
-                 p->e->running, p->e->cfg.max_running);
+                 e->running, e->cfg.max_running);
+        break;
+    case MEMORY_FULL:
+        snprintf(msg, sizeof(msg),
+                 "busy: the node's shoot memory budget is spent: running instances (%llu MiB) and shoots "
+                 "(%llu MiB) and this shoot (%llu MiB) would pass --shoot-memory (%llu MiB)",
+                 (unsigned long long)(instances >> 20), (unsigned long long)(e->running_memory >> 20),
+                 (unsigned long long)(p->lim.memory_bytes >> 20),
+                 (unsigned long long)(e->cfg.memory_budget >> 20));
+        break;
+    case ADMIT:
+        if (p->last_error && p->n_ready + p->n_starting + p->n_spawning == 0)
+            snprintf(msg, sizeof(msg), "no sandbox could be made for %s: %s", p->name, p->last_error);
+        else
+            snprintf(msg, sizeof(msg), "busy: no sandbox of %s was ready within %u ms", p->name,
+                     e->cfg.queue_ms);
+        break;
+    }
     fail_shoot(s, SEED_SHOOT_BUSY, msg);
     return 0;
 }
@@ -946,7 +1005,18 @@ void seed_shoot_abandon(seed_shoot *s) {
 /* ---- pools ---- */
 
 int seed_shoot_pool_new(seed_shoot_engine *e, const char *name, const char *cgroup_base,
-                        const seed_limits *lim, seed_shoot_pool **ret, seed_error **err) {
+                        const seed_limits *lim, unsigned max_running, seed_shoot_pool **ret,
+                        seed_error **err) {
+    /* The parent of the pool's cgroups (templates, warm sandboxes, shoots): however
+     * many there are, together they get at most max_running times the tier. */
+    seed_limits cap = {.memory_bytes = lim->memory_bytes * max_running,
+                       .cpu_millis = lim->cpu_millis * max_running,
+                       .pids = lim->pids * max_running};
+    seed_cgroup *parent = NULL;
+    int r = e->ops->create(cgroup_base, &cap, &parent, err);
+    if (r < 0)
+        return r;
+    e->ops->free(parent);
     seed_shoot_pool *p = calloc(1, sizeof(*p));
     if (!p || !(p->name = strdup(name)) || !(p->cg_base = strdup(cgroup_base))) {
         if (p)
@@ -956,10 +1026,15 @@ int seed_shoot_pool_new(seed_shoot_engine *e, const char *name, const char *cgro
     }
     p->e = e;
     p->lim = *lim;
+    p->max_running = max_running ? max_running : 1;
     p->next_pool = e->pools;
     e->pools = p;
     *ret = p;
     return 0;
+}
+
+unsigned seed_shoot_pool_max_running(const seed_shoot_pool *p) {
+    return p->max_running;
 }
 
 void seed_shoot_pool_free(seed_shoot_pool *p) {
@@ -1008,7 +1083,7 @@ void seed_shoot_pool_free(seed_shoot_pool *p) {
         if (s) {
             w->shoot = NULL;
             s->w = NULL;
-            e->running--;
+            unaccount(s);
             fail_shoot(s, SEED_SHOOT_ERROR, "the instance stopped");
         }
         warm_free(w, false);

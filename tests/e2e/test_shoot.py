@@ -292,6 +292,102 @@ def test_output_flood_is_truncated(nodes):
     assert r == {"truncated": True, "exitCode": 0, "stdout": (1 << 20) // 4 * 3, "stderr": "tail\n"}
 
 
+def shoots_cgroup(node, name):
+    """{controller file: path} of an instance's parent shoots cgroup, v1 or v2."""
+    ns = node.ps()[name]["namespace"]
+    leaf = pathlib.Path("seed", node.cgroup_id(), f"{ns}-{name}-shoots")
+    v2 = pathlib.Path("/sys/fs/cgroup") / leaf
+    if (v2 / "memory.max").exists():
+        return {"memory": v2 / "memory.max", "cpu": v2 / "cpu.max", "pids": v2 / "pids.max", "dir": v2,
+                "usage": "memory.current"}
+    base = pathlib.Path("/sys/fs/cgroup")
+    return {"memory": base / "memory" / leaf / "memory.limit_in_bytes",
+            "cpu": base / "cpu" / leaf / "cpu.cfs_quota_us", "pids": base / "pids" / leaf / "pids.max",
+            "dir": base / "memory" / leaf, "usage": "memory.usage_in_bytes"}
+
+
+def shoots_memory(cg):
+    """Memory used by the shoot cgroups (s0, s1, ...) of an instance, summed."""
+    total = 0
+    for d in cg["dir"].glob("s*"):
+        try:
+            total += int((d / cg["usage"]).read_text())
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+PARALLEL_CALLS = '''
+    import json, os, threading, urllib.request, urllib.error
+    url = os.environ["SEED_SHOOT_URL"] + "/shoot"
+    out = []
+    def one(i):
+        body = json.dumps({"command": COMMAND, "timeout": 60000}).encode()
+        try:
+            r = json.loads(urllib.request.urlopen(urllib.request.Request(url, body), timeout=120).read())
+            out.append([200, r["exitCode"], r["stdout"].strip()[-40:]])
+        except urllib.error.HTTPError as e:
+            out.append([e.code, e.headers.get("Retry-After"), json.loads(e.read()).get("error")])
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(CALLS)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    print(json.dumps({"result": sorted(out, key=str)}), flush=True)
+    print("done", flush=True)
+'''
+
+
+def parallel_calls(command, calls):
+    """A script that makes `calls` shoots of `command` at once and prints their results."""
+    return (PARALLEL_CALLS.replace("COMMAND", json.dumps(command)).replace("CALLS", str(calls)))
+
+
+def test_shoots_of_an_instance_are_bounded_together(nodes):
+    """The attack: twelve parallel shoots from an xs instance, each holding 400 MiB.
+    At most shoot.max (4) run; the rest wait, then get 503; the instance's parent
+    shoots cgroup is capped at 4 x the tier, and the shoots never hold more."""
+    hog = "b = b'x' * (400 << 20); import time; time.sleep(3); print(len(b))"
+    proj = make_project({"w": py_instance(parallel_calls(["python3", "-c", hog], 12), size="xs")},
+                        rootfs=False)
+    node = nodes(proj, "--shoot-queue-ms", "500")
+    node.wait_running("w")
+    cg = node.wait(lambda: (c := shoots_cgroup(node, "w")) and c["memory"].exists() and c, what="shoots cgroup")
+    if "max" in str(cg["memory"]):
+        assert cg["memory"].read_text().strip() == str(4 * 512 << 20)
+        assert cg["cpu"].read_text().split() == ["400000", "100000"]
+    else:
+        assert int(cg["memory"].read_text()) == 4 * 512 << 20
+        assert int(cg["cpu"].read_text()) == 4 * 100000
+    assert int(cg["pids"].read_text()) == 4 * 1024
+    peak = 0
+    end = time.time() + 90
+    while time.time() < end and "t: done" not in node.logs("w"):
+        peak = max(peak, shoots_memory(cg))
+        time.sleep(0.05)
+    r = results(node, "w")[0]
+    print("peak shoot memory", peak >> 20, "MiB", r)
+    ok = [x for x in r if x[0] == 200]
+    busy = [x for x in r if x[0] == 503]
+    assert len(ok) == 4 and len(busy) == 8, r
+    assert all(x[1] == 0 and x[2] == str(400 << 20) for x in ok), ok
+    assert all(b[1] == "1" and "shoot.max" in b[2] for b in busy), busy
+    assert 2 * (400 << 20) <= peak <= 4 * (512 << 20), peak
+
+
+def test_node_memory_budget_refuses_with_503(nodes):
+    """--shoot-memory: the memory limits of running instances and shoots stay within it;
+    a shoot past it waits, then gets 503 saying why."""
+    proj = make_project({"w": py_instance(parallel_calls(["sleep", "2"], 3), size="xs")}, rootfs=False)
+    node = nodes(proj, "--shoot-memory", "1Gi", "--shoot-queue-ms", "500")
+    r = results(node, "w", timeout=60)[0]
+    ok = [x for x in r if x[0] == 200]
+    busy = [x for x in r if x[0] == 503]
+    # the instance (512 MiB) and one shoot (512 MiB) fill 1 GiB
+    assert len(ok) == 1 and len(busy) == 2, r
+    assert all(b[1] == "1" and "--shoot-memory" in b[2] and "1024 MiB" in b[2] for b in busy), busy
+    bad = run([SEED, "up", str(proj), "--shoot-memory", "lots"])
+    assert bad.returncode == 2 and "--shoot-memory expects a size" in bad.stderr, bad.stderr
+
+
 def vm_hwm_mib(node):
     status = pathlib.Path(f"/proc/{node.proc.pid}/status").read_text()
     return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) // 1024
@@ -542,8 +638,8 @@ def node_footprint(node):
     rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
     fds = len(os.listdir(f"/proc/{pid}/fd"))
     mounts = len(pathlib.Path(f"/proc/{pid}/mountinfo").read_text().splitlines())
-    cgroups = sum(1 for _ in pathlib.Path("/sys/fs/cgroup/pids/seed").rglob("*/") if _.is_dir()) \
-        if pathlib.Path("/sys/fs/cgroup/pids/seed").exists() else 0
+    mine = pathlib.Path("/sys/fs/cgroup/pids/seed", node.cgroup_id())   # this node's only
+    cgroups = sum(1 for _ in mine.rglob("*/") if _.is_dir()) if mine.exists() else 0
     sandbox_procs = len(host_pids_with_uid_at_least(ID_BASE))
     netns = len({os.readlink(f"/proc/{p}/ns/net") for p in os.listdir("/proc") if p.isdigit()
                  and os.path.exists(f"/proc/{p}/ns/net")})
