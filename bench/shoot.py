@@ -58,7 +58,7 @@ def seed_runs(seed, work, rootfs, n, netns):
     script = (f"shootload 1000 8 > /dev/null; shootload {n} 1; shootload {2 * n} 8; shootload {2 * n} 64; "
               "echo bench-done; exec sleep 100000")
     (proj / "seeds.json").write_text(json.dumps({"bench": {
-        "root": "rootfs", "shoot": {"enable": True},
+        "root": "rootfs", "shoot": {"enable": True, "max": 64},  # as many as the most concurrent clients
         "processes": {"load": {"command": ["sh", "-c", script], "restart": "no"}}}}))
     state = work / "state"
     node = subprocess.Popen(netns.cmd(seed, "up", str(proj), "--state-dir", str(state)),

@@ -1,7 +1,7 @@
 /* libFuzzer harness for the shoot API's request parser: any body a caller could POST.
  * A request that parses must satisfy the contract the pool relies on (a non-empty
- * argv whose program is not empty, an absolute cwd, a timeout within bounds), and its
- * response must serialise. */
+ * argv whose program is not empty, an absolute cwd, a timeout within bounds), and an
+ * answer with its stdin as output must stay within its bound and parse. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,15 +27,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (size_t i = 0; i < r.envc; i++)
         if (!strchr(r.env[i], '='))
             abort();
-    seed_shoot_output o = {.out = r.stdin_data ? r.stdin_data : "",
-                           .out_len = r.stdin_len,
-                           .err = "e",
-                           .err_len = 1,
-                           .exit_code = 1};
-    json_t *j = seed_shoot_response(&o, r.base64);
+    /* Its stdin as output, in two reads: the answer stays within its bound and parses. */
+    seed_shoot_output o = {.exit_code = 1, .base64 = r.base64};
+    seed_shoot_stream_init(&o.out, 4096, r.base64);
+    seed_shoot_stream_init(&o.err, 4096, r.base64);
+    size_t half = r.stdin_len / 2;
+    seed_shoot_stream_add(&o.out, r.stdin_data ? r.stdin_data : "", half);
+    seed_shoot_stream_add(&o.out, r.stdin_data ? r.stdin_data + half : "", r.stdin_len - half);
+    seed_shoot_stream_add(&o.err, "e", 1);
+    seed_shoot_stream_end(&o.out);
+    seed_shoot_stream_end(&o.err);
+    seed_shoot_reply *reply = seed_shoot_reply_new(&o);
+    if (!reply)
+        abort();
+    size_t n_reply = seed_shoot_reply_size(reply);
+    char *buf = malloc(n_reply);
+    if (n_reply > 2 * 4096 + SEED_SHOOT_REPLY_OVERHEAD || !buf ||
+        seed_shoot_reply_read(reply, 0, buf, n_reply) != n_reply)
+        abort();
+    json_t *j = json_loadb(buf, n_reply, 0, NULL);
     if (!j)
         abort();
     json_decref(j);
+    free(buf);
+    seed_shoot_reply_free(reply);
     seed_shoot_request_clear(&r);
     return 0;
 }

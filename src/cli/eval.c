@@ -87,7 +87,10 @@ static void row_cells(const seed_instance *in, cell row[N_COLS]) {
         else
             cell_add(&row[COL_CONNECT], "%s=%s", in->connect[i].name, in->connect[i].service);
     }
-    cell_add(&row[COL_SHOOT], "%s", in->shoot_enable ? "yes" : "no");
+    if (in->shoot_enable)
+        cell_add(&row[COL_SHOOT], "yes (max %u)", in->shoot_max);
+    else
+        cell_add(&row[COL_SHOOT], "no");
     for (int i = 0; i < N_COLS; i++)
         if (row[i].len == 0)
             cell_add(&row[i], "-");

@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "cli/cli.h"
 #include "node/node.h"
+#include "spec/spec.h"
 
 static const char up_usage[] =
     "Usage: seed up [SOURCE] [--state-dir DIR] [--bind ADDR] [--subnet CIDR] [--egress]\n"
@@ -27,9 +28,11 @@ static const char up_usage[] =
     "\n"
     "Shoots (instances with shoot.enable):\n"
     "  --shoot-warm N          warm sandboxes kept per instance (default 8)\n"
-    "  --shoot-max N           shoots running at once on the node (default 64)\n"
+    "  --shoot-max N           shoots running at once on the node (default 64; per instance: shoot.max)\n"
+    "  --shoot-memory SIZE     memory limits of running instances and shoots together, at most;\n"
+    "                          a shoot past it waits, then 503 (default: half of the machine's memory)\n"
     "  --shoot-queue-ms MS     how long a request waits for a sandbox before 503 (default 2000)\n"
-    "  --shoot-output-max B    bytes kept per output stream, the rest truncated (default 16 MiB)\n"
+    "  --shoot-output-max B    bytes per output stream in an answer, as sent (default 16 MiB)\n"
     "  --shoot-templates N     sandbox makers per instance (default: number of CPUs)\n";
 
 int cli_up(const cli_globals *g, int argc, char **argv) {
@@ -46,6 +49,7 @@ int cli_up(const cli_globals *g, int argc, char **argv) {
         {"shoot-queue-ms", required_argument, NULL, 'Q'},
         {"shoot-output-max", required_argument, NULL, 'O'},
         {"shoot-templates", required_argument, NULL, 'T'},
+        {"shoot-memory", required_argument, NULL, 'm'},
         {0},
     };
     seed_node_options o = {.state_dir = g->state_dir};
@@ -75,6 +79,17 @@ int cli_up(const cli_globals *g, int argc, char **argv) {
         case 'u':
             o.uri = optarg;
             break;
+        case 'm': {
+            _cleanup_free_ char *why = NULL;
+            uint64_t v = 0;
+            if (seed_parse_quantity(optarg, &v, &why) < 0 || v < (1ull << 20))
+                return cli_usage_error("up",
+                                       "--shoot-memory expects a size of at least 1Mi like \"8Gi\" or "
+                                       "\"512Mi\" (suffixes Ki Mi Gi Ti, k M G T, or bytes), got '%s'",
+                                       optarg);
+            o.shoot_memory = v;
+            break;
+        }
         case 'W':
         case 'M':
         case 'Q':

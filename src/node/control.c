@@ -40,6 +40,8 @@ typedef enum { WAIT_NONE, WAIT_STOP, WAIT_RUN } wait_kind;
 typedef struct ctl_client {
     node *n;
     seed_shoot *shoot;
+    seed_shoot_reply *reply; /* a shoot's answer, sent from where it is after out */
+    size_t reply_pos;
     int fd;
     seed_source *src;
     char in[MAX_REQUEST];
@@ -80,6 +82,7 @@ static void client_free(ctl_client *c) {
     seed_source_free(c->src);
     close(c->fd);
     free(c->out);
+    seed_shoot_reply_free(c->reply);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -87,6 +90,28 @@ static void client_free(ctl_client *c) {
     if (c->next)
         c->next->prev = c->prev;
     free(c);
+}
+
+/* The shoot answer line {"ok":true,"result":<reply>} from offset pos; 0 at its end. */
+static size_t reply_line_read(const seed_shoot_reply *r, size_t pos, char *buf, size_t n) {
+    static const char head[] = "{\"ok\":true,\"result\":", tail[] = "}\n";
+    size_t size = seed_shoot_reply_size(r), done = 0;
+    if (pos < sizeof(head) - 1) {
+        done = MIN(sizeof(head) - 1 - pos, n);
+        memcpy(buf, head + pos, done);
+    }
+    size_t at = pos + done - (sizeof(head) - 1); /* within the reply, or past it */
+    if (done < n && at < size) {
+        size_t k = seed_shoot_reply_read(r, at, buf + done, n - done);
+        done += k;
+        at += k;
+    }
+    if (done < n && at >= size && at - size < sizeof(tail) - 1) {
+        size_t k = MIN(sizeof(tail) - 1 - (at - size), n - done);
+        memcpy(buf + done, tail + (at - size), k);
+        done += k;
+    }
+    return done;
 }
 
 static void client_flush(ctl_client *c) {
@@ -109,11 +134,30 @@ static void client_flush(ctl_client *c) {
         memmove(c->out, c->out + k, c->out_len - (size_t)k);
         c->out_len -= (size_t)k;
     }
-    if (c->out_len == 0 && c->closing) {
+    /* A shoot's answer goes out from its own buffers, never copied whole. */
+    while (c->out_len == 0 && c->reply) {
+        static char chunk[64u << 10];
+        size_t n = reply_line_read(c->reply, c->reply_pos, chunk, sizeof(chunk));
+        if (n == 0) {
+            seed_shoot_reply_free(c->reply);
+            c->reply = NULL;
+            break;
+        }
+        ssize_t k = send(c->fd, chunk, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                break;
+            client_free(c);
+            return;
+        }
+        c->reply_pos += (size_t)k;
+    }
+    if (c->out_len == 0 && !c->reply && c->closing) {
         client_free(c);
         return;
     }
-    seed_source_set_events(c->src, (c->out_len ? EPOLLOUT : 0) | (c->got_request ? 0 : EPOLLIN) | EPOLLRDHUP);
+    seed_source_set_events(c->src, (c->out_len || c->reply ? EPOLLOUT : 0) | (c->got_request ? 0 : EPOLLIN) |
+                                       EPOLLRDHUP);
 }
 
 /* From callbacks (log lines, finished waits and shoots), which may run inside another
@@ -369,8 +413,9 @@ static void on_shoot_done(void *userdata, const seed_shoot_result *r) {
     ctl_client *c = userdata;
     c->shoot = NULL;
     if (r->status == SEED_SHOOT_OK) {
-        json_t *o = seed_shoot_response(&r->output, r->base64);
-        reply_ok(c, json_pack("{s:o}", "result", o));
+        c->reply = r->reply; /* sent by client_flush */
+        c->reply_pos = 0;
+        c->closing = true;
     } else {
         reply_error(c, "%s", r->message ? r->message : "the shoot failed");
     }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "base/error.h"
 
@@ -19,8 +20,10 @@ typedef struct seed_node_options {
     unsigned shoot_warm;           /* warm sandboxes per shoot-enabled instance (default 8) */
     unsigned shoot_max;            /* shoots running at once (default 64) */
     unsigned shoot_queue_ms;       /* wait for a sandbox before 503 (default 2000) */
-    size_t shoot_output_max;       /* bytes kept per output stream (default 16 MiB) */
+    size_t shoot_output_max;       /* bytes per output stream in an answer, as sent (default 16 MiB) */
     unsigned shoot_templates;      /* templates per shoot-enabled instance (default: CPUs) */
+    uint64_t shoot_memory;         /* memory limits of running instances and shoots, at most
+                                      (default: half of MemTotal) */
 } seed_node_options;
 
 #define SEED_DEFAULT_STATE_DIR "/var/lib/seed"

@@ -50,6 +50,30 @@ static seed_shoot_pool *resolve(void *userdata, const struct sockaddr *peer, con
     return NULL;
 }
 
+/* The memory limits of the instances that hold memory now, summed: what the shoot
+ * memory budget is shared with. */
+static uint64_t instances_memory(void *userdata) {
+    node *n = userdata;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n->n_insts; i++) {
+        inst_state st = n->insts[i].state;
+        if (st == INST_STARTING || st == INST_RUNNING || st == INST_STOPPING)
+            sum += instance_limits(n->insts[i].spec).memory_bytes;
+    }
+    return sum;
+}
+
+/* Half of the machine's memory (MemTotal), the default shoot memory budget. */
+static uint64_t default_shoot_memory(void) {
+    _cleanup_fclose_ FILE *f = fopen("/proc/meminfo", "re");
+    char line[256];
+    unsigned long long kib = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "MemTotal: %llu kB", &kib) == 1)
+            break;
+    return (uint64_t)kib * 1024 / 2;
+}
+
 static bool any_shoots(node *n) {
     for (size_t i = 0; i < n->n_insts; i++)
         if (n->insts[i].spec->shoot_enable)
@@ -71,7 +95,16 @@ int node_shoots_setup(node *n, seed_error **err) {
     seed_shoot_config cfg = {.warm = n->opt.shoot_warm,
                              .max_running = n->opt.shoot_max,
                              .queue_ms = n->opt.shoot_queue_ms,
-                             .output_max = n->opt.shoot_output_max};
+                             .output_max = n->opt.shoot_output_max,
+                             .memory_budget =
+                                 n->opt.shoot_memory ? n->opt.shoot_memory : default_shoot_memory(),
+                             .instances_memory = instances_memory,
+                             .userdata = n};
+    if (!cfg.memory_budget)
+        return seed_error_set(err, EIO, "cannot read MemTotal from /proc/meminfo: give --shoot-memory");
+    log_info("shoots: at most %u at once, memory budget %llu MiB (running instances and shoots)",
+             cfg.max_running ? cfg.max_running : SEED_SHOOT_DEFAULT_MAX_RUNNING,
+             (unsigned long long)(cfg.memory_budget >> 20));
     r = seed_shoot_engine_new(n->loop, &cfg, n->cg_ops, &n->shoot_engine);
     if (r < 0)
         return seed_error_setp(err, -r, "starting the shoot pool manager");
@@ -119,7 +152,7 @@ int instance_shoots_start(instance *in, const seed_bind *binds, size_t n_binds, 
     char base[300];
     snprintf(base, sizeof(base), "%s-shoots", in->cgpath);
     seed_limits lim = instance_limits(s);
-    int r = seed_shoot_pool_new(n->shoot_engine, s->name, base, &lim, &in->shoots, err);
+    int r = seed_shoot_pool_new(n->shoot_engine, s->name, base, &lim, s->shoot_max, &in->shoots, err);
     if (r < 0)
         return r;
 

@@ -4,30 +4,53 @@
  * While suspended MHD does not watch the socket, so we do (EPOLLRDHUP): a client that
  * hangs up ends its shoot at once.
  *
- * Errors: 400 bad request, 403 caller is not a shoot-enabled instance of this node,
- * 404 unknown path, 405 wrong method, 413 body over 1 MiB, 503 (Retry-After) no
- * sandbox in time, 500 internal; every error body is {"error": "..."}. Slow clients
- * are dropped by MHD's connection timeout. */
+ * Who may connect is decided at accept, before a byte is read: only a running
+ * shoot-enabled instance of this node, with fewer than its shoot.max + CONN_SLACK
+ * connections open; anything else is closed at once. A connection then has
+ * REQUEST_DEADLINE_S to deliver a whole request (counted from accept, or from the end
+ * of its previous answer, not reset by each byte), and ANSWER_DEADLINE_S to take its
+ * answer; past that it is dropped. Answers are streamed from the shoot's own buffers.
+ *
+ * Errors: 400 bad request, 403 the caller's shoots stopped meanwhile, 404 unknown
+ * path, 405 wrong method, 413 body over 1 MiB, 503 (Retry-After) no sandbox in time,
+ * 500 internal; every error body is {"error": "..."}. */
 #include "shoot/http.h"
 
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/macro.h"
 #include "base/utf8.h"
 #include "shoot/request.h"
 
-#define CONNECTION_TIMEOUT_S 10
+#define CONNECTION_TIMEOUT_S 10 /* idle */
+#define REQUEST_DEADLINE_S 10   /* to send a whole request */
+#define ANSWER_DEADLINE_S 60    /* to take an answer */
+#define CONN_SLACK 64           /* connections of a caller beyond its shoot.max (queued requests) */
+#define MAX_CONNECTIONS 4096
 #define DRAIN_MAX (16u << 20) /* oversized bodies up to this are read and dropped */
+
+/* One accepted socket (its requests come and go). */
+typedef struct conn {
+    int fd;
+    in_addr_t addr;
+    uint64_t deadline; /* monotonic usec; 0: none (its shoot runs) */
+    struct conn *prev, *next;
+} conn;
 
 struct seed_shoot_http {
     seed_loop *loop;
     struct MHD_Daemon *d;
     seed_source *epoll_src, *timer;
+    seed_source *tick; /* enforces the deadlines while there are connections */
+    bool tick_armed;
+    conn *conns;
     seed_shoot_resolve_fn resolve;
     void *userdata;
 };
@@ -40,8 +63,9 @@ typedef struct req_ctx {
     size_t len;
     bool too_large;
     size_t drained;
-    unsigned status; /* response ready when non-zero */
-    char *response;  /* JSON text */
+    unsigned status;         /* response ready when non-zero */
+    char *response;          /* JSON text of an error */
+    seed_shoot_reply *reply; /* or the shoot's answer */
     bool retry_after;
     seed_shoot *shoot;
     seed_source *hup_src;
@@ -83,6 +107,112 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, cha
     return send_json(c, status, json, status == MHD_HTTP_SERVICE_UNAVAILABLE);
 }
 
+static ssize_t read_reply(void *cls, uint64_t pos, char *buf, size_t max) {
+    size_t n = seed_shoot_reply_read(cls, (size_t)pos, buf, max);
+    return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void free_reply(void *cls) {
+    seed_shoot_reply_free(cls);
+}
+
+/* A shoot's answer, streamed from its buffers (taken over). */
+static enum MHD_Result send_reply(struct MHD_Connection *c, seed_shoot_reply *reply) {
+    struct MHD_Response *resp = MHD_create_response_from_callback(seed_shoot_reply_size(reply), 64u << 10,
+                                                                  read_reply, reply, free_reply);
+    if (!resp) {
+        seed_shoot_reply_free(reply);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    enum MHD_Result r = MHD_queue_response(c, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+/* ---- connections: who, how many, and until when ---- */
+
+static conn *conn_of(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return i ? i->socket_context : NULL;
+}
+
+static void set_deadline(struct MHD_Connection *c, unsigned seconds) {
+    conn *k = conn_of(c);
+    if (k)
+        k->deadline = seconds ? seed_now_usec() + (uint64_t)seconds * 1000000 : 0;
+}
+
+/* Before anything is read: is this a caller we serve, with room for one more? */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len) {
+    seed_shoot_http *h = cls;
+    const char *why = NULL;
+    seed_shoot_pool *p = h->resolve(h->userdata, addr, &why);
+    if (!p || addr->sa_family != AF_INET || len < (socklen_t)sizeof(struct sockaddr_in))
+        return MHD_NO;
+    in_addr_t a = ((const struct sockaddr_in *)addr)->sin_addr.s_addr;
+    unsigned n = 0, limit = seed_shoot_pool_max_running(p) + CONN_SLACK;
+    for (conn *k = h->conns; k; k = k->next)
+        if (k->addr == a && ++n >= limit)
+            return MHD_NO;
+    return MHD_YES;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    seed_shoot_http *h = cls;
+    conn *k = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (!k)
+            return;
+        if (k->prev)
+            k->prev->next = k->next;
+        else
+            h->conns = k->next;
+        if (k->next)
+            k->next->prev = k->prev;
+        free(k);
+        *socket_context = NULL;
+        return;
+    }
+    const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const union MHD_ConnectionInfo *fi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ai || !fi || ai->client_addr->sa_family != AF_INET || !(k = calloc(1, sizeof(*k))))
+        return; /* untracked: only the idle timeout applies (out of memory) */
+    k->fd = fi->connect_fd;
+    k->addr = ((const struct sockaddr_in *)ai->client_addr)->sin_addr.s_addr;
+    k->deadline = seed_now_usec() + REQUEST_DEADLINE_S * 1000000ull;
+    k->next = h->conns;
+    if (h->conns)
+        h->conns->prev = k;
+    h->conns = k;
+    *socket_context = k;
+    if (!h->tick_armed && seed_timer_restart(h->tick, 1000000) >= 0)
+        h->tick_armed = true;
+}
+
+static void http_kick(seed_shoot_http *h);
+
+/* Once a second while there are connections: drop those past their deadline. A
+ * shutdown wakes MHD on the socket, which then closes it as a failed connection. */
+static int on_tick(seed_source *s, void *userdata) {
+    seed_shoot_http *h = userdata;
+    uint64_t now = seed_now_usec();
+    bool dropped = false;
+    for (conn *k = h->conns; k; k = k->next)
+        if (k->deadline && now >= k->deadline) {
+            shutdown(k->fd, SHUT_RDWR);
+            k->deadline = 0;
+            dropped = true;
+        }
+    h->tick_armed = false;
+    if (dropped)
+        http_kick(h);
+    if (h->conns && !h->tick_armed && seed_timer_restart(h->tick, 1000000) >= 0)
+        h->tick_armed = true;
+    return 0;
+}
+
 /* ---- a shoot finishing wakes its connection ---- */
 
 static void unwatch_hangup(req_ctx *r) {
@@ -94,6 +224,7 @@ static void resume(req_ctx *r) {
     unwatch_hangup(r);
     if (r->suspended) {
         r->suspended = false;
+        set_deadline(r->conn, ANSWER_DEADLINE_S);
         MHD_resume_connection(r->conn);
         /* Let MHD send it on the next turn of the loop, not from here: this can run
          * deep inside the pool (a pool being freed fails its shoots), where calling
@@ -106,12 +237,8 @@ static void on_shoot_done(void *userdata, const seed_shoot_result *res) {
     req_ctx *r = userdata;
     r->shoot = NULL;
     if (res->status == SEED_SHOOT_OK) {
-        json_t *o = seed_shoot_response(&res->output, res->base64);
-        r->response = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        json_decref(o);
-        r->status = r->response ? MHD_HTTP_OK : MHD_HTTP_INTERNAL_SERVER_ERROR;
-        if (!r->response)
-            r->response = error_json("out of memory while building the response");
+        r->reply = res->reply;
+        r->status = MHD_HTTP_OK;
     } else if (res->status == SEED_SHOOT_BUSY) {
         r->status = MHD_HTTP_SERVICE_UNAVAILABLE;
         r->retry_after = true;
@@ -177,8 +304,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         /* Back from suspension (or the hangup path): answer. */
         unsigned status = r->status;
         char *resp = r->response;
+        seed_shoot_reply *reply = r->reply;
         r->response = NULL;
+        r->reply = NULL;
         r->status = 0;
+        if (reply)
+            return send_reply(c, reply);
         return send_json(c, status, resp, r->retry_after);
     }
     if (*upload_size) {
@@ -223,6 +354,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     r->body = NULL;
     MHD_suspend_connection(c);
     r->suspended = true;
+    set_deadline(c, 0); /* the shoot takes what it takes (its own timeout) */
     const union MHD_ConnectionInfo *fdi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (fdi)
         seed_loop_add_io(h->loop, fdi->connect_fd, EPOLLRDHUP, on_hangup, r, &r->hup_src);
@@ -240,6 +372,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
                       enum MHD_RequestTerminationCode toe) {
+    /* A next request on this connection has its own time from now. */
+    set_deadline(c, REQUEST_DEADLINE_S);
     req_ctx *r = *con_cls;
     if (!r)
         return;
@@ -248,6 +382,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
         seed_shoot_abandon(r->shoot);
     free(r->body);
     free(r->response);
+    seed_shoot_reply_free(r->reply);
     free(r);
     *con_cls = NULL;
 }
@@ -293,18 +428,26 @@ int seed_shoot_http_new(seed_loop *loop, int listen_fd, seed_shoot_resolve_fn re
     h->loop = loop;
     h->resolve = resolve;
     h->userdata = userdata;
-    h->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO, 0, NULL, NULL, handle,
-                            h, MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
-                            MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_END);
+    int r = seed_loop_add_timer(loop, UINT64_MAX / 2, on_tick, h, &h->tick);
+    if (r < 0) {
+        free(h);
+        return seed_error_setp(err, -r, "starting the shoot HTTP server");
+    }
+    h->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO, 0, accept_policy, h,
+                            handle, h, MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned)MAX_CONNECTIONS, MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_END);
     if (!h->d) {
+        seed_source_free(h->tick);
         free(h);
         return seed_error_set(err, EIO, "starting the shoot HTTP server failed");
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
-    int r = di ? seed_loop_add_io(loop, di->epoll_fd, EPOLLIN, on_epoll, h, &h->epoll_src) : -EIO;
+    r = di ? seed_loop_add_io(loop, di->epoll_fd, EPOLLIN, on_epoll, h, &h->epoll_src) : -EIO;
     if (r < 0) {
         MHD_stop_daemon(h->d);
+        seed_source_free(h->tick);
         free(h);
         return seed_error_setp(err, -r, "watching the shoot HTTP server");
     }
@@ -317,6 +460,7 @@ void seed_shoot_http_free(seed_shoot_http *h) {
         return;
     seed_source_free(h->epoll_src);
     seed_source_free(h->timer);
+    seed_source_free(h->tick);
     /* MHD must not be stopped with suspended connections: every shoot has ended by
      * now (the pools go first), which resumed them. */
     MHD_run(h->d);

@@ -62,11 +62,6 @@ typedef struct warm {
     struct warm *prev, *next;
 } warm;
 
-typedef struct buffer {
-    char *data;
-    size_t len, cap;
-} buffer;
-
 struct seed_shoot {
     seed_shoot_pool *p;
     seed_shoot_request req;
@@ -75,8 +70,7 @@ struct seed_shoot {
     warm *w;
     int out_fd, err_fd, in_fd;
     seed_source *out_src, *err_src, *in_src, *timer;
-    buffer out, err;
-    bool truncated;
+    seed_shoot_stream out, err;
     size_t in_off;
     bool got_status, exited, timed_out, abandoned;
     int status;
@@ -88,6 +82,7 @@ struct seed_shoot_pool {
     seed_shoot_engine *e;
     char *name, *cg_base;
     seed_limits lim;
+    unsigned max_running, running; /* shoot.max, and how many of its shoots run */
     template **tpls;
     size_t n_tpls;
     size_t rr;
@@ -109,6 +104,7 @@ struct seed_shoot_engine {
     const seed_cgroup_ops *ops;
     int devnull;
     unsigned running;
+    uint64_t running_memory; /* the memory limits of the running shoots, summed */
     seed_shoot_pool *pools;
 };
 
@@ -512,7 +508,8 @@ static void refill(seed_shoot_pool *p) {
         return;
     if (p->dirty_cgs)
         recheck_dirty(p);
-    unsigned want = p->e->cfg.warm + p->n_queued;
+    /* Sandboxes for what waits, but no more than can start at once. */
+    unsigned want = p->e->cfg.warm + MIN(p->n_queued, p->max_running);
     for (size_t tries = 0; p->n_ready + p->n_starting + p->n_spawning < want && tries < 4 * p->n_tpls + 4;
          tries++) {
         if (p->n_tpls == 0)
@@ -537,36 +534,13 @@ static void refill(seed_shoot_pool *p) {
 
 /* ---- running a shoot ---- */
 
-static void buffer_add(seed_shoot *s, buffer *b, const char *data, size_t n) {
-    size_t max = s->p->e->cfg.output_max;
-    if (b->len + n > max) {
-        s->truncated = true;
-        n = max > b->len ? max - b->len : 0;
-    }
-    if (n == 0)
-        return;
-    if (b->len + n > b->cap) {
-        size_t ncap = MAX(b->cap * 2, b->len + n);
-        ncap = MIN(MAX(ncap, (size_t)4096), max);
-        char *d = realloc(b->data, ncap);
-        if (!d) {
-            s->truncated = true;
-            return;
-        }
-        b->data = d;
-        b->cap = ncap;
-    }
-    memcpy(b->data + b->len, data, n);
-    b->len += n;
-}
-
 /* Read what a pipe holds, up to max chunks; false once it reached EOF (or failed). */
-static bool read_pipe(seed_shoot *s, int fd, buffer *b, int max) {
+static bool read_pipe(int fd, seed_shoot_stream *st, int max) {
     static char chunk[READ_CHUNK];
     for (int i = 0; i < max; i++) {
         ssize_t n = read(fd, chunk, sizeof(chunk));
         if (n > 0) {
-            buffer_add(s, b, chunk, (size_t)n);
+            seed_shoot_stream_add(st, chunk, (size_t)n); /* what does not fit is dropped */
             continue;
         }
         return n < 0 && (errno == EAGAIN || errno == EINTR);
@@ -587,9 +561,9 @@ static void close_output(seed_shoot *s, bool is_out) {
 static void drain_output(seed_shoot *s) {
     /* A pipe holds at most its buffer: a few chunks empty it. */
     if (s->out_fd >= 0)
-        read_pipe(s, s->out_fd, &s->out, 64);
+        read_pipe(s->out_fd, &s->out, 64);
     if (s->err_fd >= 0)
-        read_pipe(s, s->err_fd, &s->err, 64);
+        read_pipe(s->err_fd, &s->err, 64);
     close_output(s, true);
     close_output(s, false);
 }
@@ -597,7 +571,7 @@ static void drain_output(seed_shoot *s) {
 static int on_output(seed_source *src, int fd, uint32_t events, void *userdata) {
     seed_shoot *s = userdata;
     bool is_out = fd == s->out_fd;
-    if (!read_pipe(s, fd, is_out ? &s->out : &s->err, 16))
+    if (!read_pipe(fd, is_out ? &s->out : &s->err, 16))
         close_output(s, is_out); /* EOF; the answer waits for the status */
     return 0;
 }
@@ -644,10 +618,17 @@ static void shoot_free(seed_shoot *s) {
         close(s->out_fd);
     if (s->err_fd >= 0)
         close(s->err_fd);
-    free(s->out.data);
-    free(s->err.data);
+    seed_shoot_stream_clear(&s->out);
+    seed_shoot_stream_clear(&s->err);
     seed_shoot_request_clear(&s->req);
     free(s);
+}
+
+/* A shoot stops counting against its pool's and the node's limits. */
+static void unaccount(seed_shoot *s) {
+    s->p->running--;
+    s->p->e->running--;
+    s->p->e->running_memory -= s->p->lim.memory_bytes;
 }
 
 /* The caller gets its answer; the sandbox's cgroup goes back to the pool. */
@@ -658,7 +639,7 @@ static void shoot_finish(seed_shoot *s) {
     if (w) {
         w->shoot = NULL;
         s->w = NULL;
-        e->running--;
+        unaccount(s);
         /* Its PID 1 may still be tearing the namespaces down: the sandbox and its
          * cgroup are released when its pidfd says it is gone. */
         if (s->exited) {
@@ -671,14 +652,13 @@ static void shoot_finish(seed_shoot *s) {
         }
     }
     if (!s->abandoned) {
-        seed_shoot_result r = {.status = SEED_SHOOT_OK, .base64 = s->req.base64};
-        seed_shoot_output *o = &r.output;
+        seed_shoot_output out = {.base64 = s->req.base64}, *o = &out;
         o->duration_ms = (seed_now_usec() - s->t0) / 1000;
-        o->out = s->out.data ? s->out.data : "";
-        o->out_len = s->out.len;
-        o->err = s->err.data ? s->err.data : "";
-        o->err_len = s->err.len;
-        o->truncated = s->truncated;
+        seed_shoot_stream_end(&s->out);
+        seed_shoot_stream_end(&s->err);
+        o->out = s->out;
+        o->err = s->err;
+        s->out = s->err = (seed_shoot_stream){0};
         if (s->timed_out) {
             o->exit_code = 124;
             o->timed_out = true;
@@ -692,6 +672,12 @@ static void shoot_finish(seed_shoot *s) {
             /* PID 1 itself died (the out-of-memory killer, or a kill from outside). */
             o->signal = SIGKILL;
             o->exit_code = 128 + SIGKILL;
+        }
+        seed_shoot_result r = {.status = SEED_SHOOT_OK, .reply = seed_shoot_reply_new(o)};
+        if (!r.reply) {
+            seed_shoot_stream_clear(&o->out);
+            seed_shoot_stream_clear(&o->err);
+            r = (seed_shoot_result){.status = SEED_SHOOT_ERROR, .message = "out of memory for the answer"};
         }
         s->done(s->userdata, &r);
     }
@@ -789,7 +775,9 @@ static int dispatch(seed_shoot *s, warm *w) {
     w->state = W_RUNNING;
     w->shoot = s;
     s->w = w;
+    p->running++;
     e->running++;
+    e->running_memory += p->lim.memory_bytes;
     s->out_fd = outp[0];
     s->err_fd = errp[0];
     s->in_fd = inp[1];
@@ -853,13 +841,38 @@ static warm *take_ready(seed_shoot_pool *p) {
     return NULL;
 }
 
-/* Start queued shoots while sandboxes and running slots allow, oldest pool first. */
+typedef enum { ADMIT, POOL_FULL, NODE_FULL, MEMORY_FULL } admission;
+
+/* May one more shoot of p start now? instances: the running instances' memory. */
+static admission admit(const seed_shoot_pool *p, uint64_t instances) {
+    const seed_shoot_engine *e = p->e;
+    if (p->running >= p->max_running)
+        return POOL_FULL;
+    if (e->running >= e->cfg.max_running)
+        return NODE_FULL;
+    if (e->cfg.memory_budget && instances + e->running_memory + p->lim.memory_bytes > e->cfg.memory_budget)
+        return MEMORY_FULL;
+    return ADMIT;
+}
+
+static uint64_t instances_memory(const seed_shoot_engine *e) {
+    return e->cfg.memory_budget && e->cfg.instances_memory ? e->cfg.instances_memory(e->cfg.userdata) : 0;
+}
+
+/* Start queued shoots while sandboxes and the limits allow, oldest pool first. */
 static void dispatch_queued(seed_shoot_engine *e) {
-    bool progress = true;
+    bool progress = true, counted = false;
+    uint64_t instances = 0;
     while (progress && e->running < e->cfg.max_running) {
         progress = false;
         for (seed_shoot_pool *p = e->pools; p && e->running < e->cfg.max_running; p = p->next_pool) {
             if (!p->queue)
+                continue;
+            if (!counted) {
+                instances = instances_memory(e);
+                counted = true;
+            }
+            if (admit(p, instances) != ADMIT)
                 continue;
             warm *w = take_ready(p);
             if (!w)
@@ -901,7 +914,7 @@ static void unqueue(seed_shoot *s) {
 }
 
 static void fail_shoot(seed_shoot *s, seed_shoot_status status, const char *message) {
-    seed_shoot_result r = {.status = status, .message = message, .base64 = s->req.base64};
+    seed_shoot_result r = {.status = status, .message = message};
     if (!s->abandoned)
         s->done(s->userdata, &r);
     shoot_free(s);
@@ -910,13 +923,35 @@ static void fail_shoot(seed_shoot *s, seed_shoot_status status, const char *mess
 static int on_queue_timeout(seed_source *src, void *userdata) {
     seed_shoot *s = userdata;
     seed_shoot_pool *p = s->p;
+    seed_shoot_engine *e = p->e;
     unqueue(s);
     char msg[700];
-    if (p->last_error && p->n_ready + p->n_starting + p->n_spawning == 0)
-        snprintf(msg, sizeof(msg), "no sandbox could be made for %s: %s", p->name, p->last_error);
-    else
+    uint64_t instances = instances_memory(e);
+    switch (admit(p, instances)) {
+    case POOL_FULL:
+        snprintf(msg, sizeof(msg), "busy: %s is running %u shoots, as many as its shoot.max allows", p->name,
+                 p->running);
+        break;
+    case NODE_FULL:
         snprintf(msg, sizeof(msg), "all sandboxes are busy: %u shoots running on this node (limit %u)",
-                 p->e->running, p->e->cfg.max_running);
+                 e->running, e->cfg.max_running);
+        break;
+    case MEMORY_FULL:
+        snprintf(msg, sizeof(msg),
+                 "busy: the node's shoot memory budget is spent: running instances (%llu MiB) and shoots "
+                 "(%llu MiB) and this shoot (%llu MiB) would pass --shoot-memory (%llu MiB)",
+                 (unsigned long long)(instances >> 20), (unsigned long long)(e->running_memory >> 20),
+                 (unsigned long long)(p->lim.memory_bytes >> 20),
+                 (unsigned long long)(e->cfg.memory_budget >> 20));
+        break;
+    case ADMIT:
+        if (p->last_error && p->n_ready + p->n_starting + p->n_spawning == 0)
+            snprintf(msg, sizeof(msg), "no sandbox could be made for %s: %s", p->name, p->last_error);
+        else
+            snprintf(msg, sizeof(msg), "busy: no sandbox of %s was ready within %u ms", p->name,
+                     e->cfg.queue_ms);
+        break;
+    }
     fail_shoot(s, SEED_SHOOT_BUSY, msg);
     return 0;
 }
@@ -938,6 +973,8 @@ int seed_shoot_start(seed_shoot_pool *p, seed_shoot_request *req, seed_shoot_don
     if (ret)
         *ret = s;
     seed_shoot_engine *e = p->e;
+    seed_shoot_stream_init(&s->out, e->cfg.output_max, s->req.base64);
+    seed_shoot_stream_init(&s->err, e->cfg.output_max, s->req.base64);
     /* Every shoot goes through the queue: started at once when a sandbox and a
      * running slot are free (dispatch drops the queue timer), else it waits briefly. */
     int r = seed_loop_add_timer(e->loop, (uint64_t)e->cfg.queue_ms * 1000, on_queue_timeout, s, &s->timer);
@@ -968,7 +1005,18 @@ void seed_shoot_abandon(seed_shoot *s) {
 /* ---- pools ---- */
 
 int seed_shoot_pool_new(seed_shoot_engine *e, const char *name, const char *cgroup_base,
-                        const seed_limits *lim, seed_shoot_pool **ret, seed_error **err) {
+                        const seed_limits *lim, unsigned max_running, seed_shoot_pool **ret,
+                        seed_error **err) {
+    /* The parent of the pool's cgroups (templates, warm sandboxes, shoots): however
+     * many there are, together they get at most max_running times the tier. */
+    seed_limits cap = {.memory_bytes = lim->memory_bytes * max_running,
+                       .cpu_millis = lim->cpu_millis * max_running,
+                       .pids = lim->pids * max_running};
+    seed_cgroup *parent = NULL;
+    int r = e->ops->create(cgroup_base, &cap, &parent, err);
+    if (r < 0)
+        return r;
+    e->ops->free(parent);
     seed_shoot_pool *p = calloc(1, sizeof(*p));
     if (!p || !(p->name = strdup(name)) || !(p->cg_base = strdup(cgroup_base))) {
         if (p)
@@ -978,10 +1026,15 @@ int seed_shoot_pool_new(seed_shoot_engine *e, const char *name, const char *cgro
     }
     p->e = e;
     p->lim = *lim;
+    p->max_running = max_running ? max_running : 1;
     p->next_pool = e->pools;
     e->pools = p;
     *ret = p;
     return 0;
+}
+
+unsigned seed_shoot_pool_max_running(const seed_shoot_pool *p) {
+    return p->max_running;
 }
 
 void seed_shoot_pool_free(seed_shoot_pool *p) {
@@ -1030,7 +1083,7 @@ void seed_shoot_pool_free(seed_shoot_pool *p) {
         if (s) {
             w->shoot = NULL;
             s->w = NULL;
-            e->running--;
+            unaccount(s);
             fail_shoot(s, SEED_SHOOT_ERROR, "the instance stopped");
         }
         warm_free(w, false);

@@ -1,7 +1,9 @@
 /* The pool manager: for every shoot-enabled instance, warm sandboxes made ahead of
  * time by that instance's templates, handed out one per request, and refilled in the
- * background. Node-wide settings bound how many shoots run at once and how long a
- * request waits for a sandbox before it is turned away. */
+ * background. A shoot starts when its instance runs fewer than its shoot.max, the node
+ * fewer than max_running, and the memory limits of the running instances and shoots
+ * leave room for its own within memory_budget; until then it waits in its pool's
+ * queue, at most queue_ms, and is then turned away (503). */
 #pragma once
 
 #include <stdbool.h>
@@ -14,10 +16,14 @@
 #include "shoot/request.h"
 
 typedef struct seed_shoot_config {
-    unsigned warm;        /* warm sandboxes kept per caller */
-    unsigned max_running; /* shoots running at once on the node */
-    unsigned queue_ms;    /* how long a request waits for a sandbox, then 503 */
-    size_t output_max;    /* bytes kept per output stream; the rest is counted as truncated */
+    unsigned warm;          /* warm sandboxes kept per caller */
+    unsigned max_running;   /* shoots running at once on the node */
+    unsigned queue_ms;      /* how long a request waits for a sandbox, then 503 */
+    size_t output_max;      /* bytes per output stream in a response, as encoded; the rest is dropped */
+    uint64_t memory_budget; /* 0: none */
+    /* The memory limits of the node's running instances, summed (for memory_budget). */
+    uint64_t (*instances_memory)(void *userdata);
+    void *userdata;
 } seed_shoot_config;
 
 #define SEED_SHOOT_DEFAULT_WARM 8
@@ -37,9 +43,8 @@ typedef enum seed_shoot_status {
 
 typedef struct seed_shoot_result {
     seed_shoot_status status;
-    const char *message; /* SEED_SHOOT_BUSY / SEED_SHOOT_ERROR */
-    seed_shoot_output output;
-    bool base64;
+    const char *message;     /* SEED_SHOOT_BUSY / SEED_SHOOT_ERROR */
+    seed_shoot_reply *reply; /* SEED_SHOOT_OK: the response body, the callee's to free */
 } seed_shoot_result;
 
 typedef void (*seed_shoot_done_fn)(void *userdata, const seed_shoot_result *r);
@@ -49,9 +54,13 @@ int seed_shoot_engine_new(seed_loop *loop, const seed_shoot_config *cfg, const s
 void seed_shoot_engine_free(seed_shoot_engine *e);
 
 /* A caller's pool. cgroup_base is the cgroup directory under which its templates and
- * shoots get theirs; lim are the caller's size-tier limits, applied to each shoot. */
+ * shoots get theirs; lim are the caller's size-tier limits, applied to each shoot;
+ * max_running (shoot.max) of its shoots run at once, and cgroup_base itself is capped
+ * at max_running times lim, so that all of them together cannot take more. */
 int seed_shoot_pool_new(seed_shoot_engine *e, const char *name, const char *cgroup_base,
-                        const seed_limits *lim, seed_shoot_pool **ret, seed_error **err);
+                        const seed_limits *lim, unsigned max_running, seed_shoot_pool **ret,
+                        seed_error **err);
+unsigned seed_shoot_pool_max_running(const seed_shoot_pool *p);
 /* Hand the pool a running template (its sandbox and the node's end of its channel). */
 int seed_shoot_pool_add_template(seed_shoot_pool *p, seed_sandbox *sb, int chan);
 /* The template's cgroup for the i-th template (created with the pool's limits). */

@@ -218,34 +218,251 @@ void seed_shoot_request_clear(seed_shoot_request *r) {
     *r = (seed_shoot_request){0};
 }
 
-static json_t *text_field(const char *data, size_t len, bool base64) {
-    if (base64) {
-        size_t n = 0;
-        _cleanup_free_ char *b = seed_base64_encode(data, len, &n);
-        return b ? json_stringn_nocheck(b, n) : NULL; /* base64 is ASCII */
-    }
-    _cleanup_free_ char *clean = malloc(3 * len + 1);
-    if (!clean)
-        return NULL;
-    size_t n = seed_utf8_sanitize(data, len, clean);
-    return json_stringn_nocheck(clean, n); /* valid UTF-8 now: no second check */
+/* ---- output streams, encoded as they arrive ---- */
+
+void seed_shoot_stream_init(seed_shoot_stream *st, size_t max, bool base64) {
+    *st = (seed_shoot_stream){.max = max, .base64 = base64};
 }
 
-json_t *seed_shoot_response(const seed_shoot_output *o, bool base64) {
-    json_t *sig = json_null();
+void seed_shoot_stream_clear(seed_shoot_stream *st) {
+    free(st->data);
+    *st = (seed_shoot_stream){0};
+}
+
+/* Room for k more bytes, all or nothing: once something does not fit, nothing more
+ * is taken (the output must not have gaps). */
+static bool room(seed_shoot_stream *st, size_t k) {
+    if (st->full)
+        return false;
+    if (k > st->max - st->len) {
+        st->full = st->truncated = true;
+        return false;
+    }
+    if (st->len + k > st->cap) {
+        size_t ncap = MAX(st->cap, (size_t)4096);
+        while (ncap < st->len + k)
+            ncap *= 2;
+        ncap = MIN(ncap, st->max);
+        char *d = realloc(st->data, ncap);
+        if (!d) {
+            st->full = st->truncated = true;
+            return false;
+        }
+        st->data = d;
+        st->cap = ncap;
+    }
+    return true;
+}
+
+static void put(seed_shoot_stream *st, const void *b, size_t k) {
+    if (room(st, k)) {
+        memcpy(st->data + st->len, b, k);
+        st->len += k;
+    }
+}
+
+static void put_replacement(seed_shoot_stream *st) {
+    put(st, "\xef\xbf\xbd", 3);
+}
+
+/* An ASCII byte, escaped as JSON wants it. */
+static void put_ascii(seed_shoot_stream *st, unsigned char c) {
+    char e[8];
+    switch (c) {
+    case '"':
+    case '\\':
+        e[0] = '\\', e[1] = (char)c;
+        put(st, e, 2);
+        return;
+    case '\n':
+        put(st, "\\n", 2);
+        return;
+    case '\r':
+        put(st, "\\r", 2);
+        return;
+    case '\t':
+        put(st, "\\t", 2);
+        return;
+    case '\b':
+        put(st, "\\b", 2);
+        return;
+    case '\f':
+        put(st, "\\f", 2);
+        return;
+    }
+    if (c < 0x20) {
+        snprintf(e, sizeof(e), "\\u%04X", c);
+        put(st, e, 6);
+    } else {
+        put(st, &c, 1);
+    }
+}
+
+/* The held bytes are not a character: each becomes U+FFFD (as seed_utf8_sanitize
+ * does it, so a response does not depend on how the output was split into reads). */
+static void drop_held(seed_shoot_stream *st) {
+    for (unsigned i = 0; i < st->n_held; i++)
+        put_replacement(st);
+    st->n_held = 0;
+}
+
+static void text_add(seed_shoot_stream *st, const unsigned char *p, size_t n) {
+    for (size_t i = 0; i < n && !st->full; i++) {
+        unsigned char c = p[i];
+        if (st->n_held) {
+            if ((c & 0xc0) == 0x80) {
+                st->held[st->n_held++] = c;
+                if (st->n_held < st->need)
+                    continue;
+                if (seed_utf8_valid((const char *)st->held, st->n_held)) {
+                    put(st, st->held, st->n_held);
+                    st->n_held = 0;
+                } else {
+                    drop_held(st);
+                }
+                continue;
+            }
+            drop_held(st); /* and c starts afresh */
+        }
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            /* A run of plain ASCII goes in at once, as much of it as fits. */
+            size_t j = i + 1;
+            while (j < n && p[j] >= 0x20 && p[j] < 0x80 && p[j] != '"' && p[j] != '\\')
+                j++;
+            size_t k = MIN(j - i, st->max - st->len);
+            put(st, p + i, k);
+            if (k < j - i)
+                st->full = st->truncated = true;
+            i = j - 1;
+        } else if (c >= 0xc0 && c <= 0xf7) {
+            st->held[0] = c;
+            st->n_held = 1;
+            st->need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+        } else if (c >= 0x80 || c == 0) {
+            put_replacement(st);
+        } else {
+            put_ascii(st, c);
+        }
+    }
+}
+
+/* Base64 of whole 3-byte groups, appended (room was checked by the caller). */
+static void b64_put(seed_shoot_stream *st, const unsigned char *p, size_t n) {
+    unsigned char out[4 * 1024 + 1];
+    while (n > 0) {
+        size_t k = MIN(n, (size_t)3 * 1024);
+        int m = EVP_EncodeBlock(out, p, (int)k);
+        put(st, out, (size_t)m);
+        p += k;
+        n -= k;
+    }
+}
+
+static void b64_add(seed_shoot_stream *st, const unsigned char *p, size_t n) {
+    /* Take only what still fits once encoded and padded: room() never refuses then. */
+    size_t cap = st->max / 4 * 3;
+    if (n > cap - st->raw) {
+        n = cap - st->raw;
+        st->truncated = true;
+    }
+    st->raw += n;
+    while (n > 0 && st->n_held > 0 && st->n_held < 3) {
+        st->held[st->n_held++] = *p++;
+        n--;
+    }
+    if (st->n_held == 3) {
+        b64_put(st, st->held, 3);
+        st->n_held = 0;
+    }
+    size_t whole = n / 3 * 3;
+    b64_put(st, p, whole);
+    for (size_t i = whole; i < n; i++)
+        st->held[st->n_held++] = p[i];
+}
+
+void seed_shoot_stream_add(seed_shoot_stream *st, const char *data, size_t n) {
+    if (st->base64)
+        b64_add(st, (const unsigned char *)data, n);
+    else
+        text_add(st, (const unsigned char *)data, n);
+}
+
+void seed_shoot_stream_end(seed_shoot_stream *st) {
+    if (st->base64 && st->n_held > 0) {
+        unsigned char out[5];
+        int m = EVP_EncodeBlock(out, st->held, (int)st->n_held);
+        put(st, out, (size_t)m); /* fits: its bytes were counted in when taken */
+        st->n_held = 0;
+    } else if (!st->base64) {
+        drop_held(st);
+    }
+}
+
+/* ---- the response ---- */
+
+struct seed_shoot_reply {
+    seed_shoot_stream out, err;
+    char head[64], tail[SEED_SHOOT_REPLY_OVERHEAD - 64];
+    struct {
+        const char *p;
+        size_t n;
+    } part[5];
+    size_t size;
+};
+
+seed_shoot_reply *seed_shoot_reply_new(seed_shoot_output *o) {
+    seed_shoot_reply *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->out = o->out;
+    r->err = o->err;
+    o->out = o->err = (seed_shoot_stream){0};
+    char sig[32] = "null";
     if (o->signal > 0) {
         const char *name = sigabbrev_np(o->signal);
-        char buf[32];
-        snprintf(buf, sizeof(buf), "SIG%s", name ? name : "?");
-        sig = json_string(buf);
+        snprintf(sig, sizeof(sig), "\"SIG%s\"", name ? name : "?");
     }
-    json_t *r = json_pack("{s:i, s:o, s:o, s:b, s:o, s:I, s:b}", "exitCode", o->exit_code, "stdout",
-                          text_field(o->out, o->out_len, base64), "stderr",
-                          text_field(o->err, o->err_len, base64), "timedOut", o->timed_out, "signal", sig,
-                          "durationMs", (json_int_t)o->duration_ms, "truncated", o->truncated);
-    if (r && base64)
-        json_object_set_new(r, "encoding", json_string("base64"));
+    int hn = snprintf(r->head, sizeof(r->head), "{\"exitCode\":%d,\"stdout\":\"", o->exit_code);
+    int tn = snprintf(
+        r->tail, sizeof(r->tail), "\",\"timedOut\":%s,\"signal\":%s,\"durationMs\":%llu,\"truncated\":%s%s}",
+        o->timed_out ? "true" : "false", sig, (unsigned long long)o->duration_ms,
+        r->out.truncated || r->err.truncated ? "true" : "false", o->base64 ? ",\"encoding\":\"base64\"" : "");
+    static const char mid[] = "\",\"stderr\":\"";
+    r->part[0].p = r->head, r->part[0].n = (size_t)hn;
+    r->part[1].p = r->out.data, r->part[1].n = r->out.len;
+    r->part[2].p = mid, r->part[2].n = sizeof(mid) - 1;
+    r->part[3].p = r->err.data, r->part[3].n = r->err.len;
+    r->part[4].p = r->tail, r->part[4].n = (size_t)tn;
+    for (size_t i = 0; i < ELEMENTSOF(r->part); i++)
+        r->size += r->part[i].n;
     return r;
+}
+
+size_t seed_shoot_reply_size(const seed_shoot_reply *r) {
+    return r->size;
+}
+
+size_t seed_shoot_reply_read(const seed_shoot_reply *r, size_t pos, char *buf, size_t n) {
+    size_t done = 0;
+    for (size_t i = 0; i < ELEMENTSOF(r->part) && done < n; i++) {
+        if (pos >= r->part[i].n) {
+            pos -= r->part[i].n;
+            continue;
+        }
+        size_t k = MIN(r->part[i].n - pos, n - done);
+        memcpy(buf + done, r->part[i].p + pos, k);
+        done += k;
+        pos = 0;
+    }
+    return done;
+}
+
+void seed_shoot_reply_free(seed_shoot_reply *r) {
+    if (!r)
+        return;
+    seed_shoot_stream_clear(&r->out);
+    seed_shoot_stream_clear(&r->err);
+    free(r);
 }
 
 json_t *seed_shoot_request_build(char *const *argv, int argc, long timeout_ms, const char *in,

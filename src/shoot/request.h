@@ -36,19 +36,49 @@ int seed_shoot_request_parse(const char *body, size_t len, seed_shoot_request *o
 int seed_shoot_request_from_json(json_t *o, seed_shoot_request *out, char **errmsg);
 void seed_shoot_request_clear(seed_shoot_request *r);
 
+/* One output stream of a shoot, kept as it will be sent: the inside of a JSON string
+ * (UTF-8 with invalid bytes and NUL as U+FFFD, control characters, quotes and
+ * backslashes escaped) or base64 text. Encoded as it arrives, it never holds more
+ * than max bytes: once the next character would not fit, the rest is dropped and
+ * truncated is set. Both the response and the memory behind it are bounded so. */
+typedef struct seed_shoot_stream {
+    char *data;
+    size_t len, cap, max;
+    bool base64;
+    bool truncated;        /* output was dropped */
+    bool full;             /* nothing more fits */
+    size_t raw;            /* base64: bytes taken */
+    unsigned char held[4]; /* an unfinished UTF-8 character or base64 group */
+    unsigned n_held, need; /* need: the length of the held UTF-8 character */
+} seed_shoot_stream;
+
+void seed_shoot_stream_init(seed_shoot_stream *st, size_t max, bool base64);
+void seed_shoot_stream_add(seed_shoot_stream *st, const char *data, size_t n);
+/* The output ended: encode what is held (base64 padding; an unfinished character
+ * becomes U+FFFD per byte). */
+void seed_shoot_stream_end(seed_shoot_stream *st);
+void seed_shoot_stream_clear(seed_shoot_stream *st);
+
 typedef struct seed_shoot_output {
     int exit_code;
     bool timed_out;
     int signal; /* 0: none */
     uint64_t duration_ms;
-    bool truncated;
-    const char *out;
-    size_t out_len;
-    const char *err;
-    size_t err_len;
+    bool base64;
+    seed_shoot_stream out, err; /* ended; truncated is either one's */
 } seed_shoot_output;
 
-json_t *seed_shoot_response(const seed_shoot_output *o, bool base64);
+/* The response body, {"exitCode", "stdout", ...}, held in pieces and sent without
+ * joining them: its size is the two streams plus at most SEED_SHOOT_REPLY_OVERHEAD. */
+typedef struct seed_shoot_reply seed_shoot_reply;
+#define SEED_SHOOT_REPLY_OVERHEAD 256
+
+/* Takes o's streams (left empty). NULL when out of memory. */
+seed_shoot_reply *seed_shoot_reply_new(seed_shoot_output *o);
+size_t seed_shoot_reply_size(const seed_shoot_reply *r);
+/* Copy up to n bytes of the body from offset pos to buf; returns how many (0 at the end). */
+size_t seed_shoot_reply_read(const seed_shoot_reply *r, size_t pos, char *buf, size_t n);
+void seed_shoot_reply_free(seed_shoot_reply *r);
 
 /* What the clients (seed-shoot, `seed shoot`) send: argv[0..argc) with output asked
  * for as base64, timeout_ms when > 0, stdin when in is not NULL. NULL when an argument

@@ -744,9 +744,9 @@ void parse_instance(parse_ctx *c, json_t *obj, seed_instance *inst) {
     }
     WITH_KEY ("shoot") {
         if (!json_is_object(v)) {
-            type_error(c, v, "an object like {\"enable\": true}");
+            type_error(c, v, "an object like {\"enable\": true, \"max\": 4}");
         } else {
-            static const char *const skeys[] = {"enable"};
+            static const char *const skeys[] = {"enable", "max"};
             check_keys(c, v, skeys, ELEMENTSOF(skeys));
             json_t *en = json_object_get(v, "enable");
             if (en) {
@@ -757,8 +757,26 @@ void parse_instance(parse_ctx *c, json_t *obj, seed_instance *inst) {
                     type_error(c, en, "true or false");
                 seed_jpath_pop(&c->path, s2);
             }
+            json_t *mx = json_object_get(v, "max");
+            if (mx) {
+                size_t s2 = seed_jpath_push_key(&c->path, "max");
+                json_int_t m = json_is_integer(mx) ? json_integer_value(mx) : 0;
+                char expected[96];
+                snprintf(expected, sizeof(expected),
+                         "how many shoots may run at once (an integer from 1 to %d)", SEED_SHOOT_MAX_LIMIT);
+                if (!json_is_integer(mx))
+                    type_error(c, mx, expected);
+                else if (m < 1 || m > SEED_SHOOT_MAX_LIMIT)
+                    parse_error(c, "shoot.max %lld is out of range: expected an integer from 1 to %d",
+                                (long long)m, SEED_SHOOT_MAX_LIMIT);
+                else
+                    inst->shoot_max = (unsigned)m;
+                seed_jpath_pop(&c->path, s2);
+            }
         }
     }
+    if (!inst->shoot_max)
+        inst->shoot_max = SEED_SHOOT_DEFAULT_MAX;
     WITH_KEY ("toplevel") {
         if (parse_string(c, v, "a Nix store path of a NixOS system", &inst->toplevel) &&
             !valid_store_path(inst->toplevel))

@@ -52,11 +52,11 @@ json_t *seed_instance_meta(const seed_instance *inst, const char *namespace, boo
     }
 
     json_t *m =
-        json_pack("{s:s, s:s, s:s, s:{s:i, s:i}, s:o, s:o, s:o, s:s, s:{s:b}}", "name", inst->name, "system",
-                  inst->system ? inst->system : "", "size", seed_size_tier_to_string(inst->size), "resources",
-                  "vcpus", (int)inst->vcpus, "memory", (int)inst->memory_mib, "expose", expose, "storage",
-                  storage, "connect", connect, "rollout", seed_rollout_to_string(inst->rollout), "shoot",
-                  "enable", (int)inst->shoot_enable);
+        json_pack("{s:s, s:s, s:s, s:{s:i, s:i}, s:o, s:o, s:o, s:s, s:{s:b, s:i}}", "name", inst->name,
+                  "system", inst->system ? inst->system : "", "size", seed_size_tier_to_string(inst->size),
+                  "resources", "vcpus", (int)inst->vcpus, "memory", (int)inst->memory_mib, "expose", expose,
+                  "storage", storage, "connect", connect, "rollout", seed_rollout_to_string(inst->rollout),
+                  "shoot", "enable", (int)inst->shoot_enable, "max", (int)inst->shoot_max);
     if (!m)
         return NULL;
     if (namespace)

@@ -51,7 +51,7 @@ def test_seed_readme_examples(seed):
     assert web["expose"]["http"] == {"port": 8080, "protocol": "http"}
     assert web["storage"]["data"] == {
         "size": "1Gi", "sizeBytes": 1073741824, "mountPoint": "/seed/storage/data"}
-    assert web["rollout"] == "recreate" and web["shoot"] == {"enable": False}
+    assert web["rollout"] == "recreate" and web["shoot"] == {"enable": False, "max": 4}
     dns = meta["dns"]["expose"]
     assert dns == {"dns": {"port": 53, "protocol": "dns"}, "grpc": {"port": 9090, "protocol": "grpc"}}
     w = meta["worker"]
@@ -59,11 +59,30 @@ def test_seed_readme_examples(seed):
         "size": "500Mi", "sizeBytes": 500 << 20, "mountPoint": "/tmp/cache"}
     assert w["connect"] == {"redis": {"service": "my-redis", "port": None},
                             "db": {"service": "postgres", "port": 5432}}
-    assert w["rollout"] == "rolling" and w["shoot"] == {"enable": True}
+    assert w["rollout"] == "rolling" and w["shoot"] == {"enable": True, "max": 4}
     assert w["resources"] == {"vcpus": 2, "memory": 2048}
     assert meta["api"]["connect"] == {"db": {"service": "seed-db", "port": None}}
     assert meta["db"]["resources"] == {"vcpus": 4, "memory": 4096}
     assert meta["db"]["storage"]["data"]["mountPoint"] == "/var/lib/postgresql"
+
+
+def test_shoot_max(seed, tmp_path):
+    """shoot.max: how many shoots of an instance run at once (default 4, 1..256), in
+    the table and the meta; out of range is an error at its option path."""
+    (tmp_path / "seeds.json").write_text(json.dumps({
+        "a": {"shoot": {"enable": True, "max": 16}}, "b": {"shoot": {"enable": True}}, "c": {}}))
+    r = run([seed, "eval", str(tmp_path)])
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0]: line for line in r.stdout.splitlines()[1:4]}
+    assert rows["a"].endswith("yes (max 16)") and rows["b"].endswith("yes (max 4)") and rows["c"].endswith("no")
+    meta = eval_json(seed, str(tmp_path))
+    assert meta["a"]["shoot"] == {"enable": True, "max": 16}
+    assert meta["c"]["shoot"] == {"enable": False, "max": 4}
+    for bad, needle in ((0, "shoot.max 0 is out of range: expected an integer from 1 to 256"),
+                        (257, "from 1 to 256"), ("4", "expected how many shoots may run at once")):
+        (tmp_path / "seeds.json").write_text(json.dumps({"a": {"shoot": {"enable": True, "max": bad}}}))
+        r = run([seed, "eval", str(tmp_path)])
+        assert r.returncode == 1 and "seeds.json: a.shoot.max: " in r.stderr and needle in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("uri,ns", [

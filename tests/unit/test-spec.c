@@ -166,11 +166,15 @@ static void test_connect_shorthand_and_explicit(void **state) {
 }
 
 static void test_rollout_shoot_system(void **state) {
-    seed_project *p = valid("{\"a\": {\"rollout\": \"rolling\", \"shoot\": {\"enable\": true}, \"system\": "
-                            "\"aarch64-linux\"}, \"b\": {\"shoot\": {}}, \"c\": {\"shoot\": {\"enable\": "
-                            "false}, \"rollout\": \"recreate\"}}");
+    seed_project *p =
+        valid("{\"a\": {\"rollout\": \"rolling\", \"shoot\": {\"enable\": true, \"max\": 256}, "
+              "\"system\": \"aarch64-linux\"}, \"b\": {\"shoot\": {}}, \"c\": {\"shoot\": {\"enable\": "
+              "false}, \"rollout\": \"recreate\"}, \"d\": {}}");
     assert_int_equal(inst(p, "a")->rollout, SEED_ROLLOUT_ROLLING);
     assert_true(inst(p, "a")->shoot_enable);
+    assert_int_equal(inst(p, "a")->shoot_max, 256);
+    assert_int_equal(inst(p, "b")->shoot_max, SEED_SHOOT_DEFAULT_MAX);
+    assert_int_equal(inst(p, "d")->shoot_max, 4);
     assert_string_equal(inst(p, "a")->system, "aarch64-linux");
     assert_false(inst(p, "b")->shoot_enable);
     assert_false(inst(p, "c")->shoot_enable);
@@ -246,6 +250,7 @@ static void test_meta_json_shape(void **state) {
     assert_string_equal(json_string_value(json_object_get(w, "identity")), inst(p, "web")->identity);
     assert_string_equal(json_string_value(json_object_get(w, "rollout")), "recreate");
     assert_false(json_is_true(json_object_get(json_object_get(w, "shoot"), "enable")));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(w, "shoot"), "max")), 4);
     static const char *const fields[] = {"name",     "system",  "size",    "resources", "expose",
                                          "storage",  "connect", "rollout", "shoot",     "namespace",
                                          "identity", "root",    "env",     "processes", "toplevel"};
@@ -289,8 +294,14 @@ static void test_wrong_types(void **state) {
     error_at("{\"web\": {\"connect\": {\"d\": 5}}}", "web.connect.d", "found 5");
     error_at("{\"web\": {\"connect\": {\"d\": {\"service\": 5}}}}", "web.connect.d.service", "found 5");
     error_at("{\"web\": {\"rollout\": null}}", "web.rollout", "found null");
-    error_at("{\"web\": {\"shoot\": true}}", "web.shoot", "{\"enable\": true}");
+    error_at("{\"web\": {\"shoot\": true}}", "web.shoot", "{\"enable\": true, \"max\": 4}");
     error_at("{\"web\": {\"shoot\": {\"enable\": 1}}}", "web.shoot.enable", "true or false");
+    error_at("{\"web\": {\"shoot\": {\"max\": 0}}}", "web.shoot.max",
+             "shoot.max 0 is out of range: expected an integer from 1 to 256");
+    error_at("{\"web\": {\"shoot\": {\"max\": 257}}}", "web.shoot.max", "from 1 to 256");
+    error_at("{\"web\": {\"shoot\": {\"max\": \"4\"}}}", "web.shoot.max", "found \"4\"");
+    error_at("{\"web\": {\"shoot\": {\"max\": 2.5}}}", "web.shoot.max", "an integer from 1 to 256");
+    error_at("{\"web\": {\"shoot\": {\"maxx\": 2}}}", "web.shoot.maxx", "did you mean \"max\"");
     error_at("{\"web\": {\"env\": {\"A\": 1}}}", "web.env.A", "expected a string, found 1");
     error_at("{\"web\": {\"env\": []}}", "web.env", "expected an object");
     error_at("{\"web\": {\"root\": 1}}", "web.root", "\"host\" or a path");
@@ -689,7 +700,7 @@ static void test_identity_stable_across_key_order_and_defaults(void **state) {
     identity_of("{\"w\": {\"expose\": {\"y\": 2, \"x\": 1}, \"size\": \"m\"}}", "w", b);
     assert_string_equal(a, b);
     identity_of("{\"w\": {\"expose\": {\"y\": {\"port\": 2, \"protocol\": \"http\"}, \"x\": 1}, \"size\": "
-                "\"m\", \"rollout\": \"recreate\", \"root\": \"host\"}}",
+                "\"m\", \"rollout\": \"recreate\", \"root\": \"host\", \"shoot\": {\"max\": 4}}}",
                 "w", c);
     assert_string_equal(a, c);
     /* and from run to run */
@@ -707,6 +718,7 @@ static void test_identity_changes_with_content(void **state) {
         "{\"w\": {\"connect\": {\"d\": \"x\"}}}",
         "{\"w\": {\"rollout\": \"rolling\"}}",
         "{\"w\": {\"shoot\": {\"enable\": true}}}",
+        "{\"w\": {\"shoot\": {\"max\": 8}}}",
         "{\"w\": {\"env\": {\"A\": \"1\"}}}",
         "{\"w\": {\"processes\": {\"p\": {\"command\": [\"x\"]}}}}",
         "{\"w\": {\"system\": \"aarch64-linux\"}}",
