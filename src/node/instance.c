@@ -507,6 +507,11 @@ static void release_resources(instance *in) {
         }
 }
 
+static int cmp_bind_target(const void *a, const void *b) {
+    /* A parent is a prefix of its children, so it sorts before them. */
+    return strcmp(((const seed_bind *)a)->target, ((const seed_bind *)b)->target);
+}
+
 static int retry_fire(seed_source *s, void *userdata);
 
 static void schedule_retry(instance *in) {
@@ -677,6 +682,10 @@ void instance_start(instance *in) {
         v->mounted = true;
         binds[n_binds++] = (seed_bind){.source = v->mountpoint, .target = v->spec->mount_point};
     }
+
+    /* Parents first: a volume whose mount point lies in another volume is mounted after
+     * it, inside it (the storage map is in name order). */
+    qsort(binds, n_binds, sizeof(seed_bind), cmp_bind_target);
 
     /* Files, network, the init and its channel. */
     gen_files files = {0};

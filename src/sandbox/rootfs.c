@@ -114,9 +114,9 @@ static int write_in(const char *root, const char *path, const char *content, mod
 /* Bind src onto dst, nosuid and nodev (and read-only when asked), keeping the flags
  * the kernel locks on mounts inherited from a more privileged namespace (noexec and
  * the atime flags); dropping one of those would make the remount fail. */
-static int bind_mount(const char *src, const char *dst, bool recursive, bool readonly) {
-    if (mount(src, dst, NULL, MS_BIND | (recursive ? MS_REC : 0), NULL) < 0)
-        return -1;
+/* Remount a bind at dst with nosuid, nodev, readonly as asked, and the flags of its
+ * source it must keep (a bind remount that drops a locked flag is refused). */
+static int bind_remount(const char *dst, bool readonly) {
     struct statvfs sv;
     if (statvfs(dst, &sv) < 0)
         return -1;
@@ -130,6 +130,55 @@ static int bind_mount(const char *src, const char *dst, bool recursive, bool rea
     if (sv.f_flag & ST_RELATIME)
         flags |= MS_RELATIME;
     return mount(NULL, dst, NULL, flags, NULL);
+}
+
+static int bind_mount(const char *src, const char *dst, bool recursive, bool readonly) {
+    if (mount(src, dst, NULL, MS_BIND | (recursive ? MS_REC : 0), NULL) < 0)
+        return -1;
+    return bind_remount(dst, readonly);
+}
+
+int seed_sandbox_open_mount_point(const char *root, const char *target, bool file, char *what,
+                                  size_t what_len) {
+    /* One component at a time, never following a symbolic link: the path may lead
+     * through volumes mounted before, whose content the instance controls. */
+    char path[4096];
+    snprintf(path, sizeof(path), "%s", target);
+    int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    CHECK(fd, "opening the root to mount %s", target);
+    char *save = NULL;
+    for (char *c = strtok_r(path, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        bool last = save == NULL || *save == 0;
+        int flags = O_PATH | O_NOFOLLOW | O_CLOEXEC | (last && file ? 0 : O_DIRECTORY);
+        int next = openat(fd, c, flags);
+        if (next < 0 && errno == ENOENT) {
+            if (last && file) {
+                int w = openat(fd, c, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (w >= 0)
+                    close(w);
+            } else {
+                mkdirat(fd, c, 0755);
+            }
+            next = openat(fd, c, flags);
+        }
+        struct stat st = {0};
+        if (next >= 0 && last && file && (fstat(next, &st) < 0 || !S_ISREG(st.st_mode))) {
+            close(next);
+            errno = S_ISLNK(st.st_mode) ? ELOOP : EEXIST;
+            next = -1;
+        }
+        if (next < 0)
+            goto fail;
+        close(fd);
+        fd = next;
+    }
+    return fd;
+fail : {
+    int e = errno == ENOTDIR ? ELOOP : errno;
+    close(fd);
+    snprintf(what, what_len, "creating the mount point %s (no component may be a symbolic link)", target);
+    return -e;
+}
 }
 
 /* The host's /etc entries a program needs and that say nothing private: the loader
@@ -409,21 +458,30 @@ int seed_sandbox_setup_rootfs(const seed_sandbox_config *c, char *what, size_t w
         (r = seed_sandbox_mount_scratch(root, c->tmp_bytes, c->run_bytes, what, what_len)) < 0)
         return r;
 
-    /* 5. Volumes and other binds. */
+    /* 5. Volumes and other binds, each onto its mount point as opened without
+     * following symbolic links (made where missing: on /tmp and /run, or inside a
+     * volume mounted before, when volumes nest; the caller orders them parents
+     * first). */
     for (size_t i = 0; i < c->n_binds; i++) {
         const seed_bind *b = &c->binds[i];
-        if (!c->template && seed_sandbox_on_scratch(b->target)) {
-            if (b->file)
-                CHECK(touch_in(root, b->target, 0644), "creating the mount point %s", b->target);
-            else
-                CHECK(mkdir_in(root, b->target, 0755), "creating the mount point %s", b->target);
-        }
-        CHECK(path_join(p, sizeof(p), root, b->target), "path");
-        if (b->readonly) {
-            CHECK(bind_mount(b->source, p, false, true), "binding %s read-only at %s", b->source, b->target);
-        } else {
-            CHECK(bind_mount(b->source, p, false, false), "binding %s at %s", b->source, b->target);
-        }
+        int fd = seed_sandbox_open_mount_point(root, b->target, b->file, what, what_len);
+        if (fd < 0)
+            return fd;
+        snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+        r = mount(b->source, p, NULL, MS_BIND, NULL);
+        int e = errno;
+        close(fd);
+        errno = e;
+        CHECK(r, "binding %s at %s", b->source, b->target);
+        /* The fd names the directory beneath; opened again, the path ends on the bind. */
+        if ((fd = seed_sandbox_open_mount_point(root, b->target, b->file, what, what_len)) < 0)
+            return fd;
+        snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+        r = bind_remount(p, b->readonly);
+        e = errno;
+        close(fd);
+        errno = e;
+        CHECK(r, "making %s at %s nosuid, nodev%s", b->source, b->target, b->readonly ? ", read-only" : "");
     }
 
     /* 6. Kernel filesystems. A shoot template keeps its /proc unmasked: each shoot

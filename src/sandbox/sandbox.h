@@ -138,6 +138,11 @@ int seed_sandbox_mount_proc(const char *root, bool masked, char *what, size_t wh
 int seed_sandbox_mount_dev_private(const char *root, char *what, size_t what_len);
 int seed_sandbox_mount_scratch(const char *root, uint64_t tmp_bytes, uint64_t run_bytes, char *what,
                                size_t what_len);
+/* Open (O_PATH) the mount point target below root, making what is missing, without
+ * following a symbolic link anywhere on the way (a directory, or with file an empty
+ * regular file). Returns the fd, or -errno with *what set. */
+int seed_sandbox_open_mount_point(const char *root, const char *target, bool file, char *what,
+                                  size_t what_len);
 /* Whether an in-sandbox path lies on the scratch filesystems (/tmp, /run): something
  * mounted there must be mounted after them, or they hide it. */
 bool seed_sandbox_on_scratch(const char *path);
