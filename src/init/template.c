@@ -50,6 +50,9 @@
 #ifndef MOVE_MOUNT_F_EMPTY_PATH
 #define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
 #endif
+#ifndef MOVE_MOUNT_T_EMPTY_PATH
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
 
 typedef struct scratch_bind {
     char *target;
@@ -72,38 +75,40 @@ static int mount_scratch_keeping_volumes(char *what, size_t what_len) {
     int fds[MAX_SCRATCH_BINDS];
     size_t n = MIN(T.n_binds, ELEMENTSOF(fds));
     for (size_t i = 0; i < n; i++) {
-        fds[i] = (int)syscall(SYS_open_tree, AT_FDCWD, T.binds[i].target,
-                              OPEN_TREE_CLONE | AT_RECURSIVE | O_CLOEXEC);
-        if (fds[i] < 0) {
+        /* A volume inside another (they come parents first) travels with it: the clone
+         * is recursive, as it must be for mounts locked by the template's namespace. */
+        bool nested = false;
+        for (size_t k = 0; k < i && !nested; k++)
+            nested = fds[k] >= 0 && seed_path_under(T.binds[i].target, T.binds[k].target);
+        fds[i] = nested ? -1
+                        : (int)syscall(SYS_open_tree, AT_FDCWD, T.binds[i].target,
+                                       OPEN_TREE_CLONE | AT_RECURSIVE | O_CLOEXEC);
+        if (fds[i] < 0 && !nested) {
             int e = errno;
             snprintf(what, what_len, "holding the volume at %s", T.binds[i].target);
             while (i-- > 0)
-                close(fds[i]);
+                if (fds[i] >= 0)
+                    close(fds[i]);
             return -e;
         }
     }
     int r = seed_sandbox_mount_scratch("", T.tmp_bytes, T.run_bytes, what, what_len);
     for (size_t i = 0; i < n; i++) {
+        if (fds[i] < 0)
+            continue;
         if (r >= 0) {
-            char path[4096];
-            snprintf(path, sizeof(path), "%s", T.binds[i].target);
-            char *slash = strrchr(path, '/');
-            *slash = 0;
-            int k = seed_mkdir_p(path, 0755);
-            *slash = '/';
-            if (k >= 0 && !T.binds[i].file)
-                k = mkdir(path, 0755) < 0 && errno != EEXIST ? -errno : 0;
-            if (k >= 0 && T.binds[i].file) {
-                int f = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-                k = f < 0 ? -errno : 0;
-                if (f >= 0)
-                    close(f);
-            }
-            if (k >= 0 && syscall(SYS_move_mount, fds[i], "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-                k = -errno;
-            if (k < 0) {
-                snprintf(what, what_len, "putting the volume back at %s", T.binds[i].target);
-                r = k;
+            /* Onto its mount point in the fresh tmpfs (or in a volume put back before
+             * it), opened without following symbolic links. */
+            int to = seed_sandbox_open_mount_point("/", T.binds[i].target, T.binds[i].file, what, what_len);
+            if (to < 0) {
+                r = to;
+            } else {
+                if (syscall(SYS_move_mount, fds[i], "", to, "",
+                            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+                    r = -errno;
+                    snprintf(what, what_len, "putting the volume back at %s", T.binds[i].target);
+                }
+                close(to);
             }
         }
         close(fds[i]);

@@ -464,3 +464,15 @@ def test_seed_up_under_ip_netns_exec(nodes):
         assert int(mem.read_text()) == 512 << 20
     assert node.stop() == 0
     assert node.cgroup_dirs() == []
+
+
+def test_nested_volumes_in_a_shoot(nodes):
+    proj = make_project({"w": {"root": "rootfs", "shoot": {"enable": True},
+                               "storage": {"a": {"size": "8Mi", "mountPoint": "/tmp/x/in"},
+                                           "b": {"size": "8Mi", "mountPoint": "/tmp/x"}},
+                               "processes": {"p": {"restart": "no", "command": ["sh", "-c",
+                                   "echo outer > /tmp/x/o; echo inner > /tmp/x/in/i; "
+                                   "seed-shoot sh -c 'echo shoot $(cat /tmp/x/o) $(cat /tmp/x/in/i)'; "
+                                   "sleep 100000"]}}}})
+    node = nodes(proj)
+    assert "p: shoot outer inner" in node.wait_log("w", "p: shoot")
