@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build build-asan demo check fuzz bench format clean
+.PHONY: all deps build build-asan demo check check-vm fuzz bench format clean
 
 all: build
 
@@ -30,6 +30,10 @@ demo: build
 
 check: deps
 	@./scripts/check.sh
+
+# The cgroup v2 smoke suite (tests/vm/) in a QEMU guest; scripts/vm/ fetches what it needs.
+check-vm: build
+	@./scripts/vm/check-vm.sh $(BUILD)
 
 fuzz: deps
 	@./scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
