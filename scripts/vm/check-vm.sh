@@ -28,8 +28,7 @@ EOF
 [ -x "$BUILD/src/seed" ] || { echo "check-vm: $BUILD/src/seed is not built (make build)"; exit 1; }
 mkdir -p "$BUILD/vm" "$(dirname "$JUNIT")"
 rm -f "$JUNIT" "${JUNIT%.xml}-run.xml"
-err=$(mktemp)
-trap 'rm -f "$err"' EXIT
+err="$BUILD/vm/deps.log"
 kernel=$(./scripts/vm/deps.sh "$BUILD/vm" 2>"$err")
 rc=$?
 cat "$err"
@@ -39,5 +38,5 @@ elif [ $rc -ne 0 ]; then
     echo "check-vm: FAILED: preparing the guest (scripts/vm/deps.sh exited $rc)"
     exit 1
 fi
-exec /usr/bin/python3 scripts/vm/run.py --build "$BUILD" --kernel "$kernel" --junit "$JUNIT" \
+/usr/bin/python3 scripts/vm/run.py --build "$BUILD" --kernel "$kernel" --junit "$JUNIT" \
     --timeout "${CHECK_VM_TIMEOUT:-420}" --accel "${CHECK_VM_ACCEL:-tcg,thread=multi}" -- -q -rs tests/vm

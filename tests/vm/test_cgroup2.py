@@ -13,6 +13,7 @@ import pathlib
 import re
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -85,9 +86,14 @@ def remove_leftover_cgroups(n):
     for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [top]:
         try:
             (d / "cgroup.kill").write_text("1")
-            d.rmdir()
         except OSError:
             pass
+        for _ in range(100):   # killed processes take a moment to leave
+            try:
+                d.rmdir()
+                break
+            except OSError:
+                time.sleep(0.05)
 
 
 def cgroup_of(node, name):
