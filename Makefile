@@ -7,7 +7,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 PREFIX     ?= /usr/local
 
-.PHONY: all deps build build-asan demo check fuzz bench format clean install
+.PHONY: all deps build build-asan demo check check-vm fuzz bench format clean install
 
 all: build
 
@@ -31,6 +31,10 @@ demo: build
 
 check: deps
 	@./scripts/check.sh
+
+# The cgroup v2 smoke suite (tests/vm/) in a QEMU guest; scripts/vm/ fetches what it needs.
+check-vm: build
+	@./scripts/vm/check-vm.sh $(BUILD)
 
 fuzz: deps
 	@./scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)

@@ -1,6 +1,7 @@
 #!/bin/sh
-# `make check`: build (plain and ASan+UBSan), run every unit and end-to-end test, and
-# print "N passed, N failed" as the last line. Exits non-zero when anything failed.
+# `make check`: build (plain and ASan+UBSan), run every unit and end-to-end test, the
+# cgroup v2 smoke suite in a VM when this host can boot one (scripts/vm/), and print
+# "N passed, N failed" as the last line. Exits non-zero when anything failed.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -40,6 +41,19 @@ step "end-to-end tests"
 SEED_BUILD="$PWD/$BUILD" SEED_ASAN_BUILD="$PWD/$ASAN_BUILD" \
     $PYTHON -m pytest -q -p no:cacheprovider --basetemp="$RESULTS/pytest" --junitxml="$RESULTS/e2e.xml" tests/e2e tests/lint || status=1
 
+step "cgroup v2 smoke suite in a QEMU guest (make check-vm)"
+# Skips (status 77) when this host cannot run it, saying why; the skip is counted.
+mkdir -p "$RESULTS/vm"
+vm_skip=""
+./scripts/vm/check-vm.sh "$BUILD" "$RESULTS/vm/vm.xml"
+case $? in
+    0) ;;
+    77) vm_skip=$($PYTHON -c 'import sys, xml.etree.ElementTree as ET
+print(ET.parse(sys.argv[1]).find(".//skipped").get("message"))' "$RESULTS/vm/vm.xml") ;;
+    *) status=1 ;;
+esac
+
 step "summary"
+[ -z "$vm_skip" ] || echo "check-vm skipped: $vm_skip"
 $PYTHON scripts/summarize.py "$RESULTS" || status=1
 exit $status
