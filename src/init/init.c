@@ -66,6 +66,11 @@ typedef struct stream {
     char name[64];
     char buf[SEED_INIT_MAX_LINE];
     size_t len;
+    /* Over the rate, the newest line is held back rather than dropped, and sent once
+     * the stream is quiet: the last words after a burst (an error, say) are kept. */
+    char held[SEED_INIT_MAX_LINE];
+    size_t held_len;
+    bool holding;
     struct stream *next;
 } stream;
 
@@ -78,9 +83,9 @@ typedef struct msg {
 static struct {
     /* the output rate limit */
     double tokens;
-    uint64_t refilled; /* monotonic usec */
-    uint64_t dropped_bytes, dropped_lines;
-    uint64_t dropped_since; /* when dropping began; 0: nothing dropped */
+    uint64_t refilled;                     /* monotonic usec */
+    uint64_t dropped_bytes, dropped_lines; /* not reported yet */
+    uint64_t reported;                     /* when the last report was */
     char *name;
     proc *procs;
     size_t n_procs;
@@ -183,42 +188,65 @@ static void say(const char *proc_name, const char *fmt, ...) _printf_(2, 3);
 static void report_dropped(void) {
     if (!S.dropped_lines)
         return;
+    S.reported = seed_now_usec();
     say("seed-init", "%llu bytes (%llu lines) of output suppressed: over %u bytes a second",
         (unsigned long long)S.dropped_bytes, (unsigned long long)S.dropped_lines, SEED_INIT_LOG_RATE);
     S.dropped_bytes = S.dropped_lines = 0;
-    S.dropped_since = 0;
 }
 
-/* Whether a line of n bytes may go to the node. Over the rate, everything is dropped
- * for a second (counted), then the count is reported and lines pass again while the
- * rate allows: one marker a second at most, however the flood goes. */
-static bool rate_allows(size_t n) {
+/* Take n bytes' worth from the rate (a line costs at least SEED_INIT_LOG_LINE_COST),
+ * if there is that much left, or down to -debt when allowed to borrow. */
+static bool rate_take(size_t n, double debt) {
     uint64_t now = seed_now_usec();
     S.tokens += (double)(now - S.refilled) * SEED_INIT_LOG_RATE / 1e6;
     S.tokens = MIN(S.tokens, (double)SEED_INIT_LOG_BURST);
     S.refilled = now;
-    if (S.dropped_since && now - S.dropped_since >= LOG_MARKER_USEC)
-        report_dropped();
     double cost = (double)MAX(n, (size_t)SEED_INIT_LOG_LINE_COST);
-    if (!S.dropped_since && S.tokens >= cost) {
-        S.tokens -= cost;
-        return true;
-    }
-    if (!S.dropped_since)
-        S.dropped_since = now;
+    if (S.tokens - cost < -debt)
+        return false;
+    S.tokens -= cost;
+    /* What was dropped is reported before the next line that passes, at most once a
+     * second (the main loop reports what a flood left once it is over). */
+    if (S.dropped_lines && now - S.reported >= LOG_MARKER_USEC)
+        report_dropped();
+    return true;
+}
+
+static void count_dropped(size_t n) {
     S.dropped_bytes += n + 1;
     S.dropped_lines++;
-    return false;
 }
 
 static void stream_emit(stream *s, const char *p, size_t n) {
-    if (rate_allows(n))
+    if (s->holding) { /* an older line: this one is newer, so that one goes */
+        count_dropped(s->held_len);
+        s->holding = false;
+    }
+    if (rate_take(n, 0)) {
         send_msg(SEED_INIT_LOG, s->kind, 0, s->name, p, n);
+        return;
+    }
+    memcpy(s->held, p, n);
+    s->held_len = n;
+    s->holding = true;
+}
+
+/* The stream went quiet: send the line held back, borrowing from the rate up to one
+ * line (which later lines repay), so the output stays within the rate overall. */
+static void stream_flush_held(stream *s) {
+    if (!s->holding)
+        return;
+    s->holding = false;
+    if (rate_take(s->held_len, (double)sizeof(s->held) + SEED_INIT_LOG_LINE_COST))
+        send_msg(SEED_INIT_LOG, s->kind, 0, s->name, s->held, s->held_len);
+    else
+        count_dropped(s->held_len);
 }
 
 static void stream_close(stream *s) {
     if (s->len > 0)
         stream_emit(s, s->buf, s->len);
+    stream_flush_held(s);
     epoll_ctl(S.epfd, EPOLL_CTL_DEL, s->fd, NULL);
     close(s->fd);
     for (stream **pp = &S.streams; *pp; pp = &(*pp)->next)
@@ -237,8 +265,10 @@ static void stream_read(stream *s, bool drain) {
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN && !drain)
+            if (errno == EAGAIN && !drain) {
+                stream_flush_held(s);
                 return;
+            }
             stream_close(s);
             return;
         }
@@ -717,10 +747,10 @@ int main(int argc, char **argv) {
         }
         if (S.stopping && S.stop_deadline != UINT64_MAX)
             next = MIN(next, S.stop_deadline);
-        if (S.dropped_since && now - S.dropped_since >= LOG_MARKER_USEC)
-            report_dropped(); /* a flood that goes on: say so every second */
-        if (S.dropped_since)
-            next = MIN(next, S.dropped_since + LOG_MARKER_USEC);
+        if (S.dropped_lines && now - S.reported >= LOG_MARKER_USEC)
+            report_dropped(); /* what a flood left, once it is over (or every second) */
+        if (S.dropped_lines)
+            next = MIN(next, S.reported + LOG_MARKER_USEC);
         int timeout = next == UINT64_MAX ? -1 : (int)MIN((next - now + 999) / 1000, 60000u);
 
         struct epoll_event evs[32];

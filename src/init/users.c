@@ -3,8 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
 #include "base/macro.h"
 
 static bool parse_id(const char *s, unsigned *ret) {
@@ -24,23 +23,99 @@ static bool parse_id(const char *s, unsigned *ret) {
     return true;
 }
 
-static FILE *open_db(const char *path) {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+#define MAX_DB (4u << 20) /* an account database larger than this is refused */
+
+/* An account database of the root, read whole: a regular file only (a FIFO or a device
+ * there must not stall the reader), of bounded size, and parsed here, in one pass
+ * (glibc's fgetpwent takes quadratic time on a very long line). NULL when absent. */
+static char *read_db(const char *path, char *msg, size_t len, int *err) {
+    *err = 0;
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     struct stat st;
-    if (fd < 0)
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
         return NULL;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
+    char *buf = NULL;
+    if (seed_read_fd(fd, MAX_DB, &buf, NULL) < 0) {
+        snprintf(msg, len, "the instance's %s is larger than %u MiB", path, MAX_DB >> 20);
+        *err = -EFBIG;
         return NULL;
     }
-    FILE *f = fdopen(fd, "re");
-    if (!f)
-        close(fd);
-    return f;
+    return buf;
+}
+
+/* Split one line of an account database into at most max fields at ':'. */
+static size_t fields(char *line, char **f, size_t max) {
+    size_t n = 0;
+    for (char *save = line, *t; n < max && (t = strsep(&save, ":"));)
+        f[n++] = t;
+    return n;
+}
+
+/* Call fn for each line of the database at path until it returns true. */
+static int each_line(const char *path, bool (*fn)(char *line, void *ctx), void *ctx, char *msg, size_t len) {
+    int err;
+    _cleanup_free_ char *db = read_db(path, msg, len, &err);
+    for (char *save = db, *line; db && (line = strsep(&save, "\n"));)
+        if (*line && *line != '#' && fn(line, ctx))
+            break;
+    return err;
+}
+
+typedef struct pw_query {
+    const char *user;
+    bool numeric;
+    unsigned num;
+    seed_user_ids *id;
+    char name[256];
+    bool found;
+} pw_query;
+
+static bool pw_line(char *line, void *ctx) {
+    pw_query *q = ctx;
+    char *f[7];
+    unsigned uid, gid;
+    if (fields(line, f, 7) < 7 || !parse_id(f[2], &uid) || !parse_id(f[3], &gid))
+        return false;
+    if (q->numeric ? uid != q->num : !streq(f[0], q->user))
+        return false;
+    q->id->uid = uid;
+    q->id->gid = gid;
+    snprintf(q->id->home, sizeof(q->id->home), "%s", f[5]);
+    snprintf(q->name, sizeof(q->name), "%s", f[0]);
+    q->found = true;
+    return true;
+}
+
+typedef struct gr_query {
+    const char *group;  /* look up this group's gid ... */
+    const char *member; /* ... or the groups that list this member */
+    seed_user_ids *id;
+    bool found;
+} gr_query;
+
+static bool gr_line(char *line, void *ctx) {
+    gr_query *q = ctx;
+    char *f[4];
+    unsigned gid;
+    if (fields(line, f, 4) < 4 || !parse_id(f[2], &gid))
+        return false;
+    if (q->group) {
+        if (!streq(f[0], q->group))
+            return false;
+        q->id->gid = gid;
+        q->found = true;
+        return true;
+    }
+    for (char *save = f[3], *m; (m = strsep(&save, ","));)
+        if (streq(m, q->member) && gid != q->id->gid) {
+            q->id->groups[q->id->n_groups++] = gid;
+            break;
+        }
+    return q->id->n_groups == SEED_USER_MAX_GROUPS;
 }
 
 int seed_resolve_user(const char *spec, seed_user_ids *id, char *msg, size_t len) {
-    char user[256], group[256] = "", name[256] = "";
+    char user[256], group[256] = "";
     snprintf(user, sizeof(user), "%s", spec ? spec : "0");
     char *colon = strchr(user, ':');
     if (colon) {
@@ -49,59 +124,43 @@ int seed_resolve_user(const char *spec, seed_user_ids *id, char *msg, size_t len
     }
     *id = (seed_user_ids){0};
     strcpy(id->home, "/");
-    unsigned num = 0;
-    bool numeric = parse_id(user, &num), found = false;
-    FILE *f = open_db("/etc/passwd");
-    for (struct passwd *pw; f && (pw = fgetpwent(f));)
-        if (numeric ? pw->pw_uid == num : streq(pw->pw_name, user)) {
-            id->uid = pw->pw_uid;
-            id->gid = pw->pw_gid;
-            snprintf(id->home, sizeof(id->home), "%s", pw->pw_dir);
-            snprintf(name, sizeof(name), "%s", pw->pw_name);
-            found = true;
-            break;
-        }
-    if (f)
-        fclose(f);
-    if (!found && streq(user, "root")) {
-        numeric = true;
-        num = 0;
+    pw_query pq = {.user = user, .id = id};
+    pq.numeric = parse_id(user, &pq.num);
+    int r = each_line("/etc/passwd", pw_line, &pq, msg, len);
+    if (r < 0)
+        return r;
+    if (!pq.found && streq(user, "root")) {
+        /* uid 0 needs no name */
+        pq.numeric = true;
+        pq.num = 0;
         strcpy(id->home, "/root");
     }
-    if (!found) {
-        if (!numeric) {
+    if (!pq.found) {
+        if (!pq.numeric) {
             snprintf(msg, len, "user \"%s\" does not exist in the instance's /etc/passwd", user);
             return -ENOENT;
         }
-        id->uid = id->gid = num;
+        id->uid = id->gid = pq.num;
     }
     if (*group) {
-        bool gfound = parse_id(group, &num);
-        if (gfound)
+        unsigned num;
+        gr_query gq = {.group = group, .id = id};
+        if (parse_id(group, &num)) {
             id->gid = num;
-        f = gfound ? NULL : open_db("/etc/group");
-        for (struct group *gr; f && (gr = fgetgrent(f));)
-            if (streq(gr->gr_name, group)) {
-                id->gid = gr->gr_gid;
-                gfound = true;
-                break;
+        } else {
+            if ((r = each_line("/etc/group", gr_line, &gq, msg, len)) < 0)
+                return r;
+            if (!gq.found) {
+                snprintf(msg, len, "group \"%s\" does not exist in the instance's /etc/group", group);
+                return -ENOENT;
             }
-        if (f)
-            fclose(f);
-        if (!gfound) {
-            snprintf(msg, len, "group \"%s\" does not exist in the instance's /etc/group", group);
-            return -ENOENT;
         }
     }
     id->groups[id->n_groups++] = id->gid;
-    f = *name ? open_db("/etc/group") : NULL;
-    for (struct group *gr; f && (gr = fgetgrent(f)) && id->n_groups < SEED_USER_MAX_GROUPS;)
-        for (char **m = gr->gr_mem; m && *m; m++)
-            if (streq(*m, name) && gr->gr_gid != id->gid) {
-                id->groups[id->n_groups++] = gr->gr_gid;
-                break;
-            }
-    if (f)
-        fclose(f);
+    if (*pq.name) {
+        gr_query mq = {.member = pq.name, .id = id};
+        if ((r = each_line("/etc/group", gr_line, &mq, msg, len)) < 0)
+            return r;
+    }
     return 0;
 }

@@ -1,8 +1,9 @@
 /* Users of a sandbox's root: USER[:GROUP] (names or numbers) looked up in its
  * /etc/passwd and /etc/group, as seed-init does for a process's `user` and the node's
  * exec helper for `seed exec -u`. Both run inside the sandbox, whose root the instance
- * controls: the files are read directly (no NSS, which a static init has not), and
- * only if they are regular files (a FIFO there must not stall the reader). */
+ * controls: the files are read directly (no NSS, which a static init has not), only
+ * if they are regular files (a FIFO there must not stall the reader) of at most 4 MiB,
+ * and parsed in one pass. */
 #pragma once
 
 #include <stddef.h>
@@ -18,6 +19,6 @@ typedef struct seed_user_ids {
     char home[256];
 } seed_user_ids;
 
-/* 0, or -ENOENT with what is missing in msg. A number needs no entry, and neither does
- * "root": uid 0 runs without a name. */
+/* 0, or -ENOENT (-EFBIG for a database over 4 MiB) with what is wrong in msg. A number needs no entry, and
+ * neither does "root": uid 0 runs without a name. */
 int seed_resolve_user(const char *spec, seed_user_ids *out, char *msg, size_t len);

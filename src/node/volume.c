@@ -2,6 +2,7 @@
 #include "node/volume.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <linux/loop.h>
 #include <stdio.h>
 #include <string.h>
@@ -84,23 +85,57 @@ static int read_sb(const char *image, ext4_sb *ret) {
     return 0;
 }
 
-/* Refuse to commit more to a sparse image than its filesystem has free: a volume that
- * does not fit would fail later, inside the instance, at some write. */
+/* The directory part of a path, in buf. */
+static void dir_of(const char *path, char *buf, size_t size) {
+    snprintf(buf, size, "%s", path);
+    char *slash = strrchr(buf, '/');
+    if (slash && slash != buf)
+        *slash = 0;
+}
+
+/* What the node's volume images (under <state>/volumes) may still take: the part of
+ * each sparse image not yet allocated, which its filesystem will fill as it is used. */
+static uint64_t promised;
+static const char *promised_skip;
+static int add_promised(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+    size_t l = strlen(path);
+    if (type == FTW_F && l > 4 && streq(path + l - 4, ".img") && !streq(path, promised_skip) &&
+        (uint64_t)st->st_size > (uint64_t)st->st_blocks * 512)
+        promised += (uint64_t)st->st_size - (uint64_t)st->st_blocks * 512;
+    return 0;
+}
+
+/* Refuse to commit more to a sparse image than its filesystem has free, less what the
+ * other images were promised: volumes that do not fit would fail later, inside their
+ * instances, at some write (and so would the state database beside them). */
 static int check_free_space(const char *dir, const char *image, uint64_t more, seed_error **err) {
     struct statvfs sv;
     if (statvfs(dir, &sv) < 0)
         return seed_error_setp(err, errno, "checking the free space of %s", dir);
+    /* image is <state>/volumes/<namespace>/<instance>/<volume>.img */
+    char root[4096];
+    snprintf(root, sizeof(root), "%s", image);
+    for (int up = 0; up < 3; up++) {
+        char *slash = strrchr(root, '/');
+        if (slash && slash != root)
+            *slash = 0;
+    }
+    promised = 0;
+    promised_skip = image;
+    nftw(root, add_promised, 16, FTW_PHYS);
     uint64_t free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+    free_bytes = free_bytes > promised ? free_bytes - promised : 0;
     if (more <= free_bytes)
         return 0;
-    char need[32], have[32];
+    char need[32], have[32], other[32];
     seed_format_bytes(more, need, sizeof(need));
     seed_format_bytes(free_bytes, have, sizeof(have));
-    return seed_error_set(
-        err, ENOSPC,
-        "volume %s needs %s (%llu bytes) more on the filesystem of %s, which has %s free: free "
-        "some space or ask for a smaller size",
-        image, need, (unsigned long long)more, dir, have);
+    seed_format_bytes(promised, other, sizeof(other));
+    return seed_error_set(err, ENOSPC,
+                          "volume %s needs %s (%llu bytes) more on the filesystem of %s, which has %s free "
+                          "besides the %s the other volumes may still fill: free some space or ask for a "
+                          "smaller size",
+                          image, need, (unsigned long long)more, dir, have, other);
 }
 
 /* What an empty filesystem of blocks (free of them free) gives its user: ext4 holds
@@ -110,14 +145,6 @@ static int check_free_space(const char *dir, const char *image, uint64_t more, s
 static uint64_t usable_bytes(uint64_t blocks, uint64_t free_blocks, uint64_t block_size) {
     uint64_t held = MIN(blocks / 49, (uint64_t)4096) + 128;
     return free_blocks > held ? (free_blocks - held) * block_size : 0;
-}
-
-/* The directory part of a path, in buf. */
-static void dir_of(const char *path, char *buf, size_t size) {
-    snprintf(buf, size, "%s", path);
-    char *slash = strrchr(buf, '/');
-    if (slash && slash != buf)
-        *slash = 0;
 }
 
 /* Make an image of file_size bytes with an empty ext4 filesystem owned by owner. */
