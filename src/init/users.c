@@ -51,14 +51,17 @@ static size_t fields(char *line, char **f, size_t max) {
     return n;
 }
 
-/* Call fn for each line of the database at path until it returns true. */
-static int each_line(const char *path, bool (*fn)(char *line, void *ctx), void *ctx, char *msg, size_t len) {
-    int err;
-    _cleanup_free_ char *db = read_db(path, msg, len, &err);
-    for (char *save = db, *line; db && (line = strsep(&save, "\n"));)
+/* Call fn for each line of the database db (NULL: none) until it returns true. */
+static int each_line(const char *db, bool (*fn)(char *line, void *ctx), void *ctx) {
+    if (!db)
+        return 0;
+    _cleanup_free_ char *copy = strdup(db);
+    if (!copy)
+        return -ENOMEM;
+    for (char *save = copy, *line; (line = strsep(&save, "\n"));)
         if (*line && *line != '#' && fn(line, ctx))
             break;
-    return err;
+    return 0;
 }
 
 typedef struct pw_query {
@@ -114,7 +117,8 @@ static bool gr_line(char *line, void *ctx) {
     return q->id->n_groups == SEED_USER_MAX_GROUPS;
 }
 
-int seed_resolve_user(const char *spec, seed_user_ids *id, char *msg, size_t len) {
+int seed_users_lookup(const char *passwd, const char *group_db, const char *spec, seed_user_ids *id,
+                      char *msg, size_t len) {
     char user[256], group[256] = "";
     snprintf(user, sizeof(user), "%s", spec ? spec : "0");
     char *colon = strchr(user, ':');
@@ -126,7 +130,7 @@ int seed_resolve_user(const char *spec, seed_user_ids *id, char *msg, size_t len
     strcpy(id->home, "/");
     pw_query pq = {.user = user, .id = id};
     pq.numeric = parse_id(user, &pq.num);
-    int r = each_line("/etc/passwd", pw_line, &pq, msg, len);
+    int r = each_line(passwd, pw_line, &pq);
     if (r < 0)
         return r;
     if (!pq.found && streq(user, "root")) {
@@ -148,7 +152,7 @@ int seed_resolve_user(const char *spec, seed_user_ids *id, char *msg, size_t len
         if (parse_id(group, &num)) {
             id->gid = num;
         } else {
-            if ((r = each_line("/etc/group", gr_line, &gq, msg, len)) < 0)
+            if ((r = each_line(group_db, gr_line, &gq)) < 0)
                 return r;
             if (!gq.found) {
                 snprintf(msg, len, "group \"%s\" does not exist in the instance's /etc/group", group);
@@ -159,8 +163,19 @@ int seed_resolve_user(const char *spec, seed_user_ids *id, char *msg, size_t len
     id->groups[id->n_groups++] = id->gid;
     if (*pq.name) {
         gr_query mq = {.member = pq.name, .id = id};
-        if ((r = each_line("/etc/group", gr_line, &mq, msg, len)) < 0)
+        if ((r = each_line(group_db, gr_line, &mq)) < 0)
             return r;
     }
     return 0;
+}
+
+int seed_resolve_user(const char *spec, seed_user_ids *id, char *msg, size_t len) {
+    int r;
+    _cleanup_free_ char *passwd = read_db("/etc/passwd", msg, len, &r);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *group = read_db("/etc/group", msg, len, &r);
+    if (r < 0)
+        return r;
+    return seed_users_lookup(passwd, group, spec, id, msg, len);
 }

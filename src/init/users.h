@@ -22,3 +22,7 @@ typedef struct seed_user_ids {
 /* 0, or -ENOENT (-EFBIG for a database over 4 MiB) with what is wrong in msg. A number needs no entry, and
  * neither does "root": uid 0 runs without a name. */
 int seed_resolve_user(const char *spec, seed_user_ids *out, char *msg, size_t len);
+/* The same over the contents of the two databases (NULL: absent), for tests and the
+ * fuzzer; -ENOMEM when memory ran out. */
+int seed_users_lookup(const char *passwd, const char *group, const char *spec, seed_user_ids *out, char *msg,
+                      size_t len);
