@@ -1,10 +1,10 @@
 /* `seed exec [-i] [-t] [-w DIR] [-u USER[:GROUP]] [-e NAME[=VALUE]]... NAME [--] CMD [ARG...]`:
  * run a command inside running instance NAME (node/exec.h), as docker/podman exec do.
- * Files and pipes on our stdio are handed to the command as they are; a terminal never
- * is (its ioctls, TIOCSTI above all, would reach the user's shell): with -t the
- * terminal is a pty of the instance whose master we relay (our terminal raw, window
- * size forwarded), and without -t a terminal or socket on our stdio is relayed
- * through a pipe. The exit code is the command's; 125 when seed could not run it. */
+ * Pipes on our stdio are handed to the command as they are; a terminal never is (its
+ * ioctls, TIOCSTI above all, would reach the user's shell): with -t the terminal is a
+ * pty of the instance whose master we relay (our terminal raw, window size forwarded),
+ * and without -t a terminal, a file or a socket on our stdio is relayed through a pipe
+ * (seed_exec_fd_passable says why). The exit code is the command's; 125 when seed could not run it. */
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>

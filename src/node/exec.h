@@ -18,11 +18,13 @@
 #define SEED_EXEC_EXIT_NOEXEC 126   /* found, but not executable */
 #define SEED_EXEC_EXIT_NOTFOUND 127 /* no such command */
 
-/* Which stdio descriptors may enter an instance as they are: regular files, pipes and
- * /dev/null. Anything else is relayed through a pipe by the CLI and refused by the
- * node: a terminal above all (TIOCSTI and friends would let the instance type into
- * the user's shell), sockets, other devices. */
+/* Which stdio descriptors may enter an instance as they are: pipes and /dev/null.
+ * Anything else is relayed through a pipe by the CLI and refused by the node: a
+ * terminal above all (TIOCSTI and friends would let the instance type into the user's
+ * shell), a regular file (any process of the instance may ptrace the command and use
+ * its descriptors: to truncate, seek and overwrite the user's file), sockets, other
+ * devices. */
 static inline bool seed_exec_fd_passable(const struct stat *st) {
-    return S_ISREG(st->st_mode) || S_ISFIFO(st->st_mode) ||
+    return S_ISFIFO(st->st_mode) ||
            (S_ISCHR(st->st_mode) && major(st->st_rdev) == 1 && minor(st->st_rdev) == 3);
 }

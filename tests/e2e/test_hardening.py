@@ -476,3 +476,21 @@ def test_nested_volumes_in_a_shoot(nodes):
                                    "sleep 100000"]}}}})
     node = nodes(proj)
     assert "p: shoot outer inner" in node.wait_log("w", "p: shoot")
+
+
+# ---- 21 (from the review): a file on seed exec's stdio never enters the instance ----
+
+def test_exec_relays_a_file_through_a_pipe(nodes, tmp_path):
+    proj = make_project({"box": {"root": "rootfs", "processes": {"s": {"command": ["sleep", "100000"]}}}})
+    node = nodes(proj)
+    node.wait_running("box")
+    out = tmp_path / "host.log"
+    out.write_text("the user's own lines\n")
+    with open(out, "a") as f:
+        r = subprocess.run([SEED, "--state-dir", str(node.state), "exec", "box", "--", "sh", "-c",
+                            "ls -l /proc/self/fd/1 | grep -o 'pipe:.*'; echo written"],
+                           stdout=f, stdin=subprocess.DEVNULL, timeout=60)
+    assert r.returncode == 0
+    assert out.read_text().splitlines()[0] == "the user's own lines"
+    assert re.match(r"pipe:\[\d+\]$", out.read_text().splitlines()[1]), out.read_text()
+    assert out.read_text().splitlines()[2] == "written"
