@@ -96,6 +96,7 @@ struct node_exec {
 /* ---- the helper (forked from the node; between fork and exec, docs/errors.md 5) ---- */
 
 /* A failure report: "what: strerror(err)" (err 0: what alone). */
+static void failure(exec_msg *m, int code, int err, const char *fmt, va_list ap) _printf_(4, 0);
 static void failure(exec_msg *m, int code, int err, const char *fmt, va_list ap) {
     *m = (exec_msg){.type = MSG_FAILED, .value = code};
     int n = vsnprintf(m->text, sizeof(m->text), fmt, ap);
