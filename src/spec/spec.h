@@ -18,8 +18,8 @@
 /* 16Ti: the largest file ext4 holds with 4 KiB blocks, so the largest image a volume can
  * live in on the usual state directory filesystem. */
 #define SEED_SPEC_MAX_VOLUME (16ull << 40)
-#define SEED_SHOOT_DEFAULT_MAX 4          /* shoot.max: shoots of one instance running at once */
-#define SEED_SHOOT_MAX_LIMIT 256          /* the largest shoot.max */
+#define SEED_SHOOT_DEFAULT_MAX 4 /* shoot.max: shoots of one instance running at once */
+#define SEED_SHOOT_MAX_LIMIT 256 /* the largest shoot.max */
 
 typedef enum seed_size_tier {
     SEED_SIZE_XS,
