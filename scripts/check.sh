@@ -41,6 +41,15 @@ step "end-to-end tests"
 SEED_BUILD="$PWD/$BUILD" SEED_ASAN_BUILD="$PWD/$ASAN_BUILD" \
     $PYTHON -m pytest -q -p no:cacheprovider --basetemp="$RESULTS/pytest" --junitxml="$RESULTS/e2e.xml" tests/e2e tests/lint || status=1
 
+# The node itself under AddressSanitizer + UndefinedBehaviorSanitizer: the suites that
+# run nodes, once more with the sanitizer build (an error or a leak aborts the node,
+# which the tests see as a node that exited or did not stop cleanly).
+step "end-to-end tests of the node ($ASAN_BUILD)"
+SEED_BUILD="$PWD/$ASAN_BUILD" \
+    $PYTHON -m pytest -q -p no:cacheprovider --basetemp="$RESULTS/pytest-asan" --junitxml="$RESULTS/e2e-asan.xml" \
+    tests/e2e/test_node.py tests/e2e/test_shoot.py tests/e2e/test_exec.py \
+    tests/e2e/test_hardening.py || status=1
+
 step "cgroup v2 smoke suite in a QEMU guest (make check-vm)"
 # Skips (status 77) when this host cannot run it, saying why; the skip is counted.
 mkdir -p "$RESULTS/vm"

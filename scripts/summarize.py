@@ -38,7 +38,7 @@ def main(results):
                 skipped += 1
             else:
                 failed += 1
-                failures.append(f"{xml.parent.name}/{name}")
+                failures.append(f"{xml.parent.name}/{xml.stem}/{name}")
     # Binaries meson saw fail whose XML reports no failure crashed mid-run.
     for log in sorted(pathlib.Path(results).rglob("testlog.json")):
         for line in log.read_text().splitlines():
