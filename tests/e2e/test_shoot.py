@@ -458,6 +458,16 @@ def accepted_from(node, addr):
     return sum(1 for line in r.stdout.splitlines() if f" {addr}:" in line and "users:(" in line)
 
 
+def most_accepted(node, addr, seconds):
+    """The most connections from addr the node held at once, sampled for seconds."""
+    most = 0
+    end = time.time() + seconds
+    while time.time() < end:
+        most = max(most, accepted_from(node, addr))
+        time.sleep(0.5)
+    return most
+
+
 def test_half_sent_requests_of_others_do_not_deny_shoots(nodes):
     """The attack: an instance without shoot.enable holds thousands of half-sent
     requests (a header line every 2 s). It is refused at accept, so the shoot-enabled
@@ -467,12 +477,7 @@ def test_half_sent_requests_of_others_do_not_deny_shoots(nodes):
                          "w": py_instance(STEADY_CALLER)}, rootfs=False)
     node = nodes(proj)
     node.wait_log("bad", "t: opened", timeout=60)
-    bad_addr = node.ps()["bad"]["address"]
-    most = 0
-    end = time.time() + 15
-    while time.time() < end:
-        most = max(most, accepted_from(node, bad_addr))
-        time.sleep(0.5)
+    most = most_accepted(node, node.ps()["bad"]["address"], 15)
     r = results(node, "w", timeout=90)[0]
     print("caller", r, "most accepted from bad", most)
     assert r["calls"] >= 20 and r["failed"] == 0 and r["slowest"] < 5, r
@@ -492,12 +497,7 @@ def test_slow_sender_cannot_starve_its_siblings(nodes):
                          "b": py_instance(STEADY_CALLER)}, rootfs=False)
     node = nodes(proj)
     node.wait_log("a", "t: opened", timeout=60)
-    a_addr = node.ps()["a"]["address"]
-    most = 0
-    end = time.time() + 20
-    while time.time() < end:
-        most = max(most, accepted_from(node, a_addr))
-        time.sleep(0.5)
+    most = most_accepted(node, node.ps()["a"]["address"], 20)
     r = results(node, "b", timeout=90)[0]
     print("caller", r, "most held by a", most)
     assert r["calls"] >= 20 and r["failed"] == 0 and r["slowest"] < 5, r
