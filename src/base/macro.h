@@ -3,6 +3,8 @@
  * _cleanup_free_ is freed when it leaves scope; TAKE_PTR/TAKE_FD hand ownership on. */
 #pragma once
 
+#include <stddef.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,3 +79,4 @@ static inline int negative_errno(void) {
 }
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))

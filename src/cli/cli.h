@@ -12,6 +12,8 @@ typedef struct cli_globals {
 
 int cli_eval(const cli_globals *g, int argc, char **argv);
 int cli_up(const cli_globals *g, int argc, char **argv);
+/* seed up (daemon false) and seedd (true). */
+int cli_node(const cli_globals *g, int argc, char **argv, bool daemon);
 int cli_ps(const cli_globals *g, int argc, char **argv);
 int cli_logs(const cli_globals *g, int argc, char **argv);
 int cli_stop(const cli_globals *g, int argc, char **argv);
@@ -20,6 +22,12 @@ int cli_restart(const cli_globals *g, int argc, char **argv);
 int cli_volume(const cli_globals *g, int argc, char **argv);
 int cli_shoot(const cli_globals *g, int argc, char **argv);
 int cli_exec(const cli_globals *g, int argc, char **argv);
+int cli_apply(const cli_globals *g, int argc, char **argv);
+int cli_source(const cli_globals *g, int argc, char **argv);
+int cli_history(const cli_globals *g, int argc, char **argv);
+int cli_rollback(const cli_globals *g, int argc, char **argv);
+int cli_events(const cli_globals *g, int argc, char **argv);
+int cli_down(const cli_globals *g, int argc, char **argv);
 
 /* Print j indented on stdout, with a newline. Returns 0, or -ENOMEM (nothing printed). */
 int cli_print_json(const json_t *j);

@@ -31,36 +31,16 @@ static const char usage[] =
     "  volume ls [--json] | rm NS/INST/VOL  list or delete persistent volumes\n"
     "  shoot NAME [--timeout MS] -- CMD...  run a command in a shoot of instance NAME\n"
     "  exec [-i] [-t] NAME -- CMD...        run a command inside running instance NAME\n"
+    "  apply [SOURCE|NAME] [--dry-run]      evaluate, print the plan, reconcile (seedd and seed up)\n"
+    "  source add|ls|rm ...                 the sources a seedd node deploys (directories, git)\n"
+    "  history [SOURCE] [--json]            the applies of each source\n"
+    "  rollback SOURCE [GENERATION]         re-apply a recorded generation\n"
+    "  events [-f] [--json]                 what the node did\n"
+    "  down                                 stop every instance gracefully, then the node\n"
     "  version                              print the version\n"
     "\n"
     "Options may come before or after arguments; everything after '--' is a command's.\n"
     "Run 'seed COMMAND --help' for the options of one command.\n";
-
-int cli_usage_error(const char *verb, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "seed%s%s: ", verb ? " " : "", verb ? verb : "");
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nTry 'seed %s%s--help'.\n", verb ? verb : "", verb ? " " : "");
-    return EXIT_USAGE;
-}
-
-void cli_needs_root(const char *why) {
-    fprintf(stderr, "seed needs root (%s): run it with sudo\n", why);
-}
-
-int cli_print_json(const json_t *j) {
-    /* To memory first: json_dumpf issues one stdio call per token, which costs more
-     * than a whole evaluation on large projects. */
-    char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
-    if (!s)
-        return -ENOMEM;
-    fputs(s, stdout);
-    putchar('\n');
-    free(s);
-    return 0;
-}
 
 /* Take --state-dir DIR and --state-dir=DIR out of a verb's arguments (argv[0] is the
  * verb), so that every verb accepts them anywhere. Stops at "--": what follows is a
@@ -100,7 +80,9 @@ static const struct verb verbs[] = {
     {"eval", cli_eval},       {"up", cli_up},         {"ps", cli_ps},
     {"logs", cli_logs},       {"stop", cli_stop},     {"start", cli_start},
     {"restart", cli_restart}, {"volume", cli_volume}, {"shoot", cli_shoot},
-    {"exec", cli_exec},
+    {"exec", cli_exec},       {"apply", cli_apply},   {"source", cli_source},
+    {"history", cli_history}, {"rollback", cli_rollback}, {"events", cli_events},
+    {"down", cli_down},
 };
 /* clang-format on */
 

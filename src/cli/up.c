@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "base/error.h"
 #include "base/log.h"
 #include "cli/cli.h"
@@ -35,7 +37,35 @@ static const char up_usage[] =
     "  --shoot-output-max B    bytes per output stream in an answer, as sent (default 16 MiB)\n"
     "  --shoot-templates N     sandbox makers per instance (default: number of CPUs)\n";
 
+static const char seedd_usage[] =
+    "Usage: seedd [--state-dir DIR] [--bind ADDR] [--subnet CIDR] [--webhook ADDR:PORT] [--egress]\n"
+    "             [--grace SECONDS] [shoot options]\n"
+    "\n"
+    "The seed node as a daemon: it serves the sources added with `seed source add`, applies\n"
+    "them at start, on `seed apply`, on SIGHUP (every source; never a stop), on push\n"
+    "webhooks and by polling, and replaces only the instances whose identity changed.\n"
+    "Foreground; tells systemd when it is ready (sd_notify). SIGTERM stops it.\n"
+    "\n"
+    "  --state-dir DIR       state, volumes and logs (default $SEED_STATE_DIR, else " SEED_DEFAULT_STATE_DIR
+    ")\n"
+    "  --bind ADDR           address exposed ports are published on (default " SEED_DEFAULT_BIND ")\n"
+    "  --subnet CIDR         instance addresses (default " SEED_DEFAULT_SUBNET ")\n"
+    "  --webhook ADDR:PORT   serve POST /webhook/<source> for push webhooks there\n"
+    "  --egress              let instances reach other networks through the node (NAT)\n"
+    "  --grace SECONDS       time between SIGTERM and SIGKILL when stopping (default 10)\n"
+    "  Shoot options as for seed up (seed up --help).\n";
+
+static void notify_ready(void *userdata) {
+    (void)userdata;
+    sd_notify(0, "READY=1\nSTATUS=serving");
+}
+
 int cli_up(const cli_globals *g, int argc, char **argv) {
+    return cli_node(g, argc, argv, false);
+}
+
+int cli_node(const cli_globals *g, int argc, char **argv, bool daemon) {
+    const char *verb = daemon ? "seedd" : "up";
     static const struct option opts[] = {
         {"state-dir", required_argument, NULL, 'S'},
         {"bind", required_argument, NULL, 'b'},
@@ -50,9 +80,10 @@ int cli_up(const cli_globals *g, int argc, char **argv) {
         {"shoot-output-max", required_argument, NULL, 'O'},
         {"shoot-templates", required_argument, NULL, 'T'},
         {"shoot-memory", required_argument, NULL, 'm'},
+        {"webhook", required_argument, NULL, 'H'},
         {0},
     };
-    seed_node_options o = {.state_dir = g->state_dir};
+    seed_node_options o = {.state_dir = g->state_dir, .daemon = daemon};
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
@@ -72,18 +103,25 @@ int cli_up(const cli_globals *g, int argc, char **argv) {
             char *end;
             double secs = strtod(optarg, &end);
             if (*end || end == optarg || secs < 0 || secs > 3600)
-                return cli_usage_error("up", "--grace expects seconds from 0 to 3600, got '%s'", optarg);
+                return cli_usage_error(verb, "--grace expects seconds from 0 to 3600, got '%s'", optarg);
             o.grace_ms = (unsigned)(secs * 1000) ?: 1;
             break;
         }
         case 'u':
+            if (daemon)
+                return cli_usage_error(verb, "--uri is for seed up; a source's URI comes from its URL");
             o.uri = optarg;
+            break;
+        case 'H':
+            if (!daemon)
+                return cli_usage_error(verb, "--webhook is for seedd");
+            o.webhook = optarg;
             break;
         case 'm': {
             _cleanup_free_ char *why = NULL;
             uint64_t v = 0;
             if (seed_parse_quantity(optarg, &v, &why) < 0 || v < (1ull << 20))
-                return cli_usage_error("up",
+                return cli_usage_error(verb,
                                        "--shoot-memory expects a size of at least 1Mi like \"8Gi\" or "
                                        "\"512Mi\" (suffixes Ki Mi Gi Ti, k M G T, or bytes), got '%s'",
                                        optarg);
@@ -99,7 +137,7 @@ int cli_up(const cli_globals *g, int argc, char **argv) {
             unsigned long long v = strtoull(optarg, &end, 10);
             unsigned long long max = c == 'O' ? (1ull << 30) : c == 'Q' ? 600000 : c == 'T' ? 64 : 100000;
             if (*end || end == optarg || v < 1 || v > max)
-                return cli_usage_error("up", "%s expects a number from 1 to %llu, got '%s'", argv[optind - 1],
+                return cli_usage_error(verb, "%s expects a number from 1 to %llu, got '%s'", argv[optind - 1],
                                        max, optarg);
             if (c == 'W')
                 o.shoot_warm = (unsigned)v;
@@ -114,17 +152,23 @@ int cli_up(const cli_globals *g, int argc, char **argv) {
             break;
         }
         case 'h':
-            fputs(up_usage, stdout);
+            fputs(daemon ? seedd_usage : up_usage, stdout);
             return 0;
         case ':':
-            return cli_usage_error("up", "option '%s' needs an argument", argv[optind - 1]);
+            return cli_usage_error(verb, "option '%s' needs an argument", argv[optind - 1]);
         default:
-            return cli_usage_error("up", "unknown option '%s'", argv[optind - 1]);
+            return cli_usage_error(verb, "unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (daemon && argc > optind)
+        return cli_usage_error(verb, "takes no arguments (add sources with seed source add NAME URL)");
     if (argc - optind > 1)
-        return cli_usage_error("up", "expected at most one SOURCE, got %d", argc - optind);
+        return cli_usage_error(verb, "expected at most one SOURCE, got %d", argc - optind);
     o.source = optind < argc ? argv[optind] : ".";
+    if (daemon) {
+        o.ready = notify_ready;
+        o.source = NULL;
+    }
     if (geteuid() != 0) {
         cli_needs_root("namespaces, cgroups, loop devices, its state directory");
         return 1;
@@ -132,7 +176,7 @@ int cli_up(const cli_globals *g, int argc, char **argv) {
     if (getenv("SEED_INIT"))
         o.init_path = getenv("SEED_INIT");
 
-    seed_log_setup("seed up", getenv("SEED_DEBUG") ? SEED_LOG_DEBUG : SEED_LOG_INFO);
+    seed_log_setup(daemon ? "seedd" : "seed up", getenv("SEED_DEBUG") ? SEED_LOG_DEBUG : SEED_LOG_INFO);
     _cleanup_error_ seed_error *err = NULL;
     int r = seed_node_run(&o, &err);
     if (r < 0) {

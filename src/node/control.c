@@ -29,7 +29,7 @@
 #include "base/fdpass.h"
 #include "base/log.h"
 #include "base/utf8.h"
-#include "node/node-internal.h"
+#include "node/deploy.h"
 #include "node/volume.h"
 
 #define MAX_REQUEST (64u << 10)
@@ -58,6 +58,9 @@ typedef struct ctl_client {
     instance *waiting;
     wait_kind wait;
     struct ctl_client *next_waiter;
+    apply_waiter aw; /* apply, rollback, source add/rm */
+    bool awaiting;   /* aw is queued somewhere */
+    bool events;     /* seed events -f */
     struct ctl_client *prev, *next;
 } ctl_client;
 
@@ -73,6 +76,8 @@ static void client_free(ctl_client *c) {
         close(c->out_fd);
     if (c->follow)
         seed_logfile_unfollow(c->follow->log, c);
+    if (c->awaiting)
+        node_source_forget(n, &c->aw);
     if (c->waiting)
         for (ctl_client **pp = &c->waiting->waiters; *pp; pp = &(*pp)->next_waiter)
             if (*pp == c) {
@@ -243,18 +248,31 @@ static json_t *instance_json(instance *in) {
                              p->pid == 0 && p->next_restart_at ? iso_time(p->next_restart_at) : json_null()));
     }
     bool live = in->state == INST_RUNNING || in->state == INST_STOPPING;
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:o, s:o}", "name", in->spec->name,
-                     "namespace", in->node->project->namespace, "state", instance_state_name(in), "address",
-                     a, "identity", in->spec->identity, "restarts", (int)in->restarts, "startedAt",
-                     live ? iso_time(in->started_at) : json_null(), "pid",
-                     live ? json_integer(in->sb.pid) : json_null(), "processes", procs, "error",
-                     in->last_error ? json_string(in->last_error) : json_null());
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:o, s:o}", "name", in->spec->name,
+                          "source", in->src->name, "namespace", in->ns, "state", instance_state_name(in),
+                          "address", a, "identity", in->spec->identity, "restarts", (int)in->restarts,
+                          "startedAt", live ? iso_time(in->started_at) : json_null(), "pid",
+                          live ? json_integer(in->sb.pid) : json_null(), "processes", procs, "error",
+                          in->last_error ? json_string(in->last_error) : json_null());
+    /* A rolling replacement under way: the new one, beside this one. */
+    instance *next = in->peer && in->peer->role == ROLE_SUCCESSOR ? in->peer : NULL;
+    if (next) {
+        char na[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &next->addr, na, sizeof(na));
+        bool nlive = next->state == INST_RUNNING || next->state == INST_STOPPING;
+        json_object_set_new(o, "rollout",
+                            json_pack("{s:s, s:s, s:s, s:o}", "state", instance_state_name(next), "address",
+                                      na, "identity", next->spec->identity, "pid",
+                                      nlive ? json_integer(next->sb.pid) : json_null()));
+    }
+    return o;
 }
 
 static void op_ps(ctl_client *c) {
     json_t *arr = json_array();
     for (size_t i = 0; i < c->n->n_insts; i++)
-        json_array_append_new(arr, instance_json(&c->n->insts[i]));
+        if (c->n->insts[i]->role == ROLE_ACTIVE)
+            json_array_append_new(arr, instance_json(c->n->insts[i]));
     reply_ok(c, json_pack("{s:o}", "instances", arr));
 }
 
@@ -336,7 +354,7 @@ static void op_lifecycle(ctl_client *c, instance *in, const char *op, json_t *re
         return;
     }
     /* What the user asked for outlives the node: a stopped instance stays stopped. */
-    seed_state_set_held(c->n->db, c->n->project->namespace, in->spec->name, streq(op, "stop"));
+    seed_state_set_held(c->n->db, in->ns, in->spec->name, streq(op, "stop"));
     c->waiting = in;
     c->wait = streq(op, "stop") ? WAIT_STOP : WAIT_RUN;
     /* Read by instance_stop during this call only. */
@@ -370,7 +388,11 @@ static void op_volumes(ctl_client *c) {
         seed_volume_row *v = &rows[i];
         uint64_t used = 0, total = 0;
         bool mounted = false;
-        instance *in = streq(v->namespace, c->n->project->namespace) ? node_find(c->n, v->instance) : NULL;
+        instance *in = NULL;
+        for (size_t k = 0; k < c->n->n_insts && !in; k++)
+            if (streq(c->n->insts[k]->ns, v->namespace) && streq(c->n->insts[k]->spec->name, v->instance) &&
+                c->n->insts[k]->role == ROLE_ACTIVE)
+                in = c->n->insts[k];
         const char *mount_point = NULL;
         for (size_t k = 0; in && k < in->n_vols; k++)
             if (streq(in->vols[k].spec->name, v->name)) {
@@ -393,13 +415,18 @@ static void op_volume_rm(ctl_client *c, const char *id) {
         reply_error(c, "expected a volume as NAMESPACE/INSTANCE/VOLUME (see seed volume ls)");
         return;
     }
-    instance *in = streq(ns, c->n->project->namespace) ? node_find(c->n, inst) : NULL;
-    for (size_t k = 0; in && k < in->n_vols; k++)
-        if (streq(in->vols[k].spec->name, vol) && (in->vols[k].mounted || !instance_settled(in))) {
-            reply_error(c, "volume %s is in use by instance %s (%s): stop it first", id, inst,
-                        inst_state_name(in->state));
-            return;
-        }
+    for (size_t i = 0; i < c->n->n_insts; i++) {
+        instance *in = c->n->insts[i];
+        if (!streq(in->ns, ns) || !streq(in->spec->name, inst))
+            continue;
+        for (size_t k = 0; k < in->n_vols; k++)
+            if (streq(in->vols[k].spec->name, vol) &&
+                (in->vols[k].mounted || in->vols[k].borrowed || !instance_settled(in))) {
+                reply_error(c, "volume %s is in use by instance %s (%s): stop it first", id, inst,
+                            inst_state_name(in->state));
+                return;
+            }
+    }
     _cleanup_error_ seed_error *err = NULL;
     if (seed_volume_remove(c->n->db, ns, inst, vol, &err) < 0) {
         reply_error(c, "%s", err->msg);
@@ -477,6 +504,265 @@ static void op_exec(ctl_client *c, instance *in, json_t *req) {
     c->n_fds = 0;
 }
 
+/* ---- deploys: apply, sources, history, events ---- */
+
+static void on_apply_plan(apply_waiter *w, json_t *plan) {
+    ctl_client *c = container_of(w, ctl_client, aw);
+    client_send(c, json_pack("{s:O}", "plan", plan));
+    client_kick(c);
+}
+
+static void on_apply_done(apply_waiter *w, json_t *result) {
+    ctl_client *c = container_of(w, ctl_client, aw);
+    c->awaiting = false;
+    client_send(c, json_incref(result));
+    c->closing = true;
+    client_kick(c);
+}
+
+static apply_waiter *waiter(ctl_client *c) {
+    c->aw = (apply_waiter){.plan = on_apply_plan, .done = on_apply_done};
+    c->awaiting = true;
+    return &c->aw;
+}
+
+/* The source a target names: a source, or the source of an instance (NAME or
+ * SOURCE/NAME; *only is then the instance). */
+static node_source *resolve_target(ctl_client *c, const char *target, const char **only) {
+    node *n = c->n;
+    *only = NULL;
+    if (!target || !*target) {
+        if (n->n_srcs == 1)
+            return n->srcs[0];
+        reply_error(c,
+                    n->n_srcs ? "this node serves %zu sources: name one (seed source ls)"
+                              : "this node serves no sources yet (seed source add NAME URL)",
+                    n->n_srcs);
+        return NULL;
+    }
+    node_source *s = node_source_find(n, target);
+    if (s)
+        return s;
+    const char *slash = strchr(target, '/');
+    if (slash) {
+        char name[128];
+        snprintf(name, sizeof(name), "%.*s", (int)(slash - target), target);
+        if ((s = node_source_find(n, name))) {
+            *only = slash + 1;
+            return s;
+        }
+        reply_error(c, "no source named \"%s\" (seed source ls)", name);
+        return NULL;
+    }
+    char why[512];
+    instance *in = node_find(n, target, why, sizeof(why));
+    if (!in) {
+        reply_error(c, "\"%s\" is neither a source nor an instance on this node (seed source ls, seed ps)",
+                    target);
+        return NULL;
+    }
+    *only = in->spec->name;
+    return in->src;
+}
+
+static void op_apply(ctl_client *c, json_t *req) {
+    const char *only = NULL;
+    node_source *s = resolve_target(c, json_string_value(json_object_get(req, "target")), &only);
+    if (!s)
+        return;
+    node_source_request(s, "cli", json_is_true(json_object_get(req, "dry_run")), only, 0, waiter(c));
+}
+
+static void op_rollback(ctl_client *c, json_t *req) {
+    const char *name = json_string_value(json_object_get(req, "source"));
+    node_source *s = name ? node_source_find(c->n, name) : NULL;
+    if (!s) {
+        reply_error(c, "no source named \"%s\" (seed source ls)", name ? name : "");
+        return;
+    }
+    json_t *g = json_object_get(req, "generation");
+    unsigned gen = 0;
+    if (json_is_integer(g) && json_integer_value(g) > 0 && json_integer_value(g) < UINT32_MAX) {
+        gen = (unsigned)json_integer_value(g);
+    } else if (g && !json_is_null(g)) {
+        reply_error(c, "generation: expected a positive number (seed history %s)", s->name);
+        return;
+    } else {
+        /* The one before the newest that worked. */
+        unsigned last = 0;
+        json_t *h = seed_state_history(c->n->db, s->name, 100000);
+        size_t i;
+        json_t *row;
+        json_array_foreach (h, i, row) {
+            unsigned g2 = (unsigned)json_integer_value(json_object_get(row, "generation"));
+            if (streq(json_string_value(json_object_get(row, "result")) ?: "", "ok") && g2 < s->generation &&
+                g2 > last)
+                last = g2;
+        }
+        json_decref(h);
+        if (!last) {
+            reply_error(c, "source %s has no earlier generation that applied cleanly (seed history %s)",
+                        s->name, s->name);
+            return;
+        }
+        gen = last;
+    }
+    node_source_request(s, "rollback", false, NULL, gen, waiter(c));
+}
+
+static void op_source_add(ctl_client *c, json_t *req) {
+    node *n = c->n;
+    if (!n->opt.daemon) {
+        reply_error(c, "seed up serves the one project it was given; run seedd to serve sources");
+        return;
+    }
+    const char *name = json_string_value(json_object_get(req, "name"));
+    const char *url = json_string_value(json_object_get(req, "url"));
+    const char *ref = json_string_value(json_object_get(req, "ref"));
+    const char *secret = json_string_value(json_object_get(req, "secret_file"));
+    json_t *poll = json_object_get(req, "poll");
+    if (!name || !url) {
+        reply_error(c, "source-add: expected \"name\" and \"url\"");
+        return;
+    }
+    if (poll &&
+        (!json_is_integer(poll) || json_integer_value(poll) < 0 || json_integer_value(poll) > 86400 * 7)) {
+        reply_error(c, "--poll expects seconds from 0 (off) to 604800");
+        return;
+    }
+    if (secret && access(secret, R_OK) < 0) {
+        reply_error(c, "--webhook-secret-file %s: %s", secret, strerror(errno));
+        return;
+    }
+    node_source **m = realloc(n->srcs, (n->n_srcs + 1) * sizeof(*m));
+    if (!m) {
+        reply_error(c, "out of memory");
+        return;
+    }
+    n->srcs = m;
+    node_source *s = NULL;
+    _cleanup_error_ seed_error *err = NULL;
+    if (node_source_new(n, name, url, ref, secret, poll ? (unsigned)json_integer_value(poll) : 0, true, &s,
+                        &err) < 0) {
+        reply_error(c, "%s", err->msg);
+        return;
+    }
+    char created[40];
+    seed_format_utc(seed_realtime_usec(), 0, created, sizeof(created));
+    seed_source_row row = {.name = s->name,
+                           .url = s->url,
+                           .ref = s->ref,
+                           .secret_file = s->secret_file,
+                           .poll_s = s->poll_s,
+                           .created = created};
+    if (seed_state_source_put(n->db, &row) < 0) {
+        node_source_free(s);
+        reply_error(c, "recording the source in the state database failed");
+        return;
+    }
+    n->srcs[n->n_srcs++] = s;
+    node_source_write_hosts(s);
+    node_event(n, "source-added", s->name, NULL, "%s (namespace %s)", s->uri, s->namespace);
+    node_sources_changed(n);
+    node_source_request(s, "source-add", false, NULL, 0, waiter(c));
+}
+
+static void op_source_rm(ctl_client *c, json_t *req) {
+    const char *name = json_string_value(json_object_get(req, "name"));
+    node_source *s = name ? node_source_find(c->n, name) : NULL;
+    if (!s) {
+        reply_error(c, "no source named \"%s\" (seed source ls)", name ? name : "");
+        return;
+    }
+    if (!c->n->opt.daemon) {
+        reply_error(c, "seed up serves the one project it was given; stop it with Ctrl-C");
+        return;
+    }
+    node_source_remove(s, waiter(c));
+    node_sources_changed(c->n);
+}
+
+static void op_source_ls(ctl_client *c) {
+    json_t *arr = json_array();
+    for (size_t i = 0; i < c->n->n_srcs; i++)
+        json_array_append_new(arr, node_source_json(c->n->srcs[i]));
+    reply_ok(c, json_pack("{s:o}", "sources", arr));
+}
+
+static void op_history(ctl_client *c, json_t *req) {
+    const char *name = json_string_value(json_object_get(req, "source"));
+    if (name && !node_source_find(c->n, name)) {
+        json_t *h = seed_state_history(c->n->db, name, 1);
+        bool known = json_array_size(h) > 0;
+        json_decref(h);
+        if (!known) {
+            reply_error(c, "no source named \"%s\" (seed source ls)", name);
+            return;
+        }
+    }
+    json_t *limit = json_object_get(req, "limit");
+    unsigned l =
+        json_is_integer(limit) && json_integer_value(limit) > 0 ? (unsigned)json_integer_value(limit) : 100;
+    reply_ok(c, json_pack("{s:o}", "history", seed_state_history(c->n->db, name, l)));
+}
+
+static void op_events(ctl_client *c, json_t *req) {
+    json_t *after = json_object_get(req, "after");
+    json_t *limit = json_object_get(req, "limit");
+    unsigned l =
+        json_is_integer(limit) && json_integer_value(limit) >= 0 ? (unsigned)json_integer_value(limit) : 100;
+    json_t *evs = seed_state_events(c->n->db, json_is_integer(after) ? json_integer_value(after) : 0, l);
+    size_t i;
+    json_t *ev;
+    json_array_foreach (evs, i, ev)
+        client_send(c, json_pack("{s:O}", "event", ev));
+    json_decref(evs);
+    if (json_is_true(json_object_get(req, "follow")))
+        c->events = true;
+    else
+        reply_ok(c, NULL);
+}
+
+void control_event(node *n, json_t *ev) {
+    for (ctl_client *c = n->clients; c; c = c->next)
+        if (c->events) {
+            client_send(c, json_pack("{s:O}", "event", ev));
+            client_kick(c);
+        }
+}
+
+static void op_down(ctl_client *c) {
+    node *n = c->n;
+    log_info("seed down: stopping every instance, then the node");
+    n->exit_when_stopped = true;
+    c->waiting = NULL;
+    reply_ok(c, NULL);
+    node_stop(n);
+}
+
+/* true when op was one of these. */
+static bool control_deploy_op(ctl_client *c, const char *op, json_t *req) {
+    if (streq(op, "apply"))
+        op_apply(c, req);
+    else if (streq(op, "rollback"))
+        op_rollback(c, req);
+    else if (streq(op, "source-add"))
+        op_source_add(c, req);
+    else if (streq(op, "source-rm"))
+        op_source_rm(c, req);
+    else if (streq(op, "source-ls"))
+        op_source_ls(c);
+    else if (streq(op, "history"))
+        op_history(c, req);
+    else if (streq(op, "events"))
+        op_events(c, req);
+    else if (streq(op, "down"))
+        op_down(c);
+    else
+        return false;
+    return true;
+}
+
 static void handle_request(ctl_client *c, const char *line, size_t len) {
     json_error_t e;
     json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &e);
@@ -495,9 +781,10 @@ static void handle_request(ctl_client *c, const char *line, size_t len) {
     } else if (streq(op, "logs") || streq(op, "stop") || streq(op, "start") || streq(op, "restart") ||
                streq(op, "shoot") || streq(op, "exec")) {
         const char *name = json_string_value(json_object_get(req, "name"));
-        instance *in = name ? node_find(c->n, name) : NULL;
+        char why[512] = "expected \"name\"";
+        instance *in = name ? node_find(c->n, name, why, sizeof(why)) : NULL;
         if (!in)
-            reply_error(c, "no instance named \"%s\" on this node", name ? name : "");
+            reply_error(c, "%s", why);
         else if (streq(op, "logs"))
             op_logs(c, in, req);
         else if (streq(op, "shoot"))
@@ -506,7 +793,7 @@ static void handle_request(ctl_client *c, const char *line, size_t len) {
             op_exec(c, in, req);
         else
             op_lifecycle(c, in, op, req);
-    } else {
+    } else if (!control_deploy_op(c, op, req)) {
         reply_error(c, "unknown operation \"%s\"", op);
     }
     json_decref(req);

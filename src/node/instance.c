@@ -16,7 +16,7 @@
 #include "base/fileio.h"
 #include "base/log.h"
 #include "init/protocol.h"
-#include "node/node-internal.h"
+#include "node/deploy.h"
 #include "node/volume.h"
 #include "spec/names.h"
 
@@ -34,50 +34,117 @@ const char *inst_state_name(inst_state s) {
 static void set_state(instance *in, inst_state s) {
     in->state = s;
     control_instance_changed(in);
+    apply_instance_changed(in);
 }
 
-int instance_init(node *n, instance *in, const seed_instance *spec, seed_error **err) {
+static int open_log(instance *in, instance *from, seed_error **err);
+
+/* A tier larger than the machine still runs (its limits never bind), but not with the
+ * resources it names: say so when the instance is made. */
+static void warn_oversized(const seed_instance *s) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned long long mem_mib =
+        (unsigned long long)sysconf(_SC_PHYS_PAGES) * (unsigned long long)sysconf(_SC_PAGESIZE) >> 20;
+    if ((cpus > 0 && s->vcpus > (unsigned long)cpus) || (mem_mib > 0 && s->memory_mib > mem_mib))
+        log_warning("%s: size %s asks for %u vCPUs and %u MiB of memory, but this machine has %ld CPUs and "
+                    "%llu MiB: it gets at most what there is",
+                    s->name, seed_size_tier_to_string(s->size), s->vcpus, s->memory_mib, cpus, mem_mib);
+}
+
+int instance_new(node_source *src, node_project *np, const seed_instance *spec, bool alt, instance *log_from,
+                 instance **ret, seed_error **err) {
+    node *n = src->node;
+    instance *in = calloc(1, sizeof(*in));
+    if (!in)
+        return seed_error_set(err, ENOMEM, "out of memory");
     in->node = n;
+    in->src = src;
+    in->ns = src->namespace;
+    in->proj = node_project_ref(np);
     in->spec = spec;
     in->chan = -1;
     in->sb.pidfd = -1;
-    int r = seed_state_slot(n->db, n->project->namespace, spec->name, seed_subnet_slots(&n->net.subnet),
-                            &in->slot, err);
-    if (r < 0)
+    in->alt = alt;
+    in->owns_log = true;
+    if (!log_from)
+        warn_oversized(spec);
+    /* The slot fixes the uid range (volumes belong to it) and the address; a rolling
+     * successor keeps the uids and takes the name's second address. */
+    int r = seed_state_slot(n->db, in->ns, spec->name, seed_subnet_slots(&n->net.subnet), &in->slot, err);
+    unsigned addr_slot = in->slot;
+    if (r >= 0 && alt) {
+        char second[SEED_SPEC_MAX_NAME + 8];
+        snprintf(second, sizeof(second), "%s/next", spec->name);
+        r = seed_state_slot(n->db, in->ns, second, seed_subnet_slots(&n->net.subnet), &addr_slot, err);
+    }
+    if (r < 0) {
+        instance_free(in);
         return r;
-    in->addr = seed_subnet_host(&n->net.subnet, SEED_SLOT_ADDRESS_INDEX(in->slot));
+    }
+    in->addr = seed_subnet_host(&n->net.subnet, SEED_SLOT_ADDRESS_INDEX(addr_slot));
     in->id_base = ID_BASE + in->slot * ID_RANGE;
-    snprintf(in->cgpath, sizeof(in->cgpath), "%s/%s-%s", n->cg_root, n->project->namespace, spec->name);
+    snprintf(in->cgpath, sizeof(in->cgpath), "%s/%s-%s%s", n->cg_root, in->ns, spec->name, alt ? ".b" : "");
 
     char path[4096];
-    snprintf(path, sizeof(path), "%s/logs/%s", n->state_dir, n->project->namespace);
+    snprintf(path, sizeof(path), "%s/logs/%s", n->state_dir, in->ns);
     seed_mkdir_p(path, 0700);
-    if (asprintf(&in->log_path, "%s/%s.log", path, spec->name) < 0)
+    if (asprintf(&in->log_path, "%s/%s.log", path, spec->name) < 0) {
+        in->log_path = NULL;
+        instance_free(in);
         return seed_error_set(err, ENOMEM, "out of memory");
-    r = seed_logfile_open(in->log_path, LOG_MAX_BYTES, &in->log, err);
-    if (r < 0)
+    }
+    if ((r = open_log(in, log_from, err)) < 0) {
+        instance_free(in);
         return r;
-
+    }
     in->vols = calloc(spec->n_storage + 1, sizeof(node_volume));
     in->procs = calloc(spec->n_processes + 1, sizeof(proc_info));
-    if (!in->vols || !in->procs)
+    if (!in->vols || !in->procs) {
+        instance_free(in);
         return seed_error_set(err, ENOMEM, "out of memory");
+    }
     in->n_vols = spec->n_storage;
     for (size_t i = 0; i < spec->n_storage; i++) {
         node_volume *v = &in->vols[i];
         v->spec = &spec->storage[i];
-        if (asprintf(&v->image, "%s/volumes/%s/%s/%s.img", n->state_dir, n->project->namespace, spec->name,
-                     v->spec->name) < 0 ||
-            asprintf(&v->mountpoint, "%s/volumes/%s/%s/%s", n->run_dir, n->project->namespace, spec->name,
-                     v->spec->name) < 0)
+        if (asprintf(&v->image, "%s/volumes/%s/%s/%s.img", n->state_dir, in->ns, spec->name, v->spec->name) <
+                0 ||
+            asprintf(&v->mountpoint, "%s/volumes/%s/%s/%s", n->run_dir, in->ns, spec->name, v->spec->name) <
+                0) {
+            instance_free(in);
             return seed_error_set(err, ENOMEM, "out of memory");
+        }
     }
     in->n_procs = spec->n_processes;
     for (size_t i = 0; i < spec->n_processes; i++) {
         in->procs[i].name = spec->processes[i].name;
         in->procs[i].last_status = -1;
     }
+    *ret = in;
     return 0;
+}
+
+/* Open the instance's log, or share the one of the instance it replaces (followers
+ * of `seed logs -f` keep following across a rollout). */
+static int open_log(instance *in, instance *from, seed_error **err) {
+    if (from && from->log) {
+        in->log = from->log;
+        in->owns_log = false;
+        return 0;
+    }
+    return seed_logfile_open(in->log_path, LOG_MAX_BYTES, &in->log, err);
+}
+
+void instance_adopt_spec(instance *in, node_project *np, const seed_instance *spec) {
+    /* Same identity: the same names, volumes and processes in the same order. */
+    in->spec = spec;
+    for (size_t i = 0; i < in->n_vols && i < spec->n_storage; i++)
+        in->vols[i].spec = &spec->storage[i];
+    for (size_t i = 0; i < in->n_procs && i < spec->n_processes; i++)
+        in->procs[i].name = spec->processes[i].name;
+    node_project *old = in->proj;
+    in->proj = node_project_ref(np);
+    node_project_unref(old);
 }
 
 /* ---- published ports ---- */
@@ -95,7 +162,7 @@ static void unpublish_ports(instance *in) {
  * only; the others run. */
 static int publish_ports(instance *in, seed_error **err) {
     const seed_instance *s = in->spec;
-    if (in->proxies || s->n_expose == 0)
+    if (in->proxies || s->n_expose == 0 || in->defer_ports)
         return 0;
     in->proxies = calloc(2 * s->n_expose + 1, sizeof(seed_proxy *));
     if (!in->proxies)
@@ -118,7 +185,46 @@ static int publish_ports(instance *in, seed_error **err) {
     return 0;
 }
 
+static bool same_ports(const seed_instance *a, const seed_instance *b) {
+    if (a->n_expose != b->n_expose)
+        return false;
+    for (size_t i = 0; i < a->n_expose; i++)
+        if (a->expose[i].port != b->expose[i].port || a->expose[i].protocol != b->expose[i].protocol)
+            return false;
+    return true;
+}
+
+void instance_take_ports(instance *successor, instance *old) {
+    successor->defer_ports = false;
+    if (old->proxies && same_ports(old->spec, successor->spec)) {
+        for (size_t i = 0; i < old->n_proxies; i++)
+            seed_proxy_set_backend(old->proxies[i], successor->addr);
+        successor->proxies = TAKE_PTR(old->proxies);
+        successor->n_proxies = old->n_proxies;
+        old->n_proxies = 0;
+        return;
+    }
+    /* Other ports: the old ones close, the new ones open. */
+    unpublish_ports(old);
+    _cleanup_error_ seed_error *err = NULL;
+    if (publish_ports(successor, &err) < 0) {
+        log_error("%s: publishing its ports: %s", successor->spec->name, err->msg);
+        seed_logfile_printf(successor->log, "seed", "publishing its ports: %s", err->msg);
+    }
+}
+
+size_t instance_open_connections(const instance *in) {
+    size_t n = 0;
+    /* A retiring instance's ports went to its successor: count there. */
+    const instance *holder = in->proxies ? in : in->peer;
+    for (size_t i = 0; holder && i < holder->n_proxies; i++)
+        n += seed_proxy_connections_to(holder->proxies[i], in->addr);
+    return n;
+}
+
 void instance_free(instance *in) {
+    if (!in)
+        return;
     unpublish_ports(in);
     seed_source_free(in->chan_timer);
     seed_source_free(in->retry_timer);
@@ -135,9 +241,20 @@ void instance_free(instance *in) {
     }
     free(in->vols);
     free(in->procs);
-    seed_logfile_close(in->log);
+    if (in->peer) {
+        /* The log goes on with the instance that replaced this one (or back). */
+        if (in->owns_log && in->peer->log == in->log) {
+            in->peer->owns_log = true;
+            in->owns_log = false;
+        }
+        in->peer->peer = NULL;
+    }
+    if (in->owns_log)
+        seed_logfile_close(in->log);
     free(in->log_path);
     free(in->last_error);
+    node_project_unref(in->proj);
+    free(in);
 }
 
 /* ---- what goes into the sandbox ---- */
@@ -191,7 +308,7 @@ static int instance_env(instance *in, strv *env) {
     if (r >= 0)
         r = env_set(env, "SEED_INSTANCE", s->name);
     if (r >= 0)
-        r = env_set(env, "SEED_NAMESPACE", in->node->project->namespace);
+        r = env_set(env, "SEED_NAMESPACE", in->ns);
     if (r >= 0 && s->shoot_enable) {
         char url[64];
         node_shoot_url(in->node, url, sizeof(url));
@@ -283,23 +400,6 @@ void gen_free(gen_files *g) {
     free(g->f);
 }
 
-/* The same for every instance of the node (addresses are fixed once it is set up). */
-static char *hosts_file(node *n) {
-    size_t cap = 256 + n->n_insts * 160, o = 0;
-    char *buf = malloc(cap);
-    if (!buf)
-        return NULL;
-    o += (size_t)snprintf(buf + o, cap - o,
-                          "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-    for (size_t i = 0; i < n->n_insts; i++) {
-        char a[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &n->insts[i].addr, a, sizeof(a));
-        o += (size_t)snprintf(buf + o, cap - o, "%s\tseed-%s %s\n", a, n->insts[i].spec->name,
-                              n->insts[i].spec->name);
-    }
-    return buf;
-}
-
 /* shoot: the files of the instance's shoots, which have no network, no peers and no
  * connect entries: only localhost in /etc/hosts. */
 void build_files(instance *in, gen_files *g, bool shoot) {
@@ -312,9 +412,7 @@ void build_files(instance *in, gen_files *g, bool shoot) {
         gen_add(g, strdup("/etc/hostname"), strdup("shoot\n"), 0644);
         gen_add(g, strdup("/etc/resolv.conf"), strdup("# seed: shoots have no network.\n"), 0644);
     } else {
-        if (!n->hosts)
-            n->hosts = hosts_file(n);
-        gen_add(g, strdup("/etc/hosts"), n->hosts ? strdup(n->hosts) : NULL, 0644);
+        /* /etc/hosts is the namespace's, bound read-only (source.c keeps it current). */
         gen_add(g, strdup("/etc/hostname"), asprintf(&c, "%s\n", s->name) < 0 ? NULL : c, 0644);
         gen_add(g, strdup("/etc/resolv.conf"), strdup(n->resolv_conf), 0644);
     }
@@ -414,6 +512,9 @@ static void handle_message(instance *in, const char *buf, size_t n) {
                     "killed by the out-of-memory killer: the instance's memory limit is %u MiB "
                     "(size %s)",
                     in->spec->memory_mib, seed_size_tier_to_string(in->spec->size));
+                node_event(in->node, "instance-oom-killed", in->src->name, in->spec->name,
+                           "process %s killed by the out-of-memory killer (limit %u MiB)", name,
+                           in->spec->memory_mib);
             }
         }
         break;
@@ -423,6 +524,8 @@ static void handle_message(instance *in, const char *buf, size_t n) {
             p->next_restart_at = h.ts_usec + (uint64_t)h.arg * 1000;
         }
         in->restarts++;
+        node_event(in->node, "instance-restarted", in->src->name, in->spec->name,
+                   "process %s restarts in %u ms", name, (unsigned)h.arg);
         break;
     case SEED_EVENT_FINISHED:
         in->finished = true;
@@ -497,14 +600,26 @@ static void release_resources(instance *in) {
         n->cg_ops->free(in->cg);
         in->cg = NULL;
     }
-    for (size_t i = 0; i < in->n_vols; i++)
-        if (in->vols[i].mounted) {
-            int r = seed_volume_umount(in->vols[i].mountpoint);
-            if (r < 0)
-                log_warning("%s: unmounting volume %s: %s", in->spec->name, in->vols[i].spec->name,
-                            strerror(-r));
+    for (size_t i = 0; i < in->n_vols; i++) {
+        in->vols[i].borrowed = false;
+        if (!in->vols[i].mounted)
+            continue;
+        node_volume *heir = NULL;
+        for (size_t k = 0; in->peer && k < in->peer->n_vols; k++)
+            if (in->peer->vols[k].borrowed && streq(in->peer->vols[k].mountpoint, in->vols[i].mountpoint))
+                heir = &in->peer->vols[k];
+        if (heir) {
+            /* The instance that replaced this one uses it: it is its now. */
+            heir->borrowed = false;
+            heir->mounted = true;
             in->vols[i].mounted = false;
+            continue;
         }
+        int r = seed_volume_umount(in->vols[i].mountpoint);
+        if (r < 0)
+            log_warning("%s: unmounting volume %s: %s", in->spec->name, in->vols[i].spec->name, strerror(-r));
+        in->vols[i].mounted = false;
+    }
 }
 
 static int cmp_bind_target(const void *a, const void *b) {
@@ -535,6 +650,8 @@ static void fail_start(instance *in, seed_error *e, bool retry) {
     free(in->last_error);
     in->last_error = strdup(e ? e->msg : "unknown error");
     log_error("%s: cannot start: %s", in->spec->name, in->last_error);
+    node_event(in->node, "instance-failed", in->src->name, in->spec->name, "cannot start: %s",
+               in->last_error);
     seed_logfile_printf(in->log, "seed", "cannot start the instance: %s", in->last_error);
     release_resources(in);
     if (!retry)
@@ -650,8 +767,19 @@ void instance_start(instance *in) {
         node_volume *v = &in->vols[i];
         /* A volume never shrinks (its data might not fit): it keeps the size it has. */
         uint64_t size = v->spec->size_bytes;
+        node_volume *lent = NULL;
+        for (size_t k = 0; in->peer && k < in->peer->n_vols; k++)
+            if (in->peer->vols[k].mounted && streq(in->peer->vols[k].mountpoint, v->mountpoint))
+                lent = &in->peer->vols[k];
+        if (lent) {
+            /* Rolling: the instance this one replaces has it mounted; both use it until
+             * the old one stops and hands it over. */
+            v->borrowed = true;
+            binds[n_binds++] = (seed_bind){.source = v->mountpoint, .target = v->spec->mount_point};
+            continue;
+        }
         seed_volume_row old;
-        if (seed_state_volume_get(n->db, n->project->namespace, s->name, v->spec->name, &old) == 0) {
+        if (seed_state_volume_get(n->db, in->ns, s->name, v->spec->name, &old) == 0) {
             if (old.size_bytes > size) {
                 seed_logfile_printf(
                     in->log, "seed",
@@ -664,7 +792,7 @@ void instance_start(instance *in) {
             }
             seed_volume_row_clear(&old);
         }
-        seed_volume_row row = {.namespace = n->project->namespace,
+        seed_volume_row row = {.namespace = (char *)in->ns,
                                .instance = (char *)s->name,
                                .name = v->spec->name,
                                .size_bytes = size,
@@ -691,6 +819,14 @@ void instance_start(instance *in) {
     gen_files files = {0};
     build_files(in, &files, false);
     size_t n_volume_binds = n_binds;
+    binds[n_binds++] =
+        (seed_bind){.source = in->src->hosts_path, .target = "/etc/hosts", .readonly = true, .file = true};
+    if (s->shoot_enable && node_shoots_setup(n, &err) < 0) {
+        /* The instance runs, but its shoots cannot: say so; requests will get 503. */
+        log_error("%s: shoots unavailable: %s", s->name, err->msg);
+        seed_logfile_printf(in->log, "seed", "shoots unavailable: %s", err->msg);
+        seed_error_free(TAKE_PTR(err));
+    }
     if (s->shoot_enable && n->shoot_client) {
         /* seed-shoot, on PATH in every process of the instance */
         binds[n_binds++] = (seed_bind){

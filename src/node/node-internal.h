@@ -35,7 +35,8 @@ typedef struct node_volume {
     const seed_volume *spec;
     char *image;      /* <state>/volumes/<ns>/<instance>/<volume>.img */
     char *mountpoint; /* <state>/run/volumes/<ns>/<instance>/<volume>, node namespace */
-    bool mounted;
+    bool mounted;     /* by this instance (it unmounts it, or hands it on) */
+    bool borrowed;    /* mounted by the instance this one replaces (rolling) */
 } node_volume;
 
 typedef struct proc_info {
@@ -48,10 +49,38 @@ typedef struct proc_info {
 
 struct node;
 struct ctl_client;
+struct node_source;
+struct apply_step;
+
+/* A loaded project, shared by the instances made from it: an instance keeps the
+ * project it was made from (its spec points into it) until it is replaced. */
+typedef struct node_project {
+    seed_project *p;
+    unsigned refs;
+} node_project;
+node_project *node_project_new(seed_project *p); /* takes p; one reference */
+node_project *node_project_ref(node_project *np);
+void node_project_unref(node_project *np);
+
+/* Where an instance stands in a rollout. */
+typedef enum inst_role {
+    ROLE_ACTIVE,    /* the one that serves its name */
+    ROLE_SUCCESSOR, /* rolling: started beside the active one, not serving yet */
+    ROLE_RETIRING,  /* replaced or removed: stopping, then freed */
+} inst_role;
 
 typedef struct instance {
     struct node *node;
+    struct node_source *src;
+    node_project *proj; /* spec points into it */
     const seed_instance *spec;
+    const char *ns; /* its source's namespace */
+    inst_role role;
+    bool alt;                /* on its second address (every rolling replace alternates) */
+    bool defer_ports;        /* a rolling successor: ports move to it at the switch */
+    struct instance *peer;   /* rolling: the old one for a successor and back */
+    struct apply_step *step; /* the apply step waiting on it */
+    bool owns_log;
     unsigned slot;
     struct in_addr addr;
     uid_t id_base;
@@ -92,7 +121,8 @@ typedef struct instance {
 
 typedef struct node {
     seed_node_options opt;
-    seed_project *project;
+    struct node_source **srcs;
+    size_t n_srcs;
     char *state_dir, *run_dir, *scratch_dir;
     seed_state *db;
     seed_loop *loop;
@@ -102,12 +132,11 @@ typedef struct node {
     char cg_root[64]; /* "/seed/<node id>" */
     seed_egress egress;
     char *resolv_conf;
-    char *hosts; /* /etc/hosts of every instance, made at the first start */
     seed_security *sec;
     int init_fd; /* sealed memfd with seed-init */
     char *host_passwd, *host_group;
-    instance *insts;
-    size_t n_insts;
+    instance **insts; /* every instance of every source, successors included */
+    size_t n_insts, cap_insts;
     int ctl_fd;
     seed_source *ctl_src;
     struct ctl_client *clients;
@@ -121,6 +150,9 @@ typedef struct node {
     seed_shoot_http *shoot_http;
     int shoot_fd;
     struct node_exec *execs; /* seed exec helpers not yet reaped */
+    bool exit_when_stopped;  /* seed down: the daemon exits once every instance stopped */
+    node_project *preloaded; /* seed up: its project, checked before anything starts */
+    struct seed_webhook *webhook;
 } node;
 
 /* The cgroup limits of an instance's size tier (its shoots get the same). */
@@ -140,8 +172,17 @@ static inline uint64_t instance_run_bytes(const seed_instance *s) {
 }
 
 /* instance.c */
-int instance_init(node *n, instance *in, const seed_instance *spec, seed_error **err);
+/* A new instance of src from spec (a project np holds; a reference is taken), not
+ * started. alt: on its second address. */
+int instance_new(struct node_source *src, node_project *np, const seed_instance *spec, bool alt,
+                 instance *log_from, instance **ret, seed_error **err);
 void instance_free(instance *in);
+/* An unchanged instance moves to the new project (same identity, same content). */
+void instance_adopt_spec(instance *in, node_project *np, const seed_instance *spec);
+/* Rolling switch: the successor takes the ports (new connections go to it). */
+void instance_take_ports(instance *successor, instance *old);
+/* TCP connections the instance's published ports still relay to it. */
+size_t instance_open_connections(const instance *in);
 void instance_start(instance *in);
 void instance_stop(instance *in);
 void instance_restart(instance *in);
@@ -197,10 +238,23 @@ int control_listen(node *n, seed_error **err);
 void control_close(node *n);
 /* Tell clients waiting on this instance that its state changed. */
 void control_instance_changed(instance *in);
+/* Send an event to `seed events -f` followers. */
+void control_event(node *n, struct json_t *ev);
 
 /* node.c */
-instance *node_find(node *n, const char *name);
+/* The active instance called name ("NAME" when unambiguous, or "SOURCE/NAME"): NULL
+ * with *why set (static or in why_buf) when there is none or it is ambiguous. */
+instance *node_find(node *n, const char *name, char *why, size_t why_size);
+int node_add_instance(node *n, instance *in);
+void node_remove_instance(node *n, instance *in); /* does not free it */
+/* Record and broadcast an event (seed events); also logged. */
+void node_event(node *n, const char *kind, const char *source, const char *inst, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* The path of a helper binary (seed-init, seed-shoot): override, or next to ours. */
 int node_helper_path(const char *override, const char *name, char *path, size_t size, seed_error **err);
 /* Called when an instance stopped; finishes a node shutdown when the last one did. */
 void node_instance_stopped(node *n);
+/* Stop every instance gracefully (SIGTERM, seed down); the loop ends when they are. */
+void node_stop(node *n);
+/* The set of sources changed: the webhook table follows. */
+void node_sources_changed(node *n);

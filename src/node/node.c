@@ -26,37 +26,105 @@
 #include "base/fileio.h"
 #include "base/hash.h"
 #include "base/log.h"
-#include "node/node-internal.h"
+#include "node/deploy.h"
 
 #define SETTING_FORWARD "host-ipv4-forward" /* what net.ipv4.ip_forward was before --egress */
 
-instance *node_find(node *n, const char *name) {
+instance *node_find(node *n, const char *name, char *why, size_t why_size) {
+    const char *slash = strchr(name, '/');
+    size_t src_len = slash ? (size_t)(slash - name) : 0;
+    const char *inst = slash ? slash + 1 : name;
+    instance *found = NULL;
+    const char *other = NULL;
+    for (size_t i = 0; i < n->n_insts; i++) {
+        instance *in = n->insts[i];
+        if (in->role != ROLE_ACTIVE || !streq(in->spec->name, inst))
+            continue;
+        if (slash && (strlen(in->src->name) != src_len || strncmp(in->src->name, name, src_len) != 0))
+            continue;
+        if (found) {
+            other = in->src->name;
+            break;
+        }
+        found = in;
+    }
+    if (found && other) {
+        snprintf(why, why_size,
+                 "\"%s\" is an instance of sources %s and %s (and maybe more): say which, as SOURCE/NAME "
+                 "(%s/%s)",
+                 inst, found->src->name, other, found->src->name, inst);
+        return NULL;
+    }
+    if (!found)
+        snprintf(why, why_size, "no instance named \"%s\" on this node%s", name,
+                 slash ? "" : " (seed ps lists them)");
+    return found;
+}
+
+int node_add_instance(node *n, instance *in) {
+    if (n->n_insts == n->cap_insts) {
+        size_t cap = n->cap_insts ? n->cap_insts * 2 : 16;
+        instance **m = realloc(n->insts, cap * sizeof(*m));
+        if (!m)
+            return -ENOMEM;
+        n->insts = m;
+        n->cap_insts = cap;
+    }
+    n->insts[n->n_insts++] = in;
+    return 0;
+}
+
+void node_remove_instance(node *n, instance *in) {
     for (size_t i = 0; i < n->n_insts; i++)
-        if (streq(n->insts[i].spec->name, name))
-            return &n->insts[i];
-    return NULL;
+        if (n->insts[i] == in) {
+            memmove(&n->insts[i], &n->insts[i + 1], (n->n_insts - i - 1) * sizeof(*n->insts));
+            n->n_insts--;
+            return;
+        }
+}
+
+void node_event(node *n, const char *kind, const char *source, const char *inst, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *ev = n->db ? seed_state_event_add(n->db, kind, source, inst, msg) : NULL;
+    if (ev)
+        control_event(n, ev);
+    json_decref(ev);
 }
 
 static bool all_settled(node *n) {
     for (size_t i = 0; i < n->n_insts; i++)
-        if (!instance_settled(&n->insts[i]))
+        if (!instance_settled(n->insts[i]))
             return false;
     return true;
 }
 
 void node_instance_stopped(node *n) {
-    if (n->stopping && all_settled(n))
+    if ((n->stopping || n->exit_when_stopped) && all_settled(n))
         seed_loop_exit(n->loop, 0);
 }
+
+static void begin_stop(node *n);
 
 static int force_stop(seed_source *s, void *userdata) {
     node *n = userdata;
     n->stop_timer = NULL;
     seed_source_free(s);
     for (size_t i = 0; i < n->n_insts; i++)
-        if (n->insts[i].sb.pidfd >= 0)
-            seed_sandbox_container.kill(&n->insts[i].sb, SIGKILL);
+        if (n->insts[i]->sb.pidfd >= 0)
+            seed_sandbox_container.kill(&n->insts[i]->sb, SIGKILL);
     return 0;
+}
+
+void node_stop(node *n) {
+    begin_stop(n);
+}
+
+void node_sources_changed(node *n) {
+    (void)n; /* the webhook endpoint's table (seedd --webhook) */
 }
 
 static void begin_stop(node *n) {
@@ -68,8 +136,10 @@ static void begin_stop(node *n) {
     log_info("stopping %zu instance%s (grace period %u ms)", n->n_insts, n->n_insts == 1 ? "" : "s",
              n->opt.grace_ms);
     n->stopping = true;
+    for (size_t i = 0; i < n->n_srcs; i++)
+        seed_source_free(TAKE_PTR(n->srcs[i]->poll_timer));
     for (size_t i = 0; i < n->n_insts; i++) {
-        instance *in = &n->insts[i];
+        instance *in = n->insts[i];
         seed_source_free(in->retry_timer); /* a retry scheduled for a failed start */
         in->retry_timer = NULL;
         instance_stop(in); /* failed and exited ones become stopped there, waiters told */
@@ -82,13 +152,15 @@ static int on_signal(seed_source *s, int fd, uint32_t events, void *userdata) {
     node *n = userdata;
     struct signalfd_siginfo si;
     while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-        if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM)
+        if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) {
             begin_stop(n);
-        else if (si.ssi_signo == SIGHUP)
-            /* A terminal hang-up (an SSH session that ended) must never take the
-             * instances down; the node keeps running. */
-            log_info("SIGHUP: the node keeps running (seed up serves one project; edit it and restart "
-                     "the instances that changed)");
+        } else if (si.ssi_signo == SIGHUP && !n->stopping) {
+            /* Re-read every source and reconcile; never a stop (a terminal hang-up
+             * must not take the instances down either). */
+            log_info("SIGHUP: re-applying %zu source%s", n->n_srcs, n->n_srcs == 1 ? "" : "s");
+            for (size_t i = 0; i < n->n_srcs; i++)
+                node_source_request(n->srcs[i], "sighup", false, NULL, 0, NULL);
+        }
     }
     return 0;
 }
@@ -239,6 +311,63 @@ static int take_state_dir(node *n, seed_error **err) {
     return seed_state_open(db, false, &n->db, err);
 }
 
+/* seed up: its one source; seedd: those in the state database. */
+static int add_sources(node *n, seed_error **err) {
+    int r;
+    if (!n->opt.daemon) {
+        /* Named after the project's directory, as compose names projects. */
+        const char *dir = n->preloaded->p->dir;
+        const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+        char name[SEED_SPEC_MAX_NAME + 1];
+        size_t k = 0;
+        for (const char *c = base; *c && k < sizeof(name) - 1; c++)
+            if ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || (*c == '-' && k > 0))
+                name[k++] = *c;
+            else if (*c >= 'A' && *c <= 'Z')
+                name[k++] = (char)(*c - 'A' + 'a');
+        while (k > 0 && name[k - 1] == '-')
+            k--;
+        name[k] = 0;
+        node_source *s = NULL;
+        if ((r = node_source_new(n, *name ? name : "default", dir, NULL, NULL, 0, false, &s, err)) < 0)
+            return r;
+        node_source_set_uri(s, n->preloaded->p->uri);
+        s->preloaded = TAKE_PTR(n->preloaded);
+        n->preloaded = NULL;
+        n->srcs = calloc(1, sizeof(*n->srcs));
+        if (!n->srcs) {
+            node_source_free(s);
+            return seed_error_set(err, ENOMEM, "out of memory");
+        }
+        n->srcs[n->n_srcs++] = s;
+        node_source_write_hosts(s);
+        return 0;
+    }
+    seed_source_row *rows = NULL;
+    size_t count = 0;
+    if ((r = seed_state_source_list(n->db, &rows, &count)) < 0)
+        return seed_error_setp(err, -r, "reading the sources from the state database");
+    n->srcs = calloc(count + 1, sizeof(*n->srcs));
+    if (!n->srcs) {
+        seed_source_rows_free(rows, count);
+        return seed_error_set(err, ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < count; i++) {
+        node_source *s = NULL;
+        _cleanup_error_ seed_error *e = NULL;
+        if (node_source_new(n, rows[i].name, rows[i].url, rows[i].ref, rows[i].secret_file, rows[i].poll_s,
+                            true, &s, &e) < 0) {
+            /* A source that went bad (its directory removed) does not keep the others down. */
+            log_error("source %s: %s", rows[i].name, e->msg);
+            continue;
+        }
+        n->srcs[n->n_srcs++] = s;
+        node_source_write_hosts(s);
+    }
+    seed_source_rows_free(rows, count);
+    return 0;
+}
+
 static int setup(node *n, seed_error **err) {
     int r = take_state_dir(n, err);
     if (r < 0)
@@ -318,17 +447,7 @@ static int setup(node *n, seed_error **err) {
     if ((r = seed_loop_add_io(n->loop, n->sig_fd, EPOLLIN, on_signal, n, &n->sig_src)) < 0)
         return seed_error_setp(err, -r, "watching signals");
 
-    n->insts = calloc(n->project->n_instances + 1, sizeof(instance));
-    if (!n->insts)
-        return seed_error_set(err, ENOMEM, "out of memory");
-    /* n_insts counts the instances initialised so far: teardown frees those only. */
-    for (size_t i = 0; i < n->project->n_instances; i++) {
-        r = instance_init(n, &n->insts[i], &n->project->instances[i], err);
-        n->n_insts = i + 1;
-        if (r < 0)
-            return seed_error_prefix(err, "%s: ", n->project->instances[i].name);
-    }
-    if ((r = node_shoots_setup(n, err)) < 0)
+    if ((r = add_sources(n, err)) < 0)
         return r;
     return control_listen(n, err);
 }
@@ -337,8 +456,11 @@ static void teardown(node *n) {
     if (n->loop)
         control_close(n);
     node_shoots_teardown(n);
+    for (size_t i = 0; i < n->n_srcs; i++)
+        node_source_free(n->srcs[i]);
+    free(n->srcs);
     for (size_t i = 0; i < n->n_insts; i++) {
-        instance *in = &n->insts[i];
+        instance *in = n->insts[i];
         if (in->sb.pidfd >= 0) {
             /* Only after a forced stop: the PID namespace ends with its init. */
             seed_sandbox_container.kill(&in->sb, SIGKILL);
@@ -364,7 +486,6 @@ static void teardown(node *n) {
         seed_state_setting_set(n->db, SETTING_FORWARD, NULL);
     seed_node_net_close(&n->net);
     free(n->resolv_conf);
-    free(n->hosts);
     seed_security_free(n->sec);
     if (n->init_fd >= 0)
         close(n->init_fd);
@@ -376,23 +497,7 @@ static void teardown(node *n) {
     free(n->scratch_dir);
     if (n->lock_fd >= 0)
         close(n->lock_fd);
-    seed_project_free(n->project);
-}
-
-/* A tier larger than the machine still runs (its limits never bind), but not with the
- * resources it names: say so at start. */
-static void warn_oversized(const node *n) {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned long long mem_mib =
-        (unsigned long long)sysconf(_SC_PHYS_PAGES) * (unsigned long long)sysconf(_SC_PAGESIZE) >> 20;
-    for (size_t i = 0; i < n->n_insts; i++) {
-        const seed_instance *s = n->insts[i].spec;
-        if ((cpus > 0 && s->vcpus > (unsigned long)cpus) || (mem_mib > 0 && s->memory_mib > mem_mib))
-            log_warning(
-                "%s: size %s asks for %u vCPUs and %u MiB of memory, but this machine has %ld CPUs and "
-                "%llu MiB: it gets at most what there is",
-                s->name, seed_size_tier_to_string(s->size), s->vcpus, s->memory_mib, cpus, mem_mib);
-    }
+    node_project_unref(n->preloaded);
 }
 
 int seed_node_run(const seed_node_options *opts, seed_error **err) {
@@ -414,23 +519,30 @@ int seed_node_run(const seed_node_options *opts, seed_error **err) {
     if (!n.opt.grace_ms)
         n.opt.grace_ms = 10000;
 
-    seed_diags diags = {0};
-    int r = seed_project_load(n.opt.source, n.opt.uri, &n.project, &diags);
-    if (r < 0) {
-        seed_diags_clear(&diags);
-        return seed_error_setp(err, -r, "loading the project");
-    }
-    if (seed_diags_count(&diags) > 0) {
-        for (size_t i = 0; i < diags.n; i++) {
-            const seed_diag *d = &diags.items[i];
-            log_error("%s%s%s%s%s", d->file ? d->file : "", d->file ? ": " : "", d->path,
-                      *d->path ? ": " : "", d->message);
+    int r;
+    if (!n.opt.daemon) {
+        /* seed up: a broken project starts nothing. */
+        seed_diags diags = {0};
+        seed_project *p = NULL;
+        r = seed_project_load(n.opt.source, n.opt.uri, &p, &diags);
+        if (r < 0) {
+            seed_diags_clear(&diags);
+            return seed_error_setp(err, -r, "loading the project");
         }
-        size_t count = seed_diags_count(&diags);
-        seed_diags_clear(&diags);
-        seed_project_free(n.project);
-        return seed_error_set(err, EINVAL, "the project has %zu error%s; nothing was started", count,
-                              count == 1 ? "" : "s");
+        if (seed_diags_count(&diags) > 0) {
+            for (size_t i = 0; i < diags.n; i++) {
+                const seed_diag *d = &diags.items[i];
+                log_error("%s%s%s%s%s", d->file ? d->file : "", d->file ? ": " : "", d->path,
+                          *d->path ? ": " : "", d->message);
+            }
+            size_t count = seed_diags_count(&diags);
+            seed_diags_clear(&diags);
+            seed_project_free(p);
+            return seed_error_set(err, EINVAL, "the project has %zu error%s; nothing was started", count,
+                                  count == 1 ? "" : "s");
+        }
+        if (!(n.preloaded = node_project_new(p)))
+            return seed_error_set(err, ENOMEM, "out of memory");
     }
 
     struct rlimit rl;
@@ -445,20 +557,20 @@ int seed_node_run(const seed_node_options *opts, seed_error **err) {
         teardown(&n);
         return r;
     }
-    log_info("node up: %zu instance%s of namespace %s (generation %s), state in %s, cgroups %s", n.n_insts,
-             n.n_insts == 1 ? "" : "s", n.project->namespace, n.project->generation, n.state_dir,
-             n.cg_ops->name);
-    warn_oversized(&n);
-    for (size_t i = 0; i < n.n_insts; i++) {
-        instance *in = &n.insts[i];
-        if (seed_state_is_held(n.db, n.project->namespace, in->spec->name)) {
-            log_info("%s: stopped by seed stop; not started (seed start %s)", in->spec->name, in->spec->name);
-            seed_logfile_printf(in->log, "seed", "held stopped by seed stop; seed start %s starts it",
-                                in->spec->name);
-            continue;
-        }
-        instance_start(in);
-    }
+    const seed_project *up = !n.opt.daemon && n.n_srcs ? n.srcs[0]->preloaded->p : NULL;
+    if (up)
+        log_info("node up: %zu instance%s of namespace %s (generation %s), state in %s, cgroups %s",
+                 up->n_instances, up->n_instances == 1 ? "" : "s", up->namespace, up->generation, n.state_dir,
+                 n.cg_ops->name);
+    else
+        log_info("node up: %zu source%s, state in %s, cgroups %s", n.n_srcs, n.n_srcs == 1 ? "" : "s",
+                 n.state_dir, n.cg_ops->name);
+    node_event(&n, "node-started", NULL, NULL, "pid %d, %zu source%s", (int)getpid(), n.n_srcs,
+               n.n_srcs == 1 ? "" : "s");
+    for (size_t i = 0; i < n.n_srcs; i++)
+        node_source_request(n.srcs[i], "start", false, NULL, 0, NULL);
+    if (n.opt.ready)
+        n.opt.ready(n.opt.ready_userdata);
 
     r = seed_loop_run(n.loop);
     log_info("node stopped");

@@ -24,6 +24,10 @@ typedef struct seed_node_options {
     unsigned shoot_templates;      /* templates per shoot-enabled instance (default: CPUs) */
     uint64_t shoot_memory;         /* memory limits of running instances and shoots, at most
                                       (default: half of MemTotal) */
+    bool daemon;                   /* seedd: the sources in the state database, not `source` */
+    const char *webhook;           /* seedd --webhook ADDR:PORT */
+    void (*ready)(void *userdata); /* called once the node serves (seedd: sd_notify) */
+    void *ready_userdata;
 } seed_node_options;
 
 #define SEED_DEFAULT_STATE_DIR "/var/lib/seed"

@@ -31,8 +31,9 @@ typedef struct tcp_conn {
     int client, backend;
     seed_source *client_src, *backend_src;
     bool connected;
-    relay_dir up;   /* client -> backend */
-    relay_dir down; /* backend -> client */
+    struct in_addr to; /* the backend it was relayed to (a switch does not move it) */
+    relay_dir up;      /* client -> backend */
+    relay_dir down;    /* backend -> client */
     struct tcp_conn *prev, *next;
 } tcp_conn;
 
@@ -207,6 +208,7 @@ static int tcp_accept(seed_source *s, int fd, uint32_t events, void *userdata) {
         c->p = p;
         c->client = client;
         c->backend = backend;
+        c->to = p->backend.sin_addr;
         if (seed_loop_add_io(p->loop, client, 0, tcp_event, c, &c->client_src) < 0 ||
             seed_loop_add_io(p->loop, backend, EPOLLOUT, tcp_event, c, &c->backend_src) < 0) {
             seed_source_free(c->client_src);
@@ -377,4 +379,16 @@ void seed_proxy_free(seed_proxy *p) {
     seed_source_free(p->listen_src);
     close(p->listen_fd);
     free(p);
+}
+
+void seed_proxy_set_backend(seed_proxy *p, struct in_addr backend) {
+    p->backend.sin_addr = backend;
+}
+
+size_t seed_proxy_connections_to(const seed_proxy *p, struct in_addr backend) {
+    size_t n = 0;
+    for (const tcp_conn *c = p->conns; c; c = c->next)
+        if (c->to.s_addr == backend.s_addr)
+            n++;
+    return n;
 }

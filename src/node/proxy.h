@@ -15,3 +15,8 @@ typedef struct seed_proxy seed_proxy;
 int seed_proxy_new(seed_loop *loop, const seed_node_net *nn, const char *bind_addr, unsigned port, bool udp,
                    struct in_addr backend, unsigned backend_port, seed_proxy **ret, seed_error **err);
 void seed_proxy_free(seed_proxy *p);
+/* New connections (and UDP sessions) go to backend from now on; open ones stay where
+ * they are. */
+void seed_proxy_set_backend(seed_proxy *p, struct in_addr backend);
+/* TCP connections open to backend. */
+size_t seed_proxy_connections_to(const seed_proxy *p, struct in_addr backend);

@@ -33,7 +33,7 @@ static seed_shoot_pool *resolve(void *userdata, const struct sockaddr *peer, con
     }
     struct in_addr a = ((const struct sockaddr_in *)peer)->sin_addr;
     for (size_t i = 0; i < n->n_insts; i++) {
-        instance *in = &n->insts[i];
+        instance *in = n->insts[i];
         if (in->addr.s_addr != a.s_addr)
             continue;
         if (!in->spec->shoot_enable) {
@@ -56,9 +56,9 @@ static uint64_t instances_memory(void *userdata) {
     node *n = userdata;
     uint64_t sum = 0;
     for (size_t i = 0; i < n->n_insts; i++) {
-        inst_state st = n->insts[i].state;
+        inst_state st = n->insts[i]->state;
         if (st == INST_STARTING || st == INST_RUNNING || st == INST_STOPPING)
-            sum += instance_limits(n->insts[i].spec).memory_bytes;
+            sum += instance_limits(n->insts[i]->spec).memory_bytes;
     }
     return sum;
 }
@@ -74,16 +74,26 @@ static uint64_t default_shoot_memory(void) {
     return (uint64_t)kib * 1024 / 2;
 }
 
+static int shoots_setup(node *n, seed_error **err);
+
 static bool any_shoots(node *n) {
     for (size_t i = 0; i < n->n_insts; i++)
-        if (n->insts[i].spec->shoot_enable)
+        if (n->insts[i]->spec->shoot_enable)
             return true;
     return false;
 }
 
+/* Once, when the first shoot-enabled instance starts. */
 int node_shoots_setup(node *n, seed_error **err) {
-    if (!any_shoots(n))
+    if (n->shoot_http || !any_shoots(n))
         return 0;
+    int r = shoots_setup(n, err);
+    if (r < 0)
+        node_shoots_teardown(n); /* tried again at the next start */
+    return r;
+}
+
+static int shoots_setup(node *n, seed_error **err) {
     char path[PATH_MAX];
     int r = node_helper_path(n->opt.shoot_client_path, "seed-shoot", path, sizeof(path), err);
     if (r < 0)
@@ -124,7 +134,7 @@ int node_shoots_setup(node *n, seed_error **err) {
 
 void node_shoots_teardown(node *n) {
     for (size_t i = 0; i < n->n_insts; i++)
-        instance_shoots_stop(&n->insts[i]);
+        instance_shoots_stop(n->insts[i]);
     seed_shoot_http_free(n->shoot_http);
     n->shoot_http = NULL;
     seed_shoot_engine_free(n->shoot_engine);

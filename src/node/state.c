@@ -2,6 +2,10 @@
  * WAL lets `seed volume ls` read while a node writes. */
 #include "node/state.h"
 
+#include <jansson.h>
+
+#include "base/clock.h"
+
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -24,7 +28,17 @@ static const char schema[] =
     "  created TEXT NOT NULL, PRIMARY KEY (namespace, instance, name));"
     "CREATE TABLE IF NOT EXISTS held ("
     "  namespace TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (namespace, name));"
-    "CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS sources ("
+    "  name TEXT PRIMARY KEY, url TEXT NOT NULL, ref TEXT, secret_file TEXT,"
+    "  poll INTEGER NOT NULL DEFAULT 0, created TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS generations ("
+    "  source TEXT NOT NULL, generation INTEGER NOT NULL, namespace TEXT NOT NULL, revision TEXT,"
+    "  tree TEXT, time TEXT NOT NULL, trigger TEXT NOT NULL, result TEXT NOT NULL, error TEXT,"
+    "  actions TEXT, PRIMARY KEY (source, generation));"
+    "CREATE TABLE IF NOT EXISTS events ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, kind TEXT NOT NULL,"
+    "  source TEXT, instance TEXT, message TEXT);";
 
 int seed_state_open(const char *path, bool readonly, seed_state **ret, seed_error **err) {
     seed_state *s = calloc(1, sizeof(*s));
@@ -290,4 +304,258 @@ int seed_state_setting_set(seed_state *s, const char *key, const char *value) {
                  "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
                  "value=excluded.value",
                  key, value, NULL);
+}
+
+/* ---- sources ---- */
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v) {
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+int seed_state_source_put(seed_state *s, const seed_source_row *row) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(
+            s->db,
+            "INSERT INTO sources (name, url, ref, secret_file, poll, created) VALUES (?, ?, ?, ?, "
+            "?, ?) ON CONFLICT (name) DO UPDATE SET url=excluded.url, ref=excluded.ref, "
+            "secret_file=excluded.secret_file, poll=excluded.poll",
+            -1, &st, NULL) != SQLITE_OK)
+        return -EIO;
+    sqlite3_bind_text(st, 1, row->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, row->url, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 3, row->ref);
+    bind_text_or_null(st, 4, row->secret_file);
+    sqlite3_bind_int(st, 5, (int)row->poll_s);
+    bind_text_or_null(st, 6, row->created ? row->created : "");
+    int r = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return r == SQLITE_DONE ? 0 : -EIO;
+}
+
+int seed_state_source_list(seed_state *s, seed_source_row **ret, size_t *n) {
+    sqlite3_stmt *st = NULL;
+    *ret = NULL;
+    *n = 0;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT name, url, ref, secret_file, poll, created FROM sources ORDER BY name", -1,
+                           &st, NULL) != SQLITE_OK)
+        return -EIO;
+    size_t cap = 0;
+    int r = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (*n == cap) {
+            seed_source_row *m = realloc(*ret, (cap = cap ? cap * 2 : 8) * sizeof(**ret));
+            if (!m) {
+                r = -ENOMEM;
+                break;
+            }
+            *ret = m;
+        }
+        seed_source_row *row = &(*ret)[(*n)++];
+        *row = (seed_source_row){.name = col_text(st, 0),
+                                 .url = col_text(st, 1),
+                                 .ref = col_text(st, 2),
+                                 .secret_file = col_text(st, 3),
+                                 .poll_s = (unsigned)sqlite3_column_int(st, 4),
+                                 .created = col_text(st, 5)};
+    }
+    sqlite3_finalize(st);
+    if (r < 0) {
+        seed_source_rows_free(*ret, *n);
+        *ret = NULL;
+        *n = 0;
+    }
+    return r;
+}
+
+int seed_state_source_delete(seed_state *s, const char *name) {
+    return exec2(s, "DELETE FROM sources WHERE name=?", name, NULL, NULL);
+}
+
+void seed_source_rows_free(seed_source_row *r, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(r[i].name);
+        free(r[i].url);
+        free(r[i].ref);
+        free(r[i].secret_file);
+        free(r[i].created);
+    }
+    free(r);
+}
+
+/* ---- generations ---- */
+
+static void now_rfc3339(char *buf, size_t size) {
+    seed_format_utc(seed_realtime_usec(), 3, buf, size);
+}
+
+int seed_state_generation_begin(seed_state *s, const char *source, const char *ns, const char *revision,
+                                const char *tree, const char *trigger, unsigned *gen) {
+    sqlite3_stmt *st = NULL;
+    char now[40];
+    now_rfc3339(now, sizeof(now));
+    if (sqlite3_prepare_v2(
+            s->db,
+            "INSERT INTO generations (source, generation, namespace, revision, tree, time, "
+            "trigger, result) VALUES (?1, (SELECT COALESCE(MAX(generation), 0) + 1 FROM "
+            "generations WHERE source=?1), ?2, ?3, ?4, ?5, ?6, 'running') RETURNING generation",
+            -1, &st, NULL) != SQLITE_OK)
+        return -EIO;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 3, revision);
+    bind_text_or_null(st, 4, tree);
+    sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, trigger, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        *gen = (unsigned)sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return r == SQLITE_ROW ? 0 : -EIO;
+}
+
+int seed_state_generation_finish(seed_state *s, const char *source, unsigned gen, const char *result,
+                                 const char *error, json_t *actions) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(
+            s->db, "UPDATE generations SET result=?, error=?, actions=? WHERE source=? AND generation=?", -1,
+            &st, NULL) != SQLITE_OK)
+        return -EIO;
+    char *a = actions ? json_dumps(actions, JSON_COMPACT) : NULL;
+    sqlite3_bind_text(st, 1, result, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 2, error);
+    bind_text_or_null(st, 3, a);
+    sqlite3_bind_text(st, 4, source, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, (int)gen);
+    int r = sqlite3_step(st);
+    sqlite3_finalize(st);
+    free(a);
+    return r == SQLITE_DONE ? 0 : -EIO;
+}
+
+static json_t *col_json_text(sqlite3_stmt *st, int i) {
+    const char *t = (const char *)sqlite3_column_text(st, i);
+    return t ? json_string(t) : json_null();
+}
+
+json_t *seed_state_history(seed_state *s, const char *source, unsigned limit) {
+    sqlite3_stmt *st = NULL;
+    json_t *arr = json_array();
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT * FROM (SELECT source, generation, namespace, revision, time, trigger, "
+                           "result, error, actions FROM generations WHERE ?1 IS NULL OR source=?1 ORDER BY "
+                           "time DESC, generation DESC LIMIT ?2) ORDER BY time, generation",
+                           -1, &st, NULL) != SQLITE_OK)
+        return arr;
+    bind_text_or_null(st, 1, source);
+    sqlite3_bind_int(st, 2, (int)limit);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *a = (const char *)sqlite3_column_text(st, 8);
+        json_t *actions = a ? json_loads(a, 0, NULL) : NULL;
+        json_array_append_new(
+            arr, json_pack("{s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "source", col_json_text(st, 0),
+                           "generation", sqlite3_column_int(st, 1), "namespace", col_json_text(st, 2),
+                           "revision", col_json_text(st, 3), "time", col_json_text(st, 4), "trigger",
+                           col_json_text(st, 5), "result", col_json_text(st, 6), "error",
+                           col_json_text(st, 7), "actions", actions ? actions : json_array()));
+    }
+    sqlite3_finalize(st);
+    return arr;
+}
+
+int seed_state_generation_get(seed_state *s, const char *source, unsigned gen, char **revision, char **tree,
+                              char **result) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT revision, tree, result FROM generations WHERE source=? AND generation=?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -EIO;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, (int)gen);
+    int r = -ENOENT;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *revision = col_text(st, 0);
+        *tree = col_text(st, 1);
+        *result = col_text(st, 2);
+        r = 0;
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+int seed_state_generation_last_ok(seed_state *s, const char *source, unsigned *gen) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT MAX(generation) FROM generations WHERE source=? AND result='ok'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -EIO;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    int r = -ENOENT;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        *gen = (unsigned)sqlite3_column_int(st, 0);
+        r = 0;
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+int seed_state_generations_delete(seed_state *s, const char *source) {
+    return exec2(s, "DELETE FROM generations WHERE source=?", source, NULL, NULL);
+}
+
+/* ---- events ---- */
+
+static json_t *event_json(sqlite3_stmt *st) {
+    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o}", "id", (json_int_t)sqlite3_column_int64(st, 0), "time",
+                     col_json_text(st, 1), "kind", col_json_text(st, 2), "source", col_json_text(st, 3),
+                     "instance", col_json_text(st, 4), "message", col_json_text(st, 5));
+}
+
+json_t *seed_state_event_add(seed_state *s, const char *kind, const char *source, const char *instance,
+                             const char *message) {
+    sqlite3_stmt *st = NULL;
+    char now[40];
+    now_rfc3339(now, sizeof(now));
+    if (sqlite3_prepare_v2(
+            s->db,
+            "INSERT INTO events (time, kind, source, instance, message) VALUES (?, ?, ?, ?, ?) "
+            "RETURNING id, time, kind, source, instance, message",
+            -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_text(st, 1, now, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 3, source);
+    bind_text_or_null(st, 4, instance);
+    bind_text_or_null(st, 5, message);
+    json_t *ev = sqlite3_step(st) == SQLITE_ROW ? event_json(st) : NULL;
+    sqlite3_finalize(st);
+    if (ev && json_integer_value(json_object_get(ev, "id")) % 256 == 0) {
+        /* Bounded: drop the oldest now and then (cheap on the primary key). */
+        sqlite3_stmt *d = NULL;
+        if (sqlite3_prepare_v2(s->db, "DELETE FROM events WHERE id <= ?", -1, &d, NULL) == SQLITE_OK) {
+            sqlite3_bind_int64(d, 1, json_integer_value(json_object_get(ev, "id")) - SEED_STATE_MAX_EVENTS);
+            sqlite3_step(d);
+            sqlite3_finalize(d);
+        }
+    }
+    return ev;
+}
+
+json_t *seed_state_events(seed_state *s, int64_t after, unsigned limit) {
+    sqlite3_stmt *st = NULL;
+    json_t *arr = json_array();
+    if (sqlite3_prepare_v2(
+            s->db,
+            "SELECT * FROM (SELECT id, time, kind, source, instance, message FROM events WHERE "
+            "id > ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+            -1, &st, NULL) != SQLITE_OK)
+        return arr;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int(st, 2, (int)limit);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(arr, event_json(st));
+    sqlite3_finalize(st);
+    return arr;
 }

@@ -1,0 +1,649 @@
+/* The executor of a plan: it turns each step into instance operations and follows
+ * them as the instances change state, then records the generation.
+ *   create    start the new instance; done when it is ready
+ *   remove    stop it (volumes stay); done when it stopped
+ *   replace   recreate: stop the old one, then start the new one
+ *             rolling:  start the new one beside the old one (same volumes, its second
+ *                       address), wait until it is ready, switch the published ports
+ *                       and the namespace's /etc/hosts to it, let open connections to
+ *                       the old one drain (up to the grace period), stop the old one.
+ *                       If the new one is not ready in time, or exits, it goes and the
+ *                       old one keeps serving untouched.
+ *   unchanged nothing at all: same process, same mounts.
+ * Removals run first (they may free host ports the others need). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "node/deploy.h"
+
+#define READY_POLL_USEC 100000ull /* how often a new instance's ports are tried */
+#define DRAIN_POLL_USEC 50000ull
+#define ROLLOUT_TIMEOUT_MS 60000u
+
+typedef enum step_phase {
+    PH_BEGIN,
+    PH_STOP_OLD, /* recreate and remove: waiting for the old one to stop */
+    PH_START,    /* waiting for the new one to run */
+    PH_READY,    /* probing it */
+    PH_DRAIN,    /* rolling: switched; open connections to the old one finish */
+    PH_RETIRE,   /* rolling: the old one stops */
+    PH_ABORT,    /* rolling failed: the new one stops */
+    PH_DONE,
+} step_phase;
+
+typedef struct apply_step {
+    node_apply *a;
+    seed_plan_step st;
+    instance *old, *cur;
+    step_phase phase;
+    bool rolling;
+    bool failed;
+    char *error;
+    uint64_t deadline, drain_until; /* monotonic usec */
+    seed_source *timer;
+    int probe_fd;
+    seed_source *probe_src;
+    size_t probe_port; /* index into the exposed TCP ports being tried */
+    char *probe_detail;
+} apply_step;
+
+struct node_apply {
+    node_source *src;
+    apply_request *req;
+    node_project *proj;
+    seed_plan plan;
+    apply_step *steps;
+    size_t n_steps;
+    bool removes_done;
+    bool finished;
+    unsigned gen;
+    char *revision, *tree;
+    uint64_t started; /* monotonic usec */
+};
+
+static void step_advance(apply_step *st);
+
+static void step_finish(apply_step *st, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void step_finish(apply_step *st, bool ok, const char *fmt, ...) {
+    st->phase = PH_DONE;
+    st->failed = !ok;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        free(st->error);
+        if (vasprintf(&st->error, fmt, ap) < 0)
+            st->error = NULL;
+        va_end(ap);
+    }
+    seed_source_free(TAKE_PTR(st->timer));
+    seed_source_free(TAKE_PTR(st->probe_src));
+    if (st->probe_fd >= 0)
+        close(st->probe_fd);
+    st->probe_fd = -1;
+    if (st->old && st->old->step == st)
+        st->old->step = NULL;
+    if (st->cur && st->cur->step == st)
+        st->cur->step = NULL;
+    node_source_kick(st->a->src); /* the apply looks whether it is complete */
+}
+
+/* ---- readiness: every exposed TCP port accepts a connection ---- */
+
+static size_t tcp_ports(const seed_instance *s, unsigned *out, size_t max) {
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_expose && n < max; i++)
+        if (seed_protocol_uses_tcp(s->expose[i].protocol))
+            out[n++] = s->expose[i].port;
+    return n;
+}
+
+static void probe_next(apply_step *st);
+
+static int probe_timer(seed_source *t, void *userdata) {
+    apply_step *st = userdata;
+    (void)t;
+    if (st->phase == PH_READY)
+        probe_next(st);
+    else
+        step_advance(st);
+    return 0;
+}
+
+static void arm(apply_step *st, uint64_t usec) {
+    if (st->timer)
+        seed_timer_restart(st->timer, usec);
+    else
+        seed_loop_add_timer(st->a->src->node->loop, usec, probe_timer, st, &st->timer);
+}
+
+static void probe_failed(apply_step *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void probe_failed(apply_step *st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    free(st->probe_detail);
+    if (vasprintf(&st->probe_detail, fmt, ap) < 0)
+        st->probe_detail = NULL;
+    va_end(ap);
+    seed_source_free(TAKE_PTR(st->probe_src));
+    if (st->probe_fd >= 0)
+        close(st->probe_fd);
+    st->probe_fd = -1;
+    st->probe_port = 0;
+    arm(st, READY_POLL_USEC);
+}
+
+static void became_ready(apply_step *st);
+
+static int probe_event(seed_source *s, int fd, uint32_t events, void *userdata) {
+    apply_step *st = userdata;
+    (void)s;
+    int e = 0;
+    socklen_t l = sizeof(e);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l) < 0)
+        e = errno;
+    unsigned ports[SEED_SPEC_MAX_ENTRIES];
+    size_t n = tcp_ports(st->cur->spec, ports, ELEMENTSOF(ports));
+    if (e) {
+        char a[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &st->cur->addr, a, sizeof(a));
+        probe_failed(st, "tcp %s:%u: %s", a, ports[st->probe_port], strerror(e));
+        return 0;
+    }
+    seed_source_free(TAKE_PTR(st->probe_src));
+    close(st->probe_fd);
+    st->probe_fd = -1;
+    if (++st->probe_port >= n) {
+        became_ready(st);
+        return 0;
+    }
+    probe_next(st);
+    return 0;
+}
+
+/* Try the next port (connect, non-blocking, from the node's network namespace). */
+static void probe_next(apply_step *st) {
+    unsigned ports[SEED_SPEC_MAX_ENTRIES];
+    size_t n = tcp_ports(st->cur->spec, ports, ELEMENTSOF(ports));
+    if (st->probe_port >= n) {
+        became_ready(st);
+        return;
+    }
+    if (seed_now_usec() > st->deadline) {
+        step_advance(st);
+        return;
+    }
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)ports[st->probe_port]), .sin_addr = st->cur->addr};
+    st->probe_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (st->probe_fd < 0) {
+        probe_failed(st, "socket: %m");
+        return;
+    }
+    if (connect(st->probe_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+        char a[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &st->cur->addr, a, sizeof(a));
+        probe_failed(st, "tcp %s:%u: %m", a, ports[st->probe_port]);
+        return;
+    }
+    if (seed_loop_add_io(st->a->src->node->loop, st->probe_fd, EPOLLOUT, probe_event, st, &st->probe_src) < 0)
+        probe_failed(st, "watching a probe: out of memory");
+    else
+        arm(st, st->deadline > seed_now_usec() ? st->deadline - seed_now_usec() : 0);
+}
+
+static void start_probe(apply_step *st) {
+    st->phase = PH_READY;
+    st->probe_port = 0;
+    probe_next(st);
+}
+
+/* ---- steps ---- */
+
+static node *step_node(apply_step *st) {
+    return st->a->src->node;
+}
+
+static const char *src_name(apply_step *st) {
+    return st->a->src->name;
+}
+
+/* The new instance of a create or replace. */
+static int make_instance(apply_step *st, bool alt, instance *log_from, inst_role role) {
+    _cleanup_error_ seed_error *err = NULL;
+    instance *in = NULL;
+    if (instance_new(st->a->src, st->a->proj, st->st.desired, alt, log_from, &in, &err) < 0 ||
+        node_add_instance(step_node(st), in) < 0) {
+        instance_free(in);
+        step_finish(st, false, "%s", err ? err->msg : "out of memory");
+        return -1;
+    }
+    in->role = role;
+    in->step = st;
+    st->cur = in;
+    return 0;
+}
+
+static bool held(apply_step *st) {
+    return seed_state_is_held(step_node(st)->db, st->a->src->namespace, st->st.name);
+}
+
+static void retire(apply_step *st, instance *in) {
+    node_remove_instance(step_node(st), in);
+    instance_free(in);
+}
+
+static void became_ready(apply_step *st) {
+    node *n = step_node(st);
+    seed_source_free(TAKE_PTR(st->timer));
+    node_event(n, "instance-ready", src_name(st), st->st.name, "ready at generation %u (identity %.12s)",
+               st->a->gen, st->cur->spec->identity);
+    if (!st->rolling) {
+        step_finish(st, true, NULL);
+        return;
+    }
+    /* The switch: new connections and names go to the new instance. */
+    instance *old = st->old, *cur = st->cur;
+    instance_take_ports(cur, old);
+    cur->role = ROLE_ACTIVE;
+    old->role = ROLE_RETIRING;
+    node_source_write_hosts(st->a->src);
+    node_event(n, "instance-replaced", src_name(st), st->st.name, "rolling: switched to the new instance");
+    st->phase = PH_DRAIN;
+    st->drain_until = seed_now_usec() + (uint64_t)n->opt.grace_ms * 1000;
+    step_advance(st);
+}
+
+static void step_begin(apply_step *st) {
+    node *n = step_node(st);
+    switch (st->st.kind) {
+    case SEED_PLAN_UNCHANGED:
+        instance_adopt_spec(st->old, st->a->proj, st->st.desired);
+        step_finish(st, true, NULL);
+        return;
+    case SEED_PLAN_REMOVE:
+        st->old->role = ROLE_RETIRING;
+        st->old->step = st;
+        node_source_write_hosts(st->a->src);
+        instance_stop(st->old);
+        st->phase = PH_STOP_OLD;
+        break;
+    case SEED_PLAN_CREATE:
+        /* made with the others of the apply (names resolve from the start) */
+        if (!st->cur && make_instance(st, false, NULL, ROLE_ACTIVE) < 0)
+            return;
+        node_event(n, "instance-created", src_name(st), st->st.name, "identity %.12s",
+                   st->st.desired->identity);
+        if (held(st)) {
+            log_info("%s: stopped by seed stop; not started (seed start %s)", st->st.name, st->st.name);
+            seed_logfile_printf(st->cur->log, "seed", "held stopped by seed stop; seed start %s starts it",
+                                st->st.name);
+            step_finish(st, true, NULL);
+            return;
+        }
+        instance_start(st->cur);
+        st->phase = PH_START;
+        break;
+    case SEED_PLAN_REPLACE: {
+        instance *old = st->old;
+        bool running = old->state == INST_RUNNING;
+        st->rolling = st->st.rollout == SEED_ROLLOUT_ROLLING && running;
+        if (make_instance(st, st->rolling ? !old->alt : old->alt, old, ROLE_SUCCESSOR) < 0)
+            return;
+        st->cur->peer = old;
+        old->peer = st->cur;
+        old->step = st;
+        if (st->rolling) {
+            st->cur->defer_ports = true;
+            instance_start(st->cur);
+            st->phase = PH_START;
+        } else {
+            old->role = ROLE_RETIRING;
+            instance_stop(old);
+            st->phase = PH_STOP_OLD;
+        }
+        break;
+    }
+    default:
+        step_finish(st, false, "unknown step");
+        return;
+    }
+    st->deadline = seed_now_usec() + (uint64_t)ROLLOUT_TIMEOUT_MS * 1000;
+    step_advance(st);
+}
+
+static void abort_rolling(apply_step *st, const char *why) {
+    free(st->error);
+    st->error = strdup(why);
+    node_event(step_node(st), "rollout-failed", src_name(st), st->st.name,
+               "%s; the old instance keeps serving", why);
+    seed_logfile_printf(st->cur->log, "seed", "rollout failed: %s; the old instance keeps serving", why);
+    st->cur->role = ROLE_RETIRING;
+    seed_source_free(TAKE_PTR(st->probe_src));
+    instance_stop(st->cur);
+    st->phase = PH_ABORT;
+}
+
+static void step_advance(apply_step *st) {
+    if (st->phase == PH_DONE)
+        return;
+    node *n = step_node(st);
+    uint64_t now = seed_now_usec();
+    switch (st->phase) {
+    case PH_STOP_OLD:
+        if (!instance_settled(st->old))
+            return;
+        if (st->st.kind == SEED_PLAN_REMOVE) {
+            retire(st, TAKE_PTR(st->old));
+            node_event(n, "instance-removed", src_name(st), st->st.name, "stopped; its volumes are kept");
+            step_finish(st, true, NULL);
+            return;
+        }
+        /* recreate: the old one stopped; the new one takes its place. */
+        retire(st, TAKE_PTR(st->old));
+        st->cur->role = ROLE_ACTIVE;
+        node_source_write_hosts(st->a->src);
+        node_event(n, "instance-replaced", src_name(st), st->st.name, "recreate: identity %.12s",
+                   st->st.desired->identity);
+        if (held(st)) {
+            step_finish(st, true, NULL);
+            return;
+        }
+        instance_start(st->cur);
+        st->phase = PH_START;
+        st->deadline = now + (uint64_t)ROLLOUT_TIMEOUT_MS * 1000;
+        /* fall through */
+    case PH_START:
+        if (st->cur->state == INST_RUNNING) {
+            start_probe(st);
+            return;
+        }
+        if (st->cur->state == INST_FAILED || st->cur->state == INST_EXITED ||
+            st->cur->state == INST_STOPPED) {
+            char why[768];
+            snprintf(why, sizeof(why), "the new instance %s: %s",
+                     st->cur->state == INST_FAILED ? "failed to start" : "exited",
+                     st->cur->last_error ? st->cur->last_error : instance_state_name(st->cur));
+            if (st->rolling) {
+                abort_rolling(st, why);
+                step_advance(st);
+                return;
+            }
+            node_event(n, "rollout-failed", src_name(st), st->st.name, "%s", why);
+            step_finish(st, false, "%s", why);
+            return;
+        }
+        if (now > st->deadline)
+            goto timeout;
+        arm(st, st->deadline - now);
+        return;
+    case PH_READY:
+        if (st->cur->state != INST_RUNNING) {
+            st->phase = PH_START;
+            step_advance(st);
+            return;
+        }
+        if (now > st->deadline)
+            goto timeout;
+        return; /* the probe goes on */
+    case PH_DRAIN:
+        if (instance_open_connections(st->old) > 0 && now < st->drain_until) {
+            arm(st, DRAIN_POLL_USEC);
+            return;
+        }
+        st->phase = PH_RETIRE;
+        instance_stop(st->old);
+        /* fall through */
+    case PH_RETIRE:
+        if (!instance_settled(st->old))
+            return;
+        retire(st, TAKE_PTR(st->old));
+        step_finish(st, true, NULL);
+        return;
+    case PH_ABORT:
+        if (!instance_settled(st->cur))
+            return;
+        retire(st, TAKE_PTR(st->cur));
+        step_finish(st, false, NULL);
+        return;
+    default:
+        return;
+    }
+timeout : {
+    char why[768];
+    snprintf(why, sizeof(why), "not ready within %u s%s%s", ROLLOUT_TIMEOUT_MS / 1000,
+             st->probe_detail ? ": " : "", st->probe_detail ? st->probe_detail : "");
+    if (st->rolling) {
+        abort_rolling(st, why);
+        step_advance(st);
+        return;
+    }
+    node_event(n, "rollout-failed", src_name(st), st->st.name, "%s", why);
+    step_finish(st, false, "%s", why);
+}
+}
+
+/* ---- the apply ---- */
+
+int node_apply_start(node_source *s, apply_request *req, node_project *np, const char *revision,
+                     const char *tree, node_apply **ret, seed_error **err) {
+    node *n = s->node;
+    node_apply *a = calloc(1, sizeof(*a));
+    if (!a)
+        return seed_error_set(err, ENOMEM, "out of memory");
+    a->src = s;
+    a->req = req;
+    a->proj = node_project_ref(np);
+    a->started = seed_now_usec();
+    a->revision = revision ? strdup(revision) : NULL;
+    a->tree = tree ? strdup(tree) : NULL;
+    /* What exists now: the instances that serve a name of this source. */
+    seed_plan_actual *actual = calloc(n->n_insts + 1, sizeof(*actual));
+    instance **owners = calloc(n->n_insts + 1, sizeof(*owners));
+    size_t n_actual = 0;
+    if (!actual || !owners) {
+        free(actual);
+        free(owners);
+        a->req = NULL;
+        node_apply_free(a);
+        return seed_error_set(err, ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n->n_insts; i++) {
+        instance *in = n->insts[i];
+        if (in->src != s || in->role != ROLE_ACTIVE)
+            continue;
+        owners[n_actual] = in;
+        actual[n_actual++] = (seed_plan_actual){.name = in->spec->name, .identity = in->spec->identity};
+    }
+    int r = seed_plan_make(np->p, actual, n_actual, req->only, &a->plan);
+    if (r >= 0 && !(a->steps = calloc(a->plan.n + 1, sizeof(apply_step))))
+        r = -ENOMEM;
+    if (r < 0) {
+        free(actual);
+        free(owners);
+        a->req = NULL;
+        node_apply_free(a);
+        return seed_error_set(err, -r, "making the plan");
+    }
+    a->n_steps = a->plan.n;
+    for (size_t i = 0; i < a->plan.n; i++) {
+        apply_step *st = &a->steps[i];
+        st->a = a;
+        st->st = a->plan.steps[i];
+        st->probe_fd = -1;
+        if (st->st.kind != SEED_PLAN_CREATE)
+            st->old = owners[st->st.actual];
+    }
+    free(actual);
+    free(owners);
+    if (req->only && a->plan.n == 0) {
+        a->req = NULL;
+        node_apply_free(a);
+        return seed_error_set(err, ENOENT, "source %s has no instance named '%s', declared or running",
+                              s->name, req->only);
+    }
+    *ret = a;
+    return 0;
+}
+
+static json_t *plan_message(node_apply *a) {
+    return json_pack("{s:s, s:s, s:o, s:o, s:b}", "source", a->src->name, "namespace", a->src->namespace,
+                     "revision", a->revision ? json_string(a->revision) : json_null(), "plan",
+                     seed_plan_json(&a->plan), "dryRun", a->req->dry_run);
+}
+
+static bool all_done(node_apply *a, bool removes_only) {
+    for (size_t i = 0; i < a->n_steps; i++) {
+        if (removes_only && a->steps[i].st.kind != SEED_PLAN_REMOVE)
+            continue;
+        if (a->steps[i].phase != PH_DONE)
+            return false;
+    }
+    return true;
+}
+
+static void finish(node_apply *a) {
+    node_source *s = a->src;
+    node *n = s->node;
+    a->finished = true;
+    if (!a->req->dry_run) {
+        json_t *actions = json_array();
+        for (size_t i = 0; i < a->n_steps; i++) {
+            apply_step *st = &a->steps[i];
+            json_t *o = json_pack("{s:s, s:s, s:s}", "name", st->st.name, "action",
+                                  seed_plan_kind_name(st->st.kind), "result", st->failed ? "failed" : "ok");
+            if (st->st.kind == SEED_PLAN_REPLACE)
+                json_object_set_new(o, "rollout", json_string(seed_rollout_to_string(st->st.rollout)));
+            if (st->error)
+                json_object_set_new(o, "error", json_string(st->error));
+            json_array_append_new(actions, o);
+        }
+        bool failed = node_apply_failed(a);
+        seed_state_generation_finish(n->db, s->name, a->gen, failed ? "failed" : "ok",
+                                     failed ? "a rollout failed" : NULL, actions);
+        json_decref(actions);
+        const size_t *c = a->plan.counts;
+        node_event(n, failed ? "apply-failed" : "apply-finished", s->name, NULL,
+                   "generation %u%s%s: %zu created, %zu replaced, %zu removed, %zu unchanged in %.0f ms",
+                   a->gen, a->revision ? " at " : "", a->revision ? a->revision : "", c[SEED_PLAN_CREATE],
+                   c[SEED_PLAN_REPLACE], c[SEED_PLAN_REMOVE], c[SEED_PLAN_UNCHANGED],
+                   (double)(seed_now_usec() - a->started) / 1000.0);
+    }
+    node_source_applied(s); /* frees a */
+}
+
+void node_apply_run(node_apply *a) {
+    node_source *s = a->src;
+    node *n = s->node;
+    json_t *plan = plan_message(a);
+    for (apply_waiter *w = a->req->waiters; w; w = w->next)
+        if (w->plan)
+            w->plan(w, plan);
+    json_decref(plan);
+    if (a->req->dry_run) {
+        finish(a);
+        return;
+    }
+    if (seed_state_generation_begin(n->db, s->name, s->namespace, a->revision, a->tree, a->req->trigger,
+                                    &a->gen) < 0)
+        log_warning("%s: recording the generation failed", s->name);
+    const size_t *c = a->plan.counts;
+    if (!seed_plan_is_noop(&a->plan))
+        node_event(n, "apply-started", s->name, NULL,
+                   "generation %u (%s)%s%s: %zu to create, %zu to replace, %zu to remove, %zu unchanged",
+                   a->gen, a->req->trigger, a->revision ? " at " : "", a->revision ? a->revision : "",
+                   c[SEED_PLAN_CREATE], c[SEED_PLAN_REPLACE], c[SEED_PLAN_REMOVE], c[SEED_PLAN_UNCHANGED]);
+    /* Unchanged ones move to the new project at once; removals go first. */
+    for (size_t i = 0; i < a->n_steps; i++)
+        if (a->steps[i].st.kind == SEED_PLAN_UNCHANGED || a->steps[i].st.kind == SEED_PLAN_REMOVE)
+            step_begin(&a->steps[i]);
+    node_apply_advance(a);
+}
+
+void node_apply_advance(node_apply *a) {
+    if (a->finished || a->req->dry_run)
+        return;
+    for (size_t i = 0; i < a->n_steps; i++)
+        if (a->steps[i].phase != PH_BEGIN && a->steps[i].phase != PH_DONE)
+            step_advance(&a->steps[i]);
+    if (!a->removes_done && all_done(a, true)) {
+        a->removes_done = true;
+        /* Every new instance is in the namespace's /etc/hosts before any starts. */
+        for (size_t i = 0; i < a->n_steps; i++)
+            if (a->steps[i].phase == PH_BEGIN && a->steps[i].st.kind == SEED_PLAN_CREATE)
+                make_instance(&a->steps[i], false, NULL, ROLE_ACTIVE);
+        node_source_write_hosts(a->src);
+        for (size_t i = 0; i < a->n_steps; i++)
+            if (a->steps[i].phase == PH_BEGIN)
+                step_begin(&a->steps[i]);
+    }
+    if (a->removes_done && all_done(a, false))
+        finish(a);
+}
+
+void apply_instance_changed(instance *in) {
+    if (in->src && (in->step || in->src->removing))
+        node_source_kick(in->src);
+}
+
+bool node_apply_failed(const node_apply *a) {
+    for (size_t i = 0; i < a->n_steps; i++)
+        if (a->steps[i].failed)
+            return true;
+    return false;
+}
+
+unsigned node_apply_generation(const node_apply *a) {
+    return a->gen;
+}
+
+bool node_apply_dry_run(const node_apply *a) {
+    return a->req->dry_run;
+}
+
+apply_waiter **node_apply_waiters(node_apply *a) {
+    return &a->req->waiters;
+}
+
+json_t *node_apply_result(node_apply *a) {
+    json_t *res = plan_message(a);
+    bool failed = node_apply_failed(a);
+    json_object_set_new(res, "ok", json_boolean(!failed));
+    json_object_set_new(res, "generation", a->gen ? json_integer(a->gen) : json_null());
+    json_t *actions = json_object_get(res, "plan");
+    for (size_t i = 0; i < a->n_steps && i < json_array_size(actions); i++) {
+        json_t *o = json_array_get(actions, i);
+        if (!a->req->dry_run)
+            json_object_set_new(o, "result", json_string(a->steps[i].failed ? "failed" : "ok"));
+        if (a->steps[i].error)
+            json_object_set_new(o, "error", json_string(a->steps[i].error));
+    }
+    if (failed)
+        json_object_set_new(res, "error", json_string("a rollout failed"));
+    return res;
+}
+
+void node_apply_free(node_apply *a) {
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->n_steps; i++) {
+        apply_step *st = &a->steps[i];
+        if (st->phase != PH_DONE)
+            step_finish(st, false, "the node stopped");
+        free(st->error);
+        free(st->probe_detail);
+    }
+    free(a->steps);
+    seed_plan_clear(&a->plan);
+    node_project_unref(a->proj);
+    if (a->req) {
+        free(a->req->only);
+        free(a->req);
+    }
+    free(a->revision);
+    free(a->tree);
+    free(a);
+}
