@@ -439,8 +439,6 @@ static int parse_scp(const char *url, const char *colon, const char *ref, seed_f
     int r = check_authority(url, url, (size_t)(colon - url), &pw_at, err);
     if (r < 0)
         return r;
-    if (pw_at)
-        return seed_error_set(err, EINVAL, "source URL '%s': user@host:path takes no password", url);
     const char *path = colon + 1;
     if (!*path)
         return seed_error_set(err, EINVAL, "source URL '%s' names no repository path after ':'", url);
