@@ -938,7 +938,8 @@ static int do_fetch(const job *j, result *res) {
             src = "HEAD";
         else {
             list_refs(refs, n, &names);
-            r = fail(res, ENOENT, "%s has no HEAD (%s); give the branch with --ref", j->display, names.p);
+            r = fail(res, ENOENT, "the HEAD of %s names no existing branch (%s); give the branch with --ref",
+                     j->display, names.p);
         }
     } else {
         static const char *const prefixes[] = {"refs/heads/", "refs/tags/"};
