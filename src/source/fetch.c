@@ -1176,10 +1176,11 @@ static int on_dir_ready(seed_source *s, void *userdata) {
     struct stat st;
     seed_fetch_result r = {.commit = "", .tree = f->dir};
     _cleanup_free_ char *msg = NULL;
-    if (stat(f->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        r.error = errno && !S_ISDIR(st.st_mode) ? ENOENT : ENOTDIR;
+    int e = stat(f->dir, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    if (e) {
+        r.error = e;
         r.tree = NULL;
-        if (asprintf(&msg, "source directory %s does not exist (any more)", f->dir) < 0)
+        if (asprintf(&msg, "source directory %s: %s", f->dir, strerror(e)) < 0)
             msg = NULL;
         r.message = msg ? msg : "out of memory";
     }

@@ -157,6 +157,8 @@ def test_not_a_repository():
     # An absolute path to a plain directory is a directory source: nothing to fetch.
     out = fetch(plain, None, workdir() / "src")
     assert out["kind"] == "dir" and out["tree"] == str(plain) and out["commit"] == ""
+    out = fetch(f"path:{plain}/gone", None, workdir() / "src")
+    assert out["message"] == f"source directory or repository {plain}/gone: No such file or directory"
 
 
 def test_empty_repository():
