@@ -7,7 +7,8 @@ PACKAGES="
   build-essential meson ninja-build pkg-config clang clang-format
   libjansson-dev libssl-dev libcmocka-dev libsqlite3-dev libseccomp-dev
   libmnl-dev libnftables-dev libmicrohttpd-dev libsystemd-dev
-  e2fsprogs iproute2 nftables util-linux procps curl busybox-static git
+  e2fsprogs iproute2 nftables util-linux procps curl busybox-static
+  git openssh-client
   python3 python3-pytest python3-pytest-timeout
 "
 
