@@ -603,9 +603,9 @@ static bool parse_duration(parse_ctx *c, json_t *v, const char *what, unsigned m
             return false;
         }
         snprintf(text, sizeof(text), "\"%s\"", json_string_value(v));
-    } else if (json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) <= 1e9) {
+    } else if (json_is_number(v) && json_number_value(v) >= 0) {
         /* A plain number counts seconds; fractions round to the millisecond. */
-        ms = (uint64_t)(json_number_value(v) * 1000 + 0.5);
+        ms = json_number_value(v) <= 1e9 ? (uint64_t)(json_number_value(v) * 1000 + 0.5) : UINT64_MAX;
         seed_json_describe(v, text, sizeof(text));
         snprintf(text + strlen(text), sizeof(text) - strlen(text), " seconds");
     } else {

@@ -277,6 +277,8 @@ static void test_health_errors(void **state) {
          "health.interval \"99ms\" is out of range: expected from 100ms to 1h"},
         {"{\"w\": {\"health\": {\"command\": [\"x\"], \"interval\": 3601}}}", "w.health.interval",
          "health.interval 3601 seconds is out of range: expected from 100ms to 1h"},
+        {"{\"w\": {\"rolloutTimeout\": 1e300}}", "w.rolloutTimeout",
+         "is out of range: expected from 1s to 1h"},
         {"{\"w\": {\"health\": {\"command\": [\"x\"], \"interval\": -1}}}", "w.health.interval",
          "expected a duration like \"500ms\", \"5s\" or \"1m\", or a number of seconds, found -1"},
         {"{\"w\": {\"health\": {\"command\": [\"x\"], \"interval\": true}}}", "w.health.interval",
