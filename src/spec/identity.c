@@ -59,6 +59,13 @@ int seed_instance_identity(const seed_instance *inst, char out[65]) {
         return -ENOMEM;
     if (inst->root_kind == SEED_ROOT_DIR)
         json_object_set_new(m, "rootDigest", json_string(inst->root_digest));
+    /* Fields added to the meta since identity version 1 count only when they differ
+     * from their default, so that a project that does not use them keeps its
+     * identities and nothing rolls out because seed was upgraded. */
+    if (json_is_null(json_object_get(m, "health")))
+        json_object_del(m, "health");
+    if (inst->rollout_timeout_ms == SEED_ROLLOUT_DEFAULT_TIMEOUT_MS)
+        json_object_del(m, "rolloutTimeoutMs");
     json_object_set_new(m, "identityVersion", json_integer(1));
     seed_sha256 *h = seed_sha256_new();
     /* Hash the canonical text as jansson writes it, without building the string. */

@@ -475,7 +475,7 @@ static void process_clear(seed_process *p) {
     free(p->user);
 }
 
-static void parse_command(parse_ctx *c, json_t *v, seed_process *p) {
+static void parse_command(parse_ctx *c, json_t *v, char ***command, size_t *n_command) {
     if (!json_is_array(v) || json_array_size(v) == 0) {
         type_error(c, v, "a non-empty array of strings, like [\"busybox\", \"httpd\", \"-f\"]");
         return;
@@ -512,8 +512,8 @@ static void parse_command(parse_ctx *c, json_t *v, seed_process *p) {
         free(argv);
         return;
     }
-    p->command = argv;
-    p->n_command = n;
+    *command = argv;
+    *n_command = n;
 }
 
 static void parse_processes(parse_ctx *c, json_t *v, seed_instance *inst) {
@@ -541,7 +541,7 @@ static void parse_processes(parse_ctx *c, json_t *v, seed_instance *inst) {
         json_t *x;
         size_t s2 = seed_jpath_push_key(&c->path, "command");
         if ((x = json_object_get(e, "command")))
-            parse_command(c, x, &p);
+            parse_command(c, x, &p.command, &p.n_command);
         else
             parse_error(c, "missing: every process needs a command, like [\"busybox\", \"httpd\"]");
         ok = ok && p.command;
@@ -588,6 +588,167 @@ static void parse_processes(parse_ctx *c, json_t *v, seed_instance *inst) {
         seed_jpath_pop(&c->path, saved);
     }
     qsort(inst->processes, inst->n_processes, sizeof(seed_process), cmp_name);
+}
+
+/* A duration: a string with a unit ("500ms", "5s", "1m") or a JSON number of seconds,
+ * within [min_ms, max_ms]. */
+static bool parse_duration(parse_ctx *c, json_t *v, const char *what, unsigned min_ms, unsigned max_ms,
+                           unsigned *out) {
+    char text[64];
+    uint64_t ms;
+    if (json_is_string(v)) {
+        _cleanup_free_ char *msg = NULL;
+        if (seed_parse_duration(json_string_value(v), &ms, &msg) < 0) {
+            parse_error(c, "%s", msg ? msg : "malformed duration");
+            return false;
+        }
+        snprintf(text, sizeof(text), "\"%s\"", json_string_value(v));
+    } else if (json_is_number(v) && json_number_value(v) >= 0) {
+        /* A plain number counts seconds; fractions round to the millisecond. */
+        ms = json_number_value(v) <= 1e9 ? (uint64_t)(json_number_value(v) * 1000 + 0.5) : UINT64_MAX;
+        seed_json_describe(v, text, sizeof(text));
+        snprintf(text + strlen(text), sizeof(text) - strlen(text), " seconds");
+    } else {
+        type_error(c, v, "a duration like \"500ms\", \"5s\" or \"1m\", or a number of seconds");
+        return false;
+    }
+    if (ms < min_ms || ms > max_ms) {
+        char lo[16], hi[16];
+        seed_format_duration(min_ms, lo, sizeof(lo));
+        seed_format_duration(max_ms, hi, sizeof(hi));
+        parse_error(c, "%s %s is out of range: expected from %s to %s", what, text, lo, hi);
+        return false;
+    }
+    *out = (unsigned)ms;
+    return true;
+}
+
+static void health_free(seed_health *h) {
+    if (!h)
+        return;
+    free(h->http_path);
+    strv_free(h->command);
+    free(h);
+}
+
+static void parse_health_port(parse_ctx *c, json_t *v, seed_instance *inst, bool check_exposed,
+                              seed_health *h) {
+    if (!parse_port(c, v, &h->port) || !check_exposed)
+        return;
+    char list[256] = "";
+    size_t o = 0;
+    for (size_t i = 0; i < inst->n_expose; i++) {
+        if (!seed_protocol_uses_tcp(inst->expose[i].protocol))
+            continue;
+        if (inst->expose[i].port == h->port)
+            return;
+        if (o < sizeof(list))
+            o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%u (%s)", o ? ", " : "",
+                                  inst->expose[i].port, inst->expose[i].name);
+    }
+    if (o)
+        parse_error(c, "port %u is not one of this instance's exposed TCP ports: expected one of %s", h->port,
+                    list);
+    else
+        parse_error(c, "port %u is not exposed: this instance exposes no TCP port (declare it in expose)",
+                    h->port);
+    h->port = 0;
+}
+
+static void parse_health_path(parse_ctx *c, json_t *v, seed_health *h) {
+    if (!parse_string(c, v, "a request path like \"/healthz\"", &h->http_path))
+        return;
+    const char *why = NULL;
+    size_t n = strlen(h->http_path);
+    if (h->http_path[0] != '/')
+        why = "must start with '/'";
+    else if (n > 1024)
+        why = "is longer than 1024 bytes";
+    for (size_t i = 0; !why && i < n; i++)
+        if (h->http_path[i] <= ' ' || h->http_path[i] > '~')
+            why = "may only hold printable ASCII characters without spaces";
+    if (why) {
+        char found[96];
+        seed_json_describe(v, found, sizeof(found));
+        parse_error(c, "request path %s %s: expected a path like \"/healthz\"", found, why);
+        free(h->http_path);
+        h->http_path = NULL;
+    }
+}
+
+/* health = {"http": "/path", "port": N} or {"command": [...]}, plus interval, timeout and
+ * retries. check_exposed is false when expose itself had errors, to report those only. */
+static void parse_health(parse_ctx *c, json_t *v, seed_instance *inst, bool check_exposed) {
+    if (!json_is_object(v)) {
+        type_error(c, v, "an object like {\"http\": \"/healthz\", \"port\": 8080} or {\"command\": [...]}");
+        return;
+    }
+    static const char *const keys[] = {"http", "port", "command", "interval", "timeout", "retries"};
+    check_keys(c, v, keys, ELEMENTSOF(keys));
+    seed_health *h = calloc(1, sizeof(*h));
+    if (!h) {
+        parse_error(c, "out of memory");
+        return;
+    }
+    h->interval_ms = SEED_HEALTH_DEFAULT_INTERVAL_MS;
+    h->timeout_ms = SEED_HEALTH_DEFAULT_TIMEOUT_MS;
+    h->retries = SEED_HEALTH_DEFAULT_RETRIES;
+    size_t before = seed_diags_count(c->diags);
+    json_t *http = json_object_get(v, "http"), *port = json_object_get(v, "port");
+    json_t *command = json_object_get(v, "command"), *x;
+    size_t s2;
+    if (http && command) {
+        parse_error(c, "has both http and command: expected exactly one kind of check");
+    } else if (http) {
+        h->kind = SEED_HEALTH_HTTP;
+        s2 = seed_jpath_push_key(&c->path, "http");
+        parse_health_path(c, http, h);
+        seed_jpath_pop(&c->path, s2);
+        s2 = seed_jpath_push_key(&c->path, "port");
+        if (port)
+            parse_health_port(c, port, inst, check_exposed, h);
+        else
+            parse_error(c, "missing: an http check needs the exposed port to send it to");
+        seed_jpath_pop(&c->path, s2);
+    } else if (command) {
+        h->kind = SEED_HEALTH_COMMAND;
+        s2 = seed_jpath_push_key(&c->path, "command");
+        parse_command(c, command, &h->command, &h->n_command);
+        seed_jpath_pop(&c->path, s2);
+        if (port) {
+            s2 = seed_jpath_push_key(&c->path, "port");
+            parse_error(c, "belongs to an http check: a command check runs inside the instance");
+            seed_jpath_pop(&c->path, s2);
+        }
+    } else {
+        parse_error(c, "has no check: expected {\"http\": \"/path\", \"port\": N} or {\"command\": [...]}");
+    }
+    if ((x = json_object_get(v, "interval"))) {
+        s2 = seed_jpath_push_key(&c->path, "interval");
+        parse_duration(c, x, "health.interval", 100, 3600 * 1000, &h->interval_ms);
+        seed_jpath_pop(&c->path, s2);
+    }
+    if ((x = json_object_get(v, "timeout"))) {
+        s2 = seed_jpath_push_key(&c->path, "timeout");
+        parse_duration(c, x, "health.timeout", 100, 300 * 1000, &h->timeout_ms);
+        seed_jpath_pop(&c->path, s2);
+    }
+    if ((x = json_object_get(v, "retries"))) {
+        s2 = seed_jpath_push_key(&c->path, "retries");
+        if (!json_is_integer(x))
+            type_error(c, x, "a number of consecutive failures (an integer from 1 to 100)");
+        else if (json_integer_value(x) < 1 || json_integer_value(x) > 100)
+            parse_error(c, "health.retries %lld is out of range: expected an integer from 1 to 100",
+                        (long long)json_integer_value(x));
+        else
+            h->retries = (unsigned)json_integer_value(x);
+        seed_jpath_pop(&c->path, s2);
+    }
+    if (seed_diags_count(c->diags) != before) {
+        health_free(h);
+        return;
+    }
+    inst->health = h;
 }
 
 /* Join the directory of the declaring file and a relative path. */
@@ -693,10 +854,12 @@ static bool valid_store_path(const char *s) {
 }
 
 void parse_instance(parse_ctx *c, json_t *obj, seed_instance *inst) {
-    static const char *const keys[] = {"name",    "system", "size", "expose", "storage",   "connect",
-                                       "rollout", "shoot",  "root", "env",    "processes", "toplevel"};
+    static const char *const keys[] = {"name",    "system",  "size",           "expose",  "storage",
+                                       "connect", "rollout", "rolloutTimeout", "health",  "shoot",
+                                       "root",    "env",     "processes",      "toplevel"};
     inst->size = SEED_SIZE_S;
     inst->rollout = SEED_ROLLOUT_RECREATE;
+    inst->rollout_timeout_ms = SEED_ROLLOUT_DEFAULT_TIMEOUT_MS;
     inst->root_kind = SEED_ROOT_HOST;
 
     if (!json_is_object(obj)) {
@@ -731,8 +894,10 @@ void parse_instance(parse_ctx *c, json_t *obj, seed_instance *inst) {
         if (s >= 0)
             inst->size = (seed_size_tier)s;
     }
+    size_t expose_errors = seed_diags_count(c->diags);
     WITH_KEY ("expose")
         parse_expose(c, v, inst);
+    expose_errors = seed_diags_count(c->diags) - expose_errors;
     WITH_KEY ("storage")
         parse_storage(c, v, inst);
     WITH_KEY ("connect")
@@ -742,6 +907,10 @@ void parse_instance(parse_ctx *c, json_t *obj, seed_instance *inst) {
         if (r >= 0)
             inst->rollout = (seed_rollout)r;
     }
+    WITH_KEY ("rolloutTimeout")
+        parse_duration(c, v, "rolloutTimeout", 1000, 3600 * 1000, &inst->rollout_timeout_ms);
+    WITH_KEY ("health")
+        parse_health(c, v, inst, expose_errors == 0);
     WITH_KEY ("shoot") {
         if (!json_is_object(v)) {
             type_error(c, v, "an object like {\"enable\": true, \"max\": 4}");
@@ -827,6 +996,7 @@ void seed_instance_clear(seed_instance *inst) {
         free(inst->connect[i].service);
     }
     free(inst->connect);
+    health_free(inst->health);
     free(inst->root);
     free(inst->root_path);
     kv_free(inst->env, inst->n_env);

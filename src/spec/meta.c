@@ -28,6 +28,28 @@ static json_t *processes_object(const seed_instance *inst) {
     return o;
 }
 
+/* {"http": "/healthz", "port": 8080, ...} or {"command": [...], ...}; durations in ms. */
+static json_t *health_object(const seed_health *h) {
+    if (!h)
+        return json_null();
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    if (h->kind == SEED_HEALTH_HTTP) {
+        json_object_set_new(o, "http", json_string(h->http_path));
+        json_object_set_new(o, "port", json_integer(h->port));
+    } else {
+        json_t *cmd = json_array();
+        for (size_t j = 0; cmd && j < h->n_command; j++)
+            json_array_append_new(cmd, json_string(h->command[j]));
+        json_object_set_new(o, "command", cmd);
+    }
+    json_object_set_new(o, "intervalMs", json_integer(h->interval_ms));
+    json_object_set_new(o, "timeoutMs", json_integer(h->timeout_ms));
+    json_object_set_new(o, "retries", json_integer(h->retries));
+    return o;
+}
+
 json_t *seed_instance_meta(const seed_instance *inst, const char *namespace, bool with_identity) {
     json_t *expose = json_object(), *storage = json_object(), *connect = json_object();
     if (!expose || !storage || !connect) {
@@ -51,12 +73,13 @@ json_t *seed_instance_meta(const seed_instance *inst, const char *namespace, boo
                             json_pack("{s:s, s:o}", "service", inst->connect[i].service, "port", port));
     }
 
-    json_t *m =
-        json_pack("{s:s, s:s, s:s, s:{s:i, s:i}, s:o, s:o, s:o, s:s, s:{s:b, s:i}}", "name", inst->name,
-                  "system", inst->system ? inst->system : "", "size", seed_size_tier_to_string(inst->size),
-                  "resources", "vcpus", (int)inst->vcpus, "memory", (int)inst->memory_mib, "expose", expose,
-                  "storage", storage, "connect", connect, "rollout", seed_rollout_to_string(inst->rollout),
-                  "shoot", "enable", (int)inst->shoot_enable, "max", (int)inst->shoot_max);
+    json_t *m = json_pack("{s:s, s:s, s:s, s:{s:i, s:i}, s:o, s:o, s:o, s:s, s:I, s:o, s:{s:b, s:i}}", "name",
+                          inst->name, "system", inst->system ? inst->system : "", "size",
+                          seed_size_tier_to_string(inst->size), "resources", "vcpus", (int)inst->vcpus,
+                          "memory", (int)inst->memory_mib, "expose", expose, "storage", storage, "connect",
+                          connect, "rollout", seed_rollout_to_string(inst->rollout), "rolloutTimeoutMs",
+                          (json_int_t)inst->rollout_timeout_ms, "health", health_object(inst->health),
+                          "shoot", "enable", (int)inst->shoot_enable, "max", (int)inst->shoot_max);
     if (!m)
         return NULL;
     if (namespace)

@@ -1,7 +1,8 @@
 /* Storage sizes in Kubernetes quantity syntax, computed exactly:
  *   <sign><digits>[.<digits>]<suffix>, suffix one of Ki Mi Gi Ti Pi Ei, k M G T P E,
  *   e<exponent> / E<exponent>, or none (bytes).
- * Fractions are rounded up to whole bytes, as Kubernetes does for Value(). */
+ * Fractions are rounded up to whole bytes, as Kubernetes does for Value().
+ * Also durations (health checks, rollouts): <digits>[.<digits>]<unit>, unit ms s m h. */
 #include <ctype.h>
 #include <stdarg.h>
 #include <errno.h>
@@ -133,4 +134,67 @@ int seed_parse_quantity(const char *s, uint64_t *ret, char **errmsg) {
         return fail(errmsg, ERANGE, "size \"%s\" is too large (at most 8Ei)", s);
     *ret = (uint64_t)bytes;
     return 0;
+}
+
+#define DURATION_SYNTAX                                                                        \
+    "malformed duration \"%s\": expected a number with a unit ms, s, m or h, like \"500ms\", " \
+    "\"5s\" or \"1m\""
+
+int seed_parse_duration(const char *s, uint64_t *ret_ms, char **errmsg) {
+    const char *p = s;
+    uint64_t whole = 0, frac = 0, frac_den = 1;
+    int digits = 0;
+    for (; isdigit((unsigned char)*p); p++) {
+        /* 12 digits of hours still fit 64 bits in milliseconds. */
+        if (++digits > 12)
+            return fail(errmsg, ERANGE, "duration \"%s\" has too many digits", s);
+        whole = whole * 10 + (uint64_t)(*p - '0');
+    }
+    if (*p == '.') {
+        p++;
+        int fdigits = 0;
+        for (; isdigit((unsigned char)*p); p++) {
+            if (++fdigits > 9)
+                return fail(errmsg, ERANGE, "duration \"%s\" has too many digits after the point", s);
+            frac = frac * 10 + (uint64_t)(*p - '0');
+            frac_den *= 10;
+        }
+        if (!fdigits)
+            return fail(errmsg, EINVAL, DURATION_SYNTAX, s);
+    }
+    if (!digits && frac_den == 1)
+        return fail(errmsg, EINVAL, DURATION_SYNTAX, s);
+
+    uint64_t unit;
+    if (streq(p, "ms"))
+        unit = 1;
+    else if (streq(p, "s"))
+        unit = 1000;
+    else if (streq(p, "m"))
+        unit = 60 * 1000;
+    else if (streq(p, "h"))
+        unit = 3600 * 1000;
+    else if (!*p)
+        return fail(errmsg, EINVAL,
+                    "duration \"%s\" has no unit: expected ms, s, m or h, like \"500ms\" or \"5s\" (a "
+                    "plain JSON number counts seconds)",
+                    s);
+    else
+        return fail(errmsg, EINVAL, DURATION_SYNTAX, s);
+
+    if ((frac * unit) % frac_den)
+        return fail(errmsg, EINVAL, "duration \"%s\" is finer than a millisecond", s);
+    *ret_ms = whole * unit + frac * unit / frac_den;
+    return 0;
+}
+
+void seed_format_duration(uint64_t ms, char *buf, size_t size) {
+    if (ms && ms % (3600 * 1000) == 0)
+        snprintf(buf, size, "%lluh", (unsigned long long)(ms / (3600 * 1000)));
+    else if (ms && ms % (60 * 1000) == 0)
+        snprintf(buf, size, "%llum", (unsigned long long)(ms / (60 * 1000)));
+    else if (ms && ms % 1000 == 0)
+        snprintf(buf, size, "%llus", (unsigned long long)(ms / 1000));
+    else
+        snprintf(buf, size, "%llums", (unsigned long long)ms);
 }

@@ -93,6 +93,28 @@ typedef struct seed_process {
     seed_restart restart;
 } seed_process;
 
+typedef enum seed_health_kind {
+    SEED_HEALTH_HTTP,    /* GET <http_path> on <port>: ready on a 2xx or 3xx status */
+    SEED_HEALTH_COMMAND, /* <command> run inside the instance: ready on exit code 0 */
+} seed_health_kind;
+
+/* The `health` option (ours): how to tell that an instance is ready to serve. */
+typedef struct seed_health {
+    seed_health_kind kind;
+    char *http_path; /* HTTP: starts with '/', printable ASCII without spaces */
+    unsigned port;   /* HTTP: one of the instance's exposed TCP ports */
+    char **command;  /* COMMAND: NULL-terminated, at least one element */
+    size_t n_command;
+    unsigned interval_ms; /* between the starts of two checks */
+    unsigned timeout_ms;  /* one check fails when it takes longer */
+    unsigned retries;     /* consecutive failures before a ready instance counts as unhealthy */
+} seed_health;
+
+#define SEED_HEALTH_DEFAULT_INTERVAL_MS 5000
+#define SEED_HEALTH_DEFAULT_TIMEOUT_MS 2000
+#define SEED_HEALTH_DEFAULT_RETRIES 3
+#define SEED_ROLLOUT_DEFAULT_TIMEOUT_MS 60000
+
 typedef struct seed_instance {
     char *name;
     char *file; /* the JSON file it was declared in, relative to the project */
@@ -107,6 +129,8 @@ typedef struct seed_instance {
     seed_connect *connect;
     size_t n_connect;
     seed_rollout rollout;
+    unsigned rollout_timeout_ms; /* how long a new instance may take to become ready */
+    seed_health *health;         /* NULL: ready = every exposed TCP port accepts a connection */
     bool shoot_enable;
     unsigned shoot_max; /* shoots of this instance running at once (shoot.max) */
 
@@ -176,3 +200,9 @@ int seed_tree_digest(int dirfd, char out[65], char **errmsg);
  * "1073741824"). Returns 0 and the size rounded up to whole bytes, or -EINVAL /
  * -ERANGE with a message in *errmsg (malloc'd). */
 int seed_parse_quantity(const char *s, uint64_t *ret, char **errmsg);
+/* Duration "500ms", "5s", "1.5m", "1h" (units ms, s, m, h; a fraction must come to whole
+ * milliseconds). Returns 0 and the milliseconds, or -EINVAL / -ERANGE with a message in
+ * *errmsg (malloc'd). Bounds are the caller's. */
+int seed_parse_duration(const char *s, uint64_t *ret_ms, char **errmsg);
+/* The shortest exact text of a duration in the largest whole unit: "100ms", "5s", "1h". */
+void seed_format_duration(uint64_t ms, char *buf, size_t size);

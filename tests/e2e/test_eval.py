@@ -239,3 +239,60 @@ def test_errors_quoting_long_or_odd_text_stay_valid_utf8(seed, tmp_path):
     paths = sorted(e["path"] for e in out["errors"])
     assert paths[0].startswith('web."ab\u00e9') and paths[0].endswith('..."'), paths
     assert any("FIFO" in e["message"] and "pipe-\ufffd" in e["message"] for e in out["errors"]), out
+
+
+def test_health_and_rollout_timeout(seed, tmp_path):
+    """health (an http or command check) and rolloutTimeout are in the meta, durations
+    as milliseconds; an instance without them shows the defaults (health null)."""
+    (tmp_path / "seeds.json").write_text(json.dumps({
+        "web": {"expose": {"http": 8080}, "rollout": "rolling", "rolloutTimeout": "2m",
+                "health": {"http": "/healthz", "port": 8080, "interval": "500ms"}},
+        "db": {"health": {"command": ["pg_isready", "-q"], "timeout": 5, "retries": 10}},
+        "plain": {}}))
+    meta = eval_json(seed, str(tmp_path))
+    web = meta["web"]
+    assert web["health"] == {"http": "/healthz", "port": 8080, "intervalMs": 500, "timeoutMs": 2000,
+                             "retries": 3}
+    assert web["rolloutTimeoutMs"] == 120000
+    assert meta["db"]["health"] == {"command": ["pg_isready", "-q"], "intervalMs": 5000,
+                                    "timeoutMs": 5000, "retries": 10}
+    assert meta["db"]["rolloutTimeoutMs"] == 60000
+    assert meta["plain"]["health"] is None and meta["plain"]["rolloutTimeoutMs"] == 60000
+    # New fields sit next to rollout; the existing order is kept.
+    keys = list(web)
+    assert keys[keys.index("rollout"):keys.index("rollout") + 4] == [
+        "rollout", "rolloutTimeoutMs", "health", "shoot"]
+
+
+def test_health_errors_name_their_option(seed, tmp_path):
+    """A bad health check or rollout timeout changes nothing: eval exits 1 and every
+    error names its option path and what was expected."""
+    (tmp_path / "seeds.json").write_text(json.dumps({
+        "web": {"expose": {"http": 8080}, "rolloutTimeout": "2 minutes",
+                "health": {"http": "healthz", "port": 9090, "interval": "10ms", "retries": 0}},
+        "db": {"health": {"command": ["x"], "http": "/"}}}))
+    r = run([seed, "eval", str(tmp_path), "--json"])
+    assert r.returncode == 1, r.stdout + r.stderr
+    errors = {e["path"]: e["message"] for e in json.loads(r.stdout)["errors"]}
+    assert "must start with '/'" in errors["web.health.http"]
+    assert "expected one of 8080 (http)" in errors["web.health.port"]
+    assert "expected from 100ms to 1h" in errors["web.health.interval"]
+    assert "expected an integer from 1 to 100" in errors["web.health.retries"]
+    assert "malformed duration" in errors["web.rolloutTimeout"]
+    assert "exactly one kind of check" in errors["db.health"]
+    assert len(errors) == 6
+
+
+def test_identity_ignores_absent_health(seed, tmp_path):
+    """Identities of instances without health/rolloutTimeout are the ones seed gave
+    before these options existed (an upgrade rolls nothing out); adding a check
+    changes that instance's identity, and only that one's."""
+    project = {"w": {"system": "x86_64-linux"}, "b": {"system": "x86_64-linux", "expose": {"h": 80}}}
+    (tmp_path / "seeds.json").write_text(json.dumps(project))
+    before = eval_json(seed, str(tmp_path))
+    assert before["w"]["identity"] == "da41ca2d54000b5e2d629691cf0282b7ff298f2f15154754fd21803431db2262"
+    project["b"]["health"] = {"http": "/", "port": 80}
+    (tmp_path / "seeds.json").write_text(json.dumps(project))
+    after = eval_json(seed, str(tmp_path))
+    assert after["w"]["identity"] == before["w"]["identity"]
+    assert after["b"]["identity"] != before["b"]["identity"]

@@ -182,6 +182,203 @@ static void test_rollout_shoot_system(void **state) {
     seed_project_free(p);
 }
 
+static void test_health_and_rollout_timeout(void **state) {
+    seed_project *p = valid(
+        "{\"a\": {\"expose\": {\"http\": 8080, \"d\": {\"port\": 54, \"protocol\": \"dns\"}}, \"health\": "
+        "{\"http\": \"/healthz?full=1\", \"port\": 8080}}, "
+        "\"b\": {\"health\": {\"command\": [\"pg_isready\", \"-q\"], \"interval\": \"500ms\", \"timeout\": "
+        "1, "
+        "\"retries\": 100}, \"rolloutTimeout\": \"5m\"}, "
+        "\"c\": {\"expose\": {\"d\": {\"port\": 53, \"protocol\": \"dns\"}}, \"health\": {\"http\": \"/\", "
+        "\"port\": 53, \"interval\": 0.1, \"timeout\": \"5m\", \"retries\": 1}, \"rolloutTimeout\": 1.5}, "
+        "\"d\": {\"health\": {\"command\": [\"true\"], \"interval\": \"1h\", \"timeout\": \"0.1s\"}, "
+        "\"rolloutTimeout\": \"1h\"}, "
+        "\"e\": {\"rolloutTimeout\": 1}}");
+    const seed_health *h = inst(p, "a")->health;
+    assert_non_null(h);
+    assert_int_equal(h->kind, SEED_HEALTH_HTTP);
+    assert_string_equal(h->http_path, "/healthz?full=1");
+    assert_int_equal(h->port, 8080);
+    assert_null(h->command);
+    assert_int_equal(h->interval_ms, 5000); /* defaults */
+    assert_int_equal(h->timeout_ms, 2000);
+    assert_int_equal(h->retries, 3);
+    assert_int_equal(inst(p, "a")->rollout_timeout_ms, 60000);
+
+    h = inst(p, "b")->health;
+    assert_int_equal(h->kind, SEED_HEALTH_COMMAND);
+    assert_int_equal(h->n_command, 2);
+    assert_string_equal(h->command[0], "pg_isready");
+    assert_null(h->command[2]);
+    assert_null(h->http_path);
+    assert_int_equal(h->interval_ms, 500);
+    assert_int_equal(h->timeout_ms, 1000); /* a plain number counts seconds */
+    assert_int_equal(h->retries, 100);
+    assert_int_equal(inst(p, "b")->rollout_timeout_ms, 300000);
+
+    h = inst(p, "c")->health; /* dns carries TCP: its port can be checked; the bounds */
+    assert_int_equal(h->port, 53);
+    assert_int_equal(h->interval_ms, 100);
+    assert_int_equal(h->timeout_ms, 300000);
+    assert_int_equal(h->retries, 1);
+    assert_int_equal(inst(p, "c")->rollout_timeout_ms, 1500);
+    assert_int_equal(inst(p, "d")->health->interval_ms, 3600000);
+    assert_int_equal(inst(p, "d")->health->timeout_ms, 100);
+    assert_int_equal(inst(p, "d")->rollout_timeout_ms, 3600000);
+    assert_null(inst(p, "e")->health);
+    assert_int_equal(inst(p, "e")->rollout_timeout_ms, 1000);
+    seed_project_free(p);
+}
+
+static void test_health_errors(void **state) {
+    static const char *const cases[][3] = {
+        {"{\"w\": {\"health\": \"/healthz\"}}", "w.health", "{\"http\": \"/healthz\", \"port\": 8080}"},
+        {"{\"w\": {\"health\": {}}}", "w.health", "has no check: expected {\"http\""},
+        {"{\"w\": {\"expose\": {\"h\": 80}, \"health\": {\"http\": \"/\", \"port\": 80, \"command\": "
+         "[\"x\"]}}}",
+         "w.health", "has both http and command"},
+        {"{\"w\": {\"health\": {\"htp\": \"/\"}}}", "w.health.htp", "did you mean \"http\""},
+        {"{\"w\": {\"expose\": {\"h\": 80}, \"health\": {\"http\": \"/\"}}}", "w.health.port",
+         "missing: an http check needs the exposed port"},
+        {"{\"w\": {\"expose\": {\"h\": 80, \"m\": {\"port\": 9, \"protocol\": \"tcp\"}}, \"health\": "
+         "{\"http\": \"/\", \"port\": 81}}}",
+         "w.health.port",
+         "port 81 is not one of this instance's exposed TCP ports: expected one of 80 (h), 9 (m)"},
+        {"{\"w\": {\"expose\": {\"u\": {\"port\": 81, \"protocol\": \"udp\"}}, \"health\": {\"http\": \"/\", "
+         "\"port\": 81}}}",
+         "w.health.port", "this instance exposes no TCP port"},
+        {"{\"w\": {\"health\": {\"http\": \"/\", \"port\": 80}}}", "w.health.port", "exposes no TCP port"},
+        {"{\"w\": {\"expose\": {\"h\": 80}, \"health\": {\"http\": \"/\", \"port\": 0}}}", "w.health.port",
+         "expected an integer from 1 to 65535"},
+        {"{\"w\": {\"expose\": {\"h\": 80}, \"health\": {\"http\": \"/\", \"port\": \"80\"}}}",
+         "w.health.port", "found \"80\""},
+        {"{\"w\": {\"expose\": {\"h\": 80}, \"health\": {\"http\": \"healthz\", \"port\": 80}}}",
+         "w.health.http", "must start with '/'"},
+        {"{\"w\": {\"expose\": {\"h\": 80}, \"health\": {\"http\": \"/a b\", \"port\": 80}}}",
+         "w.health.http", "printable ASCII characters without spaces"},
+        {"{\"w\": {\"expose\": {\"h\": 80}, \"health\": {\"http\": \"/\\r\\nX: y\", \"port\": 80}}}",
+         "w.health.http", "printable ASCII"},
+        {"{\"w\": {\"expose\": {\"h\": 80}, \"health\": {\"http\": \"/\\u00e9\", \"port\": 80}}}",
+         "w.health.http", "printable ASCII"},
+        {"{\"w\": {\"expose\": {\"h\": 80}, \"health\": {\"http\": 5, \"port\": 80}}}", "w.health.http",
+         "expected a request path like \"/healthz\""},
+        {"{\"w\": {\"health\": {\"command\": []}}}", "w.health.command", "a non-empty array of strings"},
+        {"{\"w\": {\"health\": {\"command\": \"true\"}}}", "w.health.command",
+         "a non-empty array of strings"},
+        {"{\"w\": {\"health\": {\"command\": [\"x\", 1]}}}", "w.health.command[1]", "expected a string"},
+        {"{\"w\": {\"health\": {\"command\": [\"\"]}}}", "w.health.command[0]", "must not be empty"},
+        {"{\"w\": {\"health\": {\"command\": [\"x\"], \"port\": 80}}}", "w.health.port",
+         "belongs to an http check"},
+        {"{\"w\": {\"health\": {\"command\": [\"x\"], \"interval\": \"5\"}}}", "w.health.interval",
+         "has no unit: expected ms, s, m or h"},
+        {"{\"w\": {\"health\": {\"command\": [\"x\"], \"interval\": \"5sec\"}}}", "w.health.interval",
+         "malformed duration \"5sec\": expected a number with a unit ms, s, m or h"},
+        {"{\"w\": {\"health\": {\"command\": [\"x\"], \"interval\": \"99ms\"}}}", "w.health.interval",
+         "health.interval \"99ms\" is out of range: expected from 100ms to 1h"},
+        {"{\"w\": {\"health\": {\"command\": [\"x\"], \"interval\": 3601}}}", "w.health.interval",
+         "health.interval 3601 seconds is out of range: expected from 100ms to 1h"},
+        {"{\"w\": {\"rolloutTimeout\": 1e300}}", "w.rolloutTimeout",
+         "is out of range: expected from 1s to 1h"},
+        {"{\"w\": {\"health\": {\"command\": [\"x\"], \"interval\": -1}}}", "w.health.interval",
+         "expected a duration like \"500ms\", \"5s\" or \"1m\", or a number of seconds, found -1"},
+        {"{\"w\": {\"health\": {\"command\": [\"x\"], \"interval\": true}}}", "w.health.interval",
+         "found true"},
+        {"{\"w\": {\"health\": {\"command\": [\"x\"], \"timeout\": \"5m1ms\"}}}", "w.health.timeout",
+         "malformed duration"},
+        {"{\"w\": {\"health\": {\"command\": [\"x\"], \"timeout\": \"6m\"}}}", "w.health.timeout",
+         "health.timeout \"6m\" is out of range: expected from 100ms to 5m"},
+        {"{\"w\": {\"health\": {\"command\": [\"x\"], \"timeout\": 0}}}", "w.health.timeout", "out of range"},
+        {"{\"w\": {\"health\": {\"command\": [\"x\"], \"retries\": 0}}}", "w.health.retries",
+         "health.retries 0 is out of range: expected an integer from 1 to 100"},
+        {"{\"w\": {\"health\": {\"command\": [\"x\"], \"retries\": 101}}}", "w.health.retries",
+         "out of range"},
+        {"{\"w\": {\"health\": {\"command\": [\"x\"], \"retries\": \"3\"}}}", "w.health.retries",
+         "an integer from 1 to 100), found \"3\""},
+        {"{\"w\": {\"rolloutTimeout\": \"999ms\"}}", "w.rolloutTimeout",
+         "rolloutTimeout \"999ms\" is out of range: expected from 1s to 1h"},
+        {"{\"w\": {\"rolloutTimeout\": \"61m\"}}", "w.rolloutTimeout", "out of range"},
+        {"{\"w\": {\"rolloutTimeout\": \"\"}}", "w.rolloutTimeout", "malformed duration \"\""},
+        {"{\"w\": {\"rolloutTimeout\": null}}", "w.rolloutTimeout", "found null"},
+        {"{\"w\": {\"rolloutTimout\": \"1m\"}}", "w.rolloutTimout", "did you mean \"rolloutTimeout\""},
+    };
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+        error_at(cases[i][0], cases[i][1], cases[i][2]);
+
+    /* A refused path is 1024 bytes long at most. */
+    char json[1200];
+    int n = snprintf(json, sizeof(json),
+                     "{\"w\": {\"expose\": {\"h\": 80}, \"health\": {\"port\": 80, \"http\": \"/");
+    memset(json + n, 'a', 1023);
+    strcpy(json + n + 1023, "\"}}}");
+    seed_project *p = valid(json);
+    assert_int_equal(strlen(inst(p, "w")->health->http_path), 1024);
+    seed_project_free(p);
+    json[n] = 'b';
+    memmove(json + n + 1, json + n, strlen(json + n) + 1);
+    error_at(json, "w.health.http", "is longer than 1024 bytes");
+
+    /* A broken expose is reported once, not again at health.port. */
+    seed_diags d = {0};
+    p = parse_in(-1, NULL,
+                 "{\"w\": {\"expose\": {\"h\": 70000}, \"health\": {\"http\": \"/\", \"port\": 80}}}", &d);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.items[0].path, "w.expose.h.port");
+    seed_diags_clear(&d);
+    seed_project_free(p);
+}
+
+static void test_durations(void **state) {
+    static const struct {
+        const char *s;
+        uint64_t ms;
+    } ok[] = {{"0ms", 0},    {"500ms", 500}, {"5s", 5000},     {"1.5s", 1500},
+              {"0.1s", 100}, {"1m", 60000},  {"1.25m", 75000}, {"2h", 7200000},
+              {".5s", 500},  {"007s", 7000}, {"1.000s", 1000}, {"999999999999h", 999999999999ull * 3600000}};
+    for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+        uint64_t ms = 1;
+        char *msg = NULL;
+        if (seed_parse_duration(ok[i].s, &ms, &msg) != 0 || ms != ok[i].ms)
+            fail_msg("\"%s\": got %llu (%s), want %llu", ok[i].s, (unsigned long long)ms, msg ? msg : "",
+                     (unsigned long long)ok[i].ms);
+    }
+    static const char *const bad[][2] = {
+        {"", "malformed"},
+        {"s", "malformed"},
+        {"5", "has no unit"},
+        {"5.s", "malformed"},
+        {"-5s", "malformed"},
+        {"5 s", "malformed"},
+        {"5S", "malformed"},
+        {"1d", "malformed"},
+        {"1.5ms", "finer than a millisecond"},
+        {"0.0001s", "finer"},
+        {"1e3s", "malformed"},
+        {"1s500ms", "malformed"},
+        {"9999999999999h", "too many digits"},
+        {"1.0000000001s", "too many digits"},
+    };
+    for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+        uint64_t ms = 0;
+        char *msg = NULL;
+        if (seed_parse_duration(bad[i][0], &ms, &msg) >= 0)
+            fail_msg("\"%s\" accepted as %llu ms", bad[i][0], (unsigned long long)ms);
+        assert_non_null(msg);
+        if (!strstr(msg, bad[i][1]))
+            fail_msg("\"%s\": message \"%s\" lacks \"%s\"", bad[i][0], msg, bad[i][1]);
+        free(msg);
+    }
+    static const struct {
+        uint64_t ms;
+        const char *s;
+    } fmt[] = {{0, "0ms"},     {100, "100ms"}, {1500, "1500ms"}, {5000, "5s"},
+               {90000, "90s"}, {300000, "5m"}, {3600000, "1h"}};
+    for (size_t i = 0; i < ELEMENTSOF(fmt); i++) {
+        char buf[32];
+        seed_format_duration(fmt[i].ms, buf, sizeof(buf));
+        assert_string_equal(buf, fmt[i].s);
+    }
+}
+
 static void test_payload(void **state) {
     seed_project *p = valid(
         "{\"a\": {\"env\": {\"GREETING\": \"hi\", \"EMPTY\": \"\"}, \"processes\": {\"web\": {\"command\": "
@@ -251,13 +448,37 @@ static void test_meta_json_shape(void **state) {
     assert_string_equal(json_string_value(json_object_get(w, "rollout")), "recreate");
     assert_false(json_is_true(json_object_get(json_object_get(w, "shoot"), "enable")));
     assert_int_equal(json_integer_value(json_object_get(json_object_get(w, "shoot"), "max")), 4);
-    static const char *const fields[] = {"name",     "system",  "size",    "resources", "expose",
-                                         "storage",  "connect", "rollout", "shoot",     "namespace",
-                                         "identity", "root",    "env",     "processes", "toplevel"};
+    assert_int_equal(json_integer_value(json_object_get(w, "rolloutTimeoutMs")), 60000);
+    assert_true(json_is_null(json_object_get(w, "health")));
+    static const char *const fields[] = {
+        "name",    "system",           "size",    "resources", "expose",    "storage",  "connect",
+        "rollout", "rolloutTimeoutMs", "health",  "shoot",     "namespace", "identity", "root",
+        "env",     "processes",        "toplevel"};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         if (!json_object_get(w, fields[i]))
             fail_msg("meta lacks %s", fields[i]);
     assert_int_equal(json_object_size(w), sizeof(fields) / sizeof(fields[0]));
+    json_decref(m);
+    seed_project_free(p);
+}
+
+static void test_meta_health(void **state) {
+    seed_project *p =
+        valid("{\"a\": {\"expose\": {\"http\": 8080}, \"health\": {\"http\": \"/healthz\", "
+              "\"port\": 8080}}, \"b\": {\"health\": {\"command\": [\"check\", \"-q\"], \"interval\": "
+              "\"1.5s\", \"timeout\": 1, \"retries\": 5}, \"rolloutTimeout\": \"2m\"}}");
+    json_t *m = seed_project_meta(p);
+    assert_non_null(m);
+    json_t *want_a = json_pack("{s:s, s:i, s:i, s:i, s:i}", "http", "/healthz", "port", 8080, "intervalMs",
+                               5000, "timeoutMs", 2000, "retries", 3);
+    json_t *want_b = json_pack("{s:[s,s], s:i, s:i, s:i}", "command", "check", "-q", "intervalMs", 1500,
+                               "timeoutMs", 1000, "retries", 5);
+    assert_true(json_equal(json_object_get(json_object_get(m, "a"), "health"), want_a));
+    assert_true(json_equal(json_object_get(json_object_get(m, "b"), "health"), want_b));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(m, "b"), "rolloutTimeoutMs")),
+                     120000);
+    json_decref(want_a);
+    json_decref(want_b);
     json_decref(m);
     seed_project_free(p);
 }
@@ -708,6 +929,40 @@ static void test_identity_stable_across_key_order_and_defaults(void **state) {
     assert_string_equal(a, b);
 }
 
+/* Identities computed before `health` and `rolloutTimeout` existed: a project that
+ * uses neither keeps them, so upgrading seed rolls nothing out. */
+static void test_identity_unchanged_for_existing_projects(void **state) {
+    char x[65];
+    identity_of("{\"w\": {\"system\": \"x86_64-linux\"}}", "w", x);
+    assert_string_equal(x, "da41ca2d54000b5e2d629691cf0282b7ff298f2f15154754fd21803431db2262");
+    static const char *const web =
+        "\"system\": \"x86_64-linux\", \"size\": \"m\", \"expose\": {\"http\": 8080, \"dns\": {\"port\": "
+        "53, "
+        "\"protocol\": \"dns\"}}, \"storage\": {\"data\": \"1Gi\"}, \"connect\": {\"db\": \"seed-db\"}, "
+        "\"rollout\": \"rolling\", \"shoot\": {\"enable\": true, \"max\": 8}, \"env\": {\"A\": \"1\"}, "
+        "\"processes\": {\"httpd\": {\"command\": [\"busybox\", \"httpd\", \"-f\"], \"restart\": "
+        "\"on-failure\"}}";
+    static const char *const want = "ca0ed29aea272cd187796d54caf7c203a3a307070f097aa4a1b0424d07110dcc";
+    char json[1024];
+    snprintf(json, sizeof(json), "{\"web\": {%s}}", web);
+    identity_of(json, "web", x);
+    assert_string_equal(x, want);
+    /* The default rollout timeout written out is no change either. */
+    snprintf(json, sizeof(json), "{\"web\": {%s, \"rolloutTimeout\": \"60s\"}}", web);
+    identity_of(json, "web", x);
+    assert_string_equal(x, want);
+    snprintf(json, sizeof(json), "{\"web\": {%s, \"rolloutTimeout\": 60}}", web);
+    identity_of(json, "web", x);
+    assert_string_equal(x, want);
+    /* A health check or another timeout does change it. */
+    snprintf(json, sizeof(json), "{\"web\": {%s, \"rolloutTimeout\": \"61s\"}}", web);
+    identity_of(json, "web", x);
+    assert_string_not_equal(x, want);
+    snprintf(json, sizeof(json), "{\"web\": {%s, \"health\": {\"http\": \"/\", \"port\": 8080}}}", web);
+    identity_of(json, "web", x);
+    assert_string_not_equal(x, want);
+}
+
 static void test_identity_changes_with_content(void **state) {
     char base[65], x[65];
     identity_of("{\"w\": {}}", "w", base);
@@ -722,12 +977,39 @@ static void test_identity_changes_with_content(void **state) {
         "{\"w\": {\"env\": {\"A\": \"1\"}}}",
         "{\"w\": {\"processes\": {\"p\": {\"command\": [\"x\"]}}}}",
         "{\"w\": {\"system\": \"aarch64-linux\"}}",
+        "{\"w\": {\"rolloutTimeout\": \"2m\"}}",
+        "{\"w\": {\"health\": {\"command\": [\"true\"]}}}",
     };
     for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
         identity_of(variants[i], "w", x);
         if (strcmp(base, x) == 0)
             fail_msg("identity unchanged by %s", variants[i]);
     }
+    /* Every field of a health check counts. */
+    static const char *const checks[] = {
+        "{\"w\": {\"expose\": {\"h\": 80, \"i\": 81}, \"health\": {\"http\": \"/\", \"port\": 80}}}",
+        "{\"w\": {\"expose\": {\"h\": 80, \"i\": 81}, \"health\": {\"http\": \"/x\", \"port\": 80}}}",
+        "{\"w\": {\"expose\": {\"h\": 80, \"i\": 81}, \"health\": {\"http\": \"/\", \"port\": 81}}}",
+        "{\"w\": {\"expose\": {\"h\": 80, \"i\": 81}, \"health\": {\"http\": \"/\", \"port\": 80, "
+        "\"interval\": \"6s\"}}}",
+        "{\"w\": {\"expose\": {\"h\": 80, \"i\": 81}, \"health\": {\"http\": \"/\", \"port\": 80, "
+        "\"timeout\": \"3s\"}}}",
+        "{\"w\": {\"expose\": {\"h\": 80, \"i\": 81}, \"health\": {\"http\": \"/\", \"port\": 80, "
+        "\"retries\": 4}}}",
+        "{\"w\": {\"expose\": {\"h\": 80, \"i\": 81}, \"health\": {\"command\": [\"/\"]}}}",
+    };
+    char ids[ELEMENTSOF(checks)][65];
+    for (size_t i = 0; i < ELEMENTSOF(checks); i++) {
+        identity_of(checks[i], "w", ids[i]);
+        for (size_t j = 0; j < i; j++)
+            if (streq(ids[i], ids[j]))
+                fail_msg("%s and %s share an identity", checks[i], checks[j]);
+    }
+    /* Defaults written out are the same check. */
+    identity_of("{\"w\": {\"expose\": {\"h\": 80, \"i\": 81}, \"health\": {\"http\": \"/\", \"port\": 80, "
+                "\"interval\": \"5s\", \"timeout\": 2, \"retries\": 3}}}",
+                "w", x);
+    assert_string_equal(x, ids[0]);
     /* Another instance changing leaves this one alone. */
     char y[65];
     identity_of("{\"w\": {}, \"o\": {\"size\": \"xl\"}}", "w", y);
@@ -794,10 +1076,14 @@ int main(void) {
         cmocka_unit_test(test_storage_shorthand_and_explicit),
         cmocka_unit_test(test_connect_shorthand_and_explicit),
         cmocka_unit_test(test_rollout_shoot_system),
+        cmocka_unit_test(test_health_and_rollout_timeout),
+        cmocka_unit_test(test_health_errors),
+        cmocka_unit_test(test_durations),
         cmocka_unit_test(test_payload),
         cmocka_unit_test(test_toplevel),
         cmocka_unit_test(test_name_key),
         cmocka_unit_test(test_meta_json_shape),
+        cmocka_unit_test(test_meta_health),
         cmocka_unit_test(test_unknown_keys_suggest),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_ports),
@@ -818,6 +1104,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_load_uri_and_namespace, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_oversized_file, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_identity_stable_across_key_order_and_defaults),
+        cmocka_unit_test(test_identity_unchanged_for_existing_projects),
         cmocka_unit_test(test_identity_changes_with_content),
         cmocka_unit_test_setup_teardown(test_identity_tracks_root_files, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_generation),
