@@ -172,12 +172,17 @@ int cli_eval(const cli_globals *g, int argc, char **argv) {
             print_errors_text(&diags, source);
         ret = 1;
     } else if (json) {
-        json_t *m = seed_project_meta(p);
-        if (cli_print_json(m) < 0) {
+        /* Written as text in one buffer (what cli_print_json would print, without a
+         * jansson tree of the whole project), then one write. */
+        seed_jw w = {.style = SEED_JW_PRETTY};
+        if (seed_project_meta_write(&w, p) < 0) {
             fprintf(stderr, "seed eval: out of memory\n");
             ret = 1;
+        } else {
+            w.buf[w.len] = '\n';
+            fwrite(w.buf, 1, w.len + 1, stdout);
         }
-        json_decref(m);
+        seed_jw_free(&w);
     } else {
         print_table(p);
     }
