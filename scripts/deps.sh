@@ -8,7 +8,7 @@ PACKAGES="
   libjansson-dev libssl-dev libcmocka-dev libsqlite3-dev libseccomp-dev
   libmnl-dev libnftables-dev libmicrohttpd-dev
   e2fsprogs iproute2 nftables util-linux procps curl busybox-static
-  python3 python3-pytest python3-pytest-timeout
+  python3 python3-pytest python3-pytest-timeout jq
 "
 
 missing=""
