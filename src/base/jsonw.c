@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define JW_INDENT 2 /* JSON_INDENT(2) */
 
@@ -37,12 +38,34 @@ static bool grow(void **p, size_t *cap, size_t need, size_t size) {
     return true;
 }
 
+/* Write the buffer to w->sink and empty it. Not through stdio: its buffer would be
+ * one more allocation after the spec's tree is freed (see seed_jw_reserve). */
+static int flush(seed_jw *w) {
+    for (size_t o = 0; o < w->len;) {
+        ssize_t k = write(w->sink, w->buf + o, w->len - o);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return w->error = -EIO;
+        o += (size_t)k;
+    }
+    w->len = 0;
+    return 0;
+}
+
 /* Room for n more bytes (and a NUL), or w->error. */
 static bool reserve(seed_jw *w, size_t n) {
     if (w->error)
         return false;
     if (w->len + n + 1 <= w->cap)
         return true;
+    if (w->sink > 0 && w->len > 0) {
+        /* Pretty text never changes once written: pass on what is there, keep the buffer. */
+        if (flush(w) < 0)
+            return false;
+        if (n + 1 <= w->cap)
+            return true;
+    }
     size_t cap = w->cap < 4096 ? 4096 : w->cap;
     while (cap < w->len + n + 1)
         cap *= 2;
@@ -352,11 +375,20 @@ void seed_jw_null(seed_jw *w) {
     put(w, "null", 4);
 }
 
+int seed_jw_reserve(seed_jw *w, size_t n) {
+    return reserve(w, n) ? 0 : w->error;
+}
+
 int seed_jw_finish(seed_jw *w) {
     if (!w->error && w->n_frames != 0)
         w->error = -EINVAL;
     if (!reserve(w, 0))
         return w->error;
     w->buf[w->len] = 0;
+    if (w->sink > 0) {
+        if (flush(w) < 0)
+            return w->error;
+        w->buf[0] = 0;
+    }
     return 0;
 }

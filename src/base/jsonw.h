@@ -18,6 +18,8 @@ typedef struct seed_jw_frame seed_jw_frame;
 
 typedef struct seed_jw {
     seed_jw_style style;
+    int sink; /* pretty style, a descriptor above 0: the text is written to it as the
+                 buffer fills and on finish (0: kept in buf) */
     char *buf;
     size_t len, cap;
     int error;             /* -ENOMEM, or -EINVAL (invalid UTF-8, calls out of order): the text is unusable */
@@ -43,5 +45,9 @@ void seed_jw_int(seed_jw *w, long long v);
 void seed_jw_bool(seed_jw *w, bool v);
 void seed_jw_null(seed_jw *w);
 
-/* 0 and the complete text in w->buf/w->len (NUL-terminated), or -ENOMEM/-EINVAL. */
+/* Room for n bytes before the first is written: a buffer taken early is not one more
+ * large allocation after a big tree is freed (glibc then consolidates every chunk). */
+int seed_jw_reserve(seed_jw *w, size_t n);
+/* 0 and the complete text in w->buf/w->len (NUL-terminated; with a sink, all of it
+ * written there and w->len 0), or -ENOMEM, -EINVAL or -EIO (the sink failed). */
 int seed_jw_finish(seed_jw *w);
