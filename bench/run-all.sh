@@ -7,6 +7,9 @@ command -v jq >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y 
 echo "== bench/eval.py"
 /usr/bin/python3 bench/eval.py --seed "$BUILD/src/seed"
 echo
+echo "== bench/deploy"
+/usr/bin/python3 bench/deploy --seed "$BUILD/src/seed"
+echo
 echo "== bench/up.py"
 /usr/bin/python3 bench/up.py --seed "$BUILD/src/seed"
 echo

@@ -9,7 +9,7 @@ PACKAGES="
   libmnl-dev libnftables-dev libmicrohttpd-dev libsystemd-dev
   e2fsprogs iproute2 nftables util-linux procps curl busybox-static
   git openssh-client
-  python3 python3-pytest python3-pytest-timeout
+  python3 python3-pytest python3-pytest-timeout jq
 "
 
 missing=""

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "spec/meta.h"
@@ -156,12 +157,20 @@ int cli_eval(const cli_globals *g, int argc, char **argv) {
         strncmp(source, "flake:", 6) == 0)
         return cli_usage_error("eval", "SOURCE '%s': only local directories are supported so far", source);
 
+    /* The JSON goes to stdout in 64 KiB pieces through a buffer taken before the spec's
+     * JSON is parsed and freed (see seed_jw_reserve). */
+    seed_jw w = {.style = SEED_JW_PRETTY, .sink = STDOUT_FILENO};
+    if (json && seed_jw_reserve(&w, 64 * 1024) < 0) {
+        fprintf(stderr, "seed eval: out of memory\n");
+        return 1;
+    }
     seed_diags diags = {0};
     _cleanup_(seed_project_freep) seed_project *p = NULL;
     int r = seed_project_load(source, uri, &p, &diags);
     if (r < 0) {
         fprintf(stderr, "seed eval: %s: %s\n", source, strerror(-r));
         seed_diags_clear(&diags);
+        seed_jw_free(&w);
         return 1;
     }
     int ret = 0;
@@ -172,16 +181,18 @@ int cli_eval(const cli_globals *g, int argc, char **argv) {
             print_errors_text(&diags, source);
         ret = 1;
     } else if (json) {
-        json_t *m = seed_project_meta(p);
-        if (cli_print_json(m) < 0) {
+        /* Written as text (what cli_print_json would print, without a jansson tree of
+         * the whole project). */
+        r = seed_project_meta_write(&w, p);
+        if (r == -ENOMEM || r == -EINVAL)
             fprintf(stderr, "seed eval: out of memory\n");
+        if (r < 0 || write(STDOUT_FILENO, "\n", 1) != 1)
             ret = 1;
-        }
-        json_decref(m);
     } else {
         print_table(p);
     }
     seed_diags_clear(&diags);
+    seed_jw_free(&w);
     if (fflush(stdout) != 0)
         ret = 1;
     return ret;

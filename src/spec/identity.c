@@ -48,37 +48,24 @@ int seed_project_generation(const seed_project *p, char out[13]) {
     return 0;
 }
 
-static int hash_chunk(const char *buf, size_t n, void *userdata) {
-    seed_sha256_update(userdata, buf, n);
-    return 0;
-}
-
 int seed_instance_identity(const seed_instance *inst, char out[65]) {
-    json_t *m = seed_instance_meta(inst, NULL, false);
-    if (!m)
-        return -ENOMEM;
-    if (inst->root_kind == SEED_ROOT_DIR)
-        json_object_set_new(m, "rootDigest", json_string(inst->root_digest));
-    /* Fields added to the meta since identity version 1 count only when they differ
-     * from their default, so that a project that does not use them keeps its
-     * identities and nothing rolls out because seed was upgraded. */
-    if (json_is_null(json_object_get(m, "health")))
-        json_object_del(m, "health");
-    if (inst->rollout_timeout_ms == SEED_ROLLOUT_DEFAULT_TIMEOUT_MS)
-        json_object_del(m, "rolloutTimeoutMs");
-    json_object_set_new(m, "identityVersion", json_integer(1));
-    seed_sha256 *h = seed_sha256_new();
-    /* Hash the canonical text as jansson writes it, without building the string. */
-    int r = h ? json_dump_callback(m, hash_chunk, h, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENSURE_ASCII) : -1;
-    json_decref(m);
-    if (r < 0) {
-        seed_sha256_free(h);
-        return -ENOMEM;
+    /* The canonical text jansson's JSON_SORT_KEYS | JSON_COMPACT | JSON_ENSURE_ASCII
+     * writes for the meta, written directly (base/jsonw.h) and hashed in one call. */
+    seed_jw w = {.style = SEED_JW_CANONICAL};
+    seed_jw_object_begin(&w);
+    seed_instance_meta_members(&w, inst, NULL, false);
+    if (inst->root_kind == SEED_ROOT_DIR) {
+        seed_jw_key(&w, "rootDigest");
+        seed_jw_string(&w, inst->root_digest);
     }
-    uint8_t d[SEED_SHA256_LEN];
-    seed_sha256_final(h, d);
-    seed_hex(d, sizeof(d), out);
-    return 0;
+    seed_jw_key(&w, "identityVersion");
+    seed_jw_int(&w, 1);
+    seed_jw_object_end(&w);
+    int r = seed_jw_finish(&w);
+    if (r == 0)
+        r = seed_sha256_hex(w.buf, w.len, out);
+    seed_jw_free(&w);
+    return r < 0 ? -ENOMEM : 0;
 }
 
 /* Tree serialisation, NAR-like: every token is a 64-bit little-endian length and the

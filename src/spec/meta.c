@@ -1,106 +1,200 @@
 /* The meta of an instance as JSON — the shape Seed's controller reads from
  * `nix eval .#seeds.<name>.meta --json` — plus our payload fields. The same object,
- * minus namespace and identity, is what the identity hashes. */
+ * minus namespace and identity, is what the identity hashes. Written as text directly
+ * (base/jsonw.h): building a jansson tree per instance cost more than parsing. */
 #include <string.h>
 
 #include "spec/meta.h"
 
-static json_t *kv_object(const seed_kv *kv, size_t n) {
-    json_t *o = json_object();
-    for (size_t i = 0; o && i < n; i++)
-        json_object_set_new(o, kv[i].key, json_string(kv[i].value));
-    return o;
+static void kv_write(seed_jw *w, const seed_kv *kv, size_t n) {
+    seed_jw_object_begin(w);
+    for (size_t i = 0; i < n; i++) {
+        seed_jw_key(w, kv[i].key);
+        seed_jw_string(w, kv[i].value);
+    }
+    seed_jw_object_end(w);
 }
 
-static json_t *processes_object(const seed_instance *inst) {
-    json_t *o = json_object();
-    for (size_t i = 0; o && i < inst->n_processes; i++) {
+static void processes_write(seed_jw *w, const seed_instance *inst) {
+    seed_jw_object_begin(w);
+    for (size_t i = 0; i < inst->n_processes; i++) {
         const seed_process *p = &inst->processes[i];
-        json_t *cmd = json_array();
-        for (size_t j = 0; cmd && j < p->n_command; j++)
-            json_array_append_new(cmd, json_string(p->command[j]));
-        json_object_set_new(o, p->name,
-                            json_pack("{s:o, s:o, s:s, s:s, s:s}", "command", cmd, "env",
-                                      kv_object(p->env, p->n_env), "cwd", p->cwd ? p->cwd : "/", "user",
-                                      p->user ? p->user : "root", "restart",
-                                      seed_restart_to_string(p->restart)));
+        seed_jw_key(w, p->name);
+        seed_jw_object_begin(w);
+        seed_jw_key(w, "command");
+        seed_jw_array_begin(w);
+        for (size_t j = 0; j < p->n_command; j++)
+            seed_jw_string(w, p->command[j]);
+        seed_jw_array_end(w);
+        seed_jw_key(w, "env");
+        kv_write(w, p->env, p->n_env);
+        seed_jw_key(w, "cwd");
+        seed_jw_string(w, p->cwd ? p->cwd : "/");
+        seed_jw_key(w, "user");
+        seed_jw_string(w, p->user ? p->user : "root");
+        seed_jw_key(w, "restart");
+        seed_jw_string(w, seed_restart_to_string(p->restart));
+        seed_jw_object_end(w);
     }
-    return o;
+    seed_jw_object_end(w);
 }
 
 /* {"http": "/healthz", "port": 8080, ...} or {"command": [...], ...}; durations in ms. */
-static json_t *health_object(const seed_health *h) {
-    if (!h)
-        return json_null();
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    if (h->kind == SEED_HEALTH_HTTP) {
-        json_object_set_new(o, "http", json_string(h->http_path));
-        json_object_set_new(o, "port", json_integer(h->port));
-    } else {
-        json_t *cmd = json_array();
-        for (size_t j = 0; cmd && j < h->n_command; j++)
-            json_array_append_new(cmd, json_string(h->command[j]));
-        json_object_set_new(o, "command", cmd);
+static void health_write(seed_jw *w, const seed_health *h) {
+    if (!h) {
+        seed_jw_null(w);
+        return;
     }
-    json_object_set_new(o, "intervalMs", json_integer(h->interval_ms));
-    json_object_set_new(o, "timeoutMs", json_integer(h->timeout_ms));
-    json_object_set_new(o, "retries", json_integer(h->retries));
-    return o;
+    seed_jw_object_begin(w);
+    if (h->kind == SEED_HEALTH_HTTP) {
+        seed_jw_key(w, "http");
+        seed_jw_string(w, h->http_path);
+        seed_jw_key(w, "port");
+        seed_jw_int(w, (long long)h->port);
+    } else {
+        seed_jw_key(w, "command");
+        seed_jw_array_begin(w);
+        for (size_t j = 0; j < h->n_command; j++)
+            seed_jw_string(w, h->command[j]);
+        seed_jw_array_end(w);
+    }
+    seed_jw_key(w, "intervalMs");
+    seed_jw_int(w, (long long)h->interval_ms);
+    seed_jw_key(w, "timeoutMs");
+    seed_jw_int(w, (long long)h->timeout_ms);
+    seed_jw_key(w, "retries");
+    seed_jw_int(w, (long long)h->retries);
+    seed_jw_object_end(w);
+}
+
+void seed_instance_meta_members(seed_jw *w, const seed_instance *inst, const char *namespace,
+                                bool with_identity) {
+    seed_jw_key(w, "name");
+    seed_jw_string(w, inst->name);
+    seed_jw_key(w, "system");
+    seed_jw_string(w, inst->system ? inst->system : "");
+    seed_jw_key(w, "size");
+    seed_jw_string(w, seed_size_tier_to_string(inst->size));
+    seed_jw_key(w, "resources");
+    seed_jw_object_begin(w);
+    seed_jw_key(w, "vcpus");
+    seed_jw_int(w, (int)inst->vcpus);
+    seed_jw_key(w, "memory");
+    seed_jw_int(w, (int)inst->memory_mib);
+    seed_jw_object_end(w);
+
+    seed_jw_key(w, "expose");
+    seed_jw_object_begin(w);
+    for (size_t i = 0; i < inst->n_expose; i++) {
+        seed_jw_key(w, inst->expose[i].name);
+        seed_jw_object_begin(w);
+        seed_jw_key(w, "port");
+        seed_jw_int(w, (int)inst->expose[i].port);
+        seed_jw_key(w, "protocol");
+        seed_jw_string(w, seed_protocol_to_string(inst->expose[i].protocol));
+        seed_jw_object_end(w);
+    }
+    seed_jw_object_end(w);
+
+    seed_jw_key(w, "storage");
+    seed_jw_object_begin(w);
+    for (size_t i = 0; i < inst->n_storage; i++) {
+        seed_jw_key(w, inst->storage[i].name);
+        seed_jw_object_begin(w);
+        seed_jw_key(w, "size");
+        seed_jw_string(w, inst->storage[i].size);
+        seed_jw_key(w, "sizeBytes");
+        seed_jw_int(w, (long long)inst->storage[i].size_bytes);
+        seed_jw_key(w, "mountPoint");
+        seed_jw_string(w, inst->storage[i].mount_point);
+        seed_jw_object_end(w);
+    }
+    seed_jw_object_end(w);
+
+    seed_jw_key(w, "connect");
+    seed_jw_object_begin(w);
+    for (size_t i = 0; i < inst->n_connect; i++) {
+        seed_jw_key(w, inst->connect[i].name);
+        seed_jw_object_begin(w);
+        seed_jw_key(w, "service");
+        seed_jw_string(w, inst->connect[i].service);
+        seed_jw_key(w, "port");
+        if (inst->connect[i].port)
+            seed_jw_int(w, inst->connect[i].port);
+        else
+            seed_jw_null(w);
+        seed_jw_object_end(w);
+    }
+    seed_jw_object_end(w);
+
+    seed_jw_key(w, "rollout");
+    seed_jw_string(w, seed_rollout_to_string(inst->rollout));
+    /* Added after identity version 1: in the identity only when they differ from their
+     * default, so that a project that does not use them keeps its identities and
+     * nothing rolls out because seed was upgraded. */
+    bool identity = w->style == SEED_JW_CANONICAL;
+    if (!identity || inst->rollout_timeout_ms != SEED_ROLLOUT_DEFAULT_TIMEOUT_MS) {
+        seed_jw_key(w, "rolloutTimeoutMs");
+        seed_jw_int(w, (long long)inst->rollout_timeout_ms);
+    }
+    if (!identity || inst->health) {
+        seed_jw_key(w, "health");
+        health_write(w, inst->health);
+    }
+    seed_jw_key(w, "shoot");
+    seed_jw_object_begin(w);
+    seed_jw_key(w, "enable");
+    seed_jw_bool(w, inst->shoot_enable);
+    seed_jw_key(w, "max");
+    seed_jw_int(w, (int)inst->shoot_max);
+    seed_jw_object_end(w);
+    if (namespace) {
+        seed_jw_key(w, "namespace");
+        seed_jw_string(w, namespace);
+    }
+    if (with_identity) {
+        seed_jw_key(w, "identity");
+        seed_jw_string(w, inst->identity);
+    }
+    seed_jw_key(w, "root");
+    seed_jw_string(w, inst->root); /* NULL: null */
+    seed_jw_key(w, "env");
+    kv_write(w, inst->env, inst->n_env);
+    seed_jw_key(w, "processes");
+    processes_write(w, inst);
+    seed_jw_key(w, "toplevel");
+    seed_jw_string(w, inst->toplevel);
+}
+
+int seed_project_meta_write(seed_jw *w, const seed_project *p) {
+    seed_jw_object_begin(w);
+    for (size_t i = 0; i < p->n_instances; i++) {
+        seed_jw_key(w, p->instances[i].name);
+        seed_jw_object_begin(w);
+        seed_instance_meta_members(w, &p->instances[i], p->namespace, true);
+        seed_jw_object_end(w);
+    }
+    seed_jw_object_end(w);
+    return seed_jw_finish(w);
+}
+
+/* The text as a jansson tree: members keep their order, so json_dumps(JSON_INDENT(2))
+ * of it is the writer's text again. */
+static json_t *load_text(seed_jw *w, int r) {
+    json_t *j = r == 0 ? json_loadb(w->buf, w->len, 0, NULL) : NULL;
+    seed_jw_free(w);
+    return j;
 }
 
 json_t *seed_instance_meta(const seed_instance *inst, const char *namespace, bool with_identity) {
-    json_t *expose = json_object(), *storage = json_object(), *connect = json_object();
-    if (!expose || !storage || !connect) {
-        json_decref(expose);
-        json_decref(storage);
-        json_decref(connect);
-        return NULL;
-    }
-    for (size_t i = 0; i < inst->n_expose; i++)
-        json_object_set_new(expose, inst->expose[i].name,
-                            json_pack("{s:i, s:s}", "port", (int)inst->expose[i].port, "protocol",
-                                      seed_protocol_to_string(inst->expose[i].protocol)));
-    for (size_t i = 0; i < inst->n_storage; i++)
-        json_object_set_new(storage, inst->storage[i].name,
-                            json_pack("{s:s, s:I, s:s}", "size", inst->storage[i].size, "sizeBytes",
-                                      (json_int_t)inst->storage[i].size_bytes, "mountPoint",
-                                      inst->storage[i].mount_point));
-    for (size_t i = 0; i < inst->n_connect; i++) {
-        json_t *port = inst->connect[i].port ? json_integer(inst->connect[i].port) : json_null();
-        json_object_set_new(connect, inst->connect[i].name,
-                            json_pack("{s:s, s:o}", "service", inst->connect[i].service, "port", port));
-    }
-
-    json_t *m = json_pack("{s:s, s:s, s:s, s:{s:i, s:i}, s:o, s:o, s:o, s:s, s:I, s:o, s:{s:b, s:i}}", "name",
-                          inst->name, "system", inst->system ? inst->system : "", "size",
-                          seed_size_tier_to_string(inst->size), "resources", "vcpus", (int)inst->vcpus,
-                          "memory", (int)inst->memory_mib, "expose", expose, "storage", storage, "connect",
-                          connect, "rollout", seed_rollout_to_string(inst->rollout), "rolloutTimeoutMs",
-                          (json_int_t)inst->rollout_timeout_ms, "health", health_object(inst->health),
-                          "shoot", "enable", (int)inst->shoot_enable, "max", (int)inst->shoot_max);
-    if (!m)
-        return NULL;
-    if (namespace)
-        json_object_set_new(m, "namespace", json_string(namespace));
-    if (with_identity)
-        json_object_set_new(m, "identity", json_string(inst->identity));
-    json_object_set_new(m, "root", inst->root ? json_string(inst->root) : json_null());
-    json_object_set_new(m, "env", kv_object(inst->env, inst->n_env));
-    json_object_set_new(m, "processes", processes_object(inst));
-    json_object_set_new(m, "toplevel", inst->toplevel ? json_string(inst->toplevel) : json_null());
-    return m;
+    seed_jw w = {.style = SEED_JW_PRETTY};
+    seed_jw_object_begin(&w);
+    seed_instance_meta_members(&w, inst, namespace, with_identity);
+    seed_jw_object_end(&w);
+    return load_text(&w, seed_jw_finish(&w));
 }
 
 json_t *seed_project_meta(const seed_project *p) {
-    json_t *o = json_object();
-    for (size_t i = 0; o && i < p->n_instances; i++) {
-        json_t *m = seed_instance_meta(&p->instances[i], p->namespace, true);
-        if (!m || json_object_set_new(o, p->instances[i].name, m) < 0) {
-            json_decref(o);
-            return NULL;
-        }
-    }
-    return o;
+    seed_jw w = {.style = SEED_JW_PRETTY};
+    return load_text(&w, seed_project_meta_write(&w, p));
 }

@@ -963,6 +963,22 @@ static void test_identity_unchanged_for_existing_projects(void **state) {
     assert_string_not_equal(x, want);
 }
 
+/* Identities are compared across versions of seed: the text they hash must never
+ * change by accident (this value was computed by the jansson-based writer). */
+static void test_identity_pinned(void **state) {
+    char id[65];
+    identity_of(
+        "{\"w\": {\"system\": \"x86_64-linux\", \"size\": \"l\", \"expose\": {\"b\": 1, \"a\": {\"port\": "
+        "2, \"protocol\": \"udp\"}}, \"storage\": {\"d\": \"1Gi\", \"c\": {\"size\": 1048576, "
+        "\"mountPoint\": \"/m\"}}, \"connect\": {\"x\": \"seed-db\", \"y\": {\"service\": \"seed-a\", "
+        "\"port\": 5}}, \"rollout\": \"rolling\", \"shoot\": {\"enable\": true, \"max\": 3}, \"root\": "
+        "\"host\", \"env\": {\"E\": \"caf\\u00e9 \\ud83d\\ude00 \\t\\u0001 \\\"q\\\" \\\\ /\", \"A\": "
+        "\"\"}, \"processes\": {\"p\": {\"command\": [\"\\u00fcber\", \"x\"], \"env\": {\"Z\": \"1\"}, "
+        "\"cwd\": \"/srv\", \"user\": \"nobody\", \"restart\": \"no\"}, \"o\": {\"command\": [\"y\"]}}}}",
+        "w", id);
+    assert_string_equal(id, "921f187b4a3516068de01526425a98f457afb89801670ddf9bda9c854185e825");
+}
+
 static void test_identity_changes_with_content(void **state) {
     char base[65], x[65];
     identity_of("{\"w\": {}}", "w", base);
@@ -1105,6 +1121,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_oversized_file, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_identity_stable_across_key_order_and_defaults),
         cmocka_unit_test(test_identity_unchanged_for_existing_projects),
+        cmocka_unit_test(test_identity_pinned),
         cmocka_unit_test(test_identity_changes_with_content),
         cmocka_unit_test_setup_teardown(test_identity_tracks_root_files, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_generation),
