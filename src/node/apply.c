@@ -13,16 +13,17 @@
  * Removals run first (they may free host ports the others need). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/log.h"
 #include "node/deploy.h"
+#include "plan/health.h"
 
-#define READY_POLL_USEC 100000ull /* how often a new instance's ports are tried */
 #define DRAIN_POLL_USEC 50000ull
-#define ROLLOUT_TIMEOUT_MS 60000u
 
 typedef enum step_phase {
     PH_BEGIN,
@@ -45,9 +46,7 @@ typedef struct apply_step {
     char *error;
     uint64_t deadline, drain_until; /* monotonic usec */
     seed_source *timer;
-    int probe_fd;
-    seed_source *probe_src;
-    size_t probe_port; /* index into the exposed TCP ports being tried */
+    seed_probe *probe;
     char *probe_detail;
 } apply_step;
 
@@ -80,10 +79,7 @@ static void step_finish(apply_step *st, bool ok, const char *fmt, ...) {
         va_end(ap);
     }
     seed_source_free(TAKE_PTR(st->timer));
-    seed_source_free(TAKE_PTR(st->probe_src));
-    if (st->probe_fd >= 0)
-        close(st->probe_fd);
-    st->probe_fd = -1;
+    seed_probe_cancel(TAKE_PTR(st->probe));
     if (st->old && st->old->step == st)
         st->old->step = NULL;
     if (st->cur && st->cur->step == st)
@@ -91,7 +87,7 @@ static void step_finish(apply_step *st, bool ok, const char *fmt, ...) {
     node_source_kick(st->a->src); /* the apply looks whether it is complete */
 }
 
-/* ---- readiness: every exposed TCP port accepts a connection ---- */
+/* ---- readiness: the health check, or every exposed TCP port accepts ---- */
 
 static size_t tcp_ports(const seed_instance *s, unsigned *out, size_t max) {
     size_t n = 0;
@@ -101,15 +97,10 @@ static size_t tcp_ports(const seed_instance *s, unsigned *out, size_t max) {
     return n;
 }
 
-static void probe_next(apply_step *st);
-
-static int probe_timer(seed_source *t, void *userdata) {
+static int step_timer(seed_source *t, void *userdata) {
     apply_step *st = userdata;
     (void)t;
-    if (st->phase == PH_READY)
-        probe_next(st);
-    else
-        step_advance(st);
+    step_advance(st);
     return 0;
 }
 
@@ -117,88 +108,101 @@ static void arm(apply_step *st, uint64_t usec) {
     if (st->timer)
         seed_timer_restart(st->timer, usec);
     else
-        seed_loop_add_timer(st->a->src->node->loop, usec, probe_timer, st, &st->timer);
-}
-
-static void probe_failed(apply_step *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void probe_failed(apply_step *st, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    free(st->probe_detail);
-    if (vasprintf(&st->probe_detail, fmt, ap) < 0)
-        st->probe_detail = NULL;
-    va_end(ap);
-    seed_source_free(TAKE_PTR(st->probe_src));
-    if (st->probe_fd >= 0)
-        close(st->probe_fd);
-    st->probe_fd = -1;
-    st->probe_port = 0;
-    arm(st, READY_POLL_USEC);
+        seed_loop_add_timer(st->a->src->node->loop, usec, step_timer, st, &st->timer);
 }
 
 static void became_ready(apply_step *st);
 
-static int probe_event(seed_source *s, int fd, uint32_t events, void *userdata) {
+static void on_probe(void *userdata, const seed_probe_result *r) {
     apply_step *st = userdata;
-    (void)s;
-    int e = 0;
-    socklen_t l = sizeof(e);
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l) < 0)
-        e = errno;
-    unsigned ports[SEED_SPEC_MAX_ENTRIES];
-    size_t n = tcp_ports(st->cur->spec, ports, ELEMENTSOF(ports));
-    if (e) {
-        char a[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &st->cur->addr, a, sizeof(a));
-        probe_failed(st, "tcp %s:%u: %s", a, ports[st->probe_port], strerror(e));
-        return 0;
-    }
-    seed_source_free(TAKE_PTR(st->probe_src));
-    close(st->probe_fd);
-    st->probe_fd = -1;
-    if (++st->probe_port >= n) {
+    if (r->outcome == SEED_PROBE_READY) {
         became_ready(st);
-        return 0;
+        return;
     }
-    probe_next(st);
-    return 0;
+    free(st->probe_detail);
+    st->probe_detail = r->detail ? strdup(r->detail) : NULL;
+    st->deadline = 0; /* the prober's deadline is the rollout's */
+    step_advance(st);
 }
 
-/* Try the next port (connect, non-blocking, from the node's network namespace). */
-static void probe_next(apply_step *st) {
-    unsigned ports[SEED_SPEC_MAX_ENTRIES];
-    size_t n = tcp_ports(st->cur->spec, ports, ELEMENTSOF(ports));
-    if (st->probe_port >= n) {
-        became_ready(st);
+/* Command checks run inside the instance as seed exec does, output to /dev/null. */
+typedef struct cmd_run {
+    node_exec *exec;
+    seed_probe_cmd_done done;
+    void *done_ud;
+} cmd_run;
+
+static void on_cmd_event(void *userdata, const node_exec_event *ev) {
+    cmd_run *c = userdata;
+    if (ev->type == NODE_EXEC_STARTED) {
+        if (ev->pty_fd >= 0)
+            close(ev->pty_fd);
         return;
     }
-    if (seed_now_usec() > st->deadline) {
-        step_advance(st);
-        return;
+    c->exec = NULL;
+    c->done(c->done_ud, ev->error ? -1 : ev->exit_code, ev->error);
+    free(c);
+}
+
+static void *run_cmd(void *cmd_ud, char *const *argv, unsigned timeout_ms, seed_probe_cmd_done done,
+                     void *done_ud) {
+    instance *in = cmd_ud;
+    (void)timeout_ms; /* the prober cancels a check that takes too long */
+    cmd_run *c = calloc(1, sizeof(*c));
+    json_t *args = json_array();
+    for (size_t i = 0; argv[i]; i++)
+        json_array_append_new(args, json_string(argv[i]));
+    json_t *req = json_pack("{s:o}", "argv", args);
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    int fds[2] = {null, null};
+    _cleanup_error_ seed_error *err = NULL;
+    if (!c || !req || null < 0) {
+        free(c);
+        c = NULL;
+    } else {
+        c->done = done;
+        c->done_ud = done_ud;
+        if (node_exec_start(in, req, fds, 2, on_cmd_event, c, &c->exec, &err) < 0) {
+            done(done_ud, -1, err ? err->msg : "could not run");
+            free(c);
+            c = NULL;
+        }
     }
-    struct sockaddr_in sa = {
-        .sin_family = AF_INET, .sin_port = htons((uint16_t)ports[st->probe_port]), .sin_addr = st->cur->addr};
-    st->probe_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (st->probe_fd < 0) {
-        probe_failed(st, "socket: %m");
-        return;
-    }
-    if (connect(st->probe_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
-        char a[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &st->cur->addr, a, sizeof(a));
-        probe_failed(st, "tcp %s:%u: %m", a, ports[st->probe_port]);
-        return;
-    }
-    if (seed_loop_add_io(st->a->src->node->loop, st->probe_fd, EPOLLOUT, probe_event, st, &st->probe_src) < 0)
-        probe_failed(st, "watching a probe: out of memory");
-    else
-        arm(st, st->deadline > seed_now_usec() ? st->deadline - seed_now_usec() : 0);
+    if (null >= 0)
+        close(null);
+    json_decref(req);
+    return c;
+}
+
+static void cancel_cmd(void *cmd_ud, void *handle) {
+    cmd_run *c = handle;
+    (void)cmd_ud;
+    if (c->exec)
+        node_exec_detach(c->exec);
+    free(c);
 }
 
 static void start_probe(apply_step *st) {
     st->phase = PH_READY;
-    st->probe_port = 0;
-    probe_next(st);
+    unsigned ports[SEED_SPEC_MAX_ENTRIES];
+    const seed_instance *s = st->cur->spec;
+    uint64_t now = seed_now_usec();
+    seed_probe_config c = {.addr = st->cur->addr,
+                           .tcp_ports = ports,
+                           .n_tcp_ports = tcp_ports(s, ports, ELEMENTSOF(ports)),
+                           .health = s->health,
+                           .deadline_ms =
+                               st->deadline > now ? (unsigned)((st->deadline - now) / 1000) + 1 : 1,
+                           .run_cmd = run_cmd,
+                           .cancel_cmd = cancel_cmd,
+                           .cmd_ud = st->cur};
+    _cleanup_error_ seed_error *err = NULL;
+    if (seed_probe_start(st->a->src->node->loop, &c, on_probe, st, &st->probe, &err) < 0) {
+        free(st->probe_detail);
+        st->probe_detail = strdup(err->msg);
+        st->deadline = 0;
+        step_advance(st);
+    }
 }
 
 /* ---- steps ---- */
@@ -239,6 +243,7 @@ static void retire(apply_step *st, instance *in) {
 static void became_ready(apply_step *st) {
     node *n = step_node(st);
     seed_source_free(TAKE_PTR(st->timer));
+    seed_probe_cancel(TAKE_PTR(st->probe));
     node_event(n, "instance-ready", src_name(st), st->st.name, "ready at generation %u (identity %.12s)",
                st->a->gen, st->cur->spec->identity);
     if (!st->rolling) {
@@ -311,7 +316,7 @@ static void step_begin(apply_step *st) {
         step_finish(st, false, "unknown step");
         return;
     }
-    st->deadline = seed_now_usec() + (uint64_t)ROLLOUT_TIMEOUT_MS * 1000;
+    st->deadline = seed_now_usec() + (uint64_t)st->st.desired->rollout_timeout_ms * 1000;
     step_advance(st);
 }
 
@@ -322,7 +327,7 @@ static void abort_rolling(apply_step *st, const char *why) {
                "%s; the old instance keeps serving", why);
     seed_logfile_printf(st->cur->log, "seed", "rollout failed: %s; the old instance keeps serving", why);
     st->cur->role = ROLE_RETIRING;
-    seed_source_free(TAKE_PTR(st->probe_src));
+    seed_probe_cancel(TAKE_PTR(st->probe));
     instance_stop(st->cur);
     st->phase = PH_ABORT;
 }
@@ -354,7 +359,7 @@ static void step_advance(apply_step *st) {
         }
         instance_start(st->cur);
         st->phase = PH_START;
-        st->deadline = now + (uint64_t)ROLLOUT_TIMEOUT_MS * 1000;
+        st->deadline = now + (uint64_t)st->st.desired->rollout_timeout_ms * 1000;
         /* fall through */
     case PH_START:
         if (st->cur->state == INST_RUNNING) {
@@ -382,6 +387,7 @@ static void step_advance(apply_step *st) {
         return;
     case PH_READY:
         if (st->cur->state != INST_RUNNING) {
+            seed_probe_cancel(TAKE_PTR(st->probe));
             st->phase = PH_START;
             step_advance(st);
             return;
@@ -414,7 +420,7 @@ static void step_advance(apply_step *st) {
     }
 timeout : {
     char why[768];
-    snprintf(why, sizeof(why), "not ready within %u s%s%s", ROLLOUT_TIMEOUT_MS / 1000,
+    snprintf(why, sizeof(why), "not ready within %.1f s%s%s", st->st.desired->rollout_timeout_ms / 1000.0,
              st->probe_detail ? ": " : "", st->probe_detail ? st->probe_detail : "");
     if (st->rolling) {
         abort_rolling(st, why);
@@ -473,7 +479,6 @@ int node_apply_start(node_source *s, apply_request *req, node_project *np, const
         apply_step *st = &a->steps[i];
         st->a = a;
         st->st = a->plan.steps[i];
-        st->probe_fd = -1;
         if (st->st.kind != SEED_PLAN_CREATE)
             st->old = owners[st->st.actual];
     }

@@ -7,6 +7,7 @@
 
 #include "node/node-internal.h"
 #include "plan/plan.h"
+#include "source/fetch.h"
 
 struct json_t;
 
@@ -53,6 +54,9 @@ typedef struct node_source {
     apply_request *queued;   /* the next one; later requests coalesce into it */
     seed_source *poll_timer, *kick;
     struct seed_fetch *fetch;
+    apply_request *fetching; /* the request a fetch runs for */
+    seed_fetch_url fu;
+    char *secret; /* the webhook secret, or NULL */
     bool removing;
     apply_waiter *rm_waiters;
 } node_source;

@@ -27,6 +27,7 @@
 #include "base/hash.h"
 #include "base/log.h"
 #include "node/deploy.h"
+#include "source/webhook.h"
 
 #define SETTING_FORWARD "host-ipv4-forward" /* what net.ipv4.ip_forward was before --egress */
 
@@ -123,8 +124,58 @@ void node_stop(node *n) {
     begin_stop(n);
 }
 
+/* Polling: each source with --poll applies itself every poll_s seconds. */
+static int poll_fire(seed_source *t, void *userdata) {
+    node_source *s = userdata;
+    node_source_request(s, "poll", false, NULL, 0, NULL);
+    seed_timer_restart(t, (uint64_t)s->poll_s * 1000000);
+    return 0;
+}
+
 void node_sources_changed(node *n) {
-    (void)n; /* the webhook endpoint's table (seedd --webhook) */
+    for (size_t i = 0; i < n->n_srcs; i++) {
+        node_source *s = n->srcs[i];
+        if (s->poll_s && !s->poll_timer && !s->removing && !n->stopping)
+            seed_loop_add_timer(n->loop, (uint64_t)s->poll_s * 1000000, poll_fire, s, &s->poll_timer);
+    }
+    if (!n->webhook)
+        return;
+    seed_webhook_source *tab = calloc(n->n_srcs + 1, sizeof(*tab));
+    if (!tab)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < n->n_srcs; i++)
+        if (!n->srcs[i]->removing)
+            tab[k++] = (seed_webhook_source){
+                .name = n->srcs[i]->name, .secret = n->srcs[i]->secret, .ref = n->srcs[i]->fu.ref};
+    if (seed_webhook_set_sources(n->webhook, tab, k) < 0)
+        log_warning("webhooks: updating the table of sources failed (out of memory)");
+    free(tab);
+}
+
+static void on_webhook(void *userdata, const seed_webhook_event *ev) {
+    node *n = userdata;
+    node_source *s = ev->source ? node_source_find(n, ev->source) : NULL;
+    const char *src = s ? s->name : NULL; /* never echo an unknown name into the log */
+    switch (ev->kind) {
+    case SEED_WEBHOOK_PUSH:
+        node_event(n, "webhook-received", src, NULL, "%s push of %s to %s from %s (delivery %s)",
+                   ev->provider ? ev->provider : "?", ev->after ? ev->after : "?", ev->ref ? ev->ref : "?",
+                   ev->peer ? ev->peer : "?", ev->delivery ? ev->delivery : "-");
+        if (s)
+            node_source_request(s, "webhook", false, NULL, 0, NULL);
+        break;
+    case SEED_WEBHOOK_PING:
+    case SEED_WEBHOOK_IGNORED:
+        node_event(n, "webhook-received", src, NULL, "%s %s: %s (status %u)",
+                   ev->provider ? ev->provider : "?", ev->kind == SEED_WEBHOOK_PING ? "ping" : "ignored",
+                   ev->reason ? ev->reason : "-", ev->status);
+        break;
+    case SEED_WEBHOOK_REJECTED:
+        node_event(n, "webhook-rejected", src, NULL, "status %u from %s: %s", ev->status,
+                   ev->peer ? ev->peer : "?", ev->reason ? ev->reason : "-");
+        break;
+    }
 }
 
 static void begin_stop(node *n) {
@@ -329,7 +380,11 @@ static int add_sources(node *n, seed_error **err) {
             k--;
         name[k] = 0;
         node_source *s = NULL;
-        if ((r = node_source_new(n, *name ? name : "default", dir, NULL, NULL, 0, false, &s, err)) < 0)
+        /* Always the directory as it is on disk (a git work tree too). */
+        _cleanup_free_ char *url = NULL;
+        if (asprintf(&url, "path:%s", dir) < 0)
+            return seed_error_set(err, ENOMEM, "out of memory");
+        if ((r = node_source_new(n, *name ? name : "default", url, NULL, NULL, 0, false, &s, err)) < 0)
             return r;
         node_source_set_uri(s, n->preloaded->p->uri);
         s->preloaded = TAKE_PTR(n->preloaded);
@@ -449,10 +504,29 @@ static int setup(node *n, seed_error **err) {
 
     if ((r = add_sources(n, err)) < 0)
         return r;
+    if (n->opt.webhook) {
+        /* In the host's network namespace, where the providers reach it. */
+        int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (self < 0 || setns(n->net.host_netns, CLONE_NEWNET) < 0) {
+            if (self >= 0)
+                close(self);
+            return seed_error_setp(err, errno, "entering the host's network namespace for --webhook");
+        }
+        r = seed_webhook_new(n->loop, n->opt.webhook, on_webhook, n, &n->webhook, err);
+        if (setns(self, CLONE_NEWNET) < 0)
+            abort(); /* cannot happen: we were just there */
+        close(self);
+        if (r < 0)
+            return seed_error_prefix(err, "--webhook %s: ", n->opt.webhook);
+        log_info("webhooks: POST http://%s/webhook/<source>", n->opt.webhook);
+    }
+    node_sources_changed(n);
     return control_listen(n, err);
 }
 
 static void teardown(node *n) {
+    seed_webhook_free(n->webhook);
+    n->webhook = NULL;
     if (n->loop)
         control_close(n);
     node_shoots_teardown(n);

@@ -15,6 +15,7 @@
 #include "base/fileio.h"
 #include "base/log.h"
 #include "node/deploy.h"
+#include "source/fetch.h"
 #include "spec/names.h"
 
 #define PIN_SETTING "pin:" /* + source name: the generation a rollback holds */
@@ -50,22 +51,25 @@ node_source *node_source_find(node *n, const char *name) {
     return NULL;
 }
 
-/* A local directory: "path:/abs" or "/abs". */
-static int parse_dir_url(const char *url, char **dir, seed_error **err) {
-    const char *p = strncmp(url, "path:", 5) == 0 ? url + 5 : url;
-    if (p[0] != '/')
-        return seed_error_set(err, EINVAL,
-                              "source URL '%s': expected an absolute directory (/srv/project or "
-                              "path:/srv/project)",
-                              url);
-    char real[PATH_MAX];
-    struct stat st;
-    if (!realpath(p, real) || stat(real, &st) < 0)
-        return seed_error_setp(err, errno, "source URL '%s'", url);
-    if (!S_ISDIR(st.st_mode))
-        return seed_error_set(err, ENOTDIR, "source URL '%s': not a directory", url);
-    *dir = strdup(real);
-    return *dir ? 0 : seed_error_set(err, ENOMEM, "out of memory");
+/* The webhook secret: the file's content without its final newline. */
+static int read_secret(const char *path, char **ret, seed_error **err) {
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return seed_error_setp(err, errno, "--webhook-secret-file %s", path);
+    char *buf = NULL;
+    size_t len = 0;
+    int r = seed_read_fd(fd, 4096, &buf, &len);
+    if (r < 0)
+        return seed_error_setp(err, -r, "--webhook-secret-file %s (at most 4 KiB)", path);
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        buf[--len] = 0;
+    if (len < 8 || memchr(buf, 0, len)) {
+        free(buf);
+        return seed_error_set(
+            err, EINVAL, "--webhook-secret-file %s: expected a secret of at least 8 bytes of text", path);
+    }
+    *ret = buf;
+    return 0;
 }
 
 int node_source_new(node *n, const char *name, const char *url, const char *ref, const char *secret_file,
@@ -85,14 +89,19 @@ int node_source_new(node *n, const char *name, const char *url, const char *ref,
     if (!(s->name = strdup(name)) || !(s->url = strdup(url)) || (ref && !(s->ref = strdup(ref))) ||
         (secret_file && !(s->secret_file = strdup(secret_file))))
         r = seed_error_set(err, ENOMEM, "out of memory");
-    if (r >= 0 && ref)
-        r = seed_error_set(err, EINVAL, "--ref applies to git sources; '%s' is a directory", url);
     if (r >= 0)
-        r = parse_dir_url(url, &s->dir, err);
-    if (r >= 0 && asprintf(&s->uri, "path:%s", s->dir) < 0) {
-        s->uri = NULL;
-        r = seed_error_set(err, ENOMEM, "out of memory");
+        r = seed_fetch_url_parse(url, ref, &s->fu, err);
+    if (r >= 0) {
+        s->git = s->fu.kind == SEED_FETCH_GIT;
+        if (!s->git && ref)
+            r = seed_error_set(err, EINVAL, "--ref applies to git sources; '%s' is a directory", url);
+        else if (!s->git && !(s->dir = strdup(s->fu.url)))
+            r = seed_error_set(err, ENOMEM, "out of memory");
+        else if (!(s->uri = strdup(s->fu.uri)))
+            r = seed_error_set(err, ENOMEM, "out of memory");
     }
+    if (r >= 0 && secret_file)
+        r = read_secret(secret_file, &s->secret, err);
     if (r >= 0 && asprintf(&s->cache_dir, "%s/sources/%s", n->state_dir, name) < 0) {
         s->cache_dir = NULL;
         r = seed_error_set(err, ENOMEM, "out of memory");
@@ -153,6 +162,12 @@ void node_source_free(node_source *s) {
     answer(&s->rm_waiters, gone);
     json_decref(gone);
     node_project_unref(s->preloaded);
+    seed_fetch_cancel(s->fetch);
+    request_free(s->fetching);
+    seed_fetch_url_clear(&s->fu);
+    if (s->secret)
+        explicit_bzero(s->secret, strlen(s->secret));
+    free(s->secret);
     free(s->name);
     free(s->url);
     free(s->ref);
@@ -390,6 +405,39 @@ static void begin(node_source *s, apply_request *req, const char *dir, const cha
     node_apply_run(a);
 }
 
+/* A fetch done: apply the commit it got. If it failed at start and the source has a
+ * generation that worked, run that meanwhile (the node must come up offline). */
+static void on_fetched(void *userdata, const seed_fetch_result *r) {
+    node_source *s = userdata;
+    apply_request *req = TAKE_PTR(s->fetching);
+    s->fetch = NULL; /* released when this returns */
+    if (r->warning)
+        node_event(s->node, "source-warning", s->name, NULL, "%s", r->warning);
+    if (r->error) {
+        unsigned last = 0;
+        _cleanup_free_ char *revision = NULL, *tree = NULL, *result = NULL;
+        bool have_instances = false;
+        for (size_t i = 0; i < s->node->n_insts; i++)
+            have_instances |= s->node->insts[i]->src == s;
+        if (streq(req->trigger, "start") && !have_instances &&
+            seed_state_generation_last_ok(s->node->db, s->name, &last) == 0 &&
+            seed_state_generation_get(s->node->db, s->name, last, &revision, &tree, &result) == 0 && tree &&
+            access(tree, F_OK) == 0) {
+            log_warning("%s: fetching failed (%s); running generation %u meanwhile", s->name, r->message,
+                        last);
+            node_event(s->node, "source-fetch-failed", s->name, NULL, "%s; running generation %u meanwhile",
+                       r->message, last);
+            begin(s, req, tree, revision, tree);
+            return;
+        }
+        char msg[2600];
+        snprintf(msg, sizeof(msg), "%s", r->message ? r->message : "fetching failed");
+        fail_request(s, req, NULL, NULL, msg, NULL);
+        return;
+    }
+    begin(s, req, r->tree, r->commit, r->tree);
+}
+
 static void run_next(node_source *s) {
     if (s->apply || s->fetch || !s->queued || s->node->stopping)
         return;
@@ -432,7 +480,17 @@ static void run_next(node_source *s) {
         begin(s, req, dir, revision, tree);
         return;
     }
-    begin(s, req, s->dir, NULL, NULL);
+    if (!s->git) {
+        begin(s, req, s->dir, NULL, NULL);
+        return;
+    }
+    _cleanup_error_ seed_error *err = NULL;
+    s->fetching = req;
+    if (seed_fetch_start(n->loop, &s->fu, s->cache_dir, SEED_FETCH_TIMEOUT_DEFAULT, on_fetched, s, &s->fetch,
+                         &err) < 0) {
+        s->fetching = NULL;
+        fail_request(s, req, NULL, NULL, err->msg, NULL);
+    }
 }
 
 void node_source_applied(node_source *s) {
