@@ -255,6 +255,8 @@ static void became_ready(apply_step *st) {
     instance_take_ports(cur, old);
     cur->role = ROLE_ACTIVE;
     old->role = ROLE_RETIRING;
+    instance_record(cur);
+    instance_record(old);
     node_source_write_hosts(st->a->src);
     node_event(n, "instance-replaced", src_name(st), st->st.name, "rolling: switched to the new instance");
     st->phase = PH_DRAIN;
@@ -267,6 +269,7 @@ static void step_begin(apply_step *st) {
     switch (st->st.kind) {
     case SEED_PLAN_UNCHANGED:
         instance_adopt_spec(st->old, st->a->proj, st->st.desired);
+        instance_record(st->old); /* the tree it is known by now */
         step_finish(st, true, NULL);
         return;
     case SEED_PLAN_REMOVE:
@@ -462,7 +465,9 @@ int node_apply_start(node_source *s, apply_request *req, node_project *np, const
         if (in->src != s || in->role != ROLE_ACTIVE)
             continue;
         owners[n_actual] = in;
-        actual[n_actual++] = (seed_plan_actual){.name = in->spec->name, .identity = in->spec->identity};
+        actual[n_actual++] = (seed_plan_actual){.name = in->spec->name,
+                                                .identity = in->identity_override ? in->identity_override
+                                                                                  : in->spec->identity};
     }
     int r = seed_plan_make(np->p, actual, n_actual, req->only, &a->plan);
     if (r >= 0 && !(a->steps = calloc(a->plan.n + 1, sizeof(apply_step))))
@@ -590,7 +595,7 @@ void node_apply_advance(node_apply *a) {
 }
 
 void apply_instance_changed(instance *in) {
-    if (in->src && (in->step || in->src->removing))
+    if (in->src && (in->step || in->src->removing || in->role == ROLE_RETIRING))
         node_source_kick(in->src);
 }
 

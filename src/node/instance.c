@@ -38,6 +38,7 @@ static void set_state(instance *in, inst_state s) {
 }
 
 static int open_log(instance *in, instance *from, seed_error **err);
+static void record_end(instance *in);
 
 /* A tier larger than the machine still runs (its limits never bind), but not with the
  * resources it names: say so when the instance is made. */
@@ -149,7 +150,97 @@ void instance_adopt_spec(instance *in, node_project *np, const seed_instance *sp
 
 /* ---- published ports ---- */
 
+/* ---- ports held by the keeper (seedd) ---- */
+
+static bool remote(const instance *in) {
+    return in->node->keeper_fd >= 0;
+}
+
+static void port_key(const instance *in, unsigned port, bool udp, char *buf, size_t size) {
+    snprintf(buf, size, "%s/%s/%u/%s", in->ns, in->spec->name, port, udp ? "udp" : "tcp");
+}
+
+/* The keys of the ports the keeper publishes for this instance's name. */
+static json_t *remote_keys(const instance *in) {
+    json_t *r = node_keeper(in->node, json_pack("{s:s}", "op", "keys"), NULL, 0, NULL, NULL);
+    json_t *out = json_object();
+    char prefix[160];
+    int l = snprintf(prefix, sizeof(prefix), "%s/%s/", in->ns, in->spec->name);
+    const char *key;
+    json_t *v;
+    json_object_foreach (json_object_get(r, "ports"), key, v)
+        if (strncmp(key, prefix, (size_t)l) == 0)
+            json_object_set(out, key, v);
+    json_decref(r);
+    return out;
+}
+
+static void remote_unpublish_all(instance *in) {
+    json_t *keys = remote_keys(in);
+    const char *key;
+    json_t *v;
+    json_object_foreach (keys, key, v)
+        json_decref(node_keeper(in->node, json_pack("{s:s, s:s}", "op", "unpublish", "key", key), NULL, 0,
+                                NULL, NULL));
+    json_decref(keys);
+    in->has_ports = false;
+}
+
+/* Publish (or move to this instance) every exposed port; keys of ports it no longer
+ * exposes are closed. */
+static int remote_publish(instance *in, seed_error **err) {
+    node *n = in->node;
+    const seed_instance *s = in->spec;
+    char a[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &in->addr, a, sizeof(a));
+    json_t *keys = remote_keys(in);
+    for (size_t k = 0; k < s->n_expose; k++) {
+        const seed_expose *e = &s->expose[k];
+        for (int udp = 0; udp <= 1; udp++) {
+            if (udp ? !seed_protocol_uses_udp(e->protocol) : !seed_protocol_uses_tcp(e->protocol))
+                continue;
+            char key[160];
+            port_key(in, e->port, udp, key, sizeof(key));
+            json_t *r;
+            if (json_object_get(keys, key)) {
+                r = node_keeper(n, json_pack("{s:s, s:s, s:s}", "op", "retarget", "key", key, "backend", a),
+                                NULL, 0, NULL, NULL);
+                json_object_del(keys, key);
+            } else {
+                r = node_keeper(n,
+                                json_pack("{s:s, s:s, s:s, s:i, s:b, s:s, s:i}", "op", "publish", "key", key,
+                                          "bind", n->opt.bind, "port", (int)e->port, "udp", udp, "backend", a,
+                                          "backendPort", (int)e->port),
+                                NULL, 0, NULL, NULL);
+            }
+            if (!json_is_true(json_object_get(r, "ok"))) {
+                seed_error_set(err, EADDRINUSE, "expose.%s: %s", e->name,
+                               json_string_value(json_object_get(r, "error")) ?: "the keeper did not answer");
+                json_decref(r);
+                json_decref(keys);
+                remote_unpublish_all(in);
+                return -EADDRINUSE;
+            }
+            json_decref(r);
+        }
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach (keys, key, v)
+        json_decref(
+            node_keeper(n, json_pack("{s:s, s:s}", "op", "unpublish", "key", key), NULL, 0, NULL, NULL));
+    json_decref(keys);
+    in->has_ports = true;
+    return 0;
+}
+
 static void unpublish_ports(instance *in) {
+    if (remote(in)) {
+        if (in->has_ports && !in->node->detaching)
+            remote_unpublish_all(in);
+        in->has_ports = false;
+        return;
+    }
     for (size_t i = 0; i < in->n_proxies; i++)
         seed_proxy_free(in->proxies[i]);
     free(in->proxies);
@@ -162,8 +253,10 @@ static void unpublish_ports(instance *in) {
  * only; the others run. */
 static int publish_ports(instance *in, seed_error **err) {
     const seed_instance *s = in->spec;
-    if (in->proxies || s->n_expose == 0 || in->defer_ports)
+    if (in->proxies || in->has_ports || s->n_expose == 0 || in->defer_ports)
         return 0;
+    if (remote(in))
+        return remote_publish(in, err);
     in->proxies = calloc(2 * s->n_expose + 1, sizeof(seed_proxy *));
     if (!in->proxies)
         return seed_error_set(err, ENOMEM, "out of memory");
@@ -196,6 +289,15 @@ static bool same_ports(const seed_instance *a, const seed_instance *b) {
 
 void instance_take_ports(instance *successor, instance *old) {
     successor->defer_ports = false;
+    if (remote(successor)) {
+        _cleanup_error_ seed_error *err = NULL;
+        old->has_ports = false;
+        if (remote_publish(successor, &err) < 0) {
+            log_error("%s: publishing its ports: %s", successor->spec->name, err->msg);
+            seed_logfile_printf(successor->log, "seed", "publishing its ports: %s", err->msg);
+        }
+        return;
+    }
     if (old->proxies && same_ports(old->spec, successor->spec)) {
         for (size_t i = 0; i < old->n_proxies; i++)
             seed_proxy_set_backend(old->proxies[i], successor->addr);
@@ -215,6 +317,22 @@ void instance_take_ports(instance *successor, instance *old) {
 
 size_t instance_open_connections(const instance *in) {
     size_t n = 0;
+    if (remote(in)) {
+        char a[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &in->addr, a, sizeof(a));
+        json_t *keys = remote_keys(in);
+        const char *key;
+        json_t *v;
+        json_object_foreach (keys, key, v) {
+            json_t *r =
+                node_keeper(in->node, json_pack("{s:s, s:s, s:s}", "op", "conns", "key", key, "backend", a),
+                            NULL, 0, NULL, NULL);
+            n += (size_t)json_integer_value(json_object_get(r, "n"));
+            json_decref(r);
+        }
+        json_decref(keys);
+        return n;
+    }
     /* A retiring instance's ports went to its successor: count there. */
     const instance *holder = in->proxies ? in : in->peer;
     for (size_t i = 0; holder && i < holder->n_proxies; i++)
@@ -253,6 +371,7 @@ void instance_free(instance *in) {
         seed_logfile_close(in->log);
     free(in->log_path);
     free(in->last_error);
+    free(in->identity_override);
     node_project_unref(in->proj);
     free(in);
 }
@@ -677,6 +796,7 @@ static int on_exit_fd(seed_source *s, int fd, uint32_t events, void *userdata) {
         close(in->chan);
     in->chan = -1;
     in->exit_status = seed_sandbox_container.reap(&in->sb);
+    record_end(in);
     release_resources(in);
     for (size_t i = 0; i < in->n_procs; i++) {
         in->procs[i].pid = 0;
@@ -724,6 +844,53 @@ static int kill_fire(seed_source *s, void *userdata) {
         seed_sandbox_container.kill(&in->sb, SIGKILL);
     }
     return 0;
+}
+
+/* ---- what the next seedd needs to adopt a running instance ---- */
+
+static void fds_key(const instance *in, char *buf, size_t size) {
+    snprintf(buf, size, "%s/%s/%d", in->ns, in->spec->name, in->alt);
+}
+
+void instance_record(instance *in) {
+    node *n = in->node;
+    if (!remote(in) || in->sb.pidfd < 0)
+        return;
+    json_t *mounts = json_array();
+    for (size_t i = 0; i < in->n_vols; i++)
+        if (in->vols[i].mounted)
+            json_array_append_new(mounts, json_string(in->vols[i].mountpoint));
+    static const char *const roles[] = {"active", "successor", "retiring"};
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:b, s:s, s:s, s:i, s:I, s:i, s:s, s:s, s:o, s:s}", "source",
+                            in->src->name, "namespace", in->ns, "name", in->spec->name, "alt", in->alt,
+                            "identity", in->identity_override ? in->identity_override : in->spec->identity,
+                            "tree", in->proj->p->dir, "pid", (int)in->sb.pid, "startedAt",
+                            (json_int_t)in->started_at, "starts", (int)in->starts, "ifname", in->ifname,
+                            "cgpath", in->cgpath, "mounts", mounts, "role", roles[in->role]);
+    if (!rec || seed_state_running_put(n->db, in->ns, in->spec->name, in->alt, rec) < 0)
+        log_warning("%s: recording it for the next daemon failed", in->spec->name);
+    json_decref(rec);
+}
+
+static void record_start(instance *in) {
+    if (!remote(in))
+        return;
+    char key[160];
+    fds_key(in, key, sizeof(key));
+    int fds[2] = {in->chan, in->sb.pidfd};
+    json_t *r = node_keeper(in->node, json_pack("{s:s, s:s}", "op", "store", "key", key), fds, 2, NULL, NULL);
+    json_decref(r);
+    instance_record(in);
+}
+
+static void record_end(instance *in) {
+    if (!remote(in) || in->node->detaching)
+        return;
+    char key[160];
+    fds_key(in, key, sizeof(key));
+    json_decref(
+        node_keeper(in->node, json_pack("{s:s, s:s}", "op", "drop", "key", key), NULL, 0, NULL, NULL));
+    seed_state_running_delete(in->node->db, in->ns, in->spec->name, in->alt);
 }
 
 void instance_start(instance *in) {
@@ -873,6 +1040,7 @@ void instance_start(instance *in) {
                                .udp_ports = udp,
                                .n_udp = n_udp};
     c.cgroup = in->cg;
+    c.survive_node = n->opt.daemon;
     int r = seed_sandbox_container.start(&c, &in->sb, &err);
     close(cfg);
     close(sp[1]);
@@ -913,6 +1081,23 @@ void instance_start(instance *in) {
              (double)(seed_now_usec() - t0) / 1000.0);
     seed_logfile_printf(in->log, "seed", "instance started at %s", a);
     set_state(in, INST_RUNNING);
+    record_start(in);
+}
+
+void instance_adopted(instance *in) {
+    node *n = in->node;
+    in->chan_tokens = CHAN_BURST;
+    in->chan_refilled = seed_now_usec();
+    in->state = INST_RUNNING;
+    if (seed_loop_add_io(n->loop, in->sb.pidfd, EPOLLIN, on_exit_fd, in, &in->exit_src) < 0 ||
+        (in->chan >= 0 && seed_loop_add_io(n->loop, in->chan, EPOLLIN, on_channel, in, &in->chan_src) < 0))
+        log_error("%s: watching the adopted instance failed", in->spec->name);
+    char a[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &in->addr, a, sizeof(a));
+    log_info("%s: adopted at %s (pid %d)%s", in->spec->name, a, (int)in->sb.pid,
+             in->identity_override ? "; its spec changed since it started" : "");
+    seed_logfile_printf(in->log, "seed", "adopted by a new seedd (pid %d)", (int)getpid());
+    instance_record(in);
 }
 
 void instance_stop(instance *in) {

@@ -81,6 +81,8 @@ typedef struct instance {
     struct instance *peer;   /* rolling: the old one for a successor and back */
     struct apply_step *step; /* the apply step waiting on it */
     bool owns_log;
+    bool has_ports;          /* seedd: the keeper publishes its ports to it */
+    char *identity_override; /* adopted: the identity it runs, when its spec changed since */
     unsigned slot;
     struct in_addr addr;
     uid_t id_base;
@@ -153,6 +155,9 @@ typedef struct node {
     bool exit_when_stopped;  /* seed down: the daemon exits once every instance stopped */
     node_project *preloaded; /* seed up: its project, checked before anything starts */
     struct seed_webhook *webhook;
+    int keeper_fd;  /* seedd: the keeper's socket (node/keeper.h); -1 under seed up */
+    bool detaching; /* seedd's SIGTERM: it exits, the instances stay */
+    bool adopting;  /* seedd found a keeper: it adopts the instances that run */
 } node;
 
 /* The cgroup limits of an instance's size tier (its shoots get the same). */
@@ -181,6 +186,10 @@ void instance_free(instance *in);
 void instance_adopt_spec(instance *in, node_project *np, const seed_instance *spec);
 /* Rolling switch: the successor takes the ports (new connections go to it). */
 void instance_take_ports(instance *successor, instance *old);
+/* Adopted from the previous daemon (pidfd, channel, cgroup set): watch it as running. */
+void instance_adopted(instance *in);
+/* seedd: write what the next daemon needs to adopt it (its role changed, ...). */
+void instance_record(instance *in);
 /* TCP connections the instance's published ports still relay to it. */
 size_t instance_open_connections(const instance *in);
 void instance_start(instance *in);
@@ -247,6 +256,9 @@ void control_event(node *n, struct json_t *ev);
 instance *node_find(node *n, const char *name, char *why, size_t why_size);
 int node_add_instance(node *n, instance *in);
 void node_remove_instance(node *n, instance *in); /* does not free it */
+/* One request to the keeper; the reply (owned) or NULL (logged). */
+struct json_t *node_keeper(node *n, struct json_t *req, const int *fds, size_t n_fds, int *rfds,
+                           size_t *n_rfds);
 /* Record and broadcast an event (seed events); also logged. */
 void node_event(node *n, const char *kind, const char *source, const char *inst, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));

@@ -21,12 +21,15 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "base/fileio.h"
 #include "base/hash.h"
 #include "base/log.h"
 #include "node/deploy.h"
+#include "node/keeper.h"
+#include "node/volume.h"
 #include "source/webhook.h"
 
 #define SETTING_FORWARD "host-ipv4-forward" /* what net.ipv4.ip_forward was before --egress */
@@ -203,7 +206,14 @@ static int on_signal(seed_source *s, int fd, uint32_t events, void *userdata) {
     node *n = userdata;
     struct signalfd_siginfo si;
     while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-        if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) {
+        if ((si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) && n->opt.daemon && !n->stopping) {
+            /* The daemon goes; what it runs stays (the keeper holds it), and the
+             * next seedd adopts it. seed down stops the instances. */
+            log_info("%s: seedd exits; %zu instance%s keep running (seed down stops them)",
+                     strsignal((int)si.ssi_signo), n->n_insts, n->n_insts == 1 ? "" : "s");
+            n->detaching = true;
+            seed_loop_exit(n->loop, 0);
+        } else if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) {
             begin_stop(n);
         } else if (si.ssi_signo == SIGHUP && !n->stopping) {
             /* Re-read every source and reconcile; never a stop (a terminal hang-up
@@ -362,6 +372,214 @@ static int take_state_dir(node *n, seed_error **err) {
     return seed_state_open(db, false, &n->db, err);
 }
 
+json_t *node_keeper(node *n, json_t *req, const int *fds, size_t n_fds, int *rfds, size_t *n_rfds) {
+    _cleanup_error_ seed_error *err = NULL;
+    if (n->keeper_fd < 0) {
+        json_decref(req);
+        return NULL;
+    }
+    json_t *r = seed_keeper_call(n->keeper_fd, req, fds, n_fds, rfds, n_rfds, &err);
+    if (!r)
+        log_error("keeper: %s", err->msg);
+    return r;
+}
+
+static int join_keeper(node *n, seed_error **err) {
+    int fd;
+    if (seed_keeper_connect(n->run_dir, &fd) < 0)
+        return 0; /* none: this daemon starts one */
+    int hostns = -1;
+    size_t nr = 1;
+    json_t *h = seed_keeper_call(fd, json_pack("{s:s}", "op", "hello"), NULL, 0, &hostns, &nr, err);
+    if (!h || nr != 1) {
+        json_decref(h);
+        close(fd);
+        if (hostns >= 0)
+            close(hostns);
+        return *err ? seed_error_prefix(err, "the keeper of %s: ", n->state_dir)
+                    : seed_error_set(err, EPROTO, "the keeper of %s sent no namespace", n->state_dir);
+    }
+    const char *subnet = json_string_value(json_object_get(h, "subnet"));
+    pid_t pid = (pid_t)json_integer_value(json_object_get(h, "pid"));
+    int r = 0;
+    if (!subnet || !streq(subnet, n->opt.subnet))
+        r = seed_error_set(
+            err, EINVAL,
+            "the instances still running on %s use --subnet %s: start seedd with it, or stop them "
+            "first (seed down)",
+            n->state_dir, subnet ? subnet : "?");
+    int pidfd = r < 0 ? -1 : (int)syscall(SYS_pidfd_open, pid, 0);
+    if (r >= 0 && (pidfd < 0 || setns(pidfd, CLONE_NEWNS | CLONE_NEWNET) < 0))
+        r = seed_error_setp(err, errno, "joining the namespaces of the keeper (pid %d)", (int)pid);
+    if (pidfd >= 0)
+        close(pidfd);
+    seed_subnet sn;
+    if (r >= 0 && (r = seed_subnet_parse(subnet, &sn, err)) >= 0) {
+        n->net = (seed_node_net){.subnet = sn,
+                                 .gateway = seed_subnet_host(&sn, 1),
+                                 .host_netns = hostns,
+                                 .bridge_ifindex = if_nametoindex(SEED_BRIDGE)};
+        hostns = -1;
+        if (!n->net.bridge_ifindex)
+            r = seed_error_set(err, ENODEV, "the node's bridge %s is gone", SEED_BRIDGE);
+    }
+    json_decref(h);
+    if (hostns >= 0)
+        close(hostns);
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    n->keeper_fd = fd;
+    log_info("joined the keeper (pid %d): adopting the instances that run", (int)pid);
+    return 0;
+}
+
+/* The instances the previous daemon left running: each gets its instance again, from
+ * the project it was started from, with its pidfd and init channel from the keeper. A
+ * rollout cut short is settled here: a successor that never took over is killed; an
+ * old instance that had handed over is stopped. */
+static void adopt_instances(node *n) {
+    json_t *rows = seed_state_running_list(n->db);
+    node_project **projects = calloc(json_array_size(rows) + 1, sizeof(*projects));
+    size_t n_projects = 0, adopted = 0;
+    json_t *claimed = json_object(); /* mount points already given to an instance */
+    /* Serving ones first: they keep the volumes. */
+    for (int pass = 0; pass < 2; pass++) {
+        size_t i;
+        json_t *row;
+        json_array_foreach (rows, i, row) {
+            const char *role = json_string_value(json_object_get(row, "role")) ?: "active";
+            if ((pass == 0) != streq(role, "active"))
+                continue;
+            const char *ns = json_string_value(json_object_get(row, "namespace"));
+            const char *name = json_string_value(json_object_get(row, "name"));
+            const char *srcname = json_string_value(json_object_get(row, "source"));
+            const char *tree = json_string_value(json_object_get(row, "tree"));
+            const char *identity = json_string_value(json_object_get(row, "identity"));
+            bool alt = json_is_true(json_object_get(row, "alt"));
+            if (!ns || !name || !srcname || !tree || !identity)
+                continue;
+            char key[160];
+            snprintf(key, sizeof(key), "%s/%s/%d", ns, name, alt);
+            int fds[2] = {-1, -1};
+            size_t nf = 2;
+            json_t *got =
+                node_keeper(n, json_pack("{s:s, s:s}", "op", "fetch", "key", key), NULL, 0, fds, &nf);
+            json_decref(got);
+            node_source *src = node_source_find(n, srcname);
+            instance *in = NULL;
+            const seed_instance *spec = NULL;
+            node_project *np = NULL;
+            for (size_t k = 0; src && k < n_projects && !np; k++)
+                if (streq(projects[k]->p->dir, tree))
+                    np = projects[k];
+            if (src && !np) {
+                seed_diags d = {0};
+                seed_project *p = NULL;
+                if (seed_project_load(tree, src->uri, &p, &d) >= 0 && p && (np = node_project_new(p)))
+                    projects[n_projects++] = np;
+                else
+                    seed_project_free(p);
+                seed_diags_clear(&d);
+            }
+            if (np)
+                spec = seed_project_find(np->p, name);
+            _cleanup_error_ seed_error *e = NULL;
+            bool alive = nf == 2 && fds[1] >= 0 && seed_pidfd_kill(fds[1], 0) == 0;
+            if (!alive || !spec || streq(role, "successor") ||
+                instance_new(src, np, spec, alt, NULL, &in, &e) < 0 || node_add_instance(n, in) < 0) {
+                /* Gone, or nothing to run it as, or a successor that never took over. */
+                if (alive)
+                    seed_pidfd_kill(fds[1], SIGKILL);
+                log_info("%s/%s: not adopted (%s)", srcname, name,
+                         !alive                     ? "it is no longer running"
+                         : streq(role, "successor") ? "a rollout the previous daemon did not finish"
+                                                    : "its source or spec is gone");
+                instance_free(in);
+                for (size_t k = 0; k < nf; k++)
+                    if (fds[k] >= 0)
+                        close(fds[k]);
+                json_decref(
+                    node_keeper(n, json_pack("{s:s, s:s}", "op", "drop", "key", key), NULL, 0, NULL, NULL));
+                seed_state_running_delete(n->db, ns, name, alt);
+                continue;
+            }
+            if (!streq(identity, spec->identity))
+                in->identity_override = strdup(identity);
+            in->sb.pid = (pid_t)json_integer_value(json_object_get(row, "pid"));
+            in->sb.pidfd = fds[1];
+            in->chan = fds[0];
+            fcntl(in->chan, F_SETFL, O_NONBLOCK);
+            in->started_at = (uint64_t)json_integer_value(json_object_get(row, "startedAt"));
+            in->starts = (unsigned)json_integer_value(json_object_get(row, "starts"));
+            snprintf(in->ifname, sizeof(in->ifname), "%s",
+                     json_string_value(json_object_get(row, "ifname")) ?: "");
+            n->cg_ops->open(in->cgpath, &in->cg);
+            size_t k;
+            json_t *m;
+            json_array_foreach (json_object_get(row, "mounts"), k, m) {
+                const char *mp = json_string_value(m);
+                bool used = false;
+                for (size_t v = 0; mp && v < in->n_vols; v++)
+                    if (streq(in->vols[v].mountpoint, mp) && !json_object_get(claimed, mp)) {
+                        in->vols[v].mounted = used = true;
+                        json_object_set_new(claimed, mp, json_true());
+                    }
+                if (mp && !used && !json_object_get(claimed, mp))
+                    seed_volume_umount(mp); /* the instance keeps its own mount */
+            }
+            in->role = streq(role, "retiring") ? ROLE_RETIRING : ROLE_ACTIVE;
+            instance_adopted(in);
+            adopted++;
+            if (in->role == ROLE_RETIRING)
+                instance_stop(in);
+        }
+    }
+    json_decref(claimed);
+    for (size_t k = 0; k < n_projects; k++)
+        node_project_unref(projects[k]);
+    free(projects);
+    json_decref(rows);
+    /* Ports and stored fds nobody owns any more. */
+    json_t *keys = node_keeper(n, json_pack("{s:s}", "op", "keys"), NULL, 0, NULL, NULL);
+    const char *key;
+    json_t *v;
+    json_object_foreach (json_object_get(keys, "ports"), key, v) {
+        bool owned = false;
+        for (size_t i = 0; i < n->n_insts && !owned; i++) {
+            instance *in = n->insts[i];
+            char prefix[160];
+            int l = snprintf(prefix, sizeof(prefix), "%s/%s/", in->ns, in->spec->name);
+            if (strncmp(key, prefix, (size_t)l) == 0 && in->role == ROLE_ACTIVE) {
+                in->has_ports = true;
+                owned = true;
+            }
+        }
+        if (!owned)
+            json_decref(
+                node_keeper(n, json_pack("{s:s, s:s}", "op", "unpublish", "key", key), NULL, 0, NULL, NULL));
+    }
+    json_decref(keys);
+    /* Cgroups of instances that are not coming back. */
+    char **children = NULL;
+    if (n->cg_ops->list_children(n->cg_root, &children) == 0) {
+        for (char **c = children; *c; c++) {
+            char path[512];
+            snprintf(path, sizeof(path), "%s/%s", n->cg_root, *c);
+            bool mine = false;
+            for (size_t i = 0; i < n->n_insts && !mine; i++)
+                mine = streq(n->insts[i]->cgpath, path);
+            if (!mine)
+                remove_cgroup_tree(n, path, 1);
+        }
+        strv_free(children);
+    }
+    log_info("adopted %zu running instance%s", adopted, adopted == 1 ? "" : "s");
+    node_event(n, "node-adopted", NULL, NULL, "%zu running instance%s adopted", adopted,
+               adopted == 1 ? "" : "s");
+}
+
 /* seed up: its one source; seedd: those in the state database. */
 static int add_sources(node *n, seed_error **err) {
     int r;
@@ -420,6 +638,8 @@ static int add_sources(node *n, seed_error **err) {
         node_source_write_hosts(s);
     }
     seed_source_rows_free(rows, count);
+    if (n->keeper_fd >= 0 && n->adopting)
+        adopt_instances(n);
     return 0;
 }
 
@@ -427,12 +647,18 @@ static int setup(node *n, seed_error **err) {
     int r = take_state_dir(n, err);
     if (r < 0)
         return r;
+    /* seedd: a keeper left by the previous daemon holds the node's namespaces and the
+     * instances that still run: join them. */
+    if (n->opt.daemon && (r = join_keeper(n, err)) < 0)
+        return r;
+    bool adopt = n->keeper_fd >= 0;
+    n->adopting = adopt;
 
     /* Private mounts: volumes mounted from here on are invisible to the host and go
      * away with the node. Slave, so host unmounts still reach us. */
-    if (unshare(CLONE_NEWNS) < 0)
+    if (!adopt && unshare(CLONE_NEWNS) < 0)
         return seed_error_setp(err, errno, "creating the node's mount namespace");
-    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+    if (!adopt && mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
         return seed_error_setp(err, errno, "making the node's mounts private");
 
     if ((r = seed_cgroup_detect(&n->cg_ops, err)) < 0) {
@@ -447,7 +673,8 @@ static int setup(node *n, seed_error **err) {
     seed_sha256_hex(n->state_dir, strlen(n->state_dir), hex);
     snprintf(n->node_id, sizeof(n->node_id), "%.12s", hex);
     snprintf(n->cg_root, sizeof(n->cg_root), "/seed/%s", n->node_id);
-    clean_leftover_cgroups(n);
+    if (!adopt)
+        clean_leftover_cgroups(n); /* after adoption otherwise, sparing the adopted */
 
     if ((r = seed_security_new(&n->sec, err)) < 0 || (r = load_init(n, err)) < 0)
         return r;
@@ -457,14 +684,16 @@ static int setup(node *n, seed_error **err) {
         return seed_error_set(err, ENOMEM, "out of memory");
 
     seed_subnet subnet;
-    if ((r = seed_subnet_parse(n->opt.subnet, &subnet, err)) < 0 ||
-        (r = seed_node_net_setup(&n->net, &subnet, err)) < 0)
+    if (!adopt && ((r = seed_subnet_parse(n->opt.subnet, &subnet, err)) < 0 ||
+                   (r = seed_node_net_setup(&n->net, &subnet, err)) < 0))
         return r;
     /* The host's forwarding setting from before any node of this state directory
      * changed it: recorded before the change, so a killed node's successor restores
      * the original, not the 1 it finds. */
     char forward_was[16];
     bool recorded = seed_state_setting_get(n->db, SETTING_FORWARD, forward_was, sizeof(forward_was)) == 0;
+    if (adopt && n->opt.egress)
+        seed_egress_remove_stale(n->node_id, n->net.host_netns); /* set up afresh below */
     if (n->opt.egress) {
         if (!recorded && ((r = seed_egress_host_forward(n->net.host_netns, NULL, forward_was)) < 0 ||
                           (r = seed_state_setting_set(n->db, SETTING_FORWARD, forward_was)) < 0))
@@ -487,6 +716,16 @@ static int setup(node *n, seed_error **err) {
     }
     if (!n->resolv_conf)
         return seed_error_set(err, ENOMEM, "out of memory");
+    if (n->opt.daemon && !adopt) {
+        /* Nothing survived (a boot, or seed down): a fresh keeper for this node. */
+        seed_state_running_clear(n->db);
+        pid_t pid = seed_keeper_spawn(n->run_dir, &n->net, n->opt.subnet);
+        if (pid < 0)
+            return seed_error_setp(err, (int)-pid, "starting the keeper");
+        if ((r = seed_keeper_connect(n->run_dir, &n->keeper_fd)) < 0)
+            return seed_error_setp(err, -r, "connecting to the keeper");
+        log_info("keeper started (pid %d): instances outlive this daemon; seed down stops them", (int)pid);
+    }
 
     if ((r = seed_loop_new(&n->loop)) < 0)
         return seed_error_setp(err, -r, "creating the event loop");
@@ -535,7 +774,7 @@ static void teardown(node *n) {
     free(n->srcs);
     for (size_t i = 0; i < n->n_insts; i++) {
         instance *in = n->insts[i];
-        if (in->sb.pidfd >= 0) {
+        if (in->sb.pidfd >= 0 && !n->detaching) {
             /* Only after a forced stop: the PID namespace ends with its init. */
             seed_sandbox_container.kill(&in->sb, SIGKILL);
             seed_sandbox_container.reap(&in->sb);
@@ -554,10 +793,19 @@ static void teardown(node *n) {
     if (n->sig_fd >= 0)
         close(n->sig_fd);
     seed_loop_free(n->loop);
-    bool forward_changed = n->egress.host_forward_was[0] != 0;
-    seed_egress_teardown(&n->egress); /* restores the host's forwarding setting */
-    if (forward_changed)
-        seed_state_setting_set(n->db, SETTING_FORWARD, NULL);
+    if (!n->detaching) {
+        bool forward_changed = n->egress.host_forward_was[0] != 0;
+        seed_egress_teardown(&n->egress); /* restores the host's forwarding setting */
+        if (forward_changed)
+            seed_state_setting_set(n->db, SETTING_FORWARD, NULL);
+    }
+    if (n->keeper_fd >= 0) {
+        /* seed down (every instance stopped): the keeper's work is done too. */
+        if (!n->detaching)
+            json_decref(node_keeper(n, json_pack("{s:s}", "op", "exit"), NULL, 0, NULL, NULL));
+        close(n->keeper_fd);
+        n->keeper_fd = -1;
+    }
     seed_node_net_close(&n->net);
     free(n->resolv_conf);
     seed_security_free(n->sec);
@@ -582,6 +830,7 @@ int seed_node_run(const seed_node_options *opts, seed_error **err) {
         .sig_fd = -1,
         .lock_fd = -1,
         .shoot_fd = -1,
+        .keeper_fd = -1,
     };
     n.net.host_netns = -1;
     if (!n.opt.state_dir)

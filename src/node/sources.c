@@ -219,6 +219,16 @@ static int kick_fire(seed_source *t, void *userdata) {
     (void)t;
     if (s->apply)
         node_apply_advance(s->apply); /* may finish it */
+    /* Retired instances no step waits on (adopted mid-rollout) go once they stopped. */
+    for (size_t i = 0; i < s->node->n_insts;) {
+        instance *in = s->node->insts[i];
+        if (in->src == s && in->role == ROLE_RETIRING && !in->step && !s->removing && instance_settled(in)) {
+            node_remove_instance(s->node, in);
+            instance_free(in);
+            continue;
+        }
+        i++;
+    }
     if (s->removing && !s->apply) {
         node *n = s->node;
         for (size_t i = 0; i < n->n_insts;) {

@@ -36,6 +36,9 @@ static const char schema[] =
     "  source TEXT NOT NULL, generation INTEGER NOT NULL, namespace TEXT NOT NULL, revision TEXT,"
     "  tree TEXT, time TEXT NOT NULL, trigger TEXT NOT NULL, result TEXT NOT NULL, error TEXT,"
     "  actions TEXT, PRIMARY KEY (source, generation));"
+    "CREATE TABLE IF NOT EXISTS running ("
+    "  namespace TEXT NOT NULL, name TEXT NOT NULL, alt INTEGER NOT NULL, record TEXT NOT NULL,"
+    "  PRIMARY KEY (namespace, name, alt));"
     "CREATE TABLE IF NOT EXISTS events ("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, kind TEXT NOT NULL,"
     "  source TEXT, instance TEXT, message TEXT);";
@@ -171,6 +174,12 @@ int seed_state_volume_put(seed_state *s, const seed_volume_row *v, seed_error **
 static char *col_text(sqlite3_stmt *st, int i) {
     const unsigned char *t = sqlite3_column_text(st, i);
     return strdup(t ? (const char *)t : "");
+}
+
+/* NULL stays NULL. */
+static char *col_text_or_null(sqlite3_stmt *st, int i) {
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? strdup((const char *)t) : NULL;
 }
 
 static void fill_row(sqlite3_stmt *st, seed_volume_row *v) {
@@ -357,8 +366,8 @@ int seed_state_source_list(seed_state *s, seed_source_row **ret, size_t *n) {
         seed_source_row *row = &(*ret)[(*n)++];
         *row = (seed_source_row){.name = col_text(st, 0),
                                  .url = col_text(st, 1),
-                                 .ref = col_text(st, 2),
-                                 .secret_file = col_text(st, 3),
+                                 .ref = col_text_or_null(st, 2),
+                                 .secret_file = col_text_or_null(st, 3),
                                  .poll_s = (unsigned)sqlite3_column_int(st, 4),
                                  .created = col_text(st, 5)};
     }
@@ -477,8 +486,8 @@ int seed_state_generation_get(seed_state *s, const char *source, unsigned gen, c
     sqlite3_bind_int(st, 2, (int)gen);
     int r = -ENOENT;
     if (sqlite3_step(st) == SQLITE_ROW) {
-        *revision = col_text(st, 0);
-        *tree = col_text(st, 1);
+        *revision = col_text_or_null(st, 0);
+        *tree = col_text_or_null(st, 1);
         *result = col_text(st, 2);
         r = 0;
     }
@@ -558,4 +567,62 @@ json_t *seed_state_events(seed_state *s, int64_t after, unsigned limit) {
         json_array_append_new(arr, event_json(st));
     sqlite3_finalize(st);
     return arr;
+}
+
+/* ---- running instances (for the next daemon to adopt) ---- */
+
+int seed_state_running_put(seed_state *s, const char *ns, const char *name, bool alt, json_t *record) {
+    sqlite3_stmt *st = NULL;
+    char *text = json_dumps(record, JSON_COMPACT);
+    if (!text)
+        return -ENOMEM;
+    int r = -EIO;
+    if (sqlite3_prepare_v2(
+            s->db,
+            "INSERT INTO running (namespace, name, alt, record) VALUES (?, ?, ?, ?) ON CONFLICT "
+            "(namespace, name, alt) DO UPDATE SET record=excluded.record",
+            -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, alt);
+        sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
+        r = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+    }
+    sqlite3_finalize(st);
+    free(text);
+    return r;
+}
+
+int seed_state_running_delete(seed_state *s, const char *ns, const char *name, bool alt) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM running WHERE namespace=? AND name=? AND alt=?", -1, &st,
+                           NULL) != SQLITE_OK)
+        return -EIO;
+    sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, alt);
+    int r = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return r == SQLITE_DONE ? 0 : -EIO;
+}
+
+json_t *seed_state_running_list(seed_state *s) {
+    sqlite3_stmt *st = NULL;
+    json_t *arr = json_array();
+    if (sqlite3_prepare_v2(s->db, "SELECT record FROM running ORDER BY namespace, name, alt", -1, &st,
+                           NULL) != SQLITE_OK)
+        return arr;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        json_t *j = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+        if (json_is_object(j))
+            json_array_append_new(arr, j);
+        else
+            json_decref(j);
+    }
+    sqlite3_finalize(st);
+    return arr;
+}
+
+int seed_state_running_clear(seed_state *s) {
+    return exec2(s, "DELETE FROM running", NULL, NULL, NULL);
 }

@@ -89,3 +89,10 @@ struct json_t *seed_state_event_add(seed_state *s, const char *kind, const char 
                                     const char *message);
 /* Events after id `after`, oldest first, at most limit (the newest ones). */
 struct json_t *seed_state_events(seed_state *s, int64_t after, unsigned limit);
+
+/* Instances running under a seedd, for the next daemon to adopt: one JSON record each
+ * (namespace, name, alt, source, identity, tree, pid, ...; see node/adopt). */
+int seed_state_running_put(seed_state *s, const char *ns, const char *name, bool alt, struct json_t *record);
+int seed_state_running_delete(seed_state *s, const char *ns, const char *name, bool alt);
+struct json_t *seed_state_running_list(seed_state *s);
+int seed_state_running_clear(seed_state *s);

@@ -57,7 +57,8 @@ static _noreturn_ void child_main(const seed_sandbox_config *c, int sync) {
     /* Die with the node. Only now: a change of the effective uid or gid clears the
      * parent-death signal. Should the node have died in between, the init finds its
      * channel closed and ends everything itself. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (!c->survive_node)
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (unshare(CLONE_NEWCGROUP) < 0)
         seed_die(sync, errno, "creating the cgroup namespace");
     if (sethostname(c->hostname, strlen(c->hostname)) < 0)

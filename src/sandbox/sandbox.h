@@ -76,6 +76,9 @@ typedef struct seed_sandbox_config {
     size_t n_pass_fds;
     /* Sizes of the tmpfs on /tmp and /run (0: the kernel's default, half of RAM). */
     uint64_t tmp_bytes, run_bytes;
+    /* Outlives the node (seedd): no parent-death signal; the node's successor adopts
+     * it. Otherwise it dies with the node. */
+    bool survive_node;
     /* A shoot template: keeps its capabilities and no seccomp filter (it builds the
      * shoots, which drop both), leaves /proc unmasked and /dev read-only. */
     bool template;
