@@ -62,9 +62,14 @@ struct node_apply {
     unsigned gen;
     char *revision, *tree;
     uint64_t started; /* monotonic usec */
+    seed_source *kick;
+    bool quiet; /* a no-op at start or by polling: not recorded */
+    node_apply_done_fn on_done;
+    void *done_ud;
 };
 
 static void step_advance(apply_step *st);
+static void apply_kick(node_apply *a);
 
 static void step_finish(apply_step *st, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void step_finish(apply_step *st, bool ok, const char *fmt, ...) {
@@ -84,7 +89,7 @@ static void step_finish(apply_step *st, bool ok, const char *fmt, ...) {
         st->old->step = NULL;
     if (st->cur && st->cur->step == st)
         st->cur->step = NULL;
-    node_source_kick(st->a->src); /* the apply looks whether it is complete */
+    apply_kick(st->a); /* the apply looks whether it is complete */
 }
 
 /* ---- readiness: the health check, or every exposed TCP port accepts ---- */
@@ -438,13 +443,16 @@ timeout : {
 /* ---- the apply ---- */
 
 int node_apply_start(node_source *s, apply_request *req, node_project *np, const char *revision,
-                     const char *tree, node_apply **ret, seed_error **err) {
+                     const char *tree, node_apply_done_fn on_done, void *done_ud, node_apply **ret,
+                     seed_error **err) {
     node *n = s->node;
     node_apply *a = calloc(1, sizeof(*a));
     if (!a)
         return seed_error_set(err, ENOMEM, "out of memory");
     a->src = s;
     a->req = req;
+    a->on_done = on_done;
+    a->done_ud = done_ud;
     a->proj = node_project_ref(np);
     a->started = seed_now_usec();
     a->revision = revision ? strdup(revision) : NULL;
@@ -519,7 +527,7 @@ static void finish(node_apply *a) {
     node_source *s = a->src;
     node *n = s->node;
     a->finished = true;
-    if (!a->req->dry_run) {
+    if (!a->req->dry_run && !a->quiet) {
         json_t *actions = json_array();
         for (size_t i = 0; i < a->n_steps; i++) {
             apply_step *st = &a->steps[i];
@@ -542,7 +550,8 @@ static void finish(node_apply *a) {
                    c[SEED_PLAN_REPLACE], c[SEED_PLAN_REMOVE], c[SEED_PLAN_UNCHANGED],
                    (double)(seed_now_usec() - a->started) / 1000.0);
     }
-    node_source_applied(s); /* frees a */
+    seed_source_free(TAKE_PTR(a->kick));
+    a->on_done(a, a->done_ud); /* frees a */
 }
 
 void node_apply_run(node_apply *a) {
@@ -554,6 +563,12 @@ void node_apply_run(node_apply *a) {
             w->plan(w, plan);
     json_decref(plan);
     if (a->req->dry_run) {
+        finish(a);
+        return;
+    }
+    /* A restart or a poll that finds nothing to do is not a generation. */
+    a->quiet = seed_plan_is_noop(&a->plan) && (streq(a->req->trigger, "start") || streq(a->req->trigger, "poll"));
+    if (a->quiet) {
         finish(a);
         return;
     }
@@ -594,9 +609,23 @@ void node_apply_advance(node_apply *a) {
         finish(a);
 }
 
+static int kick_fire(seed_source *t, void *userdata) {
+    (void)t;
+    node_apply_advance(userdata);
+    return 0;
+}
+
+/* Look at the apply again soon, outside the callback that changed something. */
+static void apply_kick(node_apply *a) {
+    if (a->kick)
+        seed_timer_restart(a->kick, 0);
+    else
+        seed_loop_add_timer(a->src->node->loop, 0, kick_fire, a, &a->kick);
+}
+
 void apply_instance_changed(instance *in) {
-    if (in->src && (in->step || in->src->removing || in->role == ROLE_RETIRING))
-        node_source_kick(in->src);
+    if (in->step)
+        apply_kick(in->step->a);
 }
 
 bool node_apply_failed(const node_apply *a) {
@@ -611,7 +640,7 @@ unsigned node_apply_generation(const node_apply *a) {
 }
 
 bool node_apply_dry_run(const node_apply *a) {
-    return a->req->dry_run;
+    return a->req->dry_run || a->quiet;
 }
 
 apply_waiter **node_apply_waiters(node_apply *a) {
@@ -646,6 +675,7 @@ void node_apply_free(node_apply *a) {
         free(st->error);
         free(st->probe_detail);
     }
+    seed_source_free(a->kick);
     free(a->steps);
     seed_plan_clear(&a->plan);
     node_project_unref(a->proj);

@@ -737,7 +737,7 @@ static void op_down(ctl_client *c) {
     n->exit_when_stopped = true;
     c->waiting = NULL;
     reply_ok(c, NULL);
-    node_stop(n);
+    node_stop_all(n);
 }
 
 /* true when op was one of these. */

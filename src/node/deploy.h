@@ -80,15 +80,20 @@ void node_source_set_uri(node_source *s, const char *uri);
 bool node_source_settled(node_source *s); /* no instances, no apply */
 void node_source_finish_remove(node_source *s);
 void node_source_remove_continue(node_source *s);
-/* Look at the source's apply and removal again soon (outside the current callback). */
-void node_source_kick(node_source *s);
-/* An apply finished (apply.c calls it): record, answer, run the next. */
-void node_source_applied(node_source *s);
+/* Stop every instance gracefully (SIGTERM, seed down); the loop ends when they are. */
+void node_stop_all(node *n);
+/* The set of sources changed: poll timers and the webhook table follow. */
+void node_sources_changed(node *n);
+/* An instance changed: a source being removed, or with retired instances, looks. */
+void node_source_instance_changed(instance *in);
 
 /* apply.c */
-/* Run plan for project np (loaded from revision/tree) on s's instances. */
+/* Run plan for project np (loaded from revision/tree) on s's instances; on_done is
+ * called when it finished (the callee frees it). */
+typedef void (*node_apply_done_fn)(node_apply *a, void *userdata);
 int node_apply_start(node_source *s, apply_request *req, node_project *np, const char *revision,
-                     const char *tree, node_apply **ret, seed_error **err);
+                     const char *tree, node_apply_done_fn on_done, void *done_ud, node_apply **ret,
+                     seed_error **err);
 void node_apply_free(node_apply *a);
 void node_apply_run(node_apply *a);
 void node_apply_advance(node_apply *a);

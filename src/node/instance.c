@@ -20,8 +20,6 @@
 #include "node/volume.h"
 #include "spec/names.h"
 
-#define ID_RANGE 65536u
-#define ID_BASE 0x70000000u /* slot n maps uid 0 to ID_BASE + n * 65536 */
 #define RETRY_FIRST_MS 1000u
 #define RETRY_MAX_MS 60000u
 #define LOG_MAX_BYTES (8u << 20)
@@ -31,10 +29,10 @@ const char *inst_state_name(inst_state s) {
     return names[s];
 }
 
+/* Everything above an instance learns of its changes through the node's hook. */
 static void set_state(instance *in, inst_state s) {
     in->state = s;
-    control_instance_changed(in);
-    apply_instance_changed(in);
+    node_instance_changed(in);
 }
 
 static int open_log(instance *in, instance *from, seed_error **err);
@@ -376,215 +374,6 @@ void instance_free(instance *in) {
     free(in);
 }
 
-/* ---- what goes into the sandbox ---- */
-
-typedef struct strv {
-    char **v;
-    size_t n, cap;
-} strv;
-
-static int strv_push(strv *s, char *str) {
-    if (!str)
-        return -ENOMEM;
-    if (s->n + 2 > s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 16;
-        char **nv = realloc(s->v, ncap * sizeof(char *));
-        if (!nv) {
-            free(str);
-            return -ENOMEM;
-        }
-        s->v = nv;
-        s->cap = ncap;
-    }
-    s->v[s->n++] = str;
-    s->v[s->n] = NULL;
-    return 0;
-}
-
-/* Set KEY=value, replacing an earlier KEY. */
-static int env_set(strv *env, const char *key, const char *value) {
-    char *kv = NULL;
-    if (asprintf(&kv, "%s=%s", key, value) < 0)
-        return -ENOMEM;
-    size_t klen = strlen(key);
-    for (size_t i = 0; i < env->n; i++)
-        if (strncmp(env->v[i], key, klen) == 0 && env->v[i][klen] == '=') {
-            free(env->v[i]);
-            env->v[i] = kv;
-            return 0;
-        }
-    return strv_push(env, kv);
-}
-
-/* The instance environment: the basics, connect variables, the instance's env. */
-static int instance_env(instance *in, strv *env) {
-    const seed_instance *s = in->spec;
-    int r = env_set(env, "PATH",
-                    s->shoot_enable ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/seed/bin"
-                                    : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    if (r >= 0)
-        r = env_set(env, "HOSTNAME", s->name);
-    if (r >= 0)
-        r = env_set(env, "SEED_INSTANCE", s->name);
-    if (r >= 0)
-        r = env_set(env, "SEED_NAMESPACE", in->ns);
-    if (r >= 0 && s->shoot_enable) {
-        char url[64];
-        node_shoot_url(in->node, url, sizeof(url));
-        r = env_set(env, "SEED_SHOOT_URL", url);
-    }
-    for (size_t i = 0; r >= 0 && i < s->n_connect; i++) {
-        _cleanup_free_ char *key = seed_connect_env_name(s->connect[i].name);
-        r = key ? env_set(env, key, s->connect[i].service) : -ENOMEM;
-    }
-    for (size_t i = 0; r >= 0 && i < s->n_env; i++)
-        r = env_set(env, s->env[i].key, s->env[i].value);
-    return r;
-}
-
-char **instance_environment(instance *in) {
-    strv env = {0};
-    if (instance_env(in, &env) >= 0)
-        return env.v;
-    strv_free(env.v);
-    return NULL;
-}
-
-static json_t *strv_json(char **v, size_t n) {
-    json_t *a = json_array();
-    for (size_t i = 0; a && i < n; i++)
-        json_array_append_new(a, json_string(v[i]));
-    return a;
-}
-
-/* The init's configuration, in a sealed memfd it reads as fd 3. */
-static int init_config_fd(instance *in, seed_error **err) {
-    const seed_instance *s = in->spec;
-    strv base = {0};
-    int r = instance_env(in, &base);
-    json_t *procs = json_array();
-    for (size_t i = 0; r >= 0 && procs && i < s->n_processes; i++) {
-        const seed_process *p = &s->processes[i];
-        strv env = {0};
-        for (size_t j = 0; r >= 0 && j < base.n; j++)
-            r = strv_push(&env, strdup(base.v[j]));
-        for (size_t j = 0; r >= 0 && j < p->n_env; j++)
-            r = env_set(&env, p->env[j].key, p->env[j].value);
-        json_t *cmd = strv_json(p->command, p->n_command);
-        json_array_append_new(procs, json_pack("{s:s, s:o, s:o, s:s, s:s, s:s}", "name", p->name, "argv", cmd,
-                                               "env", strv_json(env.v, env.n), "cwd", p->cwd ? p->cwd : "/",
-                                               "user", p->user ? p->user : "root", "restart",
-                                               seed_restart_to_string(p->restart)));
-        strv_free(env.v);
-    }
-    json_t *c = r >= 0 && procs ? json_pack("{s:s, s:i, s:o, s:o}", "name", s->name, "grace_ms",
-                                            (int)in->node->opt.grace_ms, "env_file",
-                                            strv_json(base.v, base.n), "processes", procs)
-                                : NULL;
-    strv_free(base.v);
-    _cleanup_free_ char *text = c ? json_dumps(c, JSON_COMPACT) : NULL;
-    json_decref(c);
-    if (!text)
-        return seed_error_set(err, ENOMEM, "building the init configuration");
-    int fd = seed_memfd_sealed("seed-init-config", text, strlen(text));
-    if (fd < 0)
-        return seed_error_setp(err, -fd, "writing the init configuration");
-    return fd;
-}
-
-/* Files the sandbox gets: names of the namespace's instances, hostname, DNS, the
- * connect files, and for a host root the minimal account databases. */
-static void gen_add(gen_files *g, char *path, char *content, unsigned mode) {
-    if (path && content && g->n == g->cap) {
-        size_t ncap = g->cap ? g->cap * 2 : 16;
-        seed_sandbox_file *f = realloc(g->f, ncap * sizeof(*f));
-        if (f) {
-            g->f = f;
-            g->cap = ncap;
-        }
-    }
-    if (!path || !content || g->n == g->cap) { /* out of memory */
-        free(path);
-        free(content);
-        return;
-    }
-    g->f[g->n++] = (seed_sandbox_file){.path = path, .content = content, .mode = mode};
-}
-
-void gen_free(gen_files *g) {
-    for (size_t i = 0; i < g->n; i++) {
-        free((char *)g->f[i].path);
-        free((char *)g->f[i].content);
-    }
-    free(g->f);
-}
-
-/* shoot: the files of the instance's shoots, which have no network, no peers and no
- * connect entries: only localhost in /etc/hosts. */
-void build_files(instance *in, gen_files *g, bool shoot) {
-    const seed_instance *s = in->spec;
-    node *n = in->node;
-    char *c = NULL;
-    if (shoot) {
-        gen_add(g, strdup("/etc/hosts"), strdup("127.0.0.1\tlocalhost shoot\n::1\tlocalhost ip6-localhost\n"),
-                0644);
-        gen_add(g, strdup("/etc/hostname"), strdup("shoot\n"), 0644);
-        gen_add(g, strdup("/etc/resolv.conf"), strdup("# seed: shoots have no network.\n"), 0644);
-    } else {
-        /* /etc/hosts is the namespace's, bound read-only (source.c keeps it current). */
-        gen_add(g, strdup("/etc/hostname"), asprintf(&c, "%s\n", s->name) < 0 ? NULL : c, 0644);
-        gen_add(g, strdup("/etc/resolv.conf"), strdup(n->resolv_conf), 0644);
-    }
-    for (size_t i = 0; !shoot && i < s->n_connect; i++) {
-        char *path = NULL, *content = NULL;
-        if (asprintf(&path, "/etc/seed/connect/%s", s->connect[i].name) < 0)
-            path = NULL;
-        int r = s->connect[i].port ? asprintf(&content, "%s:%u", s->connect[i].service, s->connect[i].port)
-                                   : asprintf(&content, "%s", s->connect[i].service);
-        gen_add(g, path, r < 0 ? NULL : content, 0644);
-    }
-    if (s->root_kind == SEED_ROOT_HOST) {
-        gen_add(g, strdup("/etc/passwd"), strdup(n->host_passwd), 0644);
-        gen_add(g, strdup("/etc/group"), strdup(n->host_group), 0644);
-        gen_add(g, strdup("/etc/nsswitch.conf"),
-                strdup("passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\n"
-                       "protocols: files\nservices: files\nethers: files\nrpc: files\n"),
-                0644);
-    }
-}
-
-/* What every sandbox of an instance shares (its own, and its shoot templates'):
- * hostname, id range, root, the seed-init memfd; the caller adds network, cgroup and
- * anything particular. */
-void instance_sandbox_config(instance *in, seed_sandbox_config *c, const seed_bind *binds, size_t n_binds,
-                             const gen_files *files, const int *pass_fds, size_t n_pass_fds) {
-    static char *const init_argv[] = {"seed-init", NULL};
-    static char *const empty_env[] = {NULL};
-    const seed_instance *s = in->spec;
-    node *n = in->node;
-    *c = (seed_sandbox_config){
-        .hostname = s->name,
-        .id_base = in->id_base,
-        .id_count = ID_RANGE,
-        .root = s->root_kind == SEED_ROOT_HOST ? SEED_SANDBOX_ROOT_HOST : SEED_SANDBOX_ROOT_DIR,
-        .root_dir = s->root_path,
-        .scratch_dir = n->scratch_dir,
-        .tmp_bytes = instance_tmp_bytes(s),
-        .run_bytes = instance_run_bytes(s),
-        .binds = binds,
-        .n_binds = n_binds,
-        .files = files->f,
-        .n_files = files->n,
-        .cgroup_ops = n->cg_ops,
-        .security = n->sec,
-        .exec_fd = n->init_fd,
-        .argv = init_argv,
-        .envp = empty_env,
-        .pass_fds = pass_fds,
-        .n_pass_fds = n_pass_fds,
-    };
-}
-
 /* ---- the init channel ---- */
 
 static proc_info *find_proc(instance *in, const char *name, size_t len) {
@@ -814,7 +603,7 @@ static int on_exit_fd(seed_source *s, int fd, uint32_t events, void *userdata) {
             in->restart_after_stop = false;
             instance_start(in);
         }
-        node_instance_stopped(n);
+        node_instance_changed(in);
         return 0;
     }
     if (in->finished) {
@@ -1010,7 +799,7 @@ void instance_start(instance *in) {
     in->starts++;
     snprintf(in->ifname, sizeof(in->ifname), "sv%x.%x", in->slot, in->starts & 0xfff);
 
-    int cfg = init_config_fd(in, &err);
+    int cfg = instance_init_config_fd(in, &err);
     int sp[2] = {-1, -1};
     if (cfg < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
         if (cfg >= 0)
@@ -1106,7 +895,7 @@ void instance_stop(instance *in) {
         in->retry_timer = NULL;
         unpublish_ports(in);
         set_state(in, INST_STOPPED);
-        node_instance_stopped(in->node);
+        node_instance_changed(in);
         return;
     }
     if (in->state != INST_RUNNING && in->state != INST_STARTING)
@@ -1139,9 +928,4 @@ const char *instance_state_name(const instance *in) {
             if (in->procs[i].pid == 0 && in->procs[i].next_restart_at)
                 return "restarting";
     return inst_state_name(in->state);
-}
-
-bool instance_settled(const instance *in) {
-    return in->state == INST_STOPPED || in->state == INST_EXITED ||
-           (in->state == INST_FAILED && in->sb.pidfd < 0);
 }

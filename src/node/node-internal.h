@@ -20,6 +20,9 @@
 #include "shoot/pool.h"
 #include "spec/spec.h"
 
+#define ID_RANGE 65536u
+#define ID_BASE 0x70000000u /* slot n maps uid 0 to ID_BASE + n * 65536 */
+
 typedef enum inst_state {
     INST_STOPPED,
     INST_STARTING,
@@ -155,9 +158,11 @@ typedef struct node {
     bool exit_when_stopped;  /* seed down: the daemon exits once every instance stopped */
     node_project *preloaded; /* seed up: its project, checked before anything starts */
     struct seed_webhook *webhook;
-    int keeper_fd;  /* seedd: the keeper's socket (node/keeper.h); -1 under seed up */
-    bool detaching; /* seedd's SIGTERM: it exits, the instances stay */
-    bool adopting;  /* seedd found a keeper: it adopts the instances that run */
+    int keeper_fd;                   /* seedd: the keeper's socket (node/keeper.h); -1 under seed up */
+    void (*on_change)(instance *in); /* set by node.c: control, apply, stopping */
+    void (*on_event)(struct node *n, struct json_t *ev); /* set by node.c: seed events -f */
+    bool detaching;                                      /* seedd's SIGTERM: it exits, the instances stay */
+    bool adopting; /* seedd found a keeper: it adopts the instances that run */
 } node;
 
 /* The cgroup limits of an instance's size tier (its shoots get the same). */
@@ -195,14 +200,20 @@ size_t instance_open_connections(const instance *in);
 void instance_start(instance *in);
 void instance_stop(instance *in);
 void instance_restart(instance *in);
-bool instance_settled(const instance *in); /* not running and not about to */
+/* Not running and not about to. */
+static inline bool instance_settled(const instance *in) {
+    return in->state == INST_STOPPED || in->state == INST_EXITED ||
+           (in->state == INST_FAILED && in->sb.pidfd < 0);
+}
 /* What `seed ps` says: the state, or "restarting" while a running instance has a
  * process waiting to be restarted after it ended (a crash loop shows as one). */
 const char *instance_state_name(const instance *in);
 /* The environment every process of the instance starts with (NULL-terminated, owned). */
 char **instance_environment(instance *in);
 
-/* Generated files of a sandbox (instance.c). */
+/* The init's configuration, in a sealed memfd it reads as fd 3 (files.c). */
+int instance_init_config_fd(instance *in, seed_error **err);
+/* Generated files of a sandbox (files.c). */
 typedef struct gen_files {
     seed_sandbox_file *f; /* paths and contents owned */
     size_t n, cap;
@@ -218,7 +229,7 @@ void node_shoots_teardown(node *n);
 /* Start the instance's pool and templates (its volumes are mounted). */
 int instance_shoots_start(instance *in, const seed_bind *binds, size_t n_binds, seed_error **err);
 void instance_shoots_stop(instance *in);
-/* Files a shoot sees in /etc (no connect files, no instance secrets). */
+/* The shoot API's URL as instances reach it (files.c). */
 void node_shoot_url(node *n, char *buf, size_t size);
 
 /* exec.c: `seed exec` (a command run inside a running instance for a control client).
@@ -266,7 +277,5 @@ void node_event(node *n, const char *kind, const char *source, const char *inst,
 int node_helper_path(const char *override, const char *name, char *path, size_t size, seed_error **err);
 /* Called when an instance stopped; finishes a node shutdown when the last one did. */
 void node_instance_stopped(node *n);
-/* Stop every instance gracefully (SIGTERM, seed down); the loop ends when they are. */
-void node_stop(node *n);
-/* The set of sources changed: the webhook table follows. */
-void node_sources_changed(node *n);
+/* The hooks (registry.c): an instance changed state; events go up through them. */
+void node_instance_changed(instance *in);

@@ -34,128 +34,6 @@
 
 #define SETTING_FORWARD "host-ipv4-forward" /* what net.ipv4.ip_forward was before --egress */
 
-instance *node_find(node *n, const char *name, char *why, size_t why_size) {
-    const char *slash = strchr(name, '/');
-    size_t src_len = slash ? (size_t)(slash - name) : 0;
-    const char *inst = slash ? slash + 1 : name;
-    instance *found = NULL;
-    const char *other = NULL;
-    for (size_t i = 0; i < n->n_insts; i++) {
-        instance *in = n->insts[i];
-        if (in->role != ROLE_ACTIVE || !streq(in->spec->name, inst))
-            continue;
-        if (slash && (strlen(in->src->name) != src_len || strncmp(in->src->name, name, src_len) != 0))
-            continue;
-        if (found) {
-            other = in->src->name;
-            break;
-        }
-        found = in;
-    }
-    if (found && other) {
-        snprintf(why, why_size,
-                 "\"%s\" is an instance of sources %s and %s (and maybe more): say which, as SOURCE/NAME "
-                 "(%s/%s)",
-                 inst, found->src->name, other, found->src->name, inst);
-        return NULL;
-    }
-    if (!found)
-        snprintf(why, why_size, "no instance named \"%s\" on this node%s", name,
-                 slash ? "" : " (seed ps lists them)");
-    return found;
-}
-
-int node_add_instance(node *n, instance *in) {
-    if (n->n_insts == n->cap_insts) {
-        size_t cap = n->cap_insts ? n->cap_insts * 2 : 16;
-        instance **m = realloc(n->insts, cap * sizeof(*m));
-        if (!m)
-            return -ENOMEM;
-        n->insts = m;
-        n->cap_insts = cap;
-    }
-    n->insts[n->n_insts++] = in;
-    return 0;
-}
-
-void node_remove_instance(node *n, instance *in) {
-    for (size_t i = 0; i < n->n_insts; i++)
-        if (n->insts[i] == in) {
-            memmove(&n->insts[i], &n->insts[i + 1], (n->n_insts - i - 1) * sizeof(*n->insts));
-            n->n_insts--;
-            return;
-        }
-}
-
-void node_event(node *n, const char *kind, const char *source, const char *inst, const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    json_t *ev = n->db ? seed_state_event_add(n->db, kind, source, inst, msg) : NULL;
-    if (ev)
-        control_event(n, ev);
-    json_decref(ev);
-}
-
-static bool all_settled(node *n) {
-    for (size_t i = 0; i < n->n_insts; i++)
-        if (!instance_settled(n->insts[i]))
-            return false;
-    return true;
-}
-
-void node_instance_stopped(node *n) {
-    if ((n->stopping || n->exit_when_stopped) && all_settled(n))
-        seed_loop_exit(n->loop, 0);
-}
-
-static void begin_stop(node *n);
-
-static int force_stop(seed_source *s, void *userdata) {
-    node *n = userdata;
-    n->stop_timer = NULL;
-    seed_source_free(s);
-    for (size_t i = 0; i < n->n_insts; i++)
-        if (n->insts[i]->sb.pidfd >= 0)
-            seed_sandbox_container.kill(&n->insts[i]->sb, SIGKILL);
-    return 0;
-}
-
-void node_stop(node *n) {
-    begin_stop(n);
-}
-
-/* Polling: each source with --poll applies itself every poll_s seconds. */
-static int poll_fire(seed_source *t, void *userdata) {
-    node_source *s = userdata;
-    node_source_request(s, "poll", false, NULL, 0, NULL);
-    seed_timer_restart(t, (uint64_t)s->poll_s * 1000000);
-    return 0;
-}
-
-void node_sources_changed(node *n) {
-    for (size_t i = 0; i < n->n_srcs; i++) {
-        node_source *s = n->srcs[i];
-        if (s->poll_s && !s->poll_timer && !s->removing && !n->stopping)
-            seed_loop_add_timer(n->loop, (uint64_t)s->poll_s * 1000000, poll_fire, s, &s->poll_timer);
-    }
-    if (!n->webhook)
-        return;
-    seed_webhook_source *tab = calloc(n->n_srcs + 1, sizeof(*tab));
-    if (!tab)
-        return;
-    size_t k = 0;
-    for (size_t i = 0; i < n->n_srcs; i++)
-        if (!n->srcs[i]->removing)
-            tab[k++] = (seed_webhook_source){
-                .name = n->srcs[i]->name, .secret = n->srcs[i]->secret, .ref = n->srcs[i]->fu.ref};
-    if (seed_webhook_set_sources(n->webhook, tab, k) < 0)
-        log_warning("webhooks: updating the table of sources failed (out of memory)");
-    free(tab);
-}
-
 static void on_webhook(void *userdata, const seed_webhook_event *ev) {
     node *n = userdata;
     node_source *s = ev->source ? node_source_find(n, ev->source) : NULL;
@@ -181,25 +59,13 @@ static void on_webhook(void *userdata, const seed_webhook_event *ev) {
     }
 }
 
-static void begin_stop(node *n) {
-    if (n->stopping) {
-        log_warning("second signal: killing every instance now");
-        force_stop(n->stop_timer, n);
-        return;
-    }
-    log_info("stopping %zu instance%s (grace period %u ms)", n->n_insts, n->n_insts == 1 ? "" : "s",
-             n->opt.grace_ms);
-    n->stopping = true;
-    for (size_t i = 0; i < n->n_srcs; i++)
-        seed_source_free(TAKE_PTR(n->srcs[i]->poll_timer));
-    for (size_t i = 0; i < n->n_insts; i++) {
-        instance *in = n->insts[i];
-        seed_source_free(in->retry_timer); /* a retry scheduled for a failed start */
-        in->retry_timer = NULL;
-        instance_stop(in); /* failed and exited ones become stopped there, waiters told */
-    }
-    seed_loop_add_timer(n->loop, (uint64_t)(n->opt.grace_ms + 5000) * 1000, force_stop, n, &n->stop_timer);
-    node_instance_stopped(n);
+/* What happens to an instance reaches the control socket's waiters, the apply that
+ * waits on it, and a node that is stopping. */
+static void on_instance_changed(instance *in) {
+    control_instance_changed(in);
+    apply_instance_changed(in);
+    node_source_instance_changed(in);
+    node_instance_stopped(in->node);
 }
 
 static int on_signal(seed_source *s, int fd, uint32_t events, void *userdata) {
@@ -214,7 +80,7 @@ static int on_signal(seed_source *s, int fd, uint32_t events, void *userdata) {
             n->detaching = true;
             seed_loop_exit(n->loop, 0);
         } else if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) {
-            begin_stop(n);
+            node_stop_all(n);
         } else if (si.ssi_signo == SIGHUP && !n->stopping) {
             /* Re-read every source and reconcile; never a stop (a terminal hang-up
              * must not take the instances down either). */
@@ -228,21 +94,6 @@ static int on_signal(seed_source *s, int fd, uint32_t events, void *userdata) {
 
 /* seed-init, copied into a sealed memfd: exec'd from there, so no instance can reach
  * the node's copy on disk through /proc/1/exe, and nobody can change it underneath. */
-int node_helper_path(const char *override, const char *name, char *path, size_t size, seed_error **err) {
-    if (override) {
-        snprintf(path, size, "%s", override);
-        return 0;
-    }
-    /* Installed (or built) next to the running seed binary. */
-    ssize_t l = readlink("/proc/self/exe", path, size - 32);
-    if (l < 0)
-        return seed_error_setp(err, errno, "finding the seed binary");
-    path[l] = 0;
-    char *slash = strrchr(path, '/');
-    snprintf(slash + 1, size - (size_t)(slash + 1 - path), "%s", name);
-    return 0;
-}
-
 static int load_init(node *n, seed_error **err) {
     char path[PATH_MAX];
     int r = node_helper_path(n->opt.init_path, "seed-init", path, sizeof(path), err);
@@ -370,18 +221,6 @@ static int take_state_dir(node *n, seed_error **err) {
     char db[PATH_MAX + 16];
     snprintf(db, sizeof(db), "%s/" SEED_STATE_DB, real);
     return seed_state_open(db, false, &n->db, err);
-}
-
-json_t *node_keeper(node *n, json_t *req, const int *fds, size_t n_fds, int *rfds, size_t *n_rfds) {
-    _cleanup_error_ seed_error *err = NULL;
-    if (n->keeper_fd < 0) {
-        json_decref(req);
-        return NULL;
-    }
-    json_t *r = seed_keeper_call(n->keeper_fd, req, fds, n_fds, rfds, n_rfds, &err);
-    if (!r)
-        log_error("keeper: %s", err->msg);
-    return r;
 }
 
 static int join_keeper(node *n, seed_error **err) {
@@ -727,6 +566,8 @@ static int setup(node *n, seed_error **err) {
         log_info("keeper started (pid %d): instances outlive this daemon; seed down stops them", (int)pid);
     }
 
+    n->on_change = on_instance_changed;
+    n->on_event = control_event;
     if ((r = seed_loop_new(&n->loop)) < 0)
         return seed_error_setp(err, -r, "creating the event loop");
     sigset_t mask;

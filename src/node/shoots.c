@@ -16,12 +16,6 @@
 #include "node/node-internal.h"
 #include "shoot/protocol.h"
 
-void node_shoot_url(node *n, char *buf, size_t size) {
-    char a[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &n->net.gateway, a, sizeof(a));
-    snprintf(buf, size, "http://%s:%d", a, SEED_SHOOT_PORT);
-}
-
 /* Identify the caller by its source address: only running shoot-enabled instances
  * of this node are served. Addresses on the bridge cannot be forged from inside an
  * instance (no CAP_NET_ADMIN or CAP_NET_RAW there). */

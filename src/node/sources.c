@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,33 +17,10 @@
 #include "base/log.h"
 #include "node/deploy.h"
 #include "source/fetch.h"
+#include "source/webhook.h"
 #include "spec/names.h"
 
 #define PIN_SETTING "pin:" /* + source name: the generation a rollback holds */
-
-node_project *node_project_new(seed_project *p) {
-    node_project *np = calloc(1, sizeof(*np));
-    if (!np) {
-        seed_project_free(p);
-        return NULL;
-    }
-    np->p = p;
-    np->refs = 1;
-    return np;
-}
-
-node_project *node_project_ref(node_project *np) {
-    if (np)
-        np->refs++;
-    return np;
-}
-
-void node_project_unref(node_project *np) {
-    if (!np || --np->refs > 0)
-        return;
-    seed_project_free(np->p);
-    free(np);
-}
 
 node_source *node_source_find(node *n, const char *name) {
     for (size_t i = 0; i < n->n_srcs; i++)
@@ -182,37 +160,11 @@ void node_source_free(node_source *s) {
     free(s);
 }
 
-void node_source_write_hosts(node_source *s) {
-    node *n = s->node;
-    size_t cap = 256, o = 0;
-    for (size_t i = 0; i < n->n_insts; i++)
-        cap += 2 * strlen(n->insts[i]->spec->name) + 32;
-    _cleanup_free_ char *buf = malloc(cap);
-    if (!buf || !s->hosts_path)
-        return;
-    o += (size_t)snprintf(buf + o, cap - o,
-                          "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-    for (size_t i = 0; i < n->n_insts; i++) {
-        instance *in = n->insts[i];
-        if (in->src != s || in->role != ROLE_ACTIVE)
-            continue;
-        char a[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &in->addr, a, sizeof(a));
-        o += (size_t)snprintf(buf + o, cap - o, "%s\tseed-%s %s\n", a, in->spec->name, in->spec->name);
-    }
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s/hosts", n->run_dir);
-    seed_mkdir_p(dir, 0755);
-    /* Rewritten in place: every instance has this very file bound at /etc/hosts. */
-    _cleanup_close_ int fd = open(s->hosts_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0 || pwrite(fd, buf, o, 0) != (ssize_t)o || ftruncate(fd, (off_t)o) < 0)
-        log_warning("%s: writing %s: %m", s->name, s->hosts_path);
-}
-
 /* ---- applies ---- */
 
 static void run_next(node_source *s);
 static void kick(node_source *s);
+static void applied(node_apply *done, void *userdata);
 
 static int kick_fire(seed_source *t, void *userdata) {
     node_source *s = userdata;
@@ -246,10 +198,6 @@ static int kick_fire(seed_source *t, void *userdata) {
     }
     run_next(s);
     return 0;
-}
-
-void node_source_kick(node_source *s) {
-    kick(s);
 }
 
 static void kick(node_source *s) {
@@ -404,14 +352,14 @@ static void begin(node_source *s, apply_request *req, const char *dir, const cha
     }
     _cleanup_error_ seed_error *err = NULL;
     node_apply *a = NULL;
-    int r = node_apply_start(s, req, np, revision, tree, &a, &err);
+    int r = node_apply_start(s, req, np, revision, tree, applied, s, &a, &err);
     node_project_unref(np);
     if (r < 0) {
         fail_request(s, req, revision, tree, err->msg, NULL);
         return;
     }
     (void)n;
-    s->apply = a; /* it finishes through node_source_applied */
+    s->apply = a; /* it finishes through applied() */
     node_apply_run(a);
 }
 
@@ -503,8 +451,16 @@ static void run_next(node_source *s) {
     }
 }
 
-void node_source_applied(node_source *s) {
+void node_source_instance_changed(instance *in) {
+    if (in->src && (in->src->removing || in->role == ROLE_RETIRING))
+        kick(in->src);
+}
+
+/* An apply finished: record, answer, run the next. */
+static void applied(node_apply *done, void *userdata) {
+    node_source *s = userdata;
     node_apply *a = TAKE_PTR(s->apply);
+    (void)done;
     json_t *res = node_apply_result(a);
     if (!node_apply_dry_run(a)) {
         set_str(&s->result, node_apply_failed(a) ? "failed" : "ok");
@@ -595,7 +551,7 @@ void node_source_remove(node_source *s, apply_waiter *w) {
         request_free(TAKE_PTR(s->queued));
     }
     if (s->apply)
-        return; /* node_source_applied goes on */
+        return; /* applied() goes on */
     node_source_remove_continue(s);
 }
 
@@ -609,4 +565,66 @@ void node_source_remove_continue(node_source *s) {
     }
     node_source_write_hosts(s);
     kick(s); /* those already stopped go at once */
+}
+
+/* ---- stopping the node, polling, the webhook table ---- */
+
+static int force_stop(seed_source *s, void *userdata) {
+    node *n = userdata;
+    n->stop_timer = NULL;
+    seed_source_free(s);
+    for (size_t i = 0; i < n->n_insts; i++)
+        if (n->insts[i]->sb.pidfd >= 0)
+            seed_sandbox_container.kill(&n->insts[i]->sb, SIGKILL);
+    return 0;
+}
+
+void node_stop_all(node *n) {
+    if (n->stopping) {
+        log_warning("second signal: killing every instance now");
+        force_stop(n->stop_timer, n);
+        return;
+    }
+    log_info("stopping %zu instance%s (grace period %u ms)", n->n_insts, n->n_insts == 1 ? "" : "s",
+             n->opt.grace_ms);
+    n->stopping = true;
+    for (size_t i = 0; i < n->n_srcs; i++)
+        seed_source_free(TAKE_PTR(n->srcs[i]->poll_timer));
+    for (size_t i = 0; i < n->n_insts; i++) {
+        instance *in = n->insts[i];
+        seed_source_free(in->retry_timer); /* a retry scheduled for a failed start */
+        in->retry_timer = NULL;
+        instance_stop(in); /* failed and exited ones become stopped there, waiters told */
+    }
+    seed_loop_add_timer(n->loop, (uint64_t)(n->opt.grace_ms + 5000) * 1000, force_stop, n, &n->stop_timer);
+    node_instance_stopped(n);
+}
+
+/* Polling: each source with --poll applies itself every poll_s seconds. */
+static int poll_fire(seed_source *t, void *userdata) {
+    node_source *s = userdata;
+    node_source_request(s, "poll", false, NULL, 0, NULL);
+    seed_timer_restart(t, (uint64_t)s->poll_s * 1000000);
+    return 0;
+}
+
+void node_sources_changed(node *n) {
+    for (size_t i = 0; i < n->n_srcs; i++) {
+        node_source *s = n->srcs[i];
+        if (s->poll_s && !s->poll_timer && !s->removing && !n->stopping)
+            seed_loop_add_timer(n->loop, (uint64_t)s->poll_s * 1000000, poll_fire, s, &s->poll_timer);
+    }
+    if (!n->webhook)
+        return;
+    seed_webhook_source *tab = calloc(n->n_srcs + 1, sizeof(*tab));
+    if (!tab)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < n->n_srcs; i++)
+        if (!n->srcs[i]->removing)
+            tab[k++] = (seed_webhook_source){
+                .name = n->srcs[i]->name, .secret = n->srcs[i]->secret, .ref = n->srcs[i]->fu.ref};
+    if (seed_webhook_set_sources(n->webhook, tab, k) < 0)
+        log_warning("webhooks: updating the table of sources failed (out of memory)");
+    free(tab);
 }
