@@ -48,7 +48,7 @@ static void print_plan(json_t *msg) {
     fflush(stdout);
 }
 
-static void print_result(json_t *res) {
+static void print_result(const char *verb, json_t *res) {
     json_t *plan = json_object_get(res, "plan");
     size_t i;
     json_t *st;
@@ -63,7 +63,7 @@ static void print_result(json_t *res) {
             printf("applied generation %lld of %s\n", (long long)json_integer_value(gen), str(res, "source"));
         return;
     }
-    fprintf(stderr, "seed apply: %s%s%s\n", *str(res, "source") ? str(res, "source") : "",
+    fprintf(stderr, "seed %s: %s%s%s\n", verb, *str(res, "source") ? str(res, "source") : "",
             *str(res, "source") ? ": " : "", str(res, "error"));
     json_t *d;
     json_array_foreach (json_object_get(res, "diagnostics"), i, d) {
@@ -110,7 +110,7 @@ static int follow_apply(const char *state_dir, const char *verb, json_t *req, bo
     else if (json)
         cli_print_json(res);
     else if (json_object_get(res, "plan") || json_object_get(res, "diagnostics") || ok)
-        print_result(res);
+        print_result(verb, res);
     else
         fprintf(stderr, "seed %s: %s\n", verb, str(res, "error"));
     json_decref(res);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/macro.h"
 #include "cli/cli.h"
 #include "cli/client.h"
 
@@ -33,10 +34,19 @@ int cli_ps(const cli_globals *g, int argc, char **argv) {
                "IDENTITY");
         size_t i;
         json_t *in;
+        /* Several sources: names as SOURCE/NAME, as every verb takes them. */
+        bool several = false;
+        json_array_foreach (list, i, in)
+            several |= !streq(json_string_value(json_object_get(in, "source")) ?: "",
+                              json_string_value(json_object_get(json_array_get(list, 0), "source")) ?: "");
         json_array_foreach (list, i, in) {
             const char *started = json_string_value(json_object_get(in, "startedAt"));
             const char *id = json_string_value(json_object_get(in, "identity"));
-            printf("%-20s %-10s %-15s %-8lld %-24s %.12s\n", json_string_value(json_object_get(in, "name")),
+            char name[160];
+            snprintf(name, sizeof(name), "%s%s%s",
+                     several ? json_string_value(json_object_get(in, "source")) : "", several ? "/" : "",
+                     json_string_value(json_object_get(in, "name")));
+            printf("%-20s %-10s %-15s %-8lld %-24s %.12s\n", name,
                    json_string_value(json_object_get(in, "state")),
                    json_string_value(json_object_get(in, "address")),
                    (long long)json_integer_value(json_object_get(in, "restarts")), started ? started : "-",

@@ -324,7 +324,8 @@ static void step_begin(apply_step *st) {
         step_finish(st, false, "unknown step");
         return;
     }
-    st->deadline = seed_now_usec() + (uint64_t)st->st.desired->rollout_timeout_ms * 1000;
+    if (st->st.desired)
+        st->deadline = seed_now_usec() + (uint64_t)st->st.desired->rollout_timeout_ms * 1000;
     step_advance(st);
 }
 
@@ -567,7 +568,9 @@ void node_apply_run(node_apply *a) {
         return;
     }
     /* A restart or a poll that finds nothing to do is not a generation. */
-    a->quiet = seed_plan_is_noop(&a->plan) && (streq(a->req->trigger, "start") || streq(a->req->trigger, "poll"));
+    a->quiet =
+        seed_plan_is_noop(&a->plan) && (streq(a->req->trigger, "start") || streq(a->req->trigger, "poll") ||
+                                        streq(a->req->trigger, "sighup"));
     if (a->quiet) {
         finish(a);
         return;

@@ -797,7 +797,8 @@ void instance_start(instance *in) {
             udp[n_udp++] = s->expose[i].port;
     }
     in->starts++;
-    snprintf(in->ifname, sizeof(in->ifname), "sv%x.%x", in->slot, in->starts & 0xfff);
+    /* A rolling successor has the same slot: "b" keeps its link apart from the old one's. */
+    snprintf(in->ifname, sizeof(in->ifname), "sv%x%s.%x", in->slot, in->alt ? "b" : "", in->starts & 0xfff);
 
     int cfg = instance_init_config_fd(in, &err);
     int sp[2] = {-1, -1};

@@ -89,6 +89,14 @@ int node_source_new(node *n, const char *name, const char *url, const char *ref,
         return r;
     }
     node_source_set_uri(s, s->uri);
+    for (size_t i = 0; i < n->n_srcs; i++)
+        if (streq(n->srcs[i]->namespace, s->namespace)) {
+            r = seed_error_set(err, EEXIST,
+                               "source %s serves %s already (namespace %s): one source per URL and ref",
+                               n->srcs[i]->name, s->uri, s->namespace);
+            node_source_free(s);
+            return r;
+        }
     char pin[32];
     char key[128];
     snprintf(key, sizeof(key), PIN_SETTING "%s", name);
@@ -312,7 +320,14 @@ static void fail_request(node_source *s, apply_request *req, const char *revisio
         gen ? json_integer(gen) : json_null(), "diagnostics", diags ? diags : json_array());
     answer(&req->waiters, res);
     json_decref(res);
+    bool added = streq(req->trigger, "source-add");
     request_free(req);
+    if (added) {
+        /* A source whose first apply cannot even begin is not added: nothing changed. */
+        log_info("%s: not added", s->name);
+        node_source_remove(s, NULL);
+        return;
+    }
     kick(s);
 }
 
@@ -456,6 +471,34 @@ void node_source_instance_changed(instance *in) {
         kick(in->src);
 }
 
+/* A git source's exported trees: those its instances run from and those of its last
+ * generations (for seed rollback) stay; the others go. */
+#define KEEP_GENERATION_TREES 20
+static void prune_trees(node_source *s) {
+    if (!s->git)
+        return;
+    node *n = s->node;
+    json_t *keep = seed_state_generation_trees(n->db, s->name, KEEP_GENERATION_TREES);
+    for (size_t i = 0; i < n->n_insts; i++)
+        if (n->insts[i]->src == s)
+            json_array_append_new(keep, json_string(n->insts[i]->proj->p->dir));
+    size_t count = json_array_size(keep);
+    const char **commits = calloc(count + 1, sizeof(*commits));
+    for (size_t i = 0; commits && i < count; i++) {
+        /* <cache>/trees/<commit>: the module keeps trees by commit */
+        const char *t = json_string_value(json_array_get(keep, i));
+        const char *slash = t ? strrchr(t, '/') : NULL;
+        commits[i] = slash ? slash + 1 : t;
+    }
+    if (commits) {
+        int r = seed_fetch_prune_trees(s->cache_dir, commits, count);
+        if (r > 0)
+            log_info("%s: removed %d old tree%s", s->name, r, r == 1 ? "" : "s");
+    }
+    free(commits);
+    json_decref(keep);
+}
+
 /* An apply finished: record, answer, run the next. */
 static void applied(node_apply *done, void *userdata) {
     node_source *s = userdata;
@@ -473,6 +516,7 @@ static void applied(node_apply *done, void *userdata) {
     answer(node_apply_waiters(a), res);
     json_decref(res);
     node_apply_free(a);
+    prune_trees(s);
     if (s->removing)
         node_source_remove_continue(s);
     kick(s);
@@ -532,6 +576,7 @@ void node_source_finish_remove(node_source *s) {
             break;
         }
     node_source_free(s);
+    node_sources_changed(n);
 }
 
 /* Stop each instance of the source; the last one to stop finishes the removal. */

@@ -79,6 +79,10 @@ int seed_state_generation_get(seed_state *s, const char *source, unsigned gen, c
                               char **result);
 /* The newest generation of a source whose result was "ok": 0 and *gen, or -ENOENT. */
 int seed_state_generation_last_ok(seed_state *s, const char *source, unsigned *gen);
+/* At most this many generations are kept per source (the oldest go). */
+#define SEED_STATE_MAX_GENERATIONS 1000
+/* The trees (exported commits) of the newest `limit` generations: kept for rollbacks. */
+struct json_t *seed_state_generation_trees(seed_state *s, const char *source, unsigned limit);
 /* Remove a source's generations (seed source rm). */
 int seed_state_generations_delete(seed_state *s, const char *source);
 
