@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import time
 
@@ -349,9 +350,42 @@ def test_make_install_lays_out_binaries_and_completion():
                 timeout=600)
         assert r.returncode == 0, r.stdout + r.stderr
         root = dest / prefix.lstrip("/")
-        for b in ("seed", "seed-init", "seed-shoot"):
+        for b in ("seed", "seed-init", "seed-shoot", "seedd"):
             assert os.access(root / "bin" / b, os.X_OK), b
         comp = root / "share" / "bash-completion" / "completions" / "seed"
         assert comp.read_text() == COMPLETION.read_text()
         r = run([str(root / "bin" / "seed"), "--version"])
         assert r.returncode == 0 and r.stdout.startswith("seed ")
+        check_units(root / "lib" / "systemd" / "system", prefix, dest)
+
+
+def unit_values(text, key):
+    return [line.split("=", 1)[1] for line in text.splitlines() if line.startswith(key + "=")]
+
+
+def check_units(unitdir, prefix, dest):
+    """seedd.service and seed-down.service, installed where systemd looks under the
+    prefix, name the installed binaries, keep the instances when seedd stops, and stop
+    them with `seed down` before seedd at shutdown."""
+    seedd = (unitdir / "seedd.service").read_text()
+    down = (unitdir / "seed-down.service").read_text()
+    assert unit_values(seedd, "ExecStart") == [f"{prefix}/bin/seedd"]
+    assert unit_values(seedd, "Type") == ["notify"]
+    assert unit_values(seedd, "KillMode") == ["process"]
+    assert unit_values(seedd, "ExecReload") == ["/bin/kill -HUP $MAINPID"]
+    assert unit_values(seedd, "Delegate") == []
+    assert unit_values(down, "ExecStop") == [f"{prefix}/bin/seed down"]
+    assert unit_values(down, "After") == ["seedd.service"]
+    assert unit_values(down, "Requires") == [] and unit_values(down, "BindsTo") == []
+    assert unit_values(down, "RemainAfterExit") == ["yes"]
+    for text in (seedd, down):
+        assert "@" not in text.replace("$MAINPID", ""), text
+        assert unit_values(text, "WantedBy") == ["multi-user.target"]
+    analyze = shutil.which("systemd-analyze")
+    if analyze:
+        # Verified as installed: the paths they name point into DESTDIR.
+        d = workdir()
+        for name, text in (("seedd.service", seedd), ("seed-down.service", down)):
+            (d / name).write_text(text.replace(f"={prefix}/bin/", f"={dest}{prefix}/bin/"))
+        r = run([analyze, "verify", "seedd.service", "seed-down.service"], cwd=d)
+        assert r.returncode == 0 and r.stderr == "", r.stdout + r.stderr
