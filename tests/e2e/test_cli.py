@@ -20,7 +20,8 @@ pytestmark = pytest.mark.timeout(180)
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 COMPLETION = ROOT / "completions" / "seed.bash"
-VERBS = ["eval", "up", "ps", "logs", "stop", "start", "restart", "volume", "shoot"]
+VERBS = ["eval", "up", "ps", "logs", "stop", "start", "restart", "volume", "shoot",
+         "apply", "source", "history", "rollback", "events", "down"]
 
 
 def idle(script="", **extra):
@@ -318,6 +319,20 @@ def test_bash_completion(nodes):
     (d / "statedir").mkdir()
     assert complete("ps", "--state-dir", str(d / "sta")) == [str(d / "statedir")]
     assert complete("logs", "--tail", "") == []
+    # The deploy verbs.
+    assert complete("apply", "--") == ["--dry-run", "--json", "--help", "--state-dir"]
+    assert complete("source", "") == ["add", "ls", "rm"]
+    assert complete("source", "add", "--") == ["--ref", "--webhook-secret-file", "--poll", "--help",
+                                               "--state-dir"]
+    assert complete("source", "ls", "--j") == ["--json"]
+    assert complete("source", "add", "--poll", "") == []
+    (d / "secret").write_text("s3cret\n")
+    assert complete("source", "add", "x", "/y", "--webhook-secret-file", str(d / "sec")) == [str(d / "secret")]
+    assert complete("source", "add", "x", str(d / "state")) == [str(d / "statedir")]
+    assert complete("history", "--l") == ["--limit"]
+    assert set(complete("events", "-")) == {"-f", "--follow", "--json", "--tail", "-n", "--help",
+                                            "--state-dir"}
+    assert complete("down", "--") == ["--help", "--state-dir"]
 
     proj = make_project({"alpha": idle(storage={"data": "8Mi"}), "beta": idle()}, rootfs=False)
     node = nodes(proj)
@@ -331,8 +346,19 @@ def test_bash_completion(nodes):
     ids = complete("--state-dir", st, "volume", "rm", "")
     assert len(ids) == 1 and ids[0].endswith("/alpha/data")
     assert complete("logs", "--state-dir", st, "alpha", "") == []   # one name only
+    # Sources (seed up serves one, named after the project's directory) and generations.
+    src = json.loads(node.cli("source", "ls", "--json").stdout)[0]["name"]
+    node.wait(lambda: node.cli("history", "--json").stdout.count('"generation"') == 1, what="history")
+    assert complete("--state-dir", st, "source", "rm", "") == [src]
+    assert complete("--state-dir", st, "history", "") == [src]
+    assert complete("--state-dir", st, "rollback", "") == [src]
+    assert complete("--state-dir", st, "rollback", src, "") == ["1"]
+    assert complete("--state-dir", st, "rollback", src, "1", "") == []
+    assert sorted(complete("--state-dir", st, "apply", "")) == sorted([src, "alpha", "beta"])
     # No node: nothing to offer, and no noise.
     assert complete("stop", "--state-dir", str(d / "none"), "") == []
+    for verb in (["source", "rm"], ["apply"], ["history"], ["rollback"]):
+        assert complete("--state-dir", str(d / "none"), *verb, "") == []
 
 
 # ---- make install ----
