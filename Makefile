@@ -42,8 +42,9 @@ fuzz: deps
 bench: build
 	@./bench/run-all.sh $(BUILD)
 
-# seed, seed-init and seed-shoot into $(PREFIX)/bin, the bash completion into
-# bash-completion's directory under $(PREFIX); DESTDIR stages it elsewhere.
+# seed, seedd, seed-init and seed-shoot into $(PREFIX)/bin, the bash completion into
+# bash-completion's directory and the systemd units (dist/) into systemd's unit
+# directory under $(PREFIX) (/usr/local/lib/systemd/system); DESTDIR stages it elsewhere.
 install: build
 	@meson configure $(BUILD) -Dprefix=$(PREFIX) >/dev/null
 	@ninja -C $(BUILD) >/dev/null

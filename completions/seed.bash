@@ -1,5 +1,6 @@
 # bash completion for seed: verbs, the options of each verb, instance names (asked of
-# the running node with `seed ps --json`) and volume ids (`seed volume ls --json`).
+# the running node with `seed ps --json`), volume ids (`seed volume ls --json`), source
+# names (`seed source ls --json`) and generations (`seed history SOURCE --json`).
 # Installed by `make install` as bash-completion's completions/seed; to try it from a
 # checkout: source completions/seed.bash.
 
@@ -9,6 +10,13 @@ _seed_json_values() {
     local key=$1
     shift
     "$@" 2>/dev/null | sed -n "s/^    \"$key\": \"\\(.*\\)\",\\{0,1\\}\$/\\1/p"
+}
+
+# The same for a number ("generation": 3).
+_seed_json_numbers() {
+    local key=$1
+    shift
+    "$@" 2>/dev/null | sed -n "s/^    \"$key\": \\([0-9][0-9]*\\),\\{0,1\\}\$/\\1/p"
 }
 
 # COMPREPLY: the words compgen "$@" offers for $cur (a local of _seed), one per line
@@ -36,6 +44,14 @@ _seed_verb_opts() {
     stop | restart) opts="--time -t --help" argopts+=" --time -t" ;;
     volume) opts="--json --help" ;;
     shoot) opts="--timeout --help" argopts+=" --timeout" ;;
+    apply) opts="--dry-run --json --help" ;;
+    source)
+        opts="--ref --webhook-secret-file --poll --json --help"
+        argopts+=" --ref --webhook-secret-file --poll"
+        ;;
+    history) opts="--json --limit --help" argopts+=" --limit" ;;
+    rollback) opts="--json --help" ;;
+    events) opts="--follow -f --json --tail -n --help" argopts+=" --tail -n" ;;
     *) opts="--help" ;;
     esac
     opts+=" --state-dir"
@@ -44,7 +60,8 @@ _seed_verb_opts() {
 _seed() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     local seed=${COMP_WORDS[0]}
-    local verbs="eval up ps logs stop start restart volume shoot version help"
+    local verbs="eval up ps logs stop start restart volume shoot apply source history rollback
+                 events down version help"
     local global_opts="--state-dir --help --version"
     local verb="" dashdash=0 i w
     local -a state=() args=()
@@ -87,6 +104,10 @@ _seed() {
         _seed_reply -d
         return 0
     fi
+    if [[ $prev == --webhook-secret-file ]]; then
+        _seed_reply -f
+        return 0
+    fi
     if [[ $prev == -* && " $argopts " == *" $prev "* ]]; then
         return 0 # a number, an address, a URI: nothing to offer
     fi
@@ -99,6 +120,15 @@ _seed() {
         return 0
     fi
     if [[ $cur == -* ]]; then
+        if [[ $verb == source ]]; then
+            # Each subcommand's own: add's, ls's, none for rm.
+            case ${args[0]} in
+            add) opts="--ref --webhook-secret-file --poll --help" ;;
+            ls) opts="--json --help" ;;
+            rm) opts="--help" ;;
+            esac
+            opts+=" --state-dir"
+        fi
         _seed_reply -W "$opts"
         return 0
     fi
@@ -118,6 +148,32 @@ _seed() {
             _seed_reply -W "ls rm"
         elif [[ ${args[0]} == rm && ${#args[@]} == 1 ]]; then
             _seed_reply -W "$(_seed_json_values id "$seed" "${state[@]}" volume ls --json)"
+        fi
+        ;;
+    source)
+        if ((${#args[@]} == 0)); then
+            _seed_reply -W "add ls rm"
+        elif [[ ${args[0]} == rm && ${#args[@]} == 1 ]]; then
+            _seed_reply -W "$(_seed_json_values name "$seed" "${state[@]}" source ls --json)"
+        elif [[ ${args[0]} == add && ${#args[@]} == 2 ]]; then
+            _seed_reply -d # the URL: a directory or a repository's path, or type one
+        fi
+        ;;
+    apply)
+        # A source, or one instance.
+        ((${#args[@]} == 0)) &&
+            _seed_reply -W "$(_seed_json_values name "$seed" "${state[@]}" source ls --json)
+                            $(_seed_json_values name "$seed" "${state[@]}" ps --json)"
+        ;;
+    history)
+        ((${#args[@]} == 0)) &&
+            _seed_reply -W "$(_seed_json_values name "$seed" "${state[@]}" source ls --json)"
+        ;;
+    rollback)
+        if ((${#args[@]} == 0)); then
+            _seed_reply -W "$(_seed_json_values name "$seed" "${state[@]}" source ls --json)"
+        elif ((${#args[@]} == 1)); then
+            _seed_reply -W "$(_seed_json_numbers generation "$seed" "${state[@]}" history "${args[0]}" --json)"
         fi
         ;;
     esac

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import time
 
@@ -19,7 +20,8 @@ pytestmark = pytest.mark.timeout(180)
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 COMPLETION = ROOT / "completions" / "seed.bash"
-VERBS = ["eval", "up", "ps", "logs", "stop", "start", "restart", "volume", "shoot"]
+VERBS = ["eval", "up", "ps", "logs", "stop", "start", "restart", "volume", "shoot",
+         "apply", "source", "history", "rollback", "events", "down"]
 
 
 def idle(script="", **extra):
@@ -317,6 +319,20 @@ def test_bash_completion(nodes):
     (d / "statedir").mkdir()
     assert complete("ps", "--state-dir", str(d / "sta")) == [str(d / "statedir")]
     assert complete("logs", "--tail", "") == []
+    # The deploy verbs.
+    assert complete("apply", "--") == ["--dry-run", "--json", "--help", "--state-dir"]
+    assert complete("source", "") == ["add", "ls", "rm"]
+    assert complete("source", "add", "--") == ["--ref", "--webhook-secret-file", "--poll", "--help",
+                                               "--state-dir"]
+    assert complete("source", "ls", "--j") == ["--json"]
+    assert complete("source", "add", "--poll", "") == []
+    (d / "secret").write_text("s3cret\n")
+    assert complete("source", "add", "x", "/y", "--webhook-secret-file", str(d / "sec")) == [str(d / "secret")]
+    assert complete("source", "add", "x", str(d / "state")) == [str(d / "statedir")]
+    assert complete("history", "--l") == ["--limit"]
+    assert set(complete("events", "-")) == {"-f", "--follow", "--json", "--tail", "-n", "--help",
+                                            "--state-dir"}
+    assert complete("down", "--") == ["--help", "--state-dir"]
 
     proj = make_project({"alpha": idle(storage={"data": "8Mi"}), "beta": idle()}, rootfs=False)
     node = nodes(proj)
@@ -330,8 +346,19 @@ def test_bash_completion(nodes):
     ids = complete("--state-dir", st, "volume", "rm", "")
     assert len(ids) == 1 and ids[0].endswith("/alpha/data")
     assert complete("logs", "--state-dir", st, "alpha", "") == []   # one name only
+    # Sources (seed up serves one, named after the project's directory) and generations.
+    src = json.loads(node.cli("source", "ls", "--json").stdout)[0]["name"]
+    node.wait(lambda: node.cli("history", "--json").stdout.count('"generation"') == 1, what="history")
+    assert complete("--state-dir", st, "source", "rm", "") == [src]
+    assert complete("--state-dir", st, "history", "") == [src]
+    assert complete("--state-dir", st, "rollback", "") == [src]
+    assert complete("--state-dir", st, "rollback", src, "") == ["1"]
+    assert complete("--state-dir", st, "rollback", src, "1", "") == []
+    assert sorted(complete("--state-dir", st, "apply", "")) == sorted([src, "alpha", "beta"])
     # No node: nothing to offer, and no noise.
     assert complete("stop", "--state-dir", str(d / "none"), "") == []
+    for verb in (["source", "rm"], ["apply"], ["history"], ["rollback"]):
+        assert complete("--state-dir", str(d / "none"), *verb, "") == []
 
 
 # ---- make install ----
@@ -349,9 +376,42 @@ def test_make_install_lays_out_binaries_and_completion():
                 timeout=600)
         assert r.returncode == 0, r.stdout + r.stderr
         root = dest / prefix.lstrip("/")
-        for b in ("seed", "seed-init", "seed-shoot"):
+        for b in ("seed", "seed-init", "seed-shoot", "seedd"):
             assert os.access(root / "bin" / b, os.X_OK), b
         comp = root / "share" / "bash-completion" / "completions" / "seed"
         assert comp.read_text() == COMPLETION.read_text()
         r = run([str(root / "bin" / "seed"), "--version"])
         assert r.returncode == 0 and r.stdout.startswith("seed ")
+        check_units(root / "lib" / "systemd" / "system", prefix, dest)
+
+
+def unit_values(text, key):
+    return [line.split("=", 1)[1] for line in text.splitlines() if line.startswith(key + "=")]
+
+
+def check_units(unitdir, prefix, dest):
+    """seedd.service and seed-down.service, installed where systemd looks under the
+    prefix, name the installed binaries, keep the instances when seedd stops, and stop
+    them with `seed down` before seedd at shutdown."""
+    seedd = (unitdir / "seedd.service").read_text()
+    down = (unitdir / "seed-down.service").read_text()
+    assert unit_values(seedd, "ExecStart") == [f"{prefix}/bin/seedd"]
+    assert unit_values(seedd, "Type") == ["notify"]
+    assert unit_values(seedd, "KillMode") == ["process"]
+    assert unit_values(seedd, "ExecReload") == ["/bin/kill -HUP $MAINPID"]
+    assert unit_values(seedd, "Delegate") == []
+    assert unit_values(down, "ExecStop") == [f"{prefix}/bin/seed down"]
+    assert unit_values(down, "After") == ["seedd.service"]
+    assert unit_values(down, "Requires") == [] and unit_values(down, "BindsTo") == []
+    assert unit_values(down, "RemainAfterExit") == ["yes"]
+    for text in (seedd, down):
+        assert "@" not in text.replace("$MAINPID", ""), text
+        assert unit_values(text, "WantedBy") == ["multi-user.target"]
+    analyze = shutil.which("systemd-analyze")
+    if analyze:
+        # Verified as installed: the paths they name point into DESTDIR.
+        d = workdir()
+        for name, text in (("seedd.service", seedd), ("seed-down.service", down)):
+            (d / name).write_text(text.replace(f"={prefix}/bin/", f"={dest}{prefix}/bin/"))
+        r = run([analyze, "verify", "seedd.service", "seed-down.service"], cwd=d)
+        assert r.returncode == 0 and r.stderr == "", r.stdout + r.stderr
