@@ -44,7 +44,9 @@ static const char seedd_usage[] =
     "The seed node as a daemon: it serves the sources added with `seed source add`, applies\n"
     "them at start, on `seed apply`, on SIGHUP (every source; never a stop), on push\n"
     "webhooks and by polling, and replaces only the instances whose identity changed.\n"
-    "Foreground; tells systemd when it is ready (sd_notify). SIGTERM stops it.\n"
+    "Foreground; tells systemd when it is ready (sd_notify). SIGTERM makes it exit and\n"
+    "leaves the instances running (a keeper holds them; the next seedd adopts them);\n"
+    "seed down stops them and the daemon.\n"
     "\n"
     "  --state-dir DIR       state, volumes and logs (default $SEED_STATE_DIR, else " SEED_DEFAULT_STATE_DIR
     ")\n"
