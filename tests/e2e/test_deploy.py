@@ -1,0 +1,166 @@
+"""The deploy loop end to end: a `seedd` in a network namespace of its own
+(seedtest.Daemon), sources that are local bare git repositories (pushed from a work
+tree) or directories, `seed apply`/`source`/`history`/`rollback`/`events`, push
+webhooks sent with curl inside the namespace, and busybox httpd instances with
+`root: "host"` whose answers are polled every 10 ms (tests/e2e/http_poll.py).
+Every instance publishes its own port on the daemon's 127.0.0.1."""
+import hashlib
+import hmac
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from seedtest import Daemon, Node, make_project, workdir
+
+ENV = dict(os.environ, GIT_CONFIG_GLOBAL="/dev/null", GIT_CONFIG_NOSYSTEM="1")
+SECRET = "s3cret-for-tests"
+
+
+def git(*args, cwd=None):
+    r = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main",
+                        *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, f"git {args}: {r.stderr}"
+    return r.stdout.strip()
+
+
+def httpd(port, version, rollout=None, storage=False, listen=None, delay=0, **extra):
+    """A busybox httpd answering "v<version>" on `port` (published on the node); it
+    listens on `listen` (default `port`) after `delay` seconds. Its page lives in
+    /tmp (its own), or on the volume with storage=True."""
+    www = "/seed/storage/data/www" if storage else "/tmp/www"
+    script = (f"mkdir -p {www}; echo v$V > {www}/index.html; "
+              + (f"sleep {delay}; " if delay else "")
+              + f"exec busybox httpd -f -p {listen or port} -h {www}")
+    inst = {"size": "xs", "root": "host", "expose": {"http": port}, "env": {"V": str(version)},
+            "processes": {"httpd": {"command": ["/bin/sh", "-c", script]}}}
+    if storage:
+        inst["storage"] = {"data": "16Mi"}
+    if rollout:
+        inst["rollout"] = rollout
+    inst.update(extra)
+    return inst
+
+
+class Repo:
+    """A bare repository (HEAD -> refs/heads/main) and a work tree pushing to it."""
+
+    def __init__(self):
+        self.top = workdir()
+        self.bare = self.top / "remote.git"
+        self.work = self.top / "work"
+        git("init", "-q", "--bare", str(self.bare))
+        git("symbolic-ref", "HEAD", "refs/heads/main", cwd=self.bare)
+        git("init", "-q", str(self.work))
+        git("remote", "add", "origin", str(self.bare), cwd=self.work)
+
+    def commit(self, spec, msg="change"):
+        """Commit seeds.json (a dict, a raw string, or None to delete it)."""
+        p = self.work / "seeds.json"
+        if spec is None:
+            git("rm", "-q", "seeds.json", cwd=self.work)
+        else:
+            p.write_text(spec if isinstance(spec, str) else json.dumps(spec, indent=1))
+            git("add", "-A", cwd=self.work)
+        git("commit", "-q", "--allow-empty", "-m", msg, cwd=self.work)
+        return git("rev-parse", "HEAD", cwd=self.work)
+
+    def push(self, force=False):
+        git("push", "-q", *(["--force"] if force else []), "origin", "HEAD:main", cwd=self.work)
+
+    def commit_push(self, spec, msg="change"):
+        c = self.commit(spec, msg)
+        self.push()
+        return c
+
+
+def github_push(d, source, commit, delivery=None, secret=SECRET, ref="refs/heads/main"):
+    body = json.dumps({"ref": ref, "before": "0" * 40, "after": commit,
+                       "repository": {"full_name": "t/t", "default_branch": "main"}})
+    sig = hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
+    return d.webhook(source, body, {"X-GitHub-Event": "push",
+                                    "X-GitHub-Delivery": delivery or uuid.uuid4().hex,
+                                    "X-Hub-Signature-256": f"sha256={sig}"})
+
+
+@pytest.fixture
+def daemons():
+    made = []
+
+    def start(*args, **kw):
+        d = Daemon(*args, **kw)
+        made.append(d)
+        return d
+    yield start
+    for d in made:
+        d.close()
+
+
+def secret_file():
+    f = workdir() / "secret"
+    f.write_text(SECRET + "\n")
+    f.chmod(0o600)
+    return f
+
+
+def add_git(d, name, repo, *extra, secret=True):
+    args = ["source", "add", name, str(repo.bare), *extra]
+    if secret:
+        args += ["--webhook-secret-file", str(secret_file())]
+    r = d.cli(*args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def pids(d, *names):
+    ps = d.ps()
+    return {n: ps[n]["pid"] for n in names}
+
+
+def generations(d, source):
+    return [g["generation"] for g in d.history(source)]
+
+
+def wait_content(d, port, text, timeout=20):
+    return d.wait(lambda: d.http(port) == text + "\n", timeout, f"port {port} answering {text!r}")
+
+
+def apply(d, *args, ok=True):
+    r = d.cli("apply", *args)
+    if ok is not None:
+        assert (r.returncode == 0) == ok, f"seed apply {args} exited {r.returncode}:\n{r.stdout}{r.stderr}"
+    return r
+
+
+# 1 ---------------------------------------------------------------------------------
+def test_signed_webhook_replaces_only_the_changed_instance(daemons):
+    d = daemons()
+    repo = Repo()
+    spec = {"a": httpd(8081, 1), "b": httpd(8082, 1), "c": httpd(8083, 1)}
+    repo.commit_push(spec, "one")
+    add_git(d, "app", repo)
+    for port in (8081, 8082, 8083):
+        wait_content(d, port, "v1")
+    before = pids(d, "a", "b", "c")
+
+    spec["b"] = httpd(8082, 2)
+    commit = repo.commit_push(spec, "two")
+    code, text, took = github_push(d, "app", commit)
+    assert code == 202, text
+    assert json.loads(text)["status"] == "accepted"
+    assert took < 1.0, f"the webhook took {took} s to answer"
+
+    wait_content(d, 8082, "v2")
+    d.wait(lambda: len(d.history("app")) == 2 and d.history("app")[-1]["result"] == "ok", 20, "generation 2")
+    after = d.wait_running("a", "b", "c")
+    assert after["a"]["pid"] == before["a"] and after["c"]["pid"] == before["c"], (before, after)
+    assert after["b"]["pid"] != before["b"]
+    assert d.http(8081) == "v1\n" and d.http(8083) == "v1\n"
+    gen = d.history("app")[-1]
+    assert gen["generation"] == 2 and gen["trigger"] == "webhook" and gen["revision"] == commit, gen
+    actions = {a["name"]: a["action"] for a in gen["actions"]}
+    assert actions == {"a": "unchanged", "b": "replace", "c": "unchanged"}, gen
