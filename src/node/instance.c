@@ -841,7 +841,9 @@ void instance_start(instance *in) {
             udp[n_udp++] = s->expose[i].port;
     }
     in->starts++;
-    snprintf(in->ifname, sizeof(in->ifname), "sv%x.%x", in->slot, in->starts & 0xfff);
+    /* A rolling successor shares its predecessor's slot and runs beside it: its own
+     * separator keeps their veths apart (the same name would delete the old one's). */
+    snprintf(in->ifname, sizeof(in->ifname), "sv%x%c%x", in->slot, in->alt ? '-' : '.', in->starts & 0xfff);
 
     int cfg = init_config_fd(in, &err);
     int sp[2] = {-1, -1};
