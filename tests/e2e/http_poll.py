@@ -33,7 +33,11 @@ def write():
 
 
 def get():
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=2)
+    except OSError as e:
+        raise OSError(f"connect: {e!r}")
+    with s:
         s.settimeout(2)
         s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
         data = b""
@@ -42,6 +46,8 @@ def get():
             if not b:
                 break
             data += b
+    if not data:
+        raise OSError("connection closed without an answer")
     head, _, body = data.partition(b"\r\n\r\n")
     status = head.split(b"\r\n", 1)[0]
     if b" 200 " not in status + b" ":

@@ -164,3 +164,38 @@ def test_signed_webhook_replaces_only_the_changed_instance(daemons):
     assert gen["generation"] == 2 and gen["trigger"] == "webhook" and gen["revision"] == commit, gen
     actions = {a["name"]: a["action"] for a in gen["actions"]}
     assert actions == {"a": "unchanged", "b": "replace", "c": "unchanged"}, gen
+
+
+# 2 ---------------------------------------------------------------------------------
+def replace_under_load(d, repo, spec, name, port, version):
+    """Poll `port` every 10 ms while `name` is replaced by `version`: the report."""
+    poll = d.poller(port)
+    time.sleep(0.5)
+    spec[name] = dict(spec[name], env={"V": str(version)})
+    repo.commit_push(spec, f"v{version}")
+    apply(d, "app")
+    wait_content(d, port, f"v{version}")
+    time.sleep(0.5)
+    return poll.stop()
+
+
+def test_rolling_replacement_loses_no_request_and_recreate_shows_the_gap(daemons):
+    d = daemons()
+    repo = Repo()
+    spec = {"roll": httpd(8091, 1, rollout="rolling"), "rec": httpd(8092, 1, rollout="recreate")}
+    repo.commit_push(spec, "one")
+    add_git(d, "app", repo, secret=False)
+    wait_content(d, 8091, "v1")
+    wait_content(d, 8092, "v1")
+
+    rolling = replace_under_load(d, repo, spec, "roll", 8091, 2)
+    recreate = replace_under_load(d, repo, spec, "rec", 8092, 2)
+    print(f"\nrolling: {rolling['ok']} ok, {rolling['failed']} failed {rolling['errors'][:3]}; "
+          f"recreate: {recreate['ok']} ok, {recreate['failed']} failed {recreate['errors'][:3]}")
+    assert rolling["bodies"] == ["v1", "v2"], rolling
+    assert rolling["failed"] == 0, rolling
+    assert rolling["ok"] > 50, rolling
+    assert recreate["bodies"][0] == "v1" and recreate["bodies"][-1] == "v2", recreate
+    assert recreate["failed"] > 0, recreate
+    ps = d.ps()
+    assert "rollout" not in ps["roll"] or not ps["roll"]["rollout"], ps["roll"]
