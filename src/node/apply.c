@@ -240,6 +240,11 @@ static void retire(apply_step *st, instance *in) {
     instance_free(in);
 }
 
+static void set_rollout_error(instance *in, const char *why) {
+    free(in->rollout_error);
+    in->rollout_error = why ? strdup(why) : NULL;
+}
+
 static void became_ready(apply_step *st) {
     node *n = step_node(st);
     seed_source_free(TAKE_PTR(st->timer));
@@ -266,6 +271,7 @@ static void step_begin(apply_step *st) {
     node *n = step_node(st);
     switch (st->st.kind) {
     case SEED_PLAN_UNCHANGED:
+        set_rollout_error(st->old, NULL); /* what runs is what is wanted again */
         instance_adopt_spec(st->old, st->a->proj, st->st.desired);
         step_finish(st, true, NULL);
         return;
@@ -323,6 +329,7 @@ static void step_begin(apply_step *st) {
 static void abort_rolling(apply_step *st, const char *why) {
     free(st->error);
     st->error = strdup(why);
+    set_rollout_error(st->old, why);
     node_event(step_node(st), "rollout-failed", src_name(st), st->st.name,
                "%s; the old instance keeps serving", why);
     seed_logfile_printf(st->cur->log, "seed", "rollout failed: %s; the old instance keeps serving", why);
@@ -378,6 +385,7 @@ static void step_advance(apply_step *st) {
                 return;
             }
             node_event(n, "rollout-failed", src_name(st), st->st.name, "%s", why);
+            set_rollout_error(st->cur, why);
             step_finish(st, false, "%s", why);
             return;
         }
@@ -428,6 +436,7 @@ timeout : {
         return;
     }
     node_event(n, "rollout-failed", src_name(st), st->st.name, "%s", why);
+    set_rollout_error(st->cur, why);
     step_finish(st, false, "%s", why);
 }
 }

@@ -253,6 +253,7 @@ void instance_free(instance *in) {
         seed_logfile_close(in->log);
     free(in->log_path);
     free(in->last_error);
+    free(in->rollout_error);
     node_project_unref(in->proj);
     free(in);
 }
