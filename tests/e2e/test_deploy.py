@@ -199,3 +199,140 @@ def test_rolling_replacement_loses_no_request_and_recreate_shows_the_gap(daemons
     assert recreate["failed"] > 0, recreate
     ps = d.ps()
     assert "rollout" not in ps["roll"] or not ps["roll"]["rollout"], ps["roll"]
+
+
+# 3 ---------------------------------------------------------------------------------
+def test_a_version_that_never_becomes_ready_leaves_the_old_one_serving(daemons):
+    d = daemons()
+    repo = Repo()
+    spec = {"web": httpd(8101, 1, rollout="rolling", rolloutTimeout="3s")}
+    repo.commit_push(spec, "one")
+    add_git(d, "app", repo, secret=False)
+    wait_content(d, 8101, "v1")
+    old_pid = d.ps()["web"]["pid"]
+
+    poll = d.poller(8101)
+    spec["web"] = httpd(8101, 2, rollout="rolling", rolloutTimeout="3s", listen=8999)  # the wrong port
+    repo.commit_push(spec, "broken")
+    t0 = time.time()
+    r = apply(d, "app", ok=False)
+    took = time.time() - t0
+    time.sleep(0.3)
+    rep = poll.stop()
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert 2.5 < took < 20, took
+    assert "web" in r.stdout + r.stderr and "ready" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert rep["failed"] == 0 and rep["bodies"] == ["v1"], rep
+    assert d.http(8101) == "v1\n"
+    ps = d.ps_list()
+    assert [i["pid"] for i in ps if i["name"] == "web"] == [old_pid], ps
+    web = ps[0]
+    assert web["state"] == "running"
+    shown = json.dumps(web)
+    assert "3.0 s" in (web.get("rolloutError") or ""), f"seed ps does not show the failed rollout: {web}"
+    assert "rollout failed" in d.cli("ps").stdout
+    failed = [e for e in d.events() if e["kind"] == "rollout-failed"]
+    assert failed and failed[-1]["instance"] == "web" and "3.0 s" in failed[-1]["message"], failed
+    src = d.sources()["app"]
+    assert src["lastResult"] != "ok" and src["lastError"], src
+    assert d.history("app")[-1]["result"] != "ok"
+
+    # back to the running version: unchanged, and the failure is no longer shown
+    spec["web"] = httpd(8101, 1, rollout="rolling", rolloutTimeout="3s")
+    repo.commit_push(spec, "revert")
+    apply(d, "app")
+    web = d.ps()["web"]
+    assert web["pid"] == old_pid and web["rolloutError"] is None, web
+
+
+# 4 ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("broken", ["invalid", "missing"])
+def test_a_broken_push_changes_nothing_and_says_why(daemons, broken):
+    d = daemons()
+    repo = Repo()
+    spec = {"a": httpd(8111, 1), "b": httpd(8112, 1)}
+    first = repo.commit_push(spec, "one")
+    add_git(d, "app", repo, secret=False)
+    wait_content(d, 8111, "v1")
+    before = pids(d, "a", "b")
+    gens = generations(d, "app")
+
+    if broken == "invalid":
+        bad = dict(spec, b=dict(httpd(8112, 2), size="huge"))
+        repo.commit_push(json.dumps(bad)[:-1] + ', "c": {"expose": {"http": 99999}}}', "broken")
+    else:
+        repo.commit_push(None, "seeds.json removed")
+    r = apply(d, "app", ok=False)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    if broken == "invalid":
+        assert "huge" in out and "99999" in out, out
+    else:
+        assert "seeds.json" in out, out
+    assert pids(d, "a", "b") == before
+    assert d.http(8111) == "v1\n" and d.http(8112) == "v1\n"
+    src = d.sources()["app"]
+    assert src["lastError"] and src["lastResult"] != "ok", src
+    assert src["revision"] == first, "the deployed revision moved to the broken commit"
+    assert ("huge" if broken == "invalid" else "seeds.json") in src["lastError"], src
+    ev = [e for e in d.events() if e["kind"] == "apply-failed"]
+    assert ev and ev[-1]["source"] == "app", d.events()[-5:]
+    hist = d.history("app")
+    assert [g["generation"] for g in hist if g["result"] == "ok"] == gens, hist
+
+
+# 5 ---------------------------------------------------------------------------------
+def test_webhook_faults_change_nothing(daemons):
+    d = daemons()
+    repo = Repo()
+    spec = {"web": httpd(8121, 1)}
+    c1 = repo.commit_push(spec, "one")
+    add_git(d, "app", repo)
+    nosecret = make_project({"other": httpd(8122, 1)}, rootfs=False)
+    assert d.cli("source", "add", "plain", str(nosecret)).returncode == 0
+    wait_content(d, 8121, "v1")
+    pid = d.ps()["web"]["pid"]
+    spec["web"] = httpd(8121, 2)
+    c2 = repo.commit_push(spec, "two")
+
+    def unchanged():
+        assert generations(d, "app") == [1]
+        assert d.ps()["web"]["pid"] == pid
+        assert d.http(8121) == "v1\n"
+
+    # a wrong signature, a signature made with another secret, none at all
+    code, text, _ = github_push(d, "app", c2, secret="wrong")
+    assert code == 401, text
+    body = json.dumps({"ref": "refs/heads/main", "after": c2})
+    code, text, _ = d.webhook("app", body, {"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=" + "0" * 64})
+    assert code == 401, text
+    code, text, _ = d.webhook("app", body, {"X-GitHub-Event": "push"})
+    assert code == 401, text
+    code, text, _ = github_push(d, "nosuch", c2)
+    assert code == 404, text
+    code, text, _ = github_push(d, "plain", c2)
+    assert code == 403, text
+    big = '{"ref": "refs/heads/main", "after": "' + c2 + '", "pad": "' + "x" * (2 << 20) + '"}'
+    sig = hmac.new(SECRET.encode(), big.encode(), hashlib.sha256).hexdigest()
+    code, text, _ = d.webhook("app", big, {"X-GitHub-Event": "push", "X-Hub-Signature-256": f"sha256={sig}"})
+    assert code == 413, text
+    time.sleep(1)
+    unchanged()
+    kinds = [e["kind"] for e in d.events()]
+    assert kinds.count("webhook-rejected") >= 6, kinds
+
+    # a good delivery is applied once; redelivered (same id, same body) it is not again,
+    # even though the branch has moved on meanwhile
+    code, text, _ = github_push(d, "app", c2, delivery="delivery-1")
+    assert code == 202, text
+    d.wait(lambda: generations(d, "app") == [1, 2], 20, "generation 2")
+    wait_content(d, 8121, "v2")
+    spec["web"] = httpd(8121, 3)
+    repo.commit_push(spec, "three")
+    code, text, _ = github_push(d, "app", c2, delivery="delivery-1")
+    assert code in (200, 202), text
+    time.sleep(1.5)
+    hist = d.history("app")
+    assert [g["generation"] for g in hist] == [1, 2], hist
+    assert [g["revision"] for g in hist] == [c1, c2]
+    assert d.http(8121) == "v2\n"
