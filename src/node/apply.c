@@ -322,7 +322,8 @@ static void step_begin(apply_step *st) {
         step_finish(st, false, "unknown step");
         return;
     }
-    st->deadline = seed_now_usec() + (uint64_t)st->st.desired->rollout_timeout_ms * 1000;
+    if (st->st.desired) /* a removal has none */
+        st->deadline = seed_now_usec() + (uint64_t)st->st.desired->rollout_timeout_ms * 1000;
     step_advance(st);
 }
 
