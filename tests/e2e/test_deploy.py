@@ -336,3 +336,176 @@ def test_webhook_faults_change_nothing(daemons):
     assert [g["generation"] for g in hist] == [1, 2], hist
     assert [g["revision"] for g in hist] == [c1, c2]
     assert d.http(8121) == "v2\n"
+
+
+def add_dir(d, name, spec):
+    proj = make_project(spec, rootfs=False)
+    r = d.cli("source", "add", name, str(proj))
+    assert r.returncode == 0, r.stdout + r.stderr
+    return proj
+
+
+def write_spec(proj, spec):
+    (proj / "seeds.json").write_text(json.dumps(spec, indent=1))
+
+
+def volumes(d):
+    r = d.cli("volume", "ls", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout)
+
+
+def vol_names(d):
+    return [json.dumps(v) for v in volumes(d)]
+
+
+# 6 ---------------------------------------------------------------------------------
+def test_a_removed_then_restored_instance_finds_its_volume(daemons):
+    d = daemons()
+    spec = {"keep": httpd(8131, 1), "vol": httpd(8132, 1, storage=True)}
+    proj = add_dir(d, "app", spec)
+    wait_content(d, 8132, "v1")
+    r = d.cli("exec", "vol", "--", "sh", "-c", "echo precious > /seed/storage/data/f")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    write_spec(proj, {"keep": spec["keep"]})
+    r = apply(d, "app")
+    assert "- vol" in r.stdout and "remove" in r.stdout, r.stdout
+    assert "vol" not in d.ps()
+    assert d.http(8132) is None
+    assert any("vol" in v and "data" in v for v in vol_names(d)), volumes(d)
+
+    write_spec(proj, spec)
+    r = apply(d, "app")
+    assert "+ vol" in r.stdout, r.stdout
+    d.wait_running("vol")
+    r = d.cli("exec", "vol", "--", "cat", "/seed/storage/data/f")
+    assert r.returncode == 0 and r.stdout == "precious\n", r.stdout + r.stderr
+
+
+# 7 ---------------------------------------------------------------------------------
+def test_two_sources_with_an_instance_of_the_same_name(daemons):
+    d = daemons()
+    add_dir(d, "a", {"web": httpd(8141, "a")})
+    add_dir(d, "b", {"web": httpd(8142, "b")})
+    wait_content(d, 8141, "va")
+    wait_content(d, 8142, "vb")
+    ps = d.ps_list()
+    assert sorted((i["source"], i["name"]) for i in ps) == [("a", "web"), ("b", "web")], ps
+    assert len({i["namespace"] for i in ps}) == 2 and all(i["state"] == "running" for i in ps), ps
+    text = d.cli("ps").stdout
+    assert text.count("web") >= 2, text
+
+    r = d.cli("exec", "web", "--", "true")
+    assert r.returncode != 0
+    assert r.returncode == 125, r.returncode
+    assert "SOURCE/NAME" in r.stderr and "sources a and b" in r.stderr, r.stderr
+    r = d.cli("exec", "a/web", "--", "cat", "/tmp/www/index.html")
+    assert r.returncode == 0 and r.stdout == "va\n", r.stdout + r.stderr
+    r = d.cli("exec", "b/web", "--", "hostname")
+    assert r.returncode == 0 and r.stdout.strip() == "web", r.stdout + r.stderr
+    r = d.cli("logs", "web")
+    assert r.returncode != 0 and "SOURCE/NAME" in r.stderr, r.stderr
+    r = d.cli("restart", "b/web")
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_content(d, 8142, "vb")
+    assert {i["source"]: i["pid"] for i in d.ps_list()}["a"] == {i["source"]: i["pid"] for i in ps}["a"]
+
+
+# 8 ---------------------------------------------------------------------------------
+def test_sighup_reapplies_every_source_and_stops_nothing(daemons):
+    d = daemons()
+    spec = {"a": httpd(8151, 1), "b": httpd(8152, 1)}
+    proj = add_dir(d, "app", spec)
+    wait_content(d, 8151, "v1")
+    before = pids(d, "a", "b")
+    spec["a"] = httpd(8151, 2)
+    write_spec(proj, spec)
+    os.kill(d.pid, signal.SIGHUP)   # nsenter execs seedd: the same process
+    d.wait(lambda: len(d.history("app")) == 2 and d.history("app")[-1]["result"] != "running", 20,
+           "an apply after SIGHUP")
+    wait_content(d, 8151, "v2")
+    gen = d.history("app")[-1]
+    assert gen["trigger"] == "sighup" and gen["result"] == "ok", gen
+    assert d.ps()["b"]["pid"] == before["b"]
+    assert d.alive()
+    # a second SIGHUP with nothing changed touches nothing
+    now = pids(d, "a", "b")
+    os.kill(d.pid, signal.SIGHUP)
+    time.sleep(1)
+    assert d.alive() and pids(d, "a", "b") == now
+
+
+# 9 ---------------------------------------------------------------------------------
+def test_history_and_rollback(daemons):
+    d = daemons()
+    repo = Repo()
+    spec = {"web": httpd(8161, 1), "other": httpd(8162, 1)}
+    c1 = repo.commit_push(spec, "one")
+    add_git(d, "app", repo, secret=False)
+    wait_content(d, 8161, "v1")
+    spec["web"] = httpd(8161, 2)
+    c2 = repo.commit_push(spec, "two")
+    apply(d, "app")
+    wait_content(d, 8161, "v2")
+    other = d.ps()["other"]["pid"]
+    hist = d.history("app")
+    assert [(g["generation"], g["revision"], g["result"]) for g in hist] == [(1, c1, "ok"), (2, c2, "ok")], hist
+    text = d.cli("history", "app").stdout
+    assert c1[:12] in text and c2[:12] in text, text
+
+    r = d.cli("rollback", "app", "1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_content(d, 8161, "v1")
+    assert d.ps()["other"]["pid"] == other
+    src = d.sources()["app"]
+    assert src["pinnedGeneration"] == 1, src
+    assert d.history("app")[-1]["trigger"] == "rollback", d.history("app")[-1]
+    # pinned: a poll/SIGHUP does not move it
+    os.kill(d.pid, signal.SIGHUP)
+    time.sleep(1)
+    assert d.http(8161) == "v1\n"
+
+    apply(d, "app")
+    wait_content(d, 8161, "v2")
+    src = d.sources()["app"]
+    assert src["pinnedGeneration"] is None and src["revision"] == c2, src
+    r = d.cli("rollback", "app")      # default: the last good one before the current
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_content(d, 8161, "v1")
+    r = d.cli("rollback", "app", "99")
+    assert r.returncode == 1 and "99" in r.stderr, r.stdout + r.stderr
+
+
+# 10 --------------------------------------------------------------------------------
+def test_dry_run_changes_nothing_and_apply_name_only_that_instance(daemons):
+    d = daemons()
+    spec = {"a": httpd(8171, 1), "b": httpd(8172, 1), "c": httpd(8173, 1)}
+    proj = add_dir(d, "app", spec)
+    wait_content(d, 8171, "v1")
+    before = pids(d, "a", "b", "c")
+    write_spec(proj, {"a": httpd(8171, 2), "b": httpd(8172, 2), "d": httpd(8174, 1)})
+
+    r = d.cli("apply", "app", "--dry-run")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout
+    assert "~ a" in lines and "~ b" in lines and "- c" in lines and "+ d" in lines, lines
+    r = d.cli("apply", "--dry-run", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    json.loads(r.stdout)
+    time.sleep(0.3)
+    assert pids(d, "a", "b", "c") == before and "d" not in d.ps()
+    assert generations(d, "app") == [1]
+
+    r = apply(d, "a")
+    assert "~ a" in r.stdout and "~ b" not in r.stdout, r.stdout
+    wait_content(d, 8171, "v2")
+    ps = d.ps()
+    assert ps["b"]["pid"] == before["b"] and ps["c"]["pid"] == before["c"] and "d" not in ps, ps
+    assert d.http(8172) == "v1\n"
+    apply(d, "app/b")
+    wait_content(d, 8172, "v2")
+    assert "c" in d.ps() and "d" not in d.ps()
+    apply(d, "app")
+    d.wait_running("d")
+    assert "c" not in d.ps()
