@@ -173,6 +173,12 @@ static char *col_text(sqlite3_stmt *st, int i) {
     return strdup(t ? (const char *)t : "");
 }
 
+/* NULL stays NULL (an optional column), where col_text gives "". */
+static char *col_text_or_null(sqlite3_stmt *st, int i) {
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
 static void fill_row(sqlite3_stmt *st, seed_volume_row *v) {
     v->namespace = col_text(st, 0);
     v->instance = col_text(st, 1);
@@ -357,8 +363,8 @@ int seed_state_source_list(seed_state *s, seed_source_row **ret, size_t *n) {
         seed_source_row *row = &(*ret)[(*n)++];
         *row = (seed_source_row){.name = col_text(st, 0),
                                  .url = col_text(st, 1),
-                                 .ref = col_text(st, 2),
-                                 .secret_file = col_text(st, 3),
+                                 .ref = col_text_or_null(st, 2),
+                                 .secret_file = col_text_or_null(st, 3),
                                  .poll_s = (unsigned)sqlite3_column_int(st, 4),
                                  .created = col_text(st, 5)};
     }
