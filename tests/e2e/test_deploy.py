@@ -228,7 +228,6 @@ def test_a_version_that_never_becomes_ready_leaves_the_old_one_serving(daemons):
     assert [i["pid"] for i in ps if i["name"] == "web"] == [old_pid], ps
     web = ps[0]
     assert web["state"] == "running"
-    shown = json.dumps(web)
     assert "3.0 s" in (web.get("rolloutError") or ""), f"seed ps does not show the failed rollout: {web}"
     assert "rollout failed" in d.cli("ps").stdout
     failed = [e for e in d.events() if e["kind"] == "rollout-failed"]
