@@ -54,6 +54,9 @@ int cli_ps(const cli_globals *g, int argc, char **argv) {
             const char *e = json_string_value(json_object_get(in, "error"));
             if (e)
                 printf("    error: %s\n", e);
+            const char *re = json_string_value(json_object_get(in, "rolloutError"));
+            if (re)
+                printf("    rollout failed: %s\n", re);
             size_t k;
             json_t *p;
             json_array_foreach (json_object_get(in, "processes"), k, p) {

@@ -245,6 +245,11 @@ static void retire(apply_step *st, instance *in) {
     instance_free(in);
 }
 
+static void set_rollout_error(instance *in, const char *why) {
+    free(in->rollout_error);
+    in->rollout_error = why ? strdup(why) : NULL;
+}
+
 static void became_ready(apply_step *st) {
     node *n = step_node(st);
     seed_source_free(TAKE_PTR(st->timer));
@@ -273,6 +278,7 @@ static void step_begin(apply_step *st) {
     node *n = step_node(st);
     switch (st->st.kind) {
     case SEED_PLAN_UNCHANGED:
+        set_rollout_error(st->old, NULL); /* what runs is what is wanted again */
         instance_adopt_spec(st->old, st->a->proj, st->st.desired);
         instance_record(st->old); /* the tree it is known by now */
         step_finish(st, true, NULL);
@@ -324,7 +330,7 @@ static void step_begin(apply_step *st) {
         step_finish(st, false, "unknown step");
         return;
     }
-    if (st->st.desired)
+    if (st->st.desired) /* a removal has none */
         st->deadline = seed_now_usec() + (uint64_t)st->st.desired->rollout_timeout_ms * 1000;
     step_advance(st);
 }
@@ -332,6 +338,7 @@ static void step_begin(apply_step *st) {
 static void abort_rolling(apply_step *st, const char *why) {
     free(st->error);
     st->error = strdup(why);
+    set_rollout_error(st->old, why);
     node_event(step_node(st), "rollout-failed", src_name(st), st->st.name,
                "%s; the old instance keeps serving", why);
     seed_logfile_printf(st->cur->log, "seed", "rollout failed: %s; the old instance keeps serving", why);
@@ -387,6 +394,7 @@ static void step_advance(apply_step *st) {
                 return;
             }
             node_event(n, "rollout-failed", src_name(st), st->st.name, "%s", why);
+            set_rollout_error(st->cur, why);
             step_finish(st, false, "%s", why);
             return;
         }
@@ -437,6 +445,7 @@ timeout : {
         return;
     }
     node_event(n, "rollout-failed", src_name(st), st->st.name, "%s", why);
+    set_rollout_error(st->cur, why);
     step_finish(st, false, "%s", why);
 }
 }

@@ -254,6 +254,7 @@ static json_t *instance_json(instance *in) {
                           "startedAt", live ? iso_time(in->started_at) : json_null(), "pid",
                           live ? json_integer(in->sb.pid) : json_null(), "processes", procs, "error",
                           in->last_error ? json_string(in->last_error) : json_null());
+    json_object_set_new(o, "rolloutError", in->rollout_error ? json_string(in->rollout_error) : json_null());
     /* A rolling replacement under way: the new one, beside this one. */
     instance *next = in->peer && in->peer->role == ROLE_SUCCESSOR ? in->peer : NULL;
     if (next) {

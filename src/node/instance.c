@@ -370,6 +370,7 @@ void instance_free(instance *in) {
     free(in->log_path);
     free(in->last_error);
     free(in->identity_override);
+    free(in->rollout_error);
     node_project_unref(in->proj);
     free(in);
 }

@@ -115,6 +115,7 @@ typedef struct instance {
     unsigned failures;
     seed_source *retry_timer, *kill_timer;
     char *last_error;
+    char *rollout_error;        /* why the last rollout to replace it failed (seed ps) */
     struct ctl_client *waiters; /* control clients waiting for a stop/start */
     seed_shoot_pool *shoots;    /* shoot.enable: the pool of warm sandboxes */
     double chan_tokens;         /* what may be read from the init channel (bytes) */

@@ -176,7 +176,7 @@ static char *col_text(sqlite3_stmt *st, int i) {
     return strdup(t ? (const char *)t : "");
 }
 
-/* NULL stays NULL. */
+/* NULL stays NULL (an optional column), where col_text gives "". */
 static char *col_text_or_null(sqlite3_stmt *st, int i) {
     const unsigned char *t = sqlite3_column_text(st, i);
     return t ? strdup((const char *)t) : NULL;

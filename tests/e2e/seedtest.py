@@ -219,3 +219,252 @@ def host_pids_with_uid_at_least(base):
         except (OSError, ValueError):
             pass
     return pids
+
+
+SEEDD = str(BUILD / "src" / "seedd")
+HTTP_POLL = str(ROOT / "tests" / "e2e" / "http_poll.py")
+
+
+class Daemon:
+    """A `seedd` in a network namespace of its own (the same approach as Node).
+
+    close() stops it with `seed down` (instances may outlive the daemon), then kills
+    whatever is left in its cgroups, detaches loop devices and unmounts anything under
+    its work directory, and removes its cgroups and the namespace."""
+
+    def __init__(self, *args, webhook=True, state=None):
+        self.netns = "seedt-" + uuid.uuid4().hex[:8]
+        run(["ip", "netns", "add", self.netns]).check_returncode()
+        run(["ip", "-n", self.netns, "link", "set", "lo", "up"]).check_returncode()
+        self.work = workdir()
+        self.state = state or (self.work / "state")
+        self.webhook_port = 9000 if webhook else None
+        self.args = list(args) + (["--webhook", f"127.0.0.1:{self.webhook_port}"] if webhook else [])
+        self.proc = None
+        self.log = None
+        self.log_path = self.work / "seedd.log"
+        self.start()
+
+    def start(self, wait=True):
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{self.netns}", SEEDD, "--state-dir", str(self.state), *self.args],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait(lambda: self.cli("source", "ls", "--json").returncode == 0, 20, "seedd answering")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def output(self):
+        return self.log_path.read_text()
+
+    def cli(self, *args, timeout=90):
+        return run([SEED, "--state-dir", str(self.state), *args], timeout=timeout)
+
+    def cli_json(self, *args):
+        r = self.cli(*args, "--json")
+        assert r.returncode == 0, f"seed {' '.join(args)} --json: {r.stdout}{r.stderr}"
+        return json.loads(r.stdout)
+
+    def ps_list(self):
+        r = self.cli("ps", "--json")
+        if r.returncode != 0:
+            return None
+        return json.loads(r.stdout)
+
+    def ps(self):
+        """Instances by name (use ps_list() when two sources have the same name)."""
+        lst = self.ps_list()
+        return None if lst is None else {i["name"]: i for i in lst}
+
+    def sources(self):
+        return {s["name"]: s for s in self.cli_json("source", "ls")}
+
+    def history(self, source=None):
+        return self.cli_json("history", *([source] if source else []))
+
+    def events(self, tail=1000):
+        r = self.cli("events", "--json", "--tail", str(tail))
+        assert r.returncode == 0, r.stdout + r.stderr
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait(self, pred, timeout=20, what="condition", daemon=True):
+        end = time.time() + timeout
+        last = None
+        while time.time() < end:
+            if daemon and not self.alive():
+                raise AssertionError(f"seedd exited ({self.proc.returncode}):\n{self.output()}")
+            last = pred()
+            if last:
+                return last
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{self.output()}")
+
+    def wait_running(self, *names, timeout=20):
+        def ok():
+            ps = self.ps()
+            return ps if ps and all(ps.get(n, {}).get("state") == "running" for n in names) else None
+        return self.wait(ok, timeout, f"{names} running")
+
+    def netns_run(self, *cmd, timeout=30, **kw):
+        return run(["nsenter", f"--net=/run/netns/{self.netns}", *cmd], timeout=timeout, **kw)
+
+    def http(self, port, path="/", timeout=5):
+        r = self.netns_run("curl", "-s", "-f", "-m", str(timeout), f"http://127.0.0.1:{port}{path}",
+                           timeout=timeout + 5)
+        return r.stdout if r.returncode == 0 else None
+
+    def webhook(self, source, body, headers=None, timeout=10):
+        """POST body (bytes or str) to /webhook/<source> with curl inside the namespace:
+        (status, answer text, seconds taken)."""
+        if isinstance(body, str):
+            body = body.encode()
+        f = self.work / f"body-{uuid.uuid4().hex[:8]}"
+        f.write_bytes(body)
+        cmd = ["curl", "-s", "-m", str(timeout), "-o", "-", "-w", "\n%{http_code} %{time_total}",
+               "-X", "POST", "--data-binary", f"@{f}"]
+        hdrs = {"Content-Type": "application/json"}
+        hdrs.update(headers or {})
+        for k, v in hdrs.items():
+            cmd += ["-H", f"{k}: {v}"]
+        cmd.append(f"http://127.0.0.1:{self.webhook_port}/webhook/{source}")
+        r = self.netns_run(*cmd, timeout=timeout + 5)
+        f.unlink()
+        text, _, tail = r.stdout.rpartition("\n")
+        code, took = tail.split()
+        return int(code), text, float(took)
+
+    def poller(self, port, interval=0.01):
+        """Start tests/e2e/http_poll.py in the namespace: GET / every interval; stop()
+        returns its counts."""
+        return Poller(self, port, interval)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.log:
+            self.log.close()
+            self.log = None
+        return self.proc.returncode
+
+    def cgroup_id(self):
+        import hashlib
+        return hashlib.sha256(os.path.realpath(self.state).encode()).hexdigest()[:12]
+
+    def cgroup_dirs(self):
+        cid = self.cgroup_id()
+        dirs = [pathlib.Path("/sys/fs/cgroup", c, "seed", cid) for c in ("memory", "cpu", "pids", "freezer")]
+        dirs.append(pathlib.Path("/sys/fs/cgroup/seed", cid))
+        return [d for d in dirs if d.exists()]
+
+    def cgroup_procs(self):
+        pids = set()
+        for d in self.cgroup_dirs():
+            for f in d.rglob("cgroup.procs"):
+                try:
+                    pids.update(int(x) for x in f.read_text().split())
+                except OSError:
+                    pass
+        return pids
+
+    def loop_devices(self):
+        """Loop devices whose backing file lies under this daemon's state directory."""
+        r = run(["losetup", "-J", "-l"])
+        if r.returncode != 0 or not r.stdout.strip():
+            return []
+        state = os.path.realpath(self.state)
+        return [d["name"] for d in json.loads(r.stdout).get("loopdevices", [])
+                if (d.get("back-file") or "").split(" (deleted)")[0].startswith(state)]
+
+    def host_mounts(self):
+        """Mount points under the work directory in the host's mount namespace."""
+        work = os.path.realpath(self.work)
+        out = []
+        for line in pathlib.Path("/proc/self/mountinfo").read_text().splitlines():
+            mp = line.split()[4]
+            if mp == work or mp.startswith(work + "/"):
+                out.append(mp)
+        return out
+
+    def close(self):
+        if self.alive():
+            self.cli("down", timeout=60)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+        self.stop()
+        # Whatever outlived the daemon (instances adopted by none) goes now, by PID.
+        for _ in range(50):
+            pids = self.cgroup_procs()
+            if not pids:
+                break
+            for p in pids:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.1)
+        for mp in sorted(self.host_mounts(), key=len, reverse=True):
+            run(["umount", "-l", mp])
+        for dev in self.loop_devices():
+            run(["losetup", "-d", dev])
+        run(["ip", "netns", "del", self.netns])
+        for d in self.cgroup_dirs():
+            for child in sorted((p for p in d.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                try:
+                    child.rmdir()
+                except OSError:
+                    pass
+            try:
+                d.rmdir()
+                d.parent.rmdir()   # /seed, when no other node uses it
+            except OSError:
+                pass
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+class Poller:
+    """An HTTP client in a daemon's namespace sending GET / to a port every interval
+    (tests/e2e/http_poll.py); stop() ends it and returns its JSON report:
+    ok, failed, errors (the first few), bodies (distinct answers in order)."""
+
+    def __init__(self, daemon, port, interval):
+        self.out = daemon.work / f"poll-{port}-{uuid.uuid4().hex[:6]}.json"
+        self.proc = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{daemon.netns}", "/usr/bin/python3", HTTP_POLL,
+             str(port), str(interval), str(self.out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        end = time.time() + 10
+        while not self.out.exists() and time.time() < end:
+            time.sleep(0.02)
+
+    def snapshot(self):
+        try:
+            return json.loads(self.out.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        err = self.proc.stderr.read().decode()
+        self.proc.stderr.close()
+        rep = self.snapshot()
+        assert rep is not None, f"poller wrote no report: {err}"
+        return rep
