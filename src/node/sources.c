@@ -102,6 +102,18 @@ int node_source_new(node *n, const char *name, const char *url, const char *ref,
     snprintf(key, sizeof(key), PIN_SETTING "%s", name);
     if (persistent && seed_state_setting_get(n->db, key, pin, sizeof(pin)) == 0)
         s->pinned = (unsigned)strtoul(pin, NULL, 10);
+    /* Where it stood when the previous daemon left it. */
+    json_t *last = persistent ? json_array_get(seed_state_history(n->db, name, 1), 0) : NULL;
+    if (last) {
+        json_incref(last);
+        json_decref(json_array_get(last, 0)); /* no-op: keeps the pattern obvious */
+        s->generation = (unsigned)json_integer_value(json_object_get(last, "generation"));
+        snprintf(s->revision, sizeof(s->revision), "%s", json_string_value(json_object_get(last, "revision")) ?: "");
+        set_str(&s->result, json_string_value(json_object_get(last, "result")));
+        set_str(&s->error, json_string_value(json_object_get(last, "error")));
+        set_str(&s->applied_at, json_string_value(json_object_get(last, "time")));
+        json_decref(last);
+    }
     *ret = s;
     return 0;
 }

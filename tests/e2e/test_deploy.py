@@ -653,7 +653,6 @@ def httpd_pids(d):
     return out
 
 
-@pytest.mark.xfail(strict=False, reason="item 8: adoption")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_seedd_restarted_while_a_client_polls_interrupts_nothing(daemons, sig):
     d = daemons(webhook=False)
@@ -681,7 +680,6 @@ def test_seedd_restarted_while_a_client_polls_interrupts_nothing(daemons, sig):
     assert generations(d, "app")[-1] >= 1
 
 
-@pytest.mark.xfail(strict=False, reason="item 8: adoption")
 def test_kill_9_in_the_middle_of_a_rolling_rollout(daemons):
     d = daemons(webhook=False)
     spec = {"web": httpd(8221, 1, rollout="rolling", storage=True, delay=2)}
