@@ -54,6 +54,11 @@ struct node_apply {
     node_source *src;
     apply_request *req;
     node_project *proj;
+    /* The projects of the instances the plan was made against: the plan's names and old
+     * identities point into them, and an unchanged instance moving to proj, or a replaced
+     * one going away, must not free them while the plan is still answered. */
+    node_project **held;
+    size_t n_held;
     seed_plan plan;
     apply_step *steps;
     size_t n_steps;
@@ -449,8 +454,9 @@ int node_apply_start(node_source *s, apply_request *req, node_project *np, const
     /* What exists now: the instances that serve a name of this source. */
     seed_plan_actual *actual = calloc(n->n_insts + 1, sizeof(*actual));
     instance **owners = calloc(n->n_insts + 1, sizeof(*owners));
+    a->held = calloc(n->n_insts + 1, sizeof(*a->held));
     size_t n_actual = 0;
-    if (!actual || !owners) {
+    if (!actual || !owners || !a->held) {
         free(actual);
         free(owners);
         a->req = NULL;
@@ -462,6 +468,7 @@ int node_apply_start(node_source *s, apply_request *req, node_project *np, const
         if (in->src != s || in->role != ROLE_ACTIVE)
             continue;
         owners[n_actual] = in;
+        a->held[a->n_held++] = node_project_ref(in->proj);
         actual[n_actual++] = (seed_plan_actual){.name = in->spec->name, .identity = in->spec->identity};
     }
     int r = seed_plan_make(np->p, actual, n_actual, req->only, &a->plan);
@@ -644,6 +651,9 @@ void node_apply_free(node_apply *a) {
     free(a->steps);
     seed_plan_clear(&a->plan);
     node_project_unref(a->proj);
+    for (size_t i = 0; i < a->n_held; i++)
+        node_project_unref(a->held[i]);
+    free(a->held);
     if (a->req) {
         free(a->req->only);
         free(a->req);
