@@ -841,7 +841,8 @@ void instance_start(instance *in) {
             udp[n_udp++] = s->expose[i].port;
     }
     in->starts++;
-    snprintf(in->ifname, sizeof(in->ifname), "sv%x.%x", in->slot, in->starts & 0xfff);
+    /* A rolling successor shares the slot: its veth must not take the old one's name. */
+    snprintf(in->ifname, sizeof(in->ifname), "sv%x%s.%x", in->slot, in->alt ? "b" : "", in->starts & 0xfff);
 
     int cfg = init_config_fd(in, &err);
     int sp[2] = {-1, -1};
