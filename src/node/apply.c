@@ -54,6 +54,13 @@ struct node_apply {
     node_source *src;
     apply_request *req;
     node_project *proj;
+    /* The projects of the instances the plan was made against: the plan's names and old
+     * identities point into them, and an unchanged instance moving to proj, or a replaced
+     * one going away, must not free them while the plan is still answered. */
+    node_project **held;
+    size_t n_held;
+    char **idents; /* the identities the plan was made against (copies) */
+    size_t n_idents;
     seed_plan plan;
     apply_step *steps;
     size_t n_steps;
@@ -470,8 +477,10 @@ int node_apply_start(node_source *s, apply_request *req, node_project *np, const
     /* What exists now: the instances that serve a name of this source. */
     seed_plan_actual *actual = calloc(n->n_insts + 1, sizeof(*actual));
     instance **owners = calloc(n->n_insts + 1, sizeof(*owners));
+    a->held = calloc(n->n_insts + 1, sizeof(*a->held));
+    a->idents = calloc(n->n_insts + 1, sizeof(*a->idents));
     size_t n_actual = 0;
-    if (!actual || !owners) {
+    if (!actual || !owners || !a->held || !a->idents) {
         free(actual);
         free(owners);
         a->req = NULL;
@@ -483,9 +492,11 @@ int node_apply_start(node_source *s, apply_request *req, node_project *np, const
         if (in->src != s || in->role != ROLE_ACTIVE)
             continue;
         owners[n_actual] = in;
-        actual[n_actual++] = (seed_plan_actual){.name = in->spec->name,
-                                                .identity = in->identity_override ? in->identity_override
-                                                                                  : in->spec->identity};
+        a->held[a->n_held++] = node_project_ref(in->proj);
+        /* Copied: an instance (and its identity_override) may go before the apply. */
+        char *ident = strdup(in->identity_override ? in->identity_override : in->spec->identity);
+        a->idents[a->n_idents++] = ident;
+        actual[n_actual++] = (seed_plan_actual){.name = in->spec->name, .identity = ident ? ident : ""};
     }
     int r = seed_plan_make(np->p, actual, n_actual, req->only, &a->plan);
     if (r >= 0 && !(a->steps = calloc(a->plan.n + 1, sizeof(apply_step))))
@@ -691,6 +702,12 @@ void node_apply_free(node_apply *a) {
     free(a->steps);
     seed_plan_clear(&a->plan);
     node_project_unref(a->proj);
+    for (size_t i = 0; i < a->n_held; i++)
+        node_project_unref(a->held[i]);
+    free(a->held);
+    for (size_t i = 0; i < a->n_idents; i++)
+        free(a->idents[i]);
+    free(a->idents);
     if (a->req) {
         free(a->req->only);
         free(a->req);

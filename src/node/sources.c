@@ -50,6 +50,11 @@ static int read_secret(const char *path, char **ret, seed_error **err) {
     return 0;
 }
 
+static void set_str(char **dst, const char *v) {
+    free(*dst);
+    *dst = v ? strdup(v) : NULL;
+}
+
 int node_source_new(node *n, const char *name, const char *url, const char *ref, const char *secret_file,
                     unsigned poll_s, bool persistent, node_source **ret, seed_error **err) {
     const char *why = seed_check_dns_label(name, SEED_SPEC_MAX_NAME);
@@ -103,17 +108,17 @@ int node_source_new(node *n, const char *name, const char *url, const char *ref,
     if (persistent && seed_state_setting_get(n->db, key, pin, sizeof(pin)) == 0)
         s->pinned = (unsigned)strtoul(pin, NULL, 10);
     /* Where it stood when the previous daemon left it. */
-    json_t *last = persistent ? json_array_get(seed_state_history(n->db, name, 1), 0) : NULL;
+    json_t *hist = persistent ? seed_state_history(n->db, name, 1) : NULL;
+    json_t *last = json_array_get(hist, 0);
     if (last) {
-        json_incref(last);
-        json_decref(json_array_get(last, 0)); /* no-op: keeps the pattern obvious */
         s->generation = (unsigned)json_integer_value(json_object_get(last, "generation"));
-        snprintf(s->revision, sizeof(s->revision), "%s", json_string_value(json_object_get(last, "revision")) ?: "");
+        snprintf(s->revision, sizeof(s->revision), "%s",
+                 json_string_value(json_object_get(last, "revision")) ?: "");
         set_str(&s->result, json_string_value(json_object_get(last, "result")));
         set_str(&s->error, json_string_value(json_object_get(last, "error")));
         set_str(&s->applied_at, json_string_value(json_object_get(last, "time")));
-        json_decref(last);
     }
+    json_decref(hist);
     *ret = s;
     return 0;
 }
@@ -298,11 +303,6 @@ static json_t *diags_json(const seed_diags *d) {
                                              d->items[i].file ? json_string(d->items[i].file) : json_null(),
                                              "path", d->items[i].path, "message", d->items[i].message));
     return arr;
-}
-
-static void set_str(char **dst, const char *v) {
-    free(*dst);
-    *dst = v ? strdup(v) : NULL;
 }
 
 static void now_iso(char **dst) {

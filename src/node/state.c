@@ -424,8 +424,8 @@ int seed_state_generation_begin(seed_state *s, const char *source, const char *n
         *gen = (unsigned)sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     if (r == SQLITE_ROW && *gen > SEED_STATE_MAX_GENERATIONS &&
-        sqlite3_prepare_v2(s->db, "DELETE FROM generations WHERE source=? AND generation <= ?", -1, &st, NULL) ==
-            SQLITE_OK) {
+        sqlite3_prepare_v2(s->db, "DELETE FROM generations WHERE source=? AND generation <= ?", -1, &st,
+                           NULL) == SQLITE_OK) {
         /* Bounded: the oldest go. */
         sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, (int)(*gen - SEED_STATE_MAX_GENERATIONS));
@@ -438,10 +438,11 @@ int seed_state_generation_begin(seed_state *s, const char *source, const char *n
 json_t *seed_state_generation_trees(seed_state *s, const char *source, unsigned limit) {
     sqlite3_stmt *st = NULL;
     json_t *arr = json_array();
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT DISTINCT tree FROM (SELECT tree FROM generations WHERE source=? AND tree IS NOT "
-                           "NULL ORDER BY generation DESC LIMIT ?)",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            s->db,
+            "SELECT DISTINCT tree FROM (SELECT tree FROM generations WHERE source=? AND tree IS NOT "
+            "NULL ORDER BY generation DESC LIMIT ?)",
+            -1, &st, NULL) != SQLITE_OK)
         return arr;
     sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, (int)limit);
