@@ -891,6 +891,25 @@ void instance_adopted(instance *in) {
     instance_record(in);
 }
 
+void instance_adopted_shoots(instance *in) {
+    node *n = in->node;
+    /* Its shoot templates ended with the previous daemon: new ones, on its volumes. */
+    if (in->spec->shoot_enable && in->state == INST_RUNNING) {
+        seed_bind binds[SEED_SPEC_MAX_ENTRIES + 1];
+        size_t n_binds = 0;
+        for (size_t i = 0; i < in->n_vols; i++)
+            if (in->vols[i].mounted || in->vols[i].borrowed)
+                binds[n_binds++] =
+                    (seed_bind){.source = in->vols[i].mountpoint, .target = in->vols[i].spec->mount_point};
+        qsort(binds, n_binds, sizeof(seed_bind), cmp_bind_target);
+        _cleanup_error_ seed_error *err = NULL;
+        if (node_shoots_setup(n, &err) < 0 || instance_shoots_start(in, binds, n_binds, &err) < 0) {
+            log_error("%s: shoots unavailable: %s", in->spec->name, err->msg);
+            seed_logfile_printf(in->log, "seed", "shoots unavailable: %s", err->msg);
+        }
+    }
+}
+
 void instance_stop(instance *in) {
     if (in->state == INST_FAILED || in->state == INST_EXITED) {
         seed_source_free(in->retry_timer);

@@ -194,6 +194,8 @@ void instance_adopt_spec(instance *in, node_project *np, const seed_instance *sp
 void instance_take_ports(instance *successor, instance *old);
 /* Adopted from the previous daemon (pidfd, channel, cgroup set): watch it as running. */
 void instance_adopted(instance *in);
+/* Then, once what the previous daemon left is cleaned up: its shoots. */
+void instance_adopted_shoots(instance *in);
 /* seedd: write what the next daemon needs to adopt it (its role changed, ...). */
 void instance_record(instance *in);
 /* TCP connections the instance's published ports still relay to it. */

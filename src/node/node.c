@@ -414,6 +414,8 @@ static void adopt_instances(node *n) {
         }
         strv_free(children);
     }
+    for (size_t i = 0; i < n->n_insts; i++)
+        instance_adopted_shoots(n->insts[i]);
     log_info("adopted %zu running instance%s", adopted, adopted == 1 ? "" : "s");
     node_event(n, "node-adopted", NULL, NULL, "%zu running instance%s adopted", adopted,
                adopted == 1 ? "" : "s");

@@ -722,3 +722,37 @@ def test_kill_9_in_the_middle_of_a_rolling_rollout(daemons):
     assert d.host_mounts() == []
     leftover = [p for c in d.cgroup_dirs() for p in c.iterdir() if p.is_dir()]
     assert leftover == [], leftover
+
+
+def test_adopted_instance_gets_its_shoots_back(daemons):
+    """The shoot templates of an instance end with the daemon that made them; the next
+    seedd gives the adopted instance new ones, on the same volumes."""
+    d = daemons(webhook=False)
+    add_dir(d, "app", {"s": {"root": "host", "shoot": {"enable": True}, "storage": {"data": "8Mi"},
+                             "processes": {"t": {"command": ["sh", "-c",
+                                                             "echo kept > /seed/storage/data/m; exec sleep 100000"]}}}})
+    d.wait_running("s")
+
+    def shoot():
+        r = d.cli("exec", "s", "--", "seed-shoot", "cat", "/seed/storage/data/m", timeout=60)
+        return r.stdout if r.returncode == 0 else None
+    assert d.wait(shoot, 30, "a shoot") == "kept\n"
+    before = pids(d, "s")
+    d.stop(signal.SIGTERM)
+    d.start()
+    d.wait_running("s")
+    assert pids(d, "s") == before
+    assert d.wait(shoot, 30, "a shoot after the restart") == "kept\n"
+
+
+def test_poll_applies_a_pushed_commit_without_a_webhook(daemons):
+    d = daemons(webhook=False)
+    repo = Repo()
+    repo.commit_push({"p": httpd(8241, 1)}, "one")
+    r = d.cli("source", "add", "polled", str(repo.bare), "--poll", "1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_content(d, 8241, "v1")
+    repo.commit_push({"p": httpd(8241, 2)}, "two")
+    wait_content(d, 8241, "v2", timeout=30)
+    hist = json.loads(d.cli("history", "polled", "--json").stdout)
+    assert [h["trigger"] for h in hist] == ["source-add", "poll"], hist
