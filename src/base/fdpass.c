@@ -73,3 +73,17 @@ ssize_t seed_recv_fds(int sock, void *buf, size_t len, int *fds, size_t *n_fds, 
     }
     return n;
 }
+
+int seed_accept_trusted(int listen_fd) {
+    for (;;) {
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return -1;
+        struct ucred cred;
+        socklen_t l = sizeof(cred);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &l) == 0 &&
+            (cred.uid == 0 || cred.uid == geteuid()))
+            return fd;
+        close(fd);
+    }
+}

@@ -355,6 +355,19 @@ static void abort_rolling(apply_step *st, const char *why) {
     st->phase = PH_ABORT;
 }
 
+/* The new instance will not do: a rolling one goes and the old one stays; otherwise
+ * the step fails with it as it is. */
+static void rollout_failed(apply_step *st, const char *why) {
+    if (st->rolling) {
+        abort_rolling(st, why);
+        step_advance(st);
+        return;
+    }
+    node_event(step_node(st), "rollout-failed", src_name(st), st->st.name, "%s", why);
+    set_rollout_error(st->cur, why);
+    step_finish(st, false, "%s", why);
+}
+
 static void step_advance(apply_step *st) {
     if (st->phase == PH_DONE)
         return;
@@ -395,14 +408,7 @@ static void step_advance(apply_step *st) {
             snprintf(why, sizeof(why), "the new instance %s: %s",
                      st->cur->state == INST_FAILED ? "failed to start" : "exited",
                      st->cur->last_error ? st->cur->last_error : instance_state_name(st->cur));
-            if (st->rolling) {
-                abort_rolling(st, why);
-                step_advance(st);
-                return;
-            }
-            node_event(n, "rollout-failed", src_name(st), st->st.name, "%s", why);
-            set_rollout_error(st->cur, why);
-            step_finish(st, false, "%s", why);
+            rollout_failed(st, why);
             return;
         }
         if (now > st->deadline)
@@ -446,14 +452,7 @@ timeout : {
     char why[768];
     snprintf(why, sizeof(why), "not ready within %.1f s%s%s", st->st.desired->rollout_timeout_ms / 1000.0,
              st->probe_detail ? ": " : "", st->probe_detail ? st->probe_detail : "");
-    if (st->rolling) {
-        abort_rolling(st, why);
-        step_advance(st);
-        return;
-    }
-    node_event(n, "rollout-failed", src_name(st), st->st.name, "%s", why);
-    set_rollout_error(st->cur, why);
-    step_finish(st, false, "%s", why);
+    rollout_failed(st, why);
 }
 }
 

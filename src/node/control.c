@@ -840,17 +840,7 @@ static int on_client(seed_source *s, int fd, uint32_t events, void *userdata) {
 
 static int on_accept(seed_source *s, int fd, uint32_t events, void *userdata) {
     node *n = userdata;
-    for (;;) {
-        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (cfd < 0)
-            return 0;
-        struct ucred cred;
-        socklen_t l = sizeof(cred);
-        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &l) < 0 ||
-            (cred.uid != 0 && cred.uid != geteuid())) {
-            close(cfd);
-            continue;
-        }
+    for (int cfd; (cfd = seed_accept_trusted(fd)) >= 0;) {
         ctl_client *c = calloc(1, sizeof(*c));
         if (!c) {
             close(cfd);
@@ -869,6 +859,7 @@ static int on_accept(seed_source *s, int fd, uint32_t events, void *userdata) {
             n->clients->prev = c;
         n->clients = c;
     }
+    return 0;
 }
 
 int control_listen(node *n, seed_error **err) {

@@ -247,15 +247,9 @@ static int on_client(seed_source *s, int fd, uint32_t events, void *userdata) {
 
 static int on_accept(seed_source *s, int fd, uint32_t events, void *userdata) {
     keeper *k = userdata;
-    for (;;) {
-        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (cfd < 0)
-            return 0;
-        struct ucred cred;
-        socklen_t l = sizeof(cred);
+    for (int cfd; (cfd = seed_accept_trusted(fd)) >= 0;) {
         kclient *c = calloc(1, sizeof(*c));
-        if (!c || getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &l) < 0 || cred.uid != 0 ||
-            seed_loop_add_io(k->loop, cfd, EPOLLIN, on_client, c, &c->src) < 0) {
+        if (!c || seed_loop_add_io(k->loop, cfd, EPOLLIN, on_client, c, &c->src) < 0) {
             free(c);
             close(cfd);
             continue;
@@ -263,6 +257,7 @@ static int on_accept(seed_source *s, int fd, uint32_t events, void *userdata) {
         c->k = k;
         c->fd = cfd;
     }
+    return 0;
 }
 
 static int socket_path(const char *run_dir, struct sockaddr_un *sa) {

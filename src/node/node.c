@@ -1,13 +1,17 @@
-/* The node's lifecycle: evaluate the project, take the state directory, set up the
+/* The node's lifecycle: take the state directory, set up (or, under seedd, join) the
  * node's private mount and network namespaces, clean up what a killed predecessor
- * left, publish ports, start every instance, serve the control socket, and on
- * SIGINT/SIGTERM stop everything gracefully.
+ * left, add the sources and apply them, serve the control socket and webhooks; on
+ * SIGINT/SIGTERM `seed up` stops everything gracefully, seedd exits and leaves its
+ * instances to the keeper.
  *
  * Crash safety comes from the kernel: volumes are mounted in the node's private
- * mount namespace, the bridge and veths live in its private network namespace, and
- * every sandbox dies with the node (PR_SET_PDEATHSIG). A node killed with SIGKILL
- * therefore leaves no mounts, loop devices, links or processes; only empty cgroup
- * directories remain, and the next node removes them. */
+ * mount namespace, the bridge and veths live in its private network namespace. Under
+ * `seed up` every sandbox dies with the node (PR_SET_PDEATHSIG), so a node killed with
+ * SIGKILL leaves no mounts, loop devices, links or processes; only empty cgroup
+ * directories remain, and the next node removes them. Under seedd the keeper
+ * (node/keeper.h) holds those namespaces and the instances outlive the daemon; the
+ * next seedd adopts them, and once `seed down` stopped them the keeper ends and the
+ * kernel takes the rest the same way. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
