@@ -756,3 +756,27 @@ def test_poll_applies_a_pushed_commit_without_a_webhook(daemons):
     wait_content(d, 8241, "v2", timeout=30)
     hist = json.loads(d.cli("history", "polled", "--json").stdout)
     assert [h["trigger"] for h in hist] == ["source-add", "poll"], hist
+
+
+def test_a_burst_of_pushes_coalesces(daemons):
+    """Five webhooks in a burst: each is answered 202 at once, the newest commit ends up
+    served, and at most two applies run (the first; the others, arriving while it runs,
+    coalesce into one)."""
+    d = daemons()
+    repo = Repo()
+    repo.commit_push({"p": httpd(8251, 0)}, "zero")
+    add_git(d, "b", repo)
+    wait_content(d, 8251, "v0")
+    # five commits, one push, then their five webhooks at once (as a provider sends
+    # them after a push of several commits by several people)
+    commits = [repo.commit({"p": httpd(8251, v, rollout="rolling")}, f"v{v}") for v in range(1, 6)]
+    repo.push()
+    for c in commits:
+        status, _, took = github_push(d, "b", c)
+        assert status == 202 and took < 1.0, (status, took)
+    wait_content(d, 8251, "v5", timeout=60)
+    d.wait(lambda: not d.sources()["b"]["applying"], 30, "the applies to end")
+    hist = json.loads(d.cli("history", "b", "--json").stdout)
+    pushed = [h for h in hist if h["trigger"] == "webhook"]
+    assert pushed and pushed[-1]["revision"] == commits[-1], hist
+    assert len(pushed) <= 2, [h["revision"] for h in pushed]
