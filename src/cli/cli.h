@@ -12,8 +12,8 @@ typedef struct cli_globals {
 
 int cli_eval(const cli_globals *g, int argc, char **argv);
 int cli_up(const cli_globals *g, int argc, char **argv);
-/* seed up (daemon false) and seedd (true). */
-int cli_node(const cli_globals *g, int argc, char **argv, bool daemon);
+/* seed up (daemon false) and seedd (true); ready is called once the node serves. */
+int cli_node(const cli_globals *g, int argc, char **argv, bool daemon, void (*ready)(void *userdata));
 int cli_ps(const cli_globals *g, int argc, char **argv);
 int cli_logs(const cli_globals *g, int argc, char **argv);
 int cli_stop(const cli_globals *g, int argc, char **argv);

@@ -5,8 +5,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <systemd/sd-daemon.h>
-
 #include "base/error.h"
 #include "base/log.h"
 #include "cli/cli.h"
@@ -57,16 +55,11 @@ static const char seedd_usage[] =
     "  --grace SECONDS       time between SIGTERM and SIGKILL when stopping (default 10)\n"
     "  Shoot options as for seed up (seed up --help).\n";
 
-static void notify_ready(void *userdata) {
-    (void)userdata;
-    sd_notify(0, "READY=1\nSTATUS=serving");
-}
-
 int cli_up(const cli_globals *g, int argc, char **argv) {
-    return cli_node(g, argc, argv, false);
+    return cli_node(g, argc, argv, false, NULL);
 }
 
-int cli_node(const cli_globals *g, int argc, char **argv, bool daemon) {
+int cli_node(const cli_globals *g, int argc, char **argv, bool daemon, void (*ready)(void *userdata)) {
     const char *verb = daemon ? "seedd" : "up";
     static const struct option opts[] = {
         {"state-dir", required_argument, NULL, 'S'},
@@ -168,7 +161,7 @@ int cli_node(const cli_globals *g, int argc, char **argv, bool daemon) {
         return cli_usage_error(verb, "expected at most one SOURCE, got %d", argc - optind);
     o.source = optind < argc ? argv[optind] : ".";
     if (daemon) {
-        o.ready = notify_ready;
+        o.ready = ready;
         o.source = NULL;
     }
     if (geteuid() != 0) {
