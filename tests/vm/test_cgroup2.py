@@ -270,3 +270,32 @@ def test_next_node_removes_the_cgroups_of_a_killed_one():
         remove_leftover_cgroups(n)
         n.close()
         remove_workdirs()
+
+
+def test_seedd_instances_outlive_the_daemon_on_cgroup_v2():
+    """seedd's instances keep their unified-hierarchy cgroups and limits while no daemon
+    runs; the next seedd adopts them (same PID), and seed down leaves nothing."""
+    from seedtest import Daemon
+    proj = make_project({"web": PROJECT["web"]})
+    d = Daemon(webhook=False)
+    try:
+        r = d.cli("source", "add", "app", str(proj), timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        d.wait(lambda: d.http(8080), timeout=60, what="web answering")
+        pid = d.ps()["web"]["pid"]
+        cg = CGROOT / "seed" / d.cgroup_id()
+        web = [p for p in cg.iterdir() if p.name.endswith("-web")]
+        assert len(web) == 1 and limits(web[0]) == XS
+        d.stop(signal.SIGTERM)
+        assert d.http(8080) == "hello from cgroup v2\n"      # no daemon: still answering
+        assert keyed(web[0], "cgroup.events")["populated"] == 1
+        d.start()
+        d.wait(lambda: (d.ps() or {}).get("web", {}).get("state") == "running", 60, "adopted")
+        assert d.ps()["web"]["pid"] == pid
+        assert limits(web[0]) == XS
+        assert d.cli("down", timeout=120).returncode == 0
+        d.proc.wait(30)
+        assert not cg.exists(), sorted(str(p) for p in cg.rglob("*") if p.is_dir())
+    finally:
+        d.close()
+        remove_workdirs()
