@@ -701,11 +701,6 @@ void instance_start(instance *in) {
     in->stop_requested = false;
     uint64_t t0 = seed_now_usec();
 
-    if (publish_ports(in, &err) < 0) {
-        fail_start(in, err, true);
-        return;
-    }
-
     /* Limits. */
     seed_limits lim = instance_limits(s);
     if (n->cg_ops->create(in->cgpath, &lim, &in->cg, &err) < 0) {
@@ -853,6 +848,18 @@ void instance_start(instance *in) {
         close(in->chan);
         in->chan = -1;
         seed_error_set(&err, ENOMEM, "watching the instance");
+        fail_start(in, err, true);
+        return;
+    }
+    /* Published once its link is up: a relay that connected earlier would lose its SYN
+     * and wait out TCP's first retransmission (a second). */
+    if (publish_ports(in, &err) < 0) {
+        seed_source_free(TAKE_PTR(in->exit_src));
+        seed_source_free(TAKE_PTR(in->chan_src));
+        seed_sandbox_container.kill(&in->sb, SIGKILL);
+        seed_sandbox_container.reap(&in->sb);
+        close(in->chan);
+        in->chan = -1;
         fail_start(in, err, true);
         return;
     }
