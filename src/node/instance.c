@@ -673,6 +673,17 @@ static void record_start(instance *in) {
     instance_record(in);
 }
 
+void instance_keeper_restore(instance *in) {
+    if (in->sb.pidfd >= 0 && in->chan >= 0)
+        record_start(in);
+    if (in->has_ports) {
+        _cleanup_error_ seed_error *err = NULL;
+        in->has_ports = false;
+        if (remote_publish(in, &err) < 0)
+            log_error("%s: publishing its ports again: %s", in->spec->name, err->msg);
+    }
+}
+
 static void record_end(instance *in) {
     if (!remote(in) || in->node->detaching)
         return;

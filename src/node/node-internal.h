@@ -160,6 +160,7 @@ typedef struct node {
     node_project *preloaded; /* seed up: its project, checked before anything starts */
     struct seed_webhook *webhook;
     int keeper_fd;                   /* seedd: the keeper's socket (node/keeper.h); -1 under seed up */
+    seed_source *keeper_src;         /* its hang-up */
     void (*on_change)(instance *in); /* set by node.c: control, apply, stopping */
     void (*on_event)(struct node *n, struct json_t *ev); /* set by node.c: seed events -f */
     bool detaching;                                      /* seedd's SIGTERM: it exits, the instances stay */
@@ -194,6 +195,8 @@ void instance_adopt_spec(instance *in, node_project *np, const seed_instance *sp
 void instance_take_ports(instance *successor, instance *old);
 /* Adopted from the previous daemon (pidfd, channel, cgroup set): watch it as running. */
 void instance_adopted(instance *in);
+/* A new keeper: it gets the instance's channel, pidfd and ports again. */
+void instance_keeper_restore(instance *in);
 /* Then, once what the previous daemon left is cleaned up: its shoots. */
 void instance_adopted_shoots(instance *in);
 /* seedd: write what the next daemon needs to adopt it (its role changed, ...). */

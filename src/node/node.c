@@ -227,6 +227,34 @@ static int take_state_dir(node *n, seed_error **err) {
     return seed_state_open(db, false, &n->db, err);
 }
 
+/* The keeper died (killed by hand, out of memory): the daemon is in the node's
+ * namespaces, so they live on; a new keeper takes over the ports and channels. */
+static int on_keeper_gone(seed_source *src, int fd, uint32_t events, void *userdata) {
+    node *n = userdata;
+    (void)fd;
+    if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+        return 0;
+    seed_source_free(src);
+    n->keeper_src = NULL;
+    close(n->keeper_fd);
+    n->keeper_fd = -1;
+    pid_t pid = seed_keeper_spawn(n->run_dir, &n->net, n->opt.subnet);
+    int r = pid < 0 ? (int)pid : seed_keeper_connect(n->run_dir, &n->keeper_fd);
+    if (r < 0) {
+        log_error("the keeper died and a new one cannot start (%s): published ports are gone, and instances "
+                  "stop with this daemon",
+                  strerror(-r));
+        node_event(n, "keeper-died", NULL, NULL, "a new keeper cannot start: %s", strerror(-r));
+        return 0;
+    }
+    seed_loop_add_io(n->loop, n->keeper_fd, EPOLLRDHUP, on_keeper_gone, n, &n->keeper_src);
+    for (size_t i = 0; i < n->n_insts; i++)
+        instance_keeper_restore(n->insts[i]);
+    log_error("the keeper died: a new one (pid %d) took over the published ports and channels", (int)pid);
+    node_event(n, "keeper-died", NULL, NULL, "a new keeper (pid %d) took over", (int)pid);
+    return 0;
+}
+
 static int join_keeper(node *n, seed_error **err) {
     int fd;
     if (seed_keeper_connect(n->run_dir, &fd) < 0)
@@ -607,6 +635,9 @@ static int setup(node *n, seed_error **err) {
         log_info("webhooks: POST http://%s/webhook/<source>", n->opt.webhook);
     }
     node_sources_changed(n);
+    if (n->keeper_fd >= 0 &&
+        (r = seed_loop_add_io(n->loop, n->keeper_fd, EPOLLRDHUP, on_keeper_gone, n, &n->keeper_src)) < 0)
+        return seed_error_setp(err, -r, "watching the keeper");
     return control_listen(n, err);
 }
 
@@ -646,6 +677,8 @@ static void teardown(node *n) {
         if (forward_changed)
             seed_state_setting_set(n->db, SETTING_FORWARD, NULL);
     }
+    seed_source_free(n->keeper_src);
+    n->keeper_src = NULL;
     if (n->keeper_fd >= 0) {
         /* seed down (every instance stopped): the keeper's work is done too. */
         if (!n->detaching)

@@ -780,3 +780,40 @@ def test_a_burst_of_pushes_coalesces(daemons):
     pushed = [h for h in hist if h["trigger"] == "webhook"]
     assert pushed and pushed[-1]["revision"] == commits[-1], hist
     assert len(pushed) <= 2, [h["revision"] for h in pushed]
+
+
+
+def keeper_of(d):
+    """The PIDs of the keepers in the daemon's mount namespace (the node's)."""
+    ns = os.readlink(f"/proc/{d.pid}/ns/mnt")
+    found = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            if open(f"/proc/{p}/comm").read().strip() == "seed-keeper" and os.readlink(f"/proc/{p}/ns/mnt") == ns:
+                found.append(int(p))
+        except OSError:
+            pass
+    return found
+
+
+def test_a_killed_keeper_is_replaced(daemons):
+    """kill -9 of the keeper while seedd runs: the daemon starts a new one, the published
+    ports answer again, the instance keeps its PID, and seed down still cleans up."""
+    d = daemons(webhook=False)
+    add_dir(d, "app", {"w": httpd(8261, 1)})
+    wait_content(d, 8261, "v1")
+    before = pids(d, "w")
+    keepers = keeper_of(d)
+    assert len(keepers) == 1, keepers
+    os.kill(keepers[0], signal.SIGKILL)
+    wait_content(d, 8261, "v1")
+    assert pids(d, "w") == before
+    assert "keeper-died" in d.cli("events").stdout
+    new = keeper_of(d)
+    assert len(new) == 1 and new != keepers, (keepers, new)
+    r = d.cli("down")
+    assert r.returncode == 0, r.stdout + r.stderr
+    d.proc.wait(30)
+    assert not d.cgroup_procs()
