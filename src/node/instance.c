@@ -648,7 +648,7 @@ void instance_record(instance *in) {
         return;
     json_t *mounts = json_array();
     for (size_t i = 0; i < in->n_vols; i++)
-        if (in->vols[i].mounted)
+        if (in->vols[i].mounted || in->vols[i].borrowed) /* borrowed: handed over when the old one stops */
             json_array_append_new(mounts, json_string(in->vols[i].mountpoint));
     static const char *const roles[] = {"active", "successor", "retiring"};
     json_t *rec = json_pack("{s:s, s:s, s:s, s:b, s:s, s:s, s:i, s:I, s:i, s:s, s:s, s:o, s:s}", "source",
