@@ -524,6 +524,14 @@ static int setup(node *n, seed_error **err) {
      * instances that still run: join them. */
     if (n->opt.daemon && (r = join_keeper(n, err)) < 0)
         return r;
+    int probe_fd;
+    if (!n->opt.daemon && seed_keeper_connect(n->run_dir, &probe_fd) == 0) {
+        close(probe_fd);
+        return seed_error_set(err, EBUSY,
+                              "instances of a seedd still run on %s (its keeper answers): start seedd to manage "
+                              "them, or stop them with seedd's seed down first",
+                              n->state_dir);
+    }
     bool adopt = n->keeper_fd >= 0;
     n->adopting = adopt;
 
