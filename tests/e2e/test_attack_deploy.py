@@ -1,0 +1,175 @@
+"""Attacks on the deploy loop (issue 8): seedd, its keeper, the control socket's new
+ops, push webhooks, git sources (whose content anyone who can push controls), the
+namespace's shared /etc/hosts, rolling successors, and instances that outlive the
+daemon. Each test is one attack; a test that passes means the attack failed. Attacks
+from inside are made by seed-probe (tests/probe/seed-probe.c, `tamper`) or busybox in
+an instance; attacks from the host by an unprivileged user (setpriv to nobody)."""
+import json
+import os
+import pathlib
+import random
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from seedtest import PROBE, SEED, make_project, make_rootfs, run, workdir
+from test_deploy import (SECRET, Repo, add_dir, add_git, apply, daemons, git, github_push,  # noqa: F401
+                         httpd, wait_content, write_spec)
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def probe_instance(cmd, root="rootfs", **extra):
+    inst = {"size": "xs", "root": root, "processes": {"main": {"command": ["/bin/sh", "-c", cmd]}}}
+    inst.update(extra)
+    return inst
+
+
+def probe_line(d, name, kind, timeout=30):
+    def find():
+        r = d.cli("logs", name)
+        if r.returncode != 0:
+            return None
+        found = None
+        for line in r.stdout.splitlines():
+            i = line.find(": {")
+            if i < 0:
+                continue
+            try:
+                j = json.loads(line[i + 2:])
+            except ValueError:
+                continue
+            if j.get("probe") == kind:
+                found = j
+        return found
+    try:
+        return d.wait(find, timeout, f"{kind} probe output of {name}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nlogs of {name}:\n{d.cli('logs', name).stdout}") from None
+
+
+def state_paths(d, source):
+    """What a tenant or a local user would go after in the state directory."""
+    st = pathlib.Path(d.state)
+    src = d.sources()[source]
+    paths = [st / "seed.db", st / "seed.sock", st / "node.lock", st / "run" / "keeper.sock",
+             st / "run" / "hosts" / src["namespace"]]
+    repo = st / "sources" / source / "repo.git"
+    if repo.exists():
+        paths += [repo / "config", repo / "HEAD", repo / "packed-refs"]
+        trees = st / "sources" / source / "trees"
+        for t in trees.iterdir():
+            paths.append(t / "seeds.json")
+    return [str(p) for p in paths]
+
+
+# 1. From inside an instance -----------------------------------------------------------
+def test_an_instance_cannot_change_the_namespaces_hosts_or_reach_the_state(daemons):
+    """Two instances of one namespace: `evil` tries to write /etc/hosts (directly,
+    through /proc/self/root, after remounting it read-write, after unmounting it, by
+    renaming or binding a file over it); its sibling's /etc/hosts and the file on the
+    host stay as the node wrote them. It also goes after the keeper socket, the control
+    socket, seed.db, another namespace's hosts file and another source's repository and
+    trees: none is in its root (root: host shows only the host's /usr)."""
+    d = daemons()
+    repo = Repo()
+    c = repo.commit_push({"other": httpd(8301, 1)}, "other")
+    add_git(d, "other", repo)
+    wait_content(d, 8301, "v1")
+    paths = state_paths(d, "other")
+    assert any("repo.git" in p for p in paths) and any("trees" in p for p in paths), paths
+
+    proj = make_project({
+        "evil": probe_instance(f"seed-probe tamper {' '.join(paths)}; cat /etc/hosts | sed 's/^/hosts: /'; "
+                               "exec seed-probe sleep"),
+        "sib": probe_instance("exec seed-probe sleep"),
+    })
+    r = d.cli("source", "add", "mine", str(proj))
+    assert r.returncode == 0, r.stdout + r.stderr
+    d.wait_running("evil", "sib", timeout=40)
+
+    t = probe_line(d, "evil", "tamper")
+    for k in ("hosts_write", "hosts_proc_root_write", "hosts_write_after_remount", "hosts_rename",
+              "hosts_write_after_umount"):
+        assert t[k] != "ok", (k, t)
+    hosts_file = pathlib.Path(d.state) / "run" / "hosts" / d.sources()["mine"]["namespace"]
+    d.wait(lambda: "seed-sib" in hosts_file.read_text(), 10, "sib in the hosts file")
+    text = hosts_file.read_text()
+    assert "6.6.6.6" not in text, text
+    r = d.cli("exec", "mine/sib", "cat", "/etc/hosts")
+    assert r.returncode == 0 and "6.6.6.6" not in r.stdout and "seed-evil" in r.stdout, r.stdout + r.stderr
+
+    for p, res in t["paths"].items():
+        assert res["stat"] == "ENOENT", (p, res)   # the state directory is not in its root
+        assert res["read"] != "ok" and res["write"] != "ok" and res["connect"] != "ok", (p, res)
+
+
+def test_an_instance_cannot_signal_or_trace_the_keeper_or_its_successor(daemons):
+    """The keeper is a root process in the host's namespaces; a rolling successor runs
+    with the same uid range as its predecessor. From the old instance: kill and ptrace
+    the keeper (its pid comes from the host side); the successor is the same tenant,
+    so only check that the old one's death costs the successor nothing (port, volume)."""
+    d = daemons()
+    spec = {"web": httpd(8311, 1, rollout="rolling", storage=True)}
+    proj = add_dir(d, "src", spec)
+    wait_content(d, 8311, "v1")
+    kpid = keeper_pid(d)
+    assert kpid, "no keeper found"
+    r = d.cli("exec", "src/web", "/bin/sh", "-c", f"kill -9 {kpid}; echo rc=$?")
+    assert "rc=0" not in r.stdout, r.stdout + r.stderr
+    assert pathlib.Path(f"/proc/{kpid}").exists()
+    out = exec_probe(d, "src/web", "ptrace", str(kpid))
+    j = json.loads(out.strip().splitlines()[-1])
+    assert all(j[k] != "ok" for k in ("attach", "seize", "mem_rdwr", "mem_read", "vm_readv", "environ")), j
+
+    # a rolling replacement; then the old instance's processes are all killed
+    old = d.ps()["web"]["pid"]
+    write_spec(proj, {"web": httpd(8311, 2, rollout="rolling", storage=True)})
+    apply(d, "src")
+    wait_content(d, 8311, "v2")
+    assert d.ps()["web"]["pid"] != old
+    try:
+        os.kill(old, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    time.sleep(1)
+    assert d.http(8311) == "v2\n"
+    r = d.cli("exec", "src/web", "cat", "/seed/storage/data/www/index.html")
+    assert r.returncode == 0 and r.stdout == "v2\n", r.stdout + r.stderr
+
+
+def exec_probe(d, name, *args):
+    """Run seed-probe in instance `name` (any root: it is copied in through stdin)."""
+    r = subprocess.run([SEED, "--state-dir", str(d.state), "exec", "-i", name, "/bin/sh", "-c",
+                        'cat > /tmp/p && chmod +x /tmp/p && exec /tmp/p "$@"', "sh", *args],
+                       input=pathlib.Path(PROBE).read_bytes(), capture_output=True, timeout=60)
+    assert r.stdout.strip(), r.stderr
+    return r.stdout.decode()
+
+
+def _comm(p):
+    try:
+        return (p / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def keeper_pid(d):
+    """The keeper of daemon d: the seed-keeper holding d's <state>/run/keeper.sock."""
+    path = os.path.realpath(pathlib.Path(d.state) / "run" / "keeper.sock")
+    for p in pathlib.Path("/proc").iterdir():
+        if not p.name.isdigit() or _comm(p) != "seed-keeper":
+            continue
+        try:
+            inodes = {line.split()[6] for line in (p / "net" / "unix").read_text().splitlines()[1:]
+                      if line.split()[-1] == path}
+            fds = {os.readlink(f) for f in (p / "fd").iterdir()}
+        except (OSError, IndexError):
+            continue
+        if any(f"socket:[{i}]" in fds for i in inodes):
+            return int(p.name)
+    return None
