@@ -252,3 +252,158 @@ def test_an_unprivileged_user_cannot_read_a_private_project_through_an_instances
     m = re.search(r"lowerdir=[^ ]*?(/[^ ,:]*/trees/[0-9a-f]{40})", r.stdout)
     creds = as_nobody("cat", m.group(1) + "/creds.txt").stdout if r.returncode == 0 and m else ""
     assert "hunter2" not in creds, f"nobody read {m.group(1)}/creds.txt, named by /proc/{pid}/mountinfo"
+
+
+# 3. Through the webhook endpoint -------------------------------------------------------
+RAW_CLIENT = r'''
+import json, socket, sys, time
+port, reqs = int(sys.argv[1]), json.load(open(sys.argv[2]))
+out = []
+for raw in reqs:
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        s.sendall(raw.encode("latin-1"))
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    except OSError as e:
+        data = repr(e).encode()
+    s.close()
+    line = data.split(b"\r\n", 1)[0].decode("latin-1")
+    out.append(line)
+print(json.dumps(out))
+'''
+
+
+def raw_requests(d, reqs):
+    """Send each raw HTTP request on its own connection; the status line of each answer."""
+    f = d.work / "raw-requests.json"
+    f.write_text(json.dumps(reqs))
+    r = d.netns_run("/usr/bin/python3", "-c", RAW_CLIENT, str(d.webhook_port), str(f), timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def signed(body, secret=SECRET):
+    import hashlib
+    import hmac
+    return "sha256=" + hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
+
+
+def test_webhook_attacks_change_nothing_and_crash_nothing(daemons):
+    """Unsigned and forged pushes, ../ and encoded traversal in /webhook/<source>, huge
+    and numerous headers, a source without a secret (a directory source), a push for a
+    source while it is removed: every one is refused, seedd lives, nothing that runs
+    changes, no generation is recorded."""
+    d = daemons()
+    repo = Repo()
+    c1 = repo.commit_push({"web": httpd(8331, 1)}, "one")
+    add_git(d, "web", repo)
+    add_dir(d, "plain", {"p": httpd(8332, 1)})
+    wait_content(d, 8331, "v1")
+    wait_content(d, 8332, "v1")
+    before = {n: i["pid"] for n, i in d.ps().items()}
+    gens = {s: [g["generation"] for g in d.history(s)] for s in ("web", "plain")}
+    c2 = repo.commit_push({"web": httpd(8331, 2)}, "two")   # pushed, never announced validly
+    body = json.dumps({"ref": "refs/heads/main", "after": c2, "repository": {"full_name": "t/t"}})
+
+    def req(path, headers, payload=body):
+        h = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{h}"
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n{payload}")
+    gh = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d1"}
+    cases = {
+        "unsigned": req("/webhook/web", gh),
+        "forged": req("/webhook/web", {**gh, "X-Hub-Signature-256": signed(body, "wrong-secret")}),
+        "short sig": req("/webhook/web", {**gh, "X-Hub-Signature-256": "sha256=00"}),
+        "gitlab forged": req("/webhook/web", {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "guess"}),
+        "dotdot": req("/webhook/../webhook/web", gh),
+        "dotdot2": req("/webhook/x/../web", gh),
+        "encoded": req("/webhook/%2e%2e%2fwebhook%2fweb", gh),
+        "encoded slash": req("/webhook/web%2F..", gh),
+        "nul": req("/webhook/web%00", gh),
+        "no secret": req("/webhook/plain", {**gh, "X-Hub-Signature-256": signed(body)}),
+        "no secret unsigned": req("/webhook/plain", gh),
+        "huge header": req("/webhook/web", {**gh, "X-Hub-Signature-256": "sha256=" + "a" * 200000}),
+        "many headers": req("/webhook/web", {**gh, **{f"X-H{i}": "v" * 100 for i in range(3000)}}),
+        "long path": req("/webhook/" + "a" * 100000, gh),
+        "lying length": req("/webhook/web", {**gh, "X-Hub-Signature-256": signed(body)}, payload=body[:10]),
+    }
+    answers = dict(zip(cases, raw_requests(d, list(cases.values()))))
+    for k, status in answers.items():
+        assert not re.match(r"HTTP/1\.[01] 2\d\d", status), (k, status, answers)
+    assert d.alive(), d.output()
+
+    # 600 idle connections from one address (slowloris): another client still gets an answer
+    # (one address has at most 16 open, SEED_WEBHOOK_MAX_PER_PEER)
+    r = d.netns_run("/usr/bin/python3", "-c", f"""
+import socket, time
+socks = []
+for i in range(600):
+    try:
+        s = socket.create_connection(("127.0.0.1", {d.webhook_port}), timeout=5)
+        s.sendall(b"POST /webhook/web HTTP/1.1\\r\\nHost: x\\r\\n")
+        socks.append(s)
+    except OSError:
+        break
+import subprocess
+t = time.time()
+c = subprocess.run(["curl", "--interface", "127.0.0.2", "-s", "-o", "/dev/null", "-w", "%{{http_code}}", "-m", "10", "-X", "POST",
+                    "-H", "X-GitHub-Event: ping", "--data-binary", "{{}}",
+                    "http://127.0.0.1:{d.webhook_port}/webhook/web"], capture_output=True, text=True)
+print(len(socks), c.stdout, round(time.time() - t, 2))
+""", timeout=60)
+    assert r.returncode == 0, r.stderr
+    held, status, took = r.stdout.split()
+    assert status == "401", f"with {held} idle connections open, a request got {status} after {took} s"
+    assert d.alive(), d.output()
+
+    # the source is removed while pushes for it arrive
+    for i in range(5):
+        d.netns_run("curl", "-s", "-o", "/dev/null", "-m", "5", "-X", "POST", "--data-binary", body,
+                    "-H", "X-GitHub-Event: push", "-H", f"X-GitHub-Delivery: rm{i}",
+                    "-H", f"X-Hub-Signature-256: {signed(body)}",
+                    f"http://127.0.0.1:{d.webhook_port}/webhook/plain")
+    time.sleep(0.5)
+    assert d.alive(), d.output()
+    after = {n: i["pid"] for n, i in d.ps().items()}
+    assert after == before, (before, after)
+    assert d.http(8331) == "v1\n"
+    assert {s: [g["generation"] for g in d.history(s)] for s in ("web", "plain")} == gens
+    assert d.sources()["web"]["revision"] == c1
+
+    # and a legitimate push still works afterwards
+    code, text, _ = github_push(d, "web", c2)
+    assert code == 202, text
+    wait_content(d, 8331, "v2")
+
+
+def test_a_push_for_a_source_being_removed(daemons):
+    """Signed pushes keep arriving while `seed source rm` runs: seedd neither crashes
+    nor brings the source's instances back."""
+    d = daemons()
+    repo = Repo()
+    repo.commit_push({"web": httpd(8336, 1)}, "one")
+    add_git(d, "web", repo)
+    wait_content(d, 8336, "v1")
+    c2 = repo.commit_push({"web": httpd(8336, 2)}, "two")
+    body = json.dumps({"ref": "refs/heads/main", "after": c2, "repository": {"full_name": "t/t"}})
+    script = (f"for i in $(seq 1 60); do curl -s -o /dev/null -m 5 -X POST --data-binary '{body}' "
+              f"-H 'X-GitHub-Event: push' -H \"X-GitHub-Delivery: d$i\" "
+              f"-H 'X-Hub-Signature-256: {signed(body)}' http://127.0.0.1:{d.webhook_port}/webhook/web; "
+              "sleep 0.02; done")
+    pusher = subprocess.Popen(["nsenter", f"--net=/run/netns/{d.netns}", "/bin/sh", "-c", script])
+    try:
+        time.sleep(0.3)
+        r = d.cli("source", "rm", "web")
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        pusher.wait(60)
+    time.sleep(1)
+    assert d.alive(), d.output()
+    assert "web" not in d.sources()
+    assert not [i for i in (d.ps_list() or []) if i["name"] == "web"], d.ps_list()
+    assert d.http(8336) is None
