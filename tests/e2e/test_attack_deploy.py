@@ -407,3 +407,153 @@ def test_a_push_for_a_source_being_removed(daemons):
     assert "web" not in d.sources()
     assert not [i for i in (d.ps_list() or []) if i["name"] == "web"], d.ps_list()
     assert d.http(8336) is None
+
+
+# 4. Through a malicious git repository (anyone who can push) --------------------------
+def commit_tree(repo, files, msg):
+    """Replace the work tree's content with `files` (path -> str, or ("link", target)),
+    commit and push; the commit."""
+    for p in list(repo.work.iterdir()):
+        if p.name != ".git":
+            git("rm", "-rqf", "--cached", "--ignore-unmatch", p.name, cwd=repo.work)
+            subprocess.run(["rm", "-rf", str(p)])
+    for path, content in files.items():
+        p = repo.work / path
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, tuple):
+            p.symlink_to(content[1])
+        else:
+            p.write_text(content)
+    git("add", "-A", cwd=repo.work)
+    git("commit", "-q", "--allow-empty", "-m", msg, cwd=repo.work)
+    repo.push(force=True)
+    return git("rev-parse", "HEAD", cwd=repo.work)
+
+
+def test_a_malicious_repository_never_leads_the_node_to_host_files(daemons):
+    """Each push is evaluated by the node (as root): a root that is a symlink to / or
+    climbs out with ../, a seeds.json and an instance file that are symlinks to
+    /etc/shadow, a .gitmodules naming a local path and a command. Each is refused with
+    a clear error that shows nothing of the file; what runs is unchanged."""
+    d = daemons()
+    repo = Repo()
+    good = {"seeds.json": json.dumps({"web": httpd(8341, 1)})}
+    c1 = commit_tree(repo, good, "good")
+    add_git(d, "web", repo)
+    wait_content(d, 8341, "v1")
+    pid = d.ps()["web"]["pid"]
+    shadow_line = pathlib.Path("/etc/shadow").read_text().splitlines()[0]
+    inst = probe_instance("exec seed-probe sleep")
+    bad = {
+        "root symlink to /": ({"seeds.json": json.dumps({"web": inst}), "rootfs": ("link", "/")},
+                              "leads outside"),
+        "root climbing out": ({"seeds.json": json.dumps({"web": inst}), "rootfs": ("link", "../../../../..")},
+                              "leads outside"),
+        "root through a dir symlink": ({"seeds.json": json.dumps({"web": {**inst, "root": "a/rootfs"}}),
+                                        "a": ("link", "/tmp")}, "leads outside"),
+        "seeds.json to shadow": ({"seeds.json": ("link", "/etc/shadow")}, "seeds.json"),
+        "seeds.json climbing": ({"seeds.json": ("link", "../../../../../../etc/shadow")}, "seeds.json"),
+        "instance file to shadow": ({"seeds.json": json.dumps({"web": "web.json"}),
+                                     "web.json": ("link", "/etc/shadow")}, "web.json"),
+    }
+    for what, (files, needle) in bad.items():
+        c = commit_tree(repo, files, what)
+        r = d.cli("apply", "web")
+        out = r.stdout + r.stderr
+        assert r.returncode == 1, (what, out)
+        assert needle in out, (what, out)
+        assert shadow_line not in out and ":99999:" not in out, (what, out)
+        s = d.sources()["web"]
+        assert shadow_line not in json.dumps(s), (what, s)
+        assert d.ps()["web"]["pid"] == pid, what
+        assert d.http(8341) == "v1\n", what
+        assert s["revision"] == c1 and s["lastError"], (what, s)   # refused: c1 runs
+    assert shadow_line not in json.dumps(d.events())
+    assert shadow_line not in d.output()
+
+    # A root of the project's own whose files link to host files: resolved inside the
+    # sandbox's root, so they lead nowhere; a .gitmodules is not fetched.
+    files = {"seeds.json": json.dumps({"web": probe_instance(
+        "cat /etc/leak /etc/leakdir/shadow 2>&1 | sed 's/^/leak: /'; exec busybox httpd -f -p 8341 -h /www")
+        | {"expose": {"http": 8341}}})}
+    root = workdir() / "r"
+    make_rootfs(root)
+    for p in root.rglob("*"):
+        rel = p.relative_to(root)
+        if p.is_symlink():
+            files[f"rootfs/{rel}"] = ("link", os.readlink(p))
+    (repo.work / "rootfs").mkdir(exist_ok=True)
+    files["rootfs/www/index.html"] = "v2\n"
+    files["rootfs/etc/passwd"] = (root / "etc" / "passwd").read_text()
+    files["rootfs/etc/group"] = (root / "etc" / "group").read_text()
+    files["rootfs/etc/leak"] = ("link", "/etc/shadow")
+    files["rootfs/etc/leakdir"] = ("link", "/etc")
+    files[".gitmodules"] = ('[submodule "x"]\n\tpath = sub\n\turl = /etc\n'
+                            '[submodule "y"]\n\tpath = sub2\n\turl = ext::sh -c touch% /tmp/seed-pwned\n')
+    c3 = commit_tree(repo, files, "links")
+    for b in ("busybox", "seed-probe"):
+        (repo.work / "rootfs" / "bin" / b).write_bytes((root / "bin" / b).read_bytes())
+        (repo.work / "rootfs" / "bin" / b).chmod(0o755)
+    git("add", "-A", cwd=repo.work)
+    git("commit", "-q", "-m", "binaries", cwd=repo.work)
+    repo.push()
+    r = d.cli("apply", "web")
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_content(d, 8341, "v2")
+    logs = d.cli("logs", "web").stdout
+    assert "leak: " in logs and shadow_line not in logs and ":99999:" not in logs, logs
+    assert not os.path.exists("/tmp/seed-pwned")
+    assert c3
+
+
+def test_refs_and_urls_crafted_as_options_are_refused(daemons):
+    """`seed source add` with a --ref or a URL that git would take as an option
+    (--upload-pack runs a command) or a remote helper: refused, nothing runs."""
+    d = daemons()
+    repo = Repo()
+    repo.commit_push({"web": httpd(8346, 1)}, "one")
+    marker = workdir() / "pwned"
+    cmd = f"touch {marker}"
+    attempts = [
+        ["x1", str(repo.bare), "--ref", f"--upload-pack={cmd}"],
+        ["x2", str(repo.bare), "--ref", "-oProxyCommand=" + cmd],
+        ["x3", str(repo.bare), "--ref", "main --upload-pack=" + cmd],
+        ["x4", str(repo.bare), "--ref", "../../HEAD"],
+        ["x5", f"--upload-pack={cmd}"],
+        ["x6", f"ext::sh -c {cmd.replace(' ', '% ')}"],
+        ["x7", "ssh://-oProxyCommand=" + cmd.replace(" ", "%20") + "/x"],
+        ["x8", f"file://{repo.bare}", "--ref", "-c"],
+        ["x9", f"fd::3"],
+    ]
+    for a in attempts:
+        r = d.cli("source", "add", *a)
+        assert r.returncode != 0, (a, r.stdout)
+        assert r.stderr.strip(), a
+    time.sleep(0.5)
+    assert not marker.exists()
+    assert d.sources() == {}
+    assert d.alive()
+
+
+@pytest.mark.xfail(strict=True, reason="no bound on an exported tree: git compresses a file of one repeated byte "
+                   "about 1000 to 1, and src/source/fetch.c export_tree writes every commit's whole tree "
+                   "(one per generation kept), so a push of a few hundred KiB writes hundreds of MiB into "
+                   "the state directory (a few such pushes fill its filesystem); needs a size budget "
+                   "checked before checkout-index (git ls-tree -l -r sums blob sizes)")
+def test_a_push_cannot_blow_up_into_a_huge_exported_tree(daemons):
+    d = daemons()
+    repo = Repo()
+    repo.commit_push({"web": httpd(8351, 1)}, "one")
+    add_git(d, "web", repo)
+    wait_content(d, 8351, "v1")
+    with open(repo.work / "zeros", "wb") as f:   # not zeros: those are written sparse
+        for _ in range(256):
+            f.write(b"A" * (1 << 20))
+    c = repo.commit_push({"web": httpd(8351, 2)}, "zeros")
+    pack = sum(p.stat().st_size for p in (repo.bare / "objects").rglob("*") if p.is_file())
+    assert pack < (4 << 20), pack
+    d.cli("apply", "web")
+    tree = pathlib.Path(d.state) / "sources" / "web" / "trees" / c / "zeros"
+    exported = tree.stat().st_blocks * 512 if tree.exists() else 0
+    assert tree.exists(), list(tree.parent.parent.iterdir())
+    assert exported < (64 << 20), f"a push of {pack >> 10} KiB exported {exported >> 20} MiB"
