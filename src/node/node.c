@@ -96,6 +96,18 @@ static int on_signal(seed_source *s, int fd, uint32_t events, void *userdata) {
     return 0;
 }
 
+/* The keeper hung up (killed, or it crashed): the published ports went with it and no
+ * instance can start. Say so and fail, so that a supervisor (Restart=on-failure)
+ * starts a seedd that starts a keeper of its own; it restarts the instances. */
+static int on_keeper_gone(seed_source *s, int fd, uint32_t events, void *userdata) {
+    node *n = userdata;
+    log_error("the keeper is gone: published ports no longer answer and no instance can start; seedd "
+              "exits so that the next one starts a new keeper and restarts the %zu instance%s",
+              n->n_insts, n->n_insts == 1 ? "" : "s");
+    n->detaching = true;
+    return -ECONNRESET;
+}
+
 /* seed-init, copied into a sealed memfd: exec'd from there, so no instance can reach
  * the node's copy on disk through /proc/1/exe, and nobody can change it underneath. */
 static int load_init(node *n, seed_error **err) {
@@ -587,6 +599,10 @@ static int setup(node *n, seed_error **err) {
         return seed_error_setp(err, errno, "signalfd");
     if ((r = seed_loop_add_io(n->loop, n->sig_fd, EPOLLIN, on_signal, n, &n->sig_src)) < 0)
         return seed_error_setp(err, -r, "watching signals");
+    /* No events asked: replies are read where the calls are made; a hang-up is
+     * reported whatever the mask. */
+    if (n->keeper_fd >= 0 && (r = seed_loop_add_io(n->loop, n->keeper_fd, 0, on_keeper_gone, n, NULL)) < 0)
+        return seed_error_setp(err, -r, "watching the keeper");
 
     if ((r = add_sources(n, err)) < 0)
         return r;
@@ -745,6 +761,8 @@ int seed_node_run(const seed_node_options *opts, seed_error **err) {
     r = seed_loop_run(n.loop);
     log_info("node stopped");
     teardown(&n);
+    if (r == -ECONNRESET && n.detaching)
+        return seed_error_set(err, ECONNRESET, "the keeper is gone");
     if (r < 0)
         return seed_error_setp(err, -r, "event loop");
     return 0;
