@@ -10,7 +10,6 @@ import pathlib
 import random
 import re
 import signal
-import socket
 import subprocess
 import time
 
@@ -77,7 +76,7 @@ def test_an_instance_cannot_change_the_namespaces_hosts_or_reach_the_state(daemo
     trees: none is in its root (root: host shows only the host's /usr)."""
     d = daemons()
     repo = Repo()
-    c = repo.commit_push({"other": httpd(8301, 1)}, "other")
+    repo.commit_push({"other": httpd(8301, 1)}, "other")
     add_git(d, "other", repo)
     wait_content(d, 8301, "v1")
     paths = state_paths(d, "other")
@@ -196,7 +195,7 @@ def test_an_unprivileged_user_cannot_read_the_state_directory(daemons):
     d = daemons()
     repo = Repo()
     (repo.work / "creds.txt").write_text("password=hunter2\n")
-    c = repo.commit_push({"web": httpd(8321, 1)}, "private")
+    repo.commit_push({"web": httpd(8321, 1)}, "private")
     add_git(d, "web", repo)
     wait_content(d, 8321, "v1")
     st = pathlib.Path(d.state)
@@ -457,7 +456,7 @@ def test_a_malicious_repository_never_leads_the_node_to_host_files(daemons):
                                      "web.json": ("link", "/etc/shadow")}, "web.json"),
     }
     for what, (files, needle) in bad.items():
-        c = commit_tree(repo, files, what)
+        commit_tree(repo, files, what)
         r = d.cli("apply", "web")
         out = r.stdout + r.stderr
         assert r.returncode == 1, (what, out)
@@ -523,7 +522,7 @@ def test_refs_and_urls_crafted_as_options_are_refused(daemons):
         ["x6", f"ext::sh -c {cmd.replace(' ', '% ')}"],
         ["x7", "ssh://-oProxyCommand=" + cmd.replace(" ", "%20") + "/x"],
         ["x8", f"file://{repo.bare}", "--ref", "-c"],
-        ["x9", f"fd::3"],
+        ["x9", "fd::3"],
     ]
     for a in attempts:
         r = d.cli("source", "add", *a)
@@ -589,3 +588,64 @@ def test_kill_9_of_the_keeper_is_reported_and_corrupts_nothing(daemons):
     apply(d, "src")
     wait_content(d, 8371, "v2")
     assert [g["generation"] for g in d.history("src")] == [2, 1] or len(d.history("src")) >= 2
+
+
+def httpd_ports(d):
+    """port -> number of busybox httpd processes serving it, in the daemon's cgroups."""
+    count = {}
+    for p in d.cgroup_procs():
+        try:
+            argv = pathlib.Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 4 and argv[1] == b"httpd" and argv[3] == b"-p":
+            port = int(argv[4])
+            count[port] = count.get(port, 0) + 1
+    return count
+
+
+def test_kill_9_of_seedd_at_random_points_of_an_apply(daemons):
+    """An apply of 10 instances (rolling and recreate, each with a volume) is cut by
+    kill -9 of seedd at a random point, again and again; each time a new seedd then
+    converges: one copy of each instance, each with its volume mounted, and at the end
+    `seed down` leaves no process, mount, loop device or cgroup."""
+    rnd = random.Random(8)
+    d = daemons()
+    names = [f"i{k}" for k in range(10)]
+
+    def spec(v):
+        return {n: httpd(8380 + k, v, rollout="rolling" if k % 2 else "recreate", storage=True)
+                for k, n in enumerate(names)}
+    proj = add_dir(d, "src", spec(0))
+    for k in range(10):
+        wait_content(d, 8380 + k, "v0")
+    for it in range(1, 9):
+        write_spec(proj, spec(it))
+        client = subprocess.Popen([SEED, "--state-dir", str(d.state), "apply", "src"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        delay = rnd.uniform(0, 0.6)
+        time.sleep(delay)
+        d.proc.kill()
+        d.proc.wait()
+        client.wait(30)
+        d.log.close()
+        d.start()
+        r = d.cli("apply", "src")
+        assert r.returncode == 0, (it, delay, r.stdout + r.stderr, d.output()[-3000:])
+        for k in range(10):
+            wait_content(d, 8380 + k, f"v{it}")
+        ps = d.ps_list()
+        assert sorted(i["name"] for i in ps) == names, (it, delay, ps)
+        d.wait(lambda: httpd_ports(d) == {8380 + k: 1 for k in range(10)}, 15,
+               f"one copy of each instance (iteration {it}, killed after {delay:.2f} s)")
+        for n in names:
+            mi = pathlib.Path(f"/proc/{d.ps()[n]['pid']}/mountinfo").read_text()
+            assert " /seed/storage/data " in mi, (it, n, mi)
+    r = d.cli("down", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    d.proc.wait(30)
+    assert d.cgroup_procs() == set()
+    assert d.loop_devices() == []
+    assert d.host_mounts() == [], d.host_mounts()
+    left = [str(p) for c in d.cgroup_dirs() for p in c.rglob("*") if p.is_dir()]
+    assert left == [], left
