@@ -847,7 +847,8 @@ static int export_tree(const job *j, result *res, const char *commit) {
         return fail(res, ENOMEM, "out of memory");
     struct stat st;
     if (stat(final, &st) < 0) {
-        if (mkdir(trees, 0755) < 0 && errno != EEXIST)
+        /* Traversable (sandboxes read a tree's files), not listable. */
+        if (mkdir(trees, 0711) < 0 && errno != EEXIST)
             return fail(res, errno, "creating %s: %s", trees, strerror(errno));
         (void)rm_rf(tmp);
         if (mkdir(tmp, 0755) < 0)
@@ -903,6 +904,12 @@ static int do_fetch(const job *j, result *res) {
         r = run_git(j, a, NULL, &out, &errb);
         if (r != 0)
             goto git_fail_init;
+    }
+    /* The mirror holds the whole history of what may be a private repository: only
+     * root needs it (the exported trees are what sandboxes read). */
+    if (chmod(repo, 0700) < 0) {
+        r = fail(res, errno, "protecting %s: %s", repo, strerror(errno));
+        goto done;
     }
 
     out.len = errb.len = 0;
@@ -1231,7 +1238,7 @@ int seed_fetch_start(seed_loop *loop, const seed_fetch_url *u, const char *cache
         fetch_free(f);
         return seed_error_set(err, ENOMEM, "out of memory");
     }
-    r = seed_mkdir_p(cache_dir, 0755);
+    r = seed_mkdir_p(cache_dir, 0711);
     if (r >= 0 && !(cache = realpath(cache_dir, NULL)))
         r = negative_errno();
     if (r < 0) {

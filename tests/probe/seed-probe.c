@@ -16,6 +16,9 @@
  *   seed-probe ptrace-scan SECS   for SECS, try to ptrace and to open /proc/PID/mem of every
  *                                 other process it sees; report the comm of each one reached
 
+ *   seed-probe tamper PATH...     try to change /etc/hosts (write it, through /proc/self/root
+ *                                 too, remount it read-write, unmount it, rename and bind
+ *                                 over it) and to read, write and connect to each PATH
  *   seed-probe sleep              sleep forever (a process for `ps`-style checks) */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -46,6 +49,7 @@
 #include <sys/ptrace.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -700,6 +704,68 @@ static int ptrace_scan(double secs) {
     return 0;
 }
 
+static long try_write(const char *path) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    long r = write(fd, "6.6.6.6 evil\n", 13);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return r;
+}
+
+static int tamper(int n, char **paths) {
+    open_obj(NULL);
+    kv_str("probe", "tamper");
+    attempt("hosts_write", try_write("/etc/hosts"));
+    attempt("hosts_proc_root_write", try_write("/proc/self/root/etc/hosts"));
+    attempt("hosts_remount_rw", mount(NULL, "/etc/hosts", NULL, MS_REMOUNT | MS_BIND, NULL));
+    attempt("hosts_write_after_remount", try_write("/etc/hosts"));
+    int fd = open("/tmp/evil-hosts", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        (void)!write(fd, "6.6.6.6 evil\n", 13);
+        close(fd);
+    }
+    attempt("hosts_rename", rename("/tmp/evil-hosts", "/etc/hosts"));
+    attempt("hosts_bind", mount("/tmp/evil-hosts", "/etc/hosts", NULL, MS_BIND, NULL));
+    attempt("hosts_umount", umount2("/etc/hosts", MNT_DETACH));
+    attempt("hosts_write_after_umount", try_write("/etc/hosts"));
+    open_obj("paths");
+    for (int i = 0; i < n; i++) {
+        open_obj(paths[i]);
+        struct stat st;
+        attempt("stat", stat(paths[i], &st));
+        fd = open(paths[i], O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        attempt("read", fd);
+        if (fd >= 0)
+            close(fd);
+        attempt("write", try_write(paths[i]));
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", paths[i]);
+        long r = -1;
+        errno = ENOTSOCK;
+        if (stat(paths[i], &st) == 0 && S_ISSOCK(st.st_mode)) {
+            int types[] = {SOCK_SEQPACKET, SOCK_STREAM};
+            for (int t = 0; t < 2 && r < 0; t++) {
+                int s = socket(AF_UNIX, types[t] | SOCK_CLOEXEC, 0);
+                r = connect(s, (struct sockaddr *)&sa, sizeof(sa));
+                int e = errno;
+                close(s);
+                errno = e;
+                if (r < 0 && errno != EPROTOTYPE)
+                    break;
+            }
+        }
+        attempt("connect", r);
+        close_obj();
+    }
+    close_obj();
+    close_obj();
+    flush_line();
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     const char *mode = argc > 1 ? argv[1] : "report";
@@ -723,6 +789,8 @@ int main(int argc, char **argv) {
         return ptrace_pids(argc - 2, argv + 2);
     if (!strcmp(mode, "ptrace-scan") && argc > 2)
         return ptrace_scan(atof(argv[2]));
+    if (!strcmp(mode, "tamper"))
+        return tamper(argc - 2, argv + 2);
     if (!strcmp(mode, "sleep")) {
         for (;;)
             pause();
