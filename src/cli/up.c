@@ -51,6 +51,7 @@ static const char seedd_usage[] =
     "  --bind ADDR           address exposed ports are published on (default " SEED_DEFAULT_BIND ")\n"
     "  --subnet CIDR         instance addresses (default " SEED_DEFAULT_SUBNET ")\n"
     "  --webhook ADDR:PORT   serve POST /webhook/<source> for push webhooks there\n"
+    "  --max-tree SIZE       the most a git source's commit may hold, summed (default 4Gi)\n"
     "  --egress              let instances reach other networks through the node (NAT)\n"
     "  --grace SECONDS       time between SIGTERM and SIGKILL when stopping (default 10)\n"
     "  Shoot options as for seed up (seed up --help).\n";
@@ -76,6 +77,7 @@ int cli_node(const cli_globals *g, int argc, char **argv, bool daemon, void (*re
         {"shoot-templates", required_argument, NULL, 'T'},
         {"shoot-memory", required_argument, NULL, 'm'},
         {"webhook", required_argument, NULL, 'H'},
+        {"max-tree", required_argument, NULL, 'X'},
         {0},
     };
     seed_node_options o = {.state_dir = g->state_dir, .daemon = daemon};
@@ -112,6 +114,19 @@ int cli_node(const cli_globals *g, int argc, char **argv, bool daemon, void (*re
                 return cli_usage_error(verb, "--webhook is for seedd");
             o.webhook = optarg;
             break;
+        case 'X': {
+            _cleanup_free_ char *why = NULL;
+            uint64_t v = 0;
+            if (!daemon)
+                return cli_usage_error(verb, "--max-tree is for seedd");
+            if (seed_parse_quantity(optarg, &v, &why) < 0 || v < (1ull << 20))
+                return cli_usage_error(verb,
+                                       "--max-tree expects a size of at least 1Mi like \"4Gi\" or \"512Mi\", "
+                                       "got '%s'",
+                                       optarg);
+            o.max_tree = v;
+            break;
+        }
         case 'm': {
             _cleanup_free_ char *why = NULL;
             uint64_t v = 0;

@@ -34,6 +34,7 @@
 #include "node/deploy.h"
 #include "node/keeper.h"
 #include "node/volume.h"
+#include "source/fetch.h"
 #include "source/webhook.h"
 
 #define SETTING_FORWARD "host-ipv4-forward" /* what net.ipv4.ip_forward was before --egress */
@@ -527,10 +528,11 @@ static int setup(node *n, seed_error **err) {
     int probe_fd;
     if (!n->opt.daemon && seed_keeper_connect(n->run_dir, &probe_fd) == 0) {
         close(probe_fd);
-        return seed_error_set(err, EBUSY,
-                              "instances of a seedd still run on %s (its keeper answers): start seedd to manage "
-                              "them, or stop them with seedd's seed down first",
-                              n->state_dir);
+        return seed_error_set(
+            err, EBUSY,
+            "instances of a seedd still run on %s (its keeper answers): start seedd to manage "
+            "them, or stop them with seedd's seed down first",
+            n->state_dir);
     }
     bool adopt = n->keeper_fd >= 0;
     n->adopting = adopt;
@@ -624,6 +626,7 @@ static int setup(node *n, seed_error **err) {
     if ((r = seed_loop_add_io(n->loop, n->sig_fd, EPOLLIN, on_signal, n, &n->sig_src)) < 0)
         return seed_error_setp(err, -r, "watching signals");
 
+    seed_fetch_set_max_tree(n->opt.max_tree);
     if ((r = add_sources(n, err)) < 0)
         return r;
     if (n->opt.webhook) {

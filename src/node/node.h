@@ -26,6 +26,7 @@ typedef struct seed_node_options {
                                       (default: half of MemTotal) */
     bool daemon;                   /* seedd: the sources in the state database, not `source` */
     const char *webhook;           /* seedd --webhook ADDR:PORT */
+    uint64_t max_tree;             /* seedd --max-tree: bytes a git source's tree may hold (0: 4Gi) */
     void (*ready)(void *userdata); /* called once the node serves (seedd: sd_notify) */
     void *ready_userdata;
 } seed_node_options;

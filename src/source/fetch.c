@@ -16,6 +16,7 @@
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -838,6 +839,51 @@ static void list_refs(const ls_ref *refs, size_t n, buf *b) {
         buf_adds(b, "it has no branches or tags");
 }
 
+static uint64_t max_tree = SEED_FETCH_MAX_TREE_DEFAULT;
+
+void seed_fetch_set_max_tree(uint64_t bytes) {
+    max_tree = bytes ? bytes : SEED_FETCH_MAX_TREE_DEFAULT;
+}
+
+/* A commit's tree is written out whole: a push of little (git compresses a repeated
+ * byte a thousandfold) must not fill the state directory. Its blobs' sizes are summed
+ * before anything is written. */
+static int check_tree_size(const job *j, result *res, const char *commit, const char *dir) {
+    buf out = {0}, errb = {0};
+    const char *ls[] = {"ls-tree", "-r", "-l", "--full-tree", commit, NULL};
+    int r = run_git(j, ls, NULL, &out, &errb);
+    if (r != 0) {
+        git_failed(j, res, r, &errb, "listing the tree of");
+        free(out.p);
+        free(errb.p);
+        return -res->error;
+    }
+    uint64_t total = 0;
+    for (char *c = out.p ? out.p : ""; *c;) {
+        char *nl = strchr(c, '\n');
+        /* "<mode> blob <oid> <size>\t<path>"; trees and submodules have "-" */
+        char mode[16], type[16], oid[80], size[32];
+        if (sscanf(c, "%15s %15s %79s %31s", mode, type, oid, size) == 4 && streq(type, "blob"))
+            total += strtoull(size, NULL, 10);
+        c = nl ? nl + 1 : c + strlen(c);
+    }
+    free(out.p);
+    free(errb.p);
+    struct statvfs vfs;
+    uint64_t avail = statvfs(dir, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize : UINT64_MAX;
+    if (total > max_tree)
+        return fail(res, EFBIG,
+                    "the tree of %.12s holds %llu bytes of files, more than the %llu a source may export "
+                    "(seedd --max-tree)",
+                    commit, (unsigned long long)total, (unsigned long long)max_tree);
+    if (total > avail / 2)
+        return fail(res, ENOSPC,
+                    "the tree of %.12s holds %llu bytes of files, more than half of the %llu bytes free "
+                    "in %s",
+                    commit, (unsigned long long)total, (unsigned long long)avail, dir);
+    return 0;
+}
+
 static int export_tree(const job *j, result *res, const char *commit) {
     _cleanup_free_ char *trees = NULL, *final = NULL, *tmp = NULL, *index = NULL, *work = NULL, *gm = NULL;
     if (asprintf(&trees, "%s/trees", j->cache) < 0 || asprintf(&final, "%s/%s", trees, commit) < 0 ||
@@ -850,6 +896,9 @@ static int export_tree(const job *j, result *res, const char *commit) {
         /* Traversable (sandboxes read a tree's files), not listable. */
         if (mkdir(trees, 0711) < 0 && errno != EEXIST)
             return fail(res, errno, "creating %s: %s", trees, strerror(errno));
+        int sr = check_tree_size(j, res, commit, trees);
+        if (sr < 0)
+            return sr;
         (void)rm_rf(tmp);
         if (mkdir(tmp, 0755) < 0)
             return fail(res, errno, "creating %s: %s", tmp, strerror(errno));

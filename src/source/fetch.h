@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/error.h"
 #include "base/event.h"
@@ -53,6 +54,11 @@ typedef struct seed_fetch_result {
 typedef void (*seed_fetch_fn)(void *userdata, const seed_fetch_result *r);
 
 #define SEED_FETCH_TIMEOUT_DEFAULT 300u
+
+/* The most a commit's exported tree may hold (its files' sizes summed), checked
+ * before it is written; a tree must also take at most half the free space. */
+#define SEED_FETCH_MAX_TREE_DEFAULT (4ull << 30)
+void seed_fetch_set_max_tree(uint64_t bytes); /* 0: the default */
 
 /* Fetch u into cache_dir (created: <state>/sources/<name>/) without blocking: a child
  * process (own process group, stdin /dev/null, no inherited fds, a sanitized
