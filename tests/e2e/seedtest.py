@@ -81,8 +81,79 @@ def run(cmd, timeout=60, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
 
 
-class Node:
+
+GIT_ENV = dict(os.environ, GIT_CONFIG_GLOBAL="/dev/null", GIT_CONFIG_NOSYSTEM="1")
+GIT_ENV.pop("GIT_SSH_COMMAND", None)
+
+
+def git(*args, cwd=None):
+    r = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@seed.invalid",
+                        "-c", "init.defaultBranch=main", *args],
+                       cwd=cwd, env=GIT_ENV, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, f"git {args}: {r.stderr}"
+    return r.stdout.strip()
+
+
+class GitRepo:
+    """A bare repository (HEAD -> refs/heads/main) and a work tree that pushes to it."""
+
+    def __init__(self):
+        self.top = workdir()
+        self.bare = self.top / "remote.git"
+        self.work = self.top / "work"
+        git("init", "-q", "--bare", str(self.bare))
+        git("symbolic-ref", "HEAD", "refs/heads/main", cwd=self.bare)
+        git("init", "-q", str(self.work))
+        git("remote", "add", "origin", str(self.bare), cwd=self.work)
+
+    def commit_files(self, files, msg="change"):
+        """Write files ({name: text or (text, mode)}) and commit them; the new commit id."""
+        for name, content in files.items():
+            p = self.work / name
+            p.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, tuple):
+                p.write_text(content[0])
+                p.chmod(content[1])
+            else:
+                p.write_text(content)
+        git("add", "-A", cwd=self.work)
+        git("commit", "-q", "--allow-empty", "-m", msg, cwd=self.work)
+        return git("rev-parse", "HEAD", cwd=self.work)
+
+    def push(self, *refs, force=False):
+        git("push", "-q", *(["--force"] if force else []), "origin", *(refs or ["HEAD:main"]), cwd=self.work)
+
+
+class Waiting:
+    """wait() and wait_running() of a node process (Node, Daemon)."""
+
+    def exited(self):
+        """Why the process is gone (a message), or None while it runs."""
+        return None if self.proc.poll() is None else f"{self.what} exited ({self.proc.returncode})"
+
+    def wait(self, pred, timeout=20, what="condition", daemon=True):
+        end = time.time() + timeout
+        last = None
+        while time.time() < end:
+            gone = self.exited() if daemon else None
+            if gone:
+                raise AssertionError(f"{gone}:\n{self.output()}")
+            last = pred()
+            if last:
+                return last
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{self.output()}")
+
+    def wait_running(self, *names, timeout=20):
+        def ok():
+            ps = self.ps()
+            return ps if ps and all(ps.get(n, {}).get("state") == "running" for n in names) else None
+        return self.wait(ok, timeout, f"{names} running")
+
+class Node(Waiting):
     """A `seed up` in a network namespace of its own."""
+
+    what = "node"
 
     def __init__(self, project, *args, state=None):
         self.netns = "seedt-" + uuid.uuid4().hex[:8]
@@ -114,24 +185,6 @@ class Node:
         if r.returncode != 0:
             return None
         return {i["name"]: i for i in json.loads(r.stdout)}
-
-    def wait(self, pred, timeout=20, what="condition"):
-        end = time.time() + timeout
-        last = None
-        while time.time() < end:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"node exited ({self.proc.returncode}):\n{self.output()}")
-            last = pred()
-            if last:
-                return last
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{self.output()}")
-
-    def wait_running(self, *names, timeout=20):
-        def ok():
-            ps = self.ps()
-            return ps if ps and all(ps.get(n, {}).get("state") == "running" for n in names) else None
-        return self.wait(ok, timeout, f"{names} running")
 
     def logs(self, name, *args):
         """The instance's log ("" while the node is not answering yet)."""
@@ -225,7 +278,7 @@ SEEDD = str(BUILD / "src" / "seedd")
 HTTP_POLL = str(ROOT / "tests" / "e2e" / "http_poll.py")
 
 
-class Daemon:
+class Daemon(Waiting):
     """A `seedd` in a network namespace of its own (the same approach as Node).
 
     close() stops it with `seed down` (instances may outlive the daemon), then kills
@@ -293,23 +346,8 @@ class Daemon:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def wait(self, pred, timeout=20, what="condition", daemon=True):
-        end = time.time() + timeout
-        last = None
-        while time.time() < end:
-            if daemon and not self.alive():
-                raise AssertionError(f"seedd exited ({self.proc.returncode}):\n{self.output()}")
-            last = pred()
-            if last:
-                return last
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{self.output()}")
-
-    def wait_running(self, *names, timeout=20):
-        def ok():
-            ps = self.ps()
-            return ps if ps and all(ps.get(n, {}).get("state") == "running" for n in names) else None
-        return self.wait(ok, timeout, f"{names} running")
+    def exited(self):
+        return None if self.alive() else f"seedd exited ({self.proc.returncode})"
 
     def netns_run(self, *cmd, timeout=30, **kw):
         return run(["nsenter", f"--net=/run/netns/{self.netns}", *cmd], timeout=timeout, **kw)

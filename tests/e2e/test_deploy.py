@@ -15,17 +15,11 @@ import uuid
 
 import pytest
 
-from seedtest import SEED, Daemon, make_project, workdir
+from seedtest import SEED, Daemon, GitRepo, git, make_project, workdir
 
-ENV = dict(os.environ, GIT_CONFIG_GLOBAL="/dev/null", GIT_CONFIG_NOSYSTEM="1")
 SECRET = "s3cret-for-tests"
 
 
-def git(*args, cwd=None):
-    r = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main",
-                        *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, f"git {args}: {r.stderr}"
-    return r.stdout.strip()
 
 
 def httpd(port, version, rollout=None, storage=False, listen=None, delay=0, **extra):
@@ -46,31 +40,15 @@ def httpd(port, version, rollout=None, storage=False, listen=None, delay=0, **ex
     return inst
 
 
-class Repo:
+class Repo(GitRepo):
     """A bare repository (HEAD -> refs/heads/main) and a work tree pushing to it."""
-
-    def __init__(self):
-        self.top = workdir()
-        self.bare = self.top / "remote.git"
-        self.work = self.top / "work"
-        git("init", "-q", "--bare", str(self.bare))
-        git("symbolic-ref", "HEAD", "refs/heads/main", cwd=self.bare)
-        git("init", "-q", str(self.work))
-        git("remote", "add", "origin", str(self.bare), cwd=self.work)
 
     def commit(self, spec, msg="change"):
         """Commit seeds.json (a dict, a raw string, or None to delete it)."""
-        p = self.work / "seeds.json"
         if spec is None:
             git("rm", "-q", "seeds.json", cwd=self.work)
-        else:
-            p.write_text(spec if isinstance(spec, str) else json.dumps(spec, indent=1))
-            git("add", "-A", cwd=self.work)
-        git("commit", "-q", "--allow-empty", "-m", msg, cwd=self.work)
-        return git("rev-parse", "HEAD", cwd=self.work)
-
-    def push(self, force=False):
-        git("push", "-q", *(["--force"] if force else []), "origin", "HEAD:main", cwd=self.work)
+            return self.commit_files({}, msg)
+        return self.commit_files({"seeds.json": spec if isinstance(spec, str) else json.dumps(spec, indent=1)}, msg)
 
     def commit_push(self, spec, msg="change"):
         c = self.commit(spec, msg)

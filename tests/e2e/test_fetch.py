@@ -5,26 +5,16 @@ a script given as GIT_SSH_COMMAND, the unreachable one is 127.0.0.1:1."""
 import json
 import os
 import pathlib
-import signal
-import stat
 import subprocess
 import time
 
 import pytest
 
-from seedtest import BUILD, workdir
+from seedtest import BUILD, GIT_ENV, GitRepo, git, workdir
 
 TOOL = str(BUILD / "tests" / "unit" / "fetch-tool")
-ENV = dict(os.environ, GIT_CONFIG_GLOBAL="/dev/null", GIT_CONFIG_NOSYSTEM="1")
-ENV.pop("GIT_SSH_COMMAND", None)
+ENV = GIT_ENV
 
-
-def git(*args, cwd=None):
-    r = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@seed.invalid",
-                        "-c", "init.defaultBranch=main", *args],
-                       cwd=cwd, env=ENV, capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, f"git {args}: {r.stderr}"
-    return r.stdout.strip()
 
 
 def fetch(url, ref=None, cache=None, timeout=None, env=None, limit=60):
@@ -36,32 +26,11 @@ def fetch(url, ref=None, cache=None, timeout=None, env=None, limit=60):
     return out
 
 
-class Repo:
+class Repo(GitRepo):
     """A bare repository and a work tree that pushes to it."""
 
-    def __init__(self):
-        self.top = workdir()
-        self.bare = self.top / "remote.git"
-        self.work = self.top / "work"
-        git("init", "-q", "--bare", str(self.bare))
-        git("init", "-q", str(self.work))
-        git("remote", "add", "origin", str(self.bare), cwd=self.work)
-
     def commit(self, files, msg="change", branch="main"):
-        for name, content in files.items():
-            p = self.work / name
-            p.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, tuple):
-                p.write_text(content[0])
-                p.chmod(content[1])
-            else:
-                p.write_text(content)
-        git("add", "-A", cwd=self.work)
-        git("commit", "-q", "-m", msg, cwd=self.work)
-        return git("rev-parse", "HEAD", cwd=self.work)
-
-    def push(self, *refs, force=False):
-        git("push", "-q", *(["--force"] if force else []), "origin", *refs, cwd=self.work)
+        return self.commit_files(files, msg)
 
 
 @pytest.fixture
