@@ -80,6 +80,8 @@ void node_source_set_uri(node_source *s, const char *uri);
 bool node_source_settled(node_source *s); /* no instances, no apply */
 void node_source_finish_remove(node_source *s);
 void node_source_remove_continue(node_source *s);
+/* SIGHUP: read the webhook secret file again (a rotated secret). */
+void node_source_reload_secret(node_source *s);
 /* Stop every instance gracefully (SIGTERM, seed down); the loop ends when they are. */
 void node_stop_all(node *n);
 /* The set of sources changed: poll timers and the webhook table follow. */

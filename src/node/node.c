@@ -90,8 +90,11 @@ static int on_signal(seed_source *s, int fd, uint32_t events, void *userdata) {
             /* Re-read every source and reconcile; never a stop (a terminal hang-up
              * must not take the instances down either). */
             log_info("SIGHUP: re-applying %zu source%s", n->n_srcs, n->n_srcs == 1 ? "" : "s");
-            for (size_t i = 0; i < n->n_srcs; i++)
+            for (size_t i = 0; i < n->n_srcs; i++) {
+                node_source_reload_secret(n->srcs[i]);
                 node_source_request(n->srcs[i], "sighup", false, NULL, 0, NULL);
+            }
+            node_sources_changed(n); /* the webhook table gets the secrets */
         }
     }
     return 0;

@@ -50,6 +50,21 @@ static int read_secret(const char *path, char **ret, seed_error **err) {
     return 0;
 }
 
+void node_source_reload_secret(node_source *s) {
+    if (!s->secret_file)
+        return;
+    char *fresh = NULL;
+    _cleanup_error_ seed_error *err = NULL;
+    if (read_secret(s->secret_file, &fresh, &err) < 0) {
+        log_warning("%s: keeping the webhook secret it has: %s", s->name, err->msg);
+        return;
+    }
+    if (s->secret)
+        explicit_bzero(s->secret, strlen(s->secret));
+    free(s->secret);
+    s->secret = fresh;
+}
+
 static void set_str(char **dst, const char *v) {
     free(*dst);
     *dst = v ? strdup(v) : NULL;

@@ -795,3 +795,18 @@ def test_a_killed_keeper_is_replaced(daemons):
     assert r.returncode == 0, r.stdout + r.stderr
     d.proc.wait(30)
     assert not d.cgroup_procs()
+
+
+def test_sighup_reads_a_rotated_webhook_secret(daemons):
+    d = daemons()
+    repo = Repo()
+    c1 = repo.commit_push({"r": httpd(8271, 1)}, "one")
+    f = workdir() / "secret"
+    f.write_text(SECRET + "\n")
+    r = d.cli("source", "add", "rot", str(repo.bare), "--webhook-secret-file", str(f))
+    assert r.returncode == 0, r.stdout + r.stderr
+    f.write_text("a-new-secret-after-rotation\n")
+    assert github_push(d, "rot", c1)[0] == 202            # not re-read yet
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait(lambda: github_push(d, "rot", c1)[0] == 401, 10, "the old secret refused")
+    assert github_push(d, "rot", c1, secret="a-new-secret-after-rotation")[0] == 202
