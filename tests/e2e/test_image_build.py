@@ -9,9 +9,9 @@ import hashlib
 import json
 import os
 import pathlib
+import resource
 import shutil
 import socket
-import subprocess
 
 import pytest
 
@@ -19,7 +19,9 @@ from seedtest import SEED, BUSYBOX, run, workdir
 
 SPEC = {"web": {"root": "rootfs", "size": "xs", "expose": {"http": 8080, "dns": {"port": 53, "protocol": "dns"}},
                 "storage": {"data": "64Mi"}, "env": {"GREETING": "hello from seed"},
-                "processes": {"httpd": {"command": ["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]}}}}
+                "processes": {"httpd": {"command": ["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]}}},
+        "job": {"root": "rootfs", "processes": {"p": {"command": ["/bin/sh", "-c", "echo out; echo err >&2; exit 3"],
+                                                      "restart": "no"}}}}
 
 LONG = "a-file-name-longer-than-the-hundred-bytes-a-ustar-header-holds-" + "x" * 60
 
@@ -272,23 +274,28 @@ echo "pid1=$($P exec t /bin/busybox cat /proc/1/comm)"
 $P stop -t 20 t >/dev/null
 echo "exit=$($P inspect t --format '{{.State.ExitCode}}')"
 $P logs t > $W/logs 2>&1
+set +e
+$P run --rm --network none --ulimit nofile=$NOFILE:$NOFILE --ulimit nproc=$NPROC:$NPROC $JOB > $W/job.out 2> $W/job.err
+echo "job=$?"
 """
 
 
 def test_podman_run():
     """podman runs the image: seed-init is PID 1, httpd answers on the exposed port, and
-    podman stop (SIGTERM) stops it gracefully with exit code 0."""
+    podman stop (SIGTERM) stops it gracefully with exit code 0; a process that exits 3
+    makes the container exit 3."""
     need("podman", "podman")
     if not os.path.isdir("/sys/fs/cgroup"):
         pytest.skip("no cgroup filesystem")
     proj = make_project(workdir())
     out = workdir()
     build_json(proj, "-o", str(out / "img"))
+    build_json(proj, "-o", str(out / "job"), name="job")
     w = workdir()
-    import resource
+
     nofile = min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 4096)
     nproc = min(resource.getrlimit(resource.RLIMIT_NPROC)[0], 4096)
-    env = dict(os.environ, W=str(w), IMAGE=f"oci:{out}/img:latest", NOFILE=str(nofile), NPROC=str(nproc))
+    env = dict(os.environ, W=str(w), IMAGE=f"oci:{out}/img:latest", JOB=f"oci:{out}/job:latest", NOFILE=str(nofile), NPROC=str(nproc))
     r = run(["unshare", "-m", "sh", "-c", PODMAN_SCRIPT], timeout=300, env=env)
     logs = (w / "logs").read_text() if (w / "logs").exists() else ""
     assert r.returncode == 0, (r.stdout, r.stderr, logs)
@@ -296,6 +303,10 @@ def test_podman_run():
     assert "pid1=seed-init" in r.stdout
     assert "exit=0" in r.stdout, (r.stdout, logs)
     assert "httpd (seed): was killed by signal 15" in logs, logs
+    # A process that ends on its own: its lines on stdout/stderr, its status as the exit code.
+    assert "job=3" in r.stdout, (r.stdout, (w / "job.err").read_text())
+    assert (w / "job.out").read_text() == "p: out\n"
+    assert "p: err\n" in (w / "job.err").read_text()
     shutil.rmtree(w / "root", ignore_errors=True)
 
 
