@@ -6,9 +6,10 @@ set -eu
 PACKAGES="
   build-essential meson ninja-build pkg-config clang clang-format
   libjansson-dev libssl-dev libcmocka-dev libsqlite3-dev libseccomp-dev
-  libmnl-dev libnftables-dev libmicrohttpd-dev libsystemd-dev
+  libmnl-dev libnftables-dev libmicrohttpd-dev libsystemd-dev libarchive-dev zlib1g-dev
   e2fsprogs iproute2 nftables util-linux procps curl busybox-static
   git openssh-client
+  umoci podman skopeo crun
   python3 python3-pytest python3-pytest-timeout jq
 "
 

@@ -37,6 +37,7 @@ static const char usage[] =
     "  rollback SOURCE [GENERATION]         re-apply a recorded generation\n"
     "  events [-f] [--json]                 what the node did\n"
     "  down                                 stop every instance gracefully, then the node\n"
+    "  image build|push|inspect ...         an instance as a reproducible OCI image\n"
     "  version                              print the version\n"
     "\n"
     "Options may come before or after arguments; everything after '--' is a command's.\n"
@@ -82,7 +83,7 @@ static const struct verb verbs[] = {
     {"restart", cli_restart}, {"volume", cli_volume}, {"shoot", cli_shoot},
     {"exec", cli_exec},       {"apply", cli_apply},   {"source", cli_source},
     {"history", cli_history}, {"rollback", cli_rollback}, {"events", cli_events},
-    {"down", cli_down},
+    {"down", cli_down},       {"image", cli_image},
 };
 /* clang-format on */
 

@@ -4,6 +4,11 @@
  * (SIGTERM, grace period, SIGKILL to everything in the PID namespace). Each line a
  * process writes reaches the node, tagged with the process name and a timestamp.
  *
+ * Image mode (an OCI image's entrypoint, see image/build.c): no fd 3, so the
+ * configuration comes from /seed/image.json, there is no node channel, output lines go
+ * to our own stdout/stderr prefixed with the process name, and the exit code says how
+ * the processes ended.
+ *
  * Driven by signalfd and epoll, never by polling. Statically linked: it must run in
  * any root filesystem, including ones without a C library. */
 #include <errno.h>
@@ -28,6 +33,7 @@
 
 #include "base/clock.h"
 #include "base/macro.h"
+#include "init/config.h"
 #include "init/protocol.h"
 #include "init/users.h"
 #include "init/template.h"
@@ -56,6 +62,7 @@ typedef struct proc {
     uint64_t started;
     unsigned failures;
     uint64_t restart_at; /* monotonic usec; 0: none scheduled */
+    int status;          /* the last wait status */
     bool done;
 } proc;
 
@@ -99,18 +106,37 @@ static struct {
     uint64_t stop_deadline;
     unsigned grace_ms;
     int devnull;
+    bool image;  /* image mode: no node, see the top of the file */
+    bool killed; /* the grace period ran out */
 } S = {.chan = -1, .epfd = -1, .sigfd = -1, .devnull = -1};
 
 /* ---- channel to the node ---- */
 
 static void chan_watch(void);
 
+/* Image mode: a log line on our own stdout (or stderr), "name: line", as `seed logs`
+ * shows it less the timestamp (the container runtime adds its own). */
+static void print_line(int stream_kind, const char *name, size_t nlen, const char *data, size_t len) {
+    static const char sep[] = ": ", seed_tag[] = " (seed): ", nl[] = "\n";
+    bool init = stream_kind == SEED_STREAM_INIT;
+    struct iovec iov[4] = {{(void *)name, nlen},
+                           {(void *)(init ? seed_tag : sep), init ? sizeof(seed_tag) - 1 : sizeof(sep) - 1},
+                           {(void *)data, len},
+                           {(void *)nl, 1}};
+    ssize_t n;
+    do
+        n = writev(stream_kind == SEED_STREAM_STDOUT ? STDOUT_FILENO : STDERR_FILENO, iov, 4);
+    while (n < 0 && errno == EINTR);
+}
+
 static void send_msg(int type, int stream_kind, uint32_t arg, const char *name, const char *data,
                      size_t len) {
-    if (S.chan < 0)
-        return;
     size_t nlen = name ? MIN(strlen(name), 255u) : 0;
     len = MIN(len, (size_t)SEED_INIT_MAX_LINE);
+    if (S.image && type == SEED_INIT_LOG)
+        print_line(stream_kind, name, nlen, data, len);
+    if (S.chan < 0)
+        return;
     seed_init_hdr h = {.type = (uint8_t)type,
                        .stream = (uint8_t)stream_kind,
                        .name_len = (uint16_t)nlen,
@@ -497,6 +523,7 @@ static void on_exit_status(proc *p, int status) {
     char what[160];
     describe_status(status, what, sizeof(what));
     p->pid = 0;
+    p->status = status;
     send_msg(SEED_INIT_EVENT, SEED_EVENT_EXITED, (uint32_t)status, p->name, NULL, 0);
     if (S.stopping) {
         say(p->name, "%s", what);
@@ -547,6 +574,31 @@ static void begin_stop(unsigned grace_ms) {
     signal_all(SIGTERM);
 }
 
+/* Kill whatever is left in our PID namespace. In image mode we may not be PID 1 of one
+ * (docker run --pid=host): then only our own processes' groups. */
+static void kill_rest(void) {
+    if (S.image && getpid() != 1)
+        signal_all(SIGKILL);
+    else
+        kill(-1, SIGKILL);
+}
+
+/* Image mode's exit code: after a stop, 0 when every process ended within the grace
+ * period, else 137 (killed); when the processes ended on their own, the first failed
+ * one's exit status (128 + N for signal N), else 0. */
+static int image_exit_code(void) {
+    if (S.stopping)
+        return S.killed ? 128 + SIGKILL : 0;
+    for (size_t i = 0; i < S.n_procs; i++) {
+        int st = S.procs[i].status;
+        if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+            return WEXITSTATUS(st);
+        if (WIFSIGNALED(st))
+            return 128 + WTERMSIG(st);
+    }
+    return 0;
+}
+
 static bool any_running(void) {
     for (size_t i = 0; i < S.n_procs; i++)
         if (S.procs[i].pid > 0)
@@ -570,7 +622,7 @@ static char **json_strv(json_t *a) {
 
 static int load_config(void) {
     json_error_t e;
-    FILE *f = fdopen(SEED_INIT_CONFIG_FD, "r");
+    FILE *f = S.image ? fopen(SEED_IMAGE_CONFIG_PATH, "re") : fdopen(SEED_INIT_CONFIG_FD, "r");
     if (!f)
         return -errno;
     json_t *c = json_loadf(f, 0, &e);
@@ -688,11 +740,19 @@ int main(int argc, char **argv) {
     prctl(PR_SET_NAME, "seed-init");
     S.tokens = SEED_INIT_LOG_BURST;
     S.refilled = seed_now_usec();
-    S.chan = SEED_INIT_CHANNEL_FD;
-    fcntl(S.chan, F_SETFD, FD_CLOEXEC);
+    /* A node always passes the configuration as fd 3; a container runtime passes
+     * nothing beyond stdio. */
+    S.image = fcntl(SEED_INIT_CONFIG_FD, F_GETFD) < 0 && errno == EBADF;
+    if (!S.image) {
+        S.chan = SEED_INIT_CHANNEL_FD;
+        fcntl(S.chan, F_SETFD, FD_CLOEXEC);
+    }
     S.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (load_config() < 0) {
-        say("seed-init", "cannot read the instance configuration");
+        if (S.image)
+            say("seed-init", "cannot read the instance configuration %s", SEED_IMAGE_CONFIG_PATH);
+        else
+            say("seed-init", "cannot read the instance configuration");
         return 1;
     }
 
@@ -709,7 +769,8 @@ int main(int argc, char **argv) {
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &tag_signal};
     epoll_ctl(S.epfd, EPOLL_CTL_ADD, S.sigfd, &ev);
     ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = &tag_chan};
-    epoll_ctl(S.epfd, EPOLL_CTL_ADD, S.chan, &ev);
+    if (S.chan >= 0)
+        epoll_ctl(S.epfd, EPOLL_CTL_ADD, S.chan, &ev);
 
     for (size_t i = 0; i < S.n_procs; i++)
         start_or_schedule(&S.procs[i]);
@@ -718,19 +779,20 @@ int main(int argc, char **argv) {
         uint64_t now = seed_now_usec();
         if (S.stopping && !any_running()) {
             /* Managed processes are gone; end whatever they left behind. */
-            kill(-1, SIGKILL);
+            kill_rest();
             while (waitpid(-1, NULL, 0) > 0)
                 ;
             break;
         }
         if (S.stopping && now >= S.stop_deadline) {
             say(S.name, "grace period over: killing everything that is left");
-            kill(-1, SIGKILL);
+            kill_rest();
+            S.killed = true;
             S.stop_deadline = UINT64_MAX;
         }
         if (!S.stopping && all_done()) {
             send_msg(SEED_INIT_EVENT, SEED_EVENT_FINISHED, 0, S.name, NULL, 0);
-            kill(-1, SIGKILL);
+            kill_rest();
             while (waitpid(-1, NULL, 0) > 0)
                 ;
             break;
@@ -779,5 +841,5 @@ int main(int argc, char **argv) {
             flush_queue();
         }
     }
-    return 0;
+    return S.image ? image_exit_code() : 0;
 }

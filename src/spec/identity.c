@@ -131,6 +131,14 @@ static int digest_file(tree_walk *w, int fd) {
     return 0;
 }
 
+/* An entry that cannot be read: say which. */
+static int unreadable(tree_walk *w, const char *rel) {
+    int r = negative_errno();
+    if (asprintf(w->errmsg, "\"%s\" cannot be read: %s", rel, strerror(-r)) < 0)
+        *w->errmsg = NULL;
+    return r;
+}
+
 static int digest_entry(tree_walk *w, int dirfd, const char *name, const char *rel, int depth) {
     struct stat st;
     if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -147,13 +155,13 @@ static int digest_entry(tree_walk *w, int dirfd, const char *name, const char *r
     if (S_ISDIR(st.st_mode)) {
         _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
-            return negative_errno();
+            return unreadable(w, rel);
         return digest_dir(w, fd, rel, depth + 1);
     }
     if (S_ISREG(st.st_mode)) {
         _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
-            return negative_errno();
+            return unreadable(w, rel);
         put_str(w->h, "regular");
         put_str(w->h, (st.st_mode & 0111) ? "executable" : "");
         return digest_file(w, fd);
