@@ -9,6 +9,7 @@ PACKAGES="
   libmnl-dev libnftables-dev libmicrohttpd-dev libsystemd-dev
   e2fsprogs iproute2 nftables util-linux procps curl busybox-static
   git openssh-client
+  libcurl4-openssl-dev docker-registry skopeo umoci apache2-utils
   python3 python3-pytest python3-pytest-timeout jq
 "
 
