@@ -27,7 +27,7 @@ void seed_image_src_free(seed_image_src *s) {
     free(s->members);
     free(s->manifest);
     if (s->docker_files)
-        for (size_t i = 0; i < s->m.n_layers; i++)
+        for (size_t i = 0; i < s->n_docker_files; i++)
             free(s->docker_files[i]);
     free(s->docker_files);
     seed_image_manifest_done(&s->m);
@@ -273,8 +273,8 @@ int seed_image_src_blob(const seed_image_src *s, const char *digest, int *ret_fd
     const char *file = name;
     if (s->kind == SEED_IMAGE_SRC_DOCKER_ARCHIVE) {
         file = NULL;
-        for (size_t i = 0; i < s->m.n_layers && !file; i++)
-            if (streq(s->m.layers[i].digest, digest))
+        for (size_t i = 0; i <= s->m.n_layers && !file; i++)
+            if (streq(i < s->m.n_layers ? s->m.layers[i].digest : s->m.config.digest, digest))
                 file = s->docker_files[i];
         if (!file)
             return seed_error_set(err, ENOENT, "%s: no layer %s", s->path, digest);
@@ -432,16 +432,21 @@ static int open_docker(seed_image_src *s, const char *tag, seed_error **err) {
     else if (!cfg || !json_is_array(layers))
         r = seed_error_set(err, EINVAL, "%s: manifest.json has no Config or Layers", s->path);
     json_t *man = NULL, *ls = json_array();
+    size_t n = json_array_size(layers);
+    /* docker_files[n]: the configuration's member */
+    if (r >= 0 && !(s->docker_files = calloc(n + 1, sizeof(char *))))
+        r = -ENOMEM;
+    else if (r >= 0)
+        s->n_docker_files = n + 1;
     if (r >= 0) {
-        _cleanup_free_ char *c = tar_clean_name(cfg);
-        r = c ? read_file(s, c, SEED_CONFIG_MAX, &s->config, &s->config_len, err) : -ENOMEM;
+        s->docker_files[n] = tar_clean_name(cfg);
+        r = s->docker_files[n]
+                ? read_file(s, s->docker_files[n], SEED_CONFIG_MAX, &s->config, &s->config_len, err)
+                : -ENOMEM;
     }
     char cdigest[SEED_DIGEST_LEN];
     if (r >= 0)
         r = seed_image_digest(s->config, s->config_len, cdigest);
-    size_t n = json_array_size(layers);
-    if (r >= 0 && !(s->docker_files = calloc(n ? n : 1, sizeof(char *))))
-        r = -ENOMEM;
     for (i = 0; r >= 0 && i < n; i++) {
         const char *lf = json_string_value(json_array_get(layers, i));
         s->docker_files[i] = lf ? tar_clean_name(lf) : NULL;

@@ -32,7 +32,8 @@ typedef struct seed_image_src {
     seed_image_manifest m;
     char *config; /* the configuration blob, read and verified */
     size_t config_len;
-    char **docker_files; /* docker-archive: the member of m.layers[i] */
+    char **docker_files; /* docker-archive: the member of m.layers[i]; [n_layers]: the configuration's */
+    size_t n_docker_files;
 } seed_image_src;
 
 /* Open SRC: a directory (an OCI layout; "DIR:TAG" picks the manifest whose ref.name
