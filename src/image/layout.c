@@ -212,13 +212,13 @@ static int locate(const seed_image_src *s, const char *name, int *ret_fd, off_t 
 
 static int read_file(const seed_image_src *s, const char *name, size_t max, char **ret, size_t *ret_len,
                      seed_error **err) {
-    int fd, own;
+    int fd;
+    _cleanup_close_ int own = -1;
     off_t off;
     uint64_t size;
     int r = locate(s, name, &fd, &off, &size, &own, err);
     if (r < 0)
         return r;
-    _cleanup_close_ int own_fd = own;
     if (size > max)
         return seed_error_set(err, EFBIG, "%s: %s has %llu bytes, more than the %zu expected at most",
                               s->path, name, (unsigned long long)size, max);
@@ -290,13 +290,12 @@ int seed_image_src_blob(const seed_image_src *s, const char *digest, int *ret_fd
 }
 
 int seed_image_src_verify(const seed_image_src *s, const char *digest, seed_error **err) {
-    int fd;
+    _cleanup_close_ int fd = -1;
     off_t off;
     uint64_t size;
     int r = seed_image_src_blob(s, digest, &fd, &off, &size, err);
     if (r < 0)
         return r;
-    _cleanup_close_ int fd_owned = fd;
     char got[SEED_DIGEST_LEN];
     r = hash_range(fd, off, size, got, NULL);
     if (r < 0)

@@ -55,12 +55,11 @@ static int push_blob(const seed_image_src *src, const seed_image_ref *ref, seed_
                        ? -ENOMEM
                        : 0;
     }
-    int fd;
+    _cleanup_close_ int fd = -1;
     off_t off;
     uint64_t size;
     if ((ret = seed_image_src_blob(src, d->digest, &fd, &off, &size, err)) < 0)
         return ret;
-    _cleanup_close_ int fd_owned = fd;
     if (size != (uint64_t)d->size)
         return seed_error_set(err, EBADMSG, "%s: blob %s has %llu bytes, its descriptor says %lld", src->path,
                               d->digest, (unsigned long long)size, (long long)d->size);
