@@ -9,7 +9,7 @@ PACKAGES="
   libmnl-dev libnftables-dev libmicrohttpd-dev libsystemd-dev libarchive-dev zlib1g-dev
   e2fsprogs iproute2 nftables util-linux procps curl busybox-static
   git openssh-client
-  umoci podman skopeo crun
+  libcurl4-openssl-dev umoci podman skopeo crun docker-registry apache2-utils
   python3 python3-pytest python3-pytest-timeout jq
 "
 

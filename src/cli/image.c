@@ -255,11 +255,9 @@ int cli_image(const cli_globals *g, int argc, char **argv) {
     /* The sub-verb's own argv, with it as argv[0]. */
     if (streq(argv[1], "build"))
         return image_build(argc - 1, argv + 1);
-#ifdef SEED_HAVE_IMAGE_PUSH /* cli/image_push.c, when this tree has it */
     if (streq(argv[1], "push"))
         return cli_image_push(g, argc - 1, argv + 1);
     if (streq(argv[1], "inspect"))
         return cli_image_inspect(g, argc - 1, argv + 1);
-#endif
     return cli_usage_error("image", "unknown command '%s': expected build, push or inspect", argv[1]);
 }
