@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "base/fileio.h"
 #include "base/hash.h"
 #include "image/image.h"
 
@@ -283,8 +285,9 @@ typedef struct tentry {
     dev_t dev;
     ino_t ino;
     nlink_t nlink;
-    size_t parent;  /* NONE: directly under the root */
-    uint64_t total; /* directories: the sizes of the files below */
+    struct timespec mtime, ctime; /* for the layer cache only: never in a layer */
+    size_t parent;                /* NONE: directly under the root */
+    uint64_t total;               /* directories: the sizes of the files below */
     size_t unit;
     bool mark;
 } tentry;
@@ -393,7 +396,9 @@ static int scan_dir(seed_tree *t, int dirfd, const char *prefix, unsigned depth,
                       .size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0,
                       .dev = st.st_dev,
                       .ino = st.st_ino,
-                      .nlink = st.st_nlink};
+                      .nlink = st.st_nlink,
+                      .mtime = st.st_mtim,
+                      .ctime = st.st_ctim};
         if (S_ISLNK(st.st_mode)) {
             /* Stored as it is, absolute or not: a runtime resolves it inside the root. */
             char target[4097];
@@ -566,6 +571,185 @@ typedef struct hardlink {
     size_t first;
 } hardlink;
 
+/* ---- the layer cache ----
+ * A rebuild after a one-file change must not tar and compress the whole root again. A
+ * layer is known by what the files it holds look like on disk (path, mode, size, times
+ * of change, inode, link target, the epoch): when that key was built before, its blob
+ * is linked (or copied) from the cache instead of being written. The key never goes
+ * into the image, only decides whether to recompute it, as make and rsync decide; a
+ * file rewritten with its size, mtime and ctime all unchanged is not noticed (ctime
+ * cannot be set from user space). The cache is $XDG_CACHE_HOME/seed/layers (or
+ * ~/.cache/seed/layers): <key>.json and the blob, the newest CACHE_KEEP kept. */
+#define CACHE_VERSION "seed-layer-cache 1"
+#define CACHE_KEEP 256
+
+static int cache_dir(char *buf, size_t size) {
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    int r = xdg && *xdg     ? snprintf(buf, size, "%s/seed/layers", xdg)
+            : home && *home ? snprintf(buf, size, "%s/.cache/seed/layers", home)
+                            : -1;
+    if (r < 0 || (size_t)r >= size || seed_mkdir_p(buf, 0700) < 0)
+        return -1;
+    return 0;
+}
+
+static void cache_key(const seed_tree *t, uint64_t epoch, char key[SEED_SHA256_HEX_LEN + 1]) {
+    seed_sha256 *h = seed_sha256_new();
+    if (!h) {
+        key[0] = 0;
+        return;
+    }
+    char line[512];
+    int l =
+        snprintf(line, sizeof(line), "%s\n%llu\n%d\n", CACHE_VERSION, (unsigned long long)epoch, GZIP_LEVEL);
+    seed_sha256_update(h, line, (size_t)l);
+    for (size_t i = 0; i < t->n; i++) {
+        const tentry *x = &t->e[i];
+        if (!x->mark)
+            continue;
+        l = snprintf(line, sizeof(line), "%o %llu %lld.%09ld %lld.%09ld %llu %llu %llu ", (unsigned)x->mode,
+                     (unsigned long long)x->size, (long long)x->mtime.tv_sec, x->mtime.tv_nsec,
+                     (long long)x->ctime.tv_sec, x->ctime.tv_nsec, (unsigned long long)x->dev,
+                     (unsigned long long)x->ino, (unsigned long long)x->nlink);
+        seed_sha256_update(h, line, (size_t)l);
+        seed_sha256_update(h, x->path, strlen(x->path) + 1);
+        if (x->target)
+            seed_sha256_update(h, x->target, strlen(x->target) + 1);
+    }
+    uint8_t d[SEED_SHA256_LEN];
+    seed_sha256_final(h, d);
+    seed_hex(d, sizeof(d), key);
+}
+
+/* A blob into blobdir under its digest: a hard link from the cache, else a copy. */
+static int link_or_copy(int from_dir, const char *from, int blobdir, const char *name) {
+    if (linkat(from_dir, from, blobdir, name, 0) == 0 || errno == EEXIST)
+        return 0;
+    _cleanup_close_ int in = openat(from_dir, from, O_RDONLY | O_CLOEXEC);
+    _cleanup_close_ int out =
+        in < 0 ? -1 : openat(blobdir, ".partial-copy", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0)
+        return -1;
+    char buf[1 << 16];
+    for (ssize_t k; (k = read(in, buf, sizeof(buf))) != 0;)
+        if (k < 0 || write(out, buf, (size_t)k) != k) {
+            unlinkat(blobdir, ".partial-copy", 0);
+            return -1;
+        }
+    if (fsync(out) < 0 || renameat(blobdir, ".partial-copy", blobdir, name) < 0) {
+        unlinkat(blobdir, ".partial-copy", 0);
+        return -1;
+    }
+    return 0;
+}
+
+/* A layer built before with this key: its blob is in blobdir now and *l filled. */
+static bool cache_get(const char *key, int blobdir, seed_image_layer *l) {
+    char dir[4096], name[SEED_SHA256_HEX_LEN + 8];
+    if (!*key || cache_dir(dir, sizeof(dir)) < 0)
+        return false;
+    _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    snprintf(name, sizeof(name), "%s.json", key);
+    _cleanup_close_ int jfd = dfd < 0 ? -1 : openat(dfd, name, O_RDONLY | O_CLOEXEC);
+    _cleanup_free_ char *text = NULL;
+    size_t len = 0;
+    if (jfd < 0 || seed_read_fd(jfd, 4096, &text, &len) < 0)
+        return false;
+    json_t *c = json_loadb(text, len, 0, NULL);
+    const char *digest = json_string_value(json_object_get(c, "digest"));
+    const char *diff_id = json_string_value(json_object_get(c, "diffId"));
+    bool ok = digest && diff_id && strlen(digest) == SEED_IMAGE_DIGEST_LEN - 1 &&
+              strlen(diff_id) == SEED_IMAGE_DIGEST_LEN - 1 && strncmp(digest, "sha256:", 7) == 0 &&
+              link_or_copy(dfd, digest + 7, blobdir, digest + 7) == 0;
+    if (ok) {
+        memcpy(l->digest, digest, SEED_IMAGE_DIGEST_LEN);
+        memcpy(l->diff_id, diff_id, SEED_IMAGE_DIGEST_LEN);
+        l->size = (uint64_t)json_integer_value(json_object_get(c, "size"));
+        l->content_bytes = (uint64_t)json_integer_value(json_object_get(c, "contentBytes"));
+        l->n_entries = (size_t)json_integer_value(json_object_get(c, "entries"));
+        /* touched: the newest are the ones kept */
+        futimens(jfd, NULL);
+    }
+    json_decref(c);
+    return ok;
+}
+
+static int cmp_mtime(const void *a, const void *b) {
+    const struct dirent_age {
+        char name[80];
+        struct timespec t;
+    } *x = a, *y = b;
+    if (x->t.tv_sec != y->t.tv_sec)
+        return x->t.tv_sec < y->t.tv_sec ? 1 : -1;
+    return x->t.tv_nsec < y->t.tv_nsec ? 1 : x->t.tv_nsec > y->t.tv_nsec ? -1 : 0;
+}
+
+/* Remember a layer just written; best effort (a cache that cannot be written is no cache). */
+static void cache_put(const char *key, int blobdir, const seed_image_layer *l) {
+    char dir[4096], name[SEED_SHA256_HEX_LEN + 8];
+    if (!*key || cache_dir(dir, sizeof(dir)) < 0)
+        return;
+    _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || link_or_copy(blobdir, l->digest + 7, dfd, l->digest + 7) < 0)
+        return;
+    json_t *c = json_pack("{s:s, s:s, s:I, s:I, s:I}", "digest", l->digest, "diffId", l->diff_id, "size",
+                          (json_int_t)l->size, "contentBytes", (json_int_t)l->content_bytes, "entries",
+                          (json_int_t)l->n_entries);
+    char *text = c ? json_dumps(c, JSON_COMPACT) : NULL;
+    json_decref(c);
+    snprintf(name, sizeof(name), "%s.json", key);
+    char tmp[SEED_SHA256_HEX_LEN + 16];
+    snprintf(tmp, sizeof(tmp), ".%s.tmp", key);
+    int jfd = text ? openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
+    bool written = jfd >= 0 && write(jfd, text, strlen(text)) == (ssize_t)strlen(text);
+    if (jfd >= 0)
+        close(jfd);
+    if (!written || renameat(dfd, tmp, dfd, name) < 0)
+        unlinkat(dfd, tmp, 0);
+    free(text);
+
+    /* The newest CACHE_KEEP entries stay; older ones and blobs nobody names go. */
+    struct dirent_age {
+        char name[80];
+        struct timespec t;
+    } *ages = NULL;
+    size_t n = 0, cap = 0;
+    DIR *d = fdopendir(dup(dfd));
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t nl = strlen(e->d_name);
+        struct stat st;
+        if (nl < 6 || nl >= sizeof(ages->name) || strcmp(e->d_name + nl - 5, ".json") != 0 ||
+            fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (n == cap) {
+            void *m = realloc(ages, (cap = cap ? cap * 2 : 64) * sizeof(*ages));
+            if (!m)
+                break;
+            ages = m;
+        }
+        snprintf(ages[n].name, sizeof(ages[n].name), "%s", e->d_name);
+        ages[n++].t = st.st_mtim;
+    }
+    if (d)
+        closedir(d);
+    if (n > CACHE_KEEP) {
+        qsort(ages, n, sizeof(*ages), cmp_mtime);
+        for (size_t i = CACHE_KEEP; i < n; i++) {
+            _cleanup_close_ int ofd = openat(dfd, ages[i].name, O_RDONLY | O_CLOEXEC);
+            _cleanup_free_ char *jt = NULL;
+            size_t jl = 0;
+            json_t *old =
+                jfd >= 0 && seed_read_fd(jfd, 4096, &jt, &jl) == 0 ? json_loadb(jt, jl, 0, NULL) : NULL;
+            const char *dg = json_string_value(json_object_get(old, "digest"));
+            if (dg && strlen(dg) > 7)
+                unlinkat(dfd, dg + 7, 0); /* a blob shared by two keys is linked again when needed */
+            json_decref(old);
+            unlinkat(dfd, ages[i].name, 0);
+        }
+    }
+    free(ages);
+}
+
 int seed_tree_write_layer(seed_tree *t, size_t k, int rootfd, int blobdir, uint64_t epoch,
                           seed_image_layer *l, seed_error **err) {
     *l = (seed_image_layer){0};
@@ -587,6 +771,11 @@ int seed_tree_write_layer(seed_tree *t, size_t k, int rootfd, int blobdir, uint6
         if (t->e[i].mark)
             for (size_t p = t->e[i].parent; p != NONE && !t->e[p].mark; p = t->e[p].parent)
                 t->e[p].mark = true;
+
+    char key[SEED_SHA256_HEX_LEN + 1];
+    cache_key(t, epoch, key);
+    if (cache_get(key, blobdir, l))
+        return 0;
 
     seed_blob *b;
     int r = blob_open(blobdir, true, &b, err);
@@ -650,7 +839,10 @@ int seed_tree_write_layer(seed_tree *t, size_t k, int rootfd, int blobdir, uint6
         blob_free(b, blobdir);
         return r;
     }
-    return blob_finish(b, blobdir, l->digest, l->diff_id, &l->size, err);
+    r = blob_finish(b, blobdir, l->digest, l->diff_id, &l->size, err);
+    if (r == 0)
+        cache_put(key, blobdir, l);
+    return r;
 }
 
 int seed_layer_write_files(const seed_layer_file *files, size_t n, int blobdir, uint64_t epoch,

@@ -47,6 +47,23 @@ def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, env=env, **kw)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache():
+    """seed's caches (image layers, registry mounts) go to a directory of the test run's
+    own, not to the home directory of whoever runs the tests."""
+    import shutil
+    import tempfile
+    d = tempfile.mkdtemp(prefix="seed-e2e-cache-")
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = d
+    yield d
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+    shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
 def _remove_workdirs():
     """Projects and state directories made by a test go when it ends."""

@@ -410,3 +410,29 @@ echo "left=$(ls -A {mnt})"
     assert "rc=1" in r.stdout, (r.stdout, r.stderr)
     assert "No space left on device" in r.stderr, r.stderr
     assert "left=\n" in r.stdout, r.stdout
+
+
+def test_layer_cache_never_changes_the_image():
+    """A rebuild takes unchanged layers from the layer cache ($XDG_CACHE_HOME/seed/layers)
+    instead of writing them again; what it gives is byte for byte what a build without a
+    cache gives, also when a file was rewritten with its size and mtime kept (its ctime
+    moves: the cache misses)."""
+    proj = make_project(workdir())
+    out = workdir()
+    cache = workdir() / "cache"
+    warm = {"XDG_CACHE_HOME": str(cache)}
+    a = build_json(proj, "-o", str(out / "a"), env=warm)
+    assert list((cache / "seed" / "layers").glob("*.json")), "nothing was cached"
+    b = build_json(proj, "-o", str(out / "b"), env=warm)          # every layer from the cache
+    assert b["manifest"] == a["manifest"]
+    assert sha(out / "b" / "index.json") == sha(out / "a" / "index.json")
+
+    page = proj / "rootfs" / "www" / "index.html"
+    st = page.stat()
+    page.write_text("X" * st.st_size)                             # same size ...
+    os.utime(page, ns=(st.st_atime_ns, st.st_mtime_ns))             # ... and the same mtime
+    c = build_json(proj, "-o", str(out / "c"), env=warm)
+    cold = build_json(proj, "-o", str(out / "d"), env={"XDG_CACHE_HOME": str(workdir() / "fresh")})
+    assert c["manifest"] == cold["manifest"] != a["manifest"]
+    changed = [x["holds"] for x, y in zip(a["layers"], c["layers"]) if x["digest"] != y["digest"]]
+    assert changed == [["/www"]], changed
