@@ -155,6 +155,7 @@ def main():
     os.environ["XDG_CACHE_HOME"] = str(work / "cache")   # seed's layer and mount caches
     netns = Netns()
     reg = None
+    had_containers = os.path.exists("/var/lib/containers")   # skopeo's blob cache goes there
     try:
         raw = work / "root"
         size = make_root(raw, a.mib)
@@ -186,6 +187,7 @@ def main():
             for f in (work / "seed-a.oci", work / "seed-b.oci", work / "bah-a", work / "bah-b"):
                 shutil.rmtree(f, ignore_errors=True)
             (root / "app" / "index.html").write_text(f"version {run}\n")
+            shutil.rmtree(work / "cache", ignore_errors=True)   # cold: no layer or mount cache
             record("cold build: seed", seed_build(work / "seed-a.oci"))
             record("cold build: buildah", buildah_build(work / "bah-a"))
             (root / "app" / "index.html").write_text(f"version {run} changed\n")
@@ -239,6 +241,8 @@ def main():
             reg.close()
         netns.close()
         shutil.rmtree(work, ignore_errors=True)
+        if not had_containers:
+            shutil.rmtree("/var/lib/containers", ignore_errors=True)
 
 
 if __name__ == "__main__":

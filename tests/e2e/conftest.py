@@ -56,7 +56,13 @@ def _private_cache():
     d = tempfile.mkdtemp(prefix="seed-e2e-cache-")
     old = os.environ.get("XDG_CACHE_HOME")
     os.environ["XDG_CACHE_HOME"] = d
+    # skopeo and podman, run as root, keep a blob cache in /var/lib/containers/cache
+    # whatever they are told: if the run made that directory, the run removes it.
+    containers = "/var/lib/containers"
+    had_containers = os.path.exists(containers)
     yield d
+    if not had_containers:
+        shutil.rmtree(containers, ignore_errors=True)
     if old is None:
         os.environ.pop("XDG_CACHE_HOME", None)
     else:
