@@ -15,3 +15,6 @@ echo "== bench/up.py"
 echo
 echo "== bench/shoot.py"
 /usr/bin/python3 bench/shoot.py --seed "$BUILD/src/seed"
+echo
+echo "== bench/image.py"
+/usr/bin/python3 bench/image.py --seed "$BUILD/src/seed"
