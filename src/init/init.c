@@ -21,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -390,6 +392,8 @@ static _noreturn_ void child_fail(int fd, int err, const char *what) {
     _exit(err == ENOENT ? 127 : 126);
 }
 
+static bool same_groups(const gid_t *want, size_t n, gid_t primary);
+
 static int spawn(proc *p) {
     seed_user_ids id;
     char err[256];
@@ -433,7 +437,8 @@ static int spawn(proc *p) {
         setsid();
         if (dup2(S.devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(errp[1], 2) < 0)
             child_fail(ex[1], errno, "set up stdio");
-        if (setgroups((size_t)id.n_groups, id.groups) < 0)
+        if (setgroups((size_t)id.n_groups, id.groups) < 0 &&
+            !(errno == EPERM && same_groups(id.groups, id.n_groups, id.gid)))
             child_fail(ex[1], errno, "setgroups");
         if (setresgid(id.gid, id.gid, id.gid) < 0)
             child_fail(ex[1], errno, "setgid");
@@ -729,6 +734,49 @@ static void handle_channel(uint32_t events) {
     }
 }
 
+/* Without CAP_SETGID (a runtime's default bounding set, as umoci writes it for crun)
+ * setgroups fails even when there is nothing to change: that is fine. */
+static bool same_groups(const gid_t *want, size_t n, gid_t primary) {
+    gid_t have[256];
+    int k = getgroups(256, have);
+    if (k < 0)
+        return false;
+    /* The primary group counts as held whether it is listed or not. */
+    for (size_t i = 0; i < n; i++) {
+        bool found = want[i] == primary;
+        for (int j = 0; j < k && !found; j++)
+            found = have[j] == want[i];
+        if (!found)
+            return false;
+    }
+    for (int j = 0; j < k; j++) {
+        bool found = have[j] == primary;
+        for (size_t i = 0; i < n && !found; i++)
+            found = have[j] == want[i];
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* Image mode: a runtime that gives the container a network namespace of its own may
+ * leave its loopback down (crun and runc do; podman and docker bring it up), and
+ * services listening on 127.0.0.1 need it. Best effort: without CAP_NET_ADMIN it stays
+ * as it is. */
+static void loopback_up(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    struct ifreq ifr = {0};
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP)) {
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+            say("seed-init", "bringing up the loopback interface: %s", strerror(errno));
+    }
+    close(fd);
+}
+
 int main(int argc, char **argv) {
     /* Not dumpable, so not ptraceable: without CAP_SYS_PTRACE (which instances never
      * have) no process of the instance can attach to us, read or write our memory
@@ -748,6 +796,8 @@ int main(int argc, char **argv) {
         fcntl(S.chan, F_SETFD, FD_CLOEXEC);
     }
     S.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (S.image)
+        loopback_up();
     if (load_config() < 0) {
         if (S.image)
             say("seed-init", "cannot read the instance configuration %s", SEED_IMAGE_CONFIG_PATH);
