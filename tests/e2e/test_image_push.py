@@ -28,7 +28,8 @@ def seed(*args, env=None, timeout=120):
     e = dict(os.environ)
     e.update(env or {})
     with tempfile.TemporaryDirectory() as cache:
-        e.setdefault("XDG_CACHE_HOME", cache)  # a fresh mount cache: tests opt in to mounts
+        if "XDG_CACHE_HOME" not in (env or {}):
+            e["XDG_CACHE_HOME"] = cache  # a fresh mount cache: tests opt in to mounts
         return subprocess.run([SEED, "image", *args], capture_output=True, text=True, timeout=timeout, env=e)
 
 
