@@ -192,8 +192,17 @@ class Registry:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def log_text(self):
-        with open(self.log, errors="replace") as f:
-            return f.read()
+        """The registry's log once it stopped growing: it writes an access line after the
+        answer went out, so a client may be done before the line is there."""
+        last = None
+        for _ in range(40):
+            with open(self.log, errors="replace") as f:
+                text = f.read()
+            if text == last:
+                return text
+            last = text
+            time.sleep(0.05)
+        return last
 
     def upload_count(self, repo=None):
         """Blob uploads completed (PUT .../blobs/uploads/...digest=... answered 201)."""
