@@ -571,6 +571,21 @@ typedef struct hardlink {
     size_t first;
 } hardlink;
 
+/* End a layer's tar (r: how writing it went) and name its blob; on failure the blob
+ * goes. */
+static int close_layer(struct archive *a, seed_blob *b, int blobdir, int r, seed_image_layer *l,
+                       seed_error **err) {
+    if (r == 0 && archive_write_close(a) != ARCHIVE_OK)
+        r = tar_error(a, b, "closing a layer", err);
+    if (a)
+        archive_write_free(a);
+    if (r < 0) {
+        blob_free(b, blobdir);
+        return r;
+    }
+    return blob_finish(b, blobdir, l->digest, l->diff_id, &l->size, err);
+}
+
 /* ---- the layer cache ----
  * A rebuild after a one-file change must not tar and compress the whole root again. A
  * layer is known by what the files it holds look like on disk (path, mode, size, times
@@ -831,15 +846,7 @@ int seed_tree_write_layer(seed_tree *t, size_t k, int rootfd, int blobdir, uint6
         l->n_entries++;
     }
     free(links);
-    if (r == 0 && archive_write_close(a) != ARCHIVE_OK)
-        r = tar_error(a, b, "closing a layer", err);
-    if (a)
-        archive_write_free(a);
-    if (r < 0) {
-        blob_free(b, blobdir);
-        return r;
-    }
-    r = blob_finish(b, blobdir, l->digest, l->diff_id, &l->size, err);
+    r = close_layer(a, b, blobdir, r, l, err);
     if (r == 0)
         cache_put(key, blobdir, l);
     return r;
@@ -881,15 +888,7 @@ int seed_layer_write_files(const seed_layer_file *files, size_t n, int blobdir, 
         l->content_bytes += S_ISREG(f->mode) ? size : 0;
         l->n_entries++;
     }
-    if (r == 0 && archive_write_close(a) != ARCHIVE_OK)
-        r = tar_error(a, b, "closing a layer", err);
-    if (a)
-        archive_write_free(a);
-    if (r < 0) {
-        blob_free(b, blobdir);
-        return r;
-    }
-    return blob_finish(b, blobdir, l->digest, l->diff_id, &l->size, err);
+    return close_layer(a, b, blobdir, r, l, err);
 }
 
 /* ---- a directory as a tar (the layout, for the archive formats) ---- */
