@@ -438,6 +438,20 @@ static const char *find_token(seed_registry *r, const char *scope) {
 
 /* Ask the token server (realm) for a token for scope (space-separated items), kept
  * under key. */
+/* "Basic base64(user:pass)" (malloc'd), or NULL (out of memory). */
+static char *basic_authz(const seed_creds *cr) {
+    char *up = NULL, *authz = NULL;
+    if (asprintf(&up, "%s:%s", cr->user, cr->pass) < 0)
+        return NULL;
+    char *b = seed_base64_encode(up, strlen(up), NULL);
+    explicit_bzero(up, strlen(up));
+    free(up);
+    if (b && asprintf(&authz, "Basic %s", b) < 0)
+        authz = NULL;
+    free(b);
+    return authz;
+}
+
 static int fetch_token(seed_registry *r, const char *scope, const char *key, seed_error **err) {
     _cleanup_free_ char *url = NULL;
     CURL *c = r->curl;
@@ -465,15 +479,8 @@ static int fetch_token(seed_registry *r, const char *scope, const char *key, see
     req q = {.method = "GET", .url = TAKE_PTR(url), .max = 1 << 20};
     _cleanup_free_ char *authz = NULL;
     const seed_creds *cr = r->o.creds;
-    if (cr && cr->user) {
-        _cleanup_free_ char *up = NULL;
-        if (asprintf(&up, "%s:%s", cr->user, cr->pass) < 0)
-            return -ENOMEM;
-        _cleanup_free_ char *b = seed_base64_encode(up, strlen(up), NULL);
-        explicit_bzero(up, strlen(up));
-        if (!b || asprintf(&authz, "Basic %s", b) < 0)
-            return -ENOMEM;
-    }
+    if (cr && cr->user && !(authz = basic_authz(cr)))
+        return -ENOMEM;
     int ret = perform(r, &q, authz, err);
     if (ret >= 0 && (q.status == 401 || q.status == 403))
         ret = cr && cr->user
@@ -544,12 +551,7 @@ static int do_req(seed_registry *r, req *q, seed_error **err) {
         _cleanup_free_ char *authz = NULL;
         const seed_creds *cr = r->o.creds;
         if (r->auth == AUTH_BASIC && cr && cr->user) {
-            _cleanup_free_ char *up = NULL;
-            if (asprintf(&up, "%s:%s", cr->user, cr->pass) < 0)
-                return -ENOMEM;
-            _cleanup_free_ char *b = seed_base64_encode(up, strlen(up), NULL);
-            explicit_bzero(up, strlen(up));
-            if (!b || asprintf(&authz, "Basic %s", b) < 0)
+            if (!(authz = basic_authz(cr)))
                 return -ENOMEM;
         } else if (r->auth == AUTH_BEARER && q->scope) {
             if (!find_token(r, q->scope)) {
