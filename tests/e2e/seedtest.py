@@ -12,7 +12,6 @@ import pathlib
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import uuid
 
@@ -34,8 +33,16 @@ CREATED = []   # directories to remove after the test (see conftest.py)
 
 
 def workdir():
-    """A fresh directory that sandboxed uids can traverse."""
-    d = pathlib.Path(tempfile.mkdtemp(prefix="seed-e2e-", dir="/tmp"))
+    """A fresh directory that sandboxed uids can traverse. Its name is lower-case hex, so
+    a path below it is a valid image reference too (podman names an oci: image by its
+    path, and mkdtemp's '_' would break that)."""
+    while True:
+        d = pathlib.Path("/tmp") / f"seed-e2e-{uuid.uuid4().hex[:12]}"
+        try:
+            d.mkdir(mode=0o700)
+            break
+        except FileExistsError:
+            continue
     d.chmod(0o755)
     CREATED.append(d)
     return d
