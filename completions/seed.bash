@@ -52,6 +52,24 @@ _seed_verb_opts() {
     history) opts="--json --limit --help" argopts+=" --limit" ;;
     rollback) opts="--json --help" ;;
     events) opts="--follow -f --json --tail -n --help" argopts+=" --tail -n" ;;
+    exec)
+        opts="--interactive -i --tty -t --workdir -w --user -u --env -e --help"
+        argopts+=" --workdir -w --user -u --env -e"
+        ;;
+    image)
+        # the options of the sub-command (build, push or inspect), all when none yet
+        case $2 in
+        build)
+            opts="--output -o --format --tag --max-layers --uri --json --help"
+            argopts+=" --output -o --format --tag --max-layers --uri"
+            ;;
+        push | inspect)
+            opts="--creds --authfile --insecure --ca-cert --timeout --chunk-size --json --help"
+            argopts+=" --creds --authfile --ca-cert --timeout --chunk-size"
+            ;;
+        *) opts="--help" ;;
+        esac
+        ;;
     *) opts="--help" ;;
     esac
     opts+=" --state-dir"
@@ -60,8 +78,8 @@ _seed_verb_opts() {
 _seed() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     local seed=${COMP_WORDS[0]}
-    local verbs="eval up ps logs stop start restart volume shoot apply source history rollback
-                 events down version help"
+    local verbs="eval up ps logs stop start restart volume shoot exec apply source history rollback
+                 events down image version help"
     local global_opts="--state-dir --help --version"
     local verb="" dashdash=0 i w
     local -a state=() args=()
@@ -87,6 +105,8 @@ _seed() {
             _seed_verb_opts "$verb"
         else
             args+=("$w")
+            # seed image SUB: the options are the sub-command's
+            [[ $verb == image && ${#args[@]} == 1 ]] && _seed_verb_opts image "$w"
         fi
     done
 
@@ -104,8 +124,13 @@ _seed() {
         _seed_reply -d
         return 0
     fi
-    if [[ $prev == --webhook-secret-file ]]; then
+    if [[ $prev == --webhook-secret-file || $prev == --authfile || $prev == --ca-cert ||
+        ($verb == image && ($prev == -o || $prev == --output)) ]]; then
         _seed_reply -f
+        return 0
+    fi
+    if [[ $verb == image && $prev == --format ]]; then
+        _seed_reply -W "oci oci-archive docker-archive"
         return 0
     fi
     if [[ $prev == -* && " $argopts " == *" $prev "* ]]; then
@@ -174,6 +199,17 @@ _seed() {
             _seed_reply -W "$(_seed_json_values name "$seed" "${state[@]}" source ls --json)"
         elif ((${#args[@]} == 1)); then
             _seed_reply -W "$(_seed_json_numbers generation "$seed" "${state[@]}" history "${args[0]}" --json)"
+        fi
+        ;;
+    exec)
+        ((${#args[@]} == 0)) &&
+            _seed_reply -W "$(_seed_json_values name "$seed" "${state[@]}" ps --json)"
+        ;;
+    image)
+        if ((${#args[@]} == 0)); then
+            _seed_reply -W "build push inspect"
+        elif [[ ${args[0]} == build && ${#args[@]} == 2 ]] || [[ ${args[0]} != build && ${#args[@]} == 1 ]]; then
+            _seed_reply -f # build: the project; push, inspect: the image
         fi
         ;;
     esac

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(180)
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 COMPLETION = ROOT / "completions" / "seed.bash"
 VERBS = ["eval", "up", "ps", "logs", "stop", "start", "restart", "volume", "shoot",
-         "apply", "source", "history", "rollback", "events", "down"]
+         "exec", "apply", "source", "history", "rollback", "events", "down", "image"]
 
 
 def idle(script="", **extra):
@@ -333,6 +333,13 @@ def test_bash_completion(nodes):
     assert set(complete("events", "-")) == {"-f", "--follow", "--json", "--tail", "-n", "--help",
                                             "--state-dir"}
     assert complete("down", "--") == ["--help", "--state-dir"]
+    # exec and the image verbs.
+    assert complete("exec", "--u") == ["--user"]
+    assert complete("image", "") == ["build", "push", "inspect"]
+    assert "--max-layers" in complete("image", "build", "--") and "--creds" not in complete("image", "build", "--")
+    assert "--creds" in complete("image", "push", "--") and "--max-layers" not in complete("image", "push", "--")
+    assert complete("image", "build", "w", ".", "--format", "oci-") == ["oci-archive"]
+    assert complete("image", "push", "--ca-cert", str(d / "sec")) == [str(d / "secret")]
 
     proj = make_project({"alpha": idle(storage={"data": "8Mi"}), "beta": idle()}, rootfs=False)
     node = nodes(proj)
