@@ -131,8 +131,38 @@ class GitRepo:
         git("push", "-q", *(["--force"] if force else []), "origin", *(refs or ["HEAD:main"]), cwd=self.work)
 
 
+def last_probe(logs, kind):
+    """The last JSON line of a probe kind (tests/probe) in an instance's log text."""
+    found = None
+    for line in logs.splitlines():
+        i = line.find(": {")
+        if i < 0:
+            continue
+        try:
+            j = json.loads(line[i + 2:])
+        except ValueError:
+            continue
+        if j.get("probe") == kind:
+            found = j
+    return found
+
+
 class Waiting:
-    """wait() and wait_running() of a node process (Node, Daemon)."""
+    """wait(), wait_running() and stop() of a node process (Node, Daemon)."""
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Signal it and wait (SIGKILL after timeout); its exit status."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.log:
+            self.log.close()
+            self.log = None
+        return self.proc.returncode if self.proc else None
 
     def exited(self):
         """Why the process is gone (a message), or None while it runs."""
@@ -204,20 +234,7 @@ class Node(Waiting):
 
     def probe_json(self, name, kind, timeout=20):
         """The last JSON line of the given probe kind in an instance's logs."""
-        def find():
-            found = None
-            for line in self.logs(name).splitlines():
-                i = line.find(": {")
-                if i < 0:
-                    continue
-                try:
-                    j = json.loads(line[i + 2:])
-                except ValueError:
-                    continue
-                if j.get("probe") == kind:
-                    found = j
-            return found
-        return self.wait(find, timeout, f"{kind} probe output of {name}")
+        return self.wait(lambda: last_probe(self.logs(name), kind), timeout, f"{kind} probe output of {name}")
 
     def netns_run(self, *cmd, timeout=30):
         return run(["nsenter", f"--net=/run/netns/{self.netns}", *cmd], timeout=timeout)
@@ -227,16 +244,6 @@ class Node(Waiting):
                            timeout=timeout + 5)
         return r.stdout if r.returncode == 0 else None
 
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
 
     def close(self):
         self.stop()
@@ -389,17 +396,6 @@ class Daemon(Waiting):
         returns its counts."""
         return Poller(self, port, interval)
 
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.log:
-            self.log.close()
-            self.log = None
         return self.proc.returncode
 
     def cgroup_id(self):

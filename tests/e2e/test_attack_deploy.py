@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from seedtest import PROBE, SEED, make_project, make_rootfs, run, workdir
+from seedtest import PROBE, SEED, last_probe, make_project, make_rootfs, run, workdir
 from test_deploy import (SECRET, Repo, add_dir, add_git, apply, daemons, git, github_push,  # noqa: F401
                          httpd, wait_content, write_spec)
 
@@ -31,20 +31,7 @@ def probe_instance(cmd, root="rootfs", **extra):
 def probe_line(d, name, kind, timeout=30):
     def find():
         r = d.cli("logs", name)
-        if r.returncode != 0:
-            return None
-        found = None
-        for line in r.stdout.splitlines():
-            i = line.find(": {")
-            if i < 0:
-                continue
-            try:
-                j = json.loads(line[i + 2:])
-            except ValueError:
-                continue
-            if j.get("probe") == kind:
-                found = j
-        return found
+        return last_probe(r.stdout, kind) if r.returncode == 0 else None
     try:
         return d.wait(find, timeout, f"{kind} probe output of {name}")
     except AssertionError as e:
