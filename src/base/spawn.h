@@ -1,0 +1,19 @@
+/* Running a helper program (nix-store, ...) and collecting what it says. */
+#pragma once
+
+#include <stddef.h>
+
+typedef struct seed_spawn_result {
+    char *out; /* all of stdout, NUL-terminated */
+    size_t out_len;
+    char *err;  /* the last bytes of stderr, NUL-terminated */
+    int status; /* the exit code, or 128 + N when killed by signal N */
+} seed_spawn_result;
+
+void seed_spawn_result_clear(seed_spawn_result *r);
+
+/* Run argv (argv[0] searched in PATH) with stdin on /dev/null and no other fds of
+ * ours, collect stdout (more than max_out bytes: -EFBIG) and the end of stderr. 0 when
+ * it ran (whatever its exit code: see status), -ENOENT when argv[0] was not found,
+ * another negative errno when it could not be started or read. */
+int seed_spawn_capture(const char *const argv[], size_t max_out, seed_spawn_result *ret);
