@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "image/image.h"
+#include "image/nix.h"
 #include "image/oci.h"
 #include "init/config.h"
 
@@ -95,23 +96,77 @@ static void layer_clear(seed_image_layer *l) {
     *l = (seed_image_layer){0};
 }
 
+/* What a NixOS system in an image needs from its closure: its init, and every store
+ * path the spec names (in env) inside the closure. */
+static int check_closure(const seed_instance *s, const seed_nix_closure *c, seed_error **err) {
+    _cleanup_free_ char *init = NULL;
+    struct stat st;
+    if (asprintf(&init, "%s/init", s->toplevel) < 0)
+        return seed_error_set(err, ENOMEM, "out of memory");
+    if (stat(init, &st) < 0 || !S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR))
+        return seed_error_set(err, EINVAL,
+                              "toplevel %s has no executable init, so it is not a NixOS system: give "
+                              "config.system.build.toplevel (it has <path>/init)",
+                              s->toplevel);
+    for (size_t i = 0; i < s->n_env; i++) {
+        _cleanup_free_ char *out = NULL;
+        if (seed_nix_first_outside(c, s->env[i].value, &out) < 0)
+            return seed_error_set(err, ENOMEM, "out of memory");
+        if (out)
+            return seed_error_set(err, EINVAL,
+                                  "%s.env.%s names %s, a store path outside the closure of toplevel %s: "
+                                  "the image would not hold it (make the system depend on it)",
+                                  s->name, s->env[i].key, out, s->toplevel);
+    }
+    return 0;
+}
+
 /* Everything that goes into the layout directory at dirfd. */
 static int build_layout(const seed_instance *s, const seed_image_opts *o, int dirfd, seed_image_result *res,
                         seed_error **err) {
     if (mkdirat(dirfd, "blobs", 0755) < 0 || mkdirat(dirfd, "blobs/sha256", 0755) < 0)
         return seed_error_setp(err, errno, "creating the image directory");
     _cleanup_close_ int blobdir = openat(dirfd, "blobs/sha256", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    _cleanup_close_ int rootfd = open(s->root_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (blobdir < 0)
         return seed_error_setp(err, errno, "opening the image directory");
-    if (rootfd < 0)
-        return seed_error_setp(err, errno, "opening the root directory %s", s->root);
 
+    /* The payload: a root directory, or a Nix store path with its closure. */
+    _cleanup_close_ int rootfd = -1;
     _cleanup_(seed_tree_freep) seed_tree *t = NULL;
-    int r = seed_tree_scan(rootfd, s->root, &t, err);
-    if (r < 0)
-        return r;
-    size_t n = seed_tree_split(t, o->max_layers - 1);
+    size_t n;
+    int r;
+    if (s->toplevel) {
+        _cleanup_(seed_nix_closure_freep) seed_nix_closure *c = NULL;
+        r = seed_nix_closure_of("toplevel", s->toplevel, &c, err);
+        if (r < 0)
+            return r;
+        r = check_closure(s, c, err);
+        if (r < 0)
+            return r;
+        _cleanup_free_ const char **paths = malloc(c->n * sizeof(char *));
+        _cleanup_free_ size_t *rank = NULL;
+        if (!paths || seed_nix_rank(c, &rank) < 0)
+            return seed_error_set(err, ENOMEM, "out of memory");
+        for (size_t i = 0; i < c->n; i++)
+            paths[i] = c->p[i].path;
+        rootfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+            return seed_error_setp(err, errno, "opening /");
+        r = seed_tree_scan_store(rootfd, paths, c->n, &t, err);
+        if (r < 0)
+            return r;
+        n = seed_tree_split_ranked(t, rank, c->n, o->max_layers - 1);
+        if (n == 0)
+            return seed_error_set(err, EIO, "the store changed while the image was built (%s)", s->toplevel);
+    } else {
+        rootfd = open(s->root_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+            return seed_error_setp(err, errno, "opening the root directory %s", s->root);
+        r = seed_tree_scan(rootfd, s->root, &t, err);
+        if (r < 0)
+            return r;
+        n = seed_tree_split(t, o->max_layers - 1);
+    }
     seed_image_layer l = {0};
     for (size_t k = 0; k < n; k++) {
         r = seed_tree_write_layer(t, k, rootfd, blobdir, o->epoch, &l, err);
@@ -133,7 +188,7 @@ static int build_layout(const seed_instance *s, const seed_image_opts *o, int di
         {.path = "seed/bin", .mode = S_IFDIR | 0755},
         {.path = "seed/bin/seed-init", .mode = S_IFREG | 0755, .src_path = o->init_path},
         {.path = "seed/bin/seed-shoot", .mode = S_IFREG | 0755, .src_path = o->shoot_path},
-        {.path = SEED_IMAGE_CONFIG_PATH + 1, .mode = S_IFREG | 0644, .data = initcfg, .len = strlen(initcfg)},
+        {.path = &SEED_IMAGE_CONFIG_PATH[1], .mode = S_IFREG | 0644, .data = initcfg, .len = strlen(initcfg)},
     };
     r = seed_layer_write_files(own, ELEMENTSOF(own), blobdir, o->epoch, &l, err);
     if (r == 0) {
@@ -235,12 +290,6 @@ int seed_image_build(const seed_instance *s, const seed_image_opts *o, seed_imag
             "instance %s has \"root\": \"host\", the node's own /usr, which cannot go into an "
             "image: give it a root directory of the project instead (\"root\": \"rootfs\", a "
             "directory made by mmdebstrap, buildroot or a copied Nix closure)",
-            s->name);
-    if (s->root_kind != SEED_ROOT_DIR)
-        return seed_error_set(
-            err, ENOTSUP,
-            "instance %s is a NixOS system (\"toplevel\"): not supported yet: the Nix front end "
-            "(issue 12); give it a root directory of the project instead",
             s->name);
     if (!streq(s->system, SEED_HOST_SYSTEM) || !seed_oci_arch(s->system))
         return seed_error_set(

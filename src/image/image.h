@@ -75,6 +75,13 @@ typedef struct seed_tree seed_tree;
 int seed_tree_scan(int rootfd, const char *root_name, seed_tree **ret, seed_error **err);
 void seed_tree_free(seed_tree *t);
 DEFINE_CLEANUP_FUNC(seed_tree, seed_tree_free)
+/* A Nix closure (store paths /nix/store/<hash>-<name>, sorted) below /nix/store of
+ * rootfd (the host's /), with /nix and /nix/store; a symlink to a store path that is
+ * not one of paths is an error. Store modes are kept (0555, 0444). */
+int seed_tree_scan_store(int rootfd, const char *const *paths, size_t n, seed_tree **ret, seed_error **err);
+/* Split a closure scanned by seed_tree_scan_store into at most max_layers layers: the
+ * paths in rank order (indices into paths) a layer each, the rest sharing the last. */
+size_t seed_tree_split_ranked(seed_tree *t, const size_t *rank, size_t n_paths, size_t max_layers);
 /* Split into at most max_layers layers; returns the count. */
 size_t seed_tree_split(seed_tree *t, size_t max_layers);
 /* Write layer k (0-based, < the count) as a gzip'd tar blob into dirfd (the layout's

@@ -305,6 +305,7 @@ struct seed_tree {
     unit *units;
     size_t n_units;
     size_t n_layers;
+    bool closure; /* a Nix closure: entries below /nix/store, one unit per store path */
 };
 
 void seed_tree_free(seed_tree *t) {
@@ -331,12 +332,83 @@ static mode_t normal_mode(mode_t m) {
     return S_IFREG | ((m & S_IXUSR) ? 0755 : 0644) | (m & (S_ISUID | S_ISGID));
 }
 
+/* A Nix store's modes, as Nix itself makes them: 0555 directories, 0444 or 0555 files. */
+static mode_t store_mode(mode_t m) {
+    if (S_ISDIR(m))
+        return S_IFDIR | 0555;
+    if (S_ISLNK(m))
+        return S_IFLNK | 0777;
+    return S_IFREG | ((m & S_IXUSR) ? 0555 : 0444);
+}
+
 static const char *kind_of(mode_t m) {
     return S_ISSOCK(m)   ? "a socket"
            : S_ISFIFO(m) ? "a FIFO"
            : S_ISCHR(m)  ? "a character device"
            : S_ISBLK(m)  ? "a block device"
                          : "a special file";
+}
+
+static int scan_dir(seed_tree *t, int dirfd, const char *prefix, unsigned depth, seed_error **err);
+
+/* One entry of the tree: name in dirfd, path its path from the root (taken); a
+ * directory is scanned below. */
+static int scan_entry(seed_tree *t, int dirfd, const char *name, char *path, unsigned depth,
+                      seed_error **err) {
+    _cleanup_free_ char *owned = path;
+    /* ".wh." names are deletions to whoever unpacks a layer. */
+    if (strncmp(name, ".wh.", 4) == 0)
+        return seed_error_set(
+            err, EINVAL, "%s/%s: names starting with \".wh.\" mean deletions in an image layer; rename it",
+            t->root_name, path);
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return seed_error_setp(err, errno, "%s/%s", t->root_name, path);
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
+        return seed_error_set(err, EINVAL,
+                              "%s/%s is %s: an image's root holds only files, directories and symlinks",
+                              t->root_name, path, kind_of(st.st_mode));
+    if (t->n == t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 256;
+        tentry *ne = realloc(t->e, ncap * sizeof(*ne));
+        if (!ne)
+            return seed_error_set(err, ENOMEM, "out of memory");
+        t->e = ne;
+        t->cap = ncap;
+    }
+    tentry *x = &t->e[t->n];
+    *x = (tentry){.mode = t->closure ? store_mode(st.st_mode) : normal_mode(st.st_mode),
+                  .size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0,
+                  .dev = st.st_dev,
+                  .ino = st.st_ino,
+                  .nlink = st.st_nlink,
+                  .mtime = st.st_mtim,
+                  .ctime = st.st_ctim};
+    if (S_ISLNK(st.st_mode)) {
+        /* Stored as it is, absolute or not: a runtime resolves it inside the root. */
+        char target[4097];
+        ssize_t n = readlinkat(dirfd, name, target, sizeof(target) - 1);
+        if (n < 0)
+            return seed_error_setp(err, errno, "reading symlink %s/%s", t->root_name, path);
+        target[n] = 0;
+        if (!(x->target = strdup(target)))
+            return seed_error_set(err, ENOMEM, "out of memory");
+    } else if (S_ISREG(st.st_mode)) {
+        /* Found unreadable now rather than halfway through writing a layer. */
+        int f = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+        if (f < 0)
+            return seed_error_setp(err, errno, "cannot read %s/%s", t->root_name, path);
+        close(f);
+    }
+    x->path = TAKE_PTR(owned);
+    t->n++;
+    if (!S_ISDIR(st.st_mode))
+        return 0;
+    _cleanup_close_ int sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sub < 0)
+        return seed_error_setp(err, errno, "cannot read directory %s/%s", t->root_name, t->e[t->n - 1].path);
+    _cleanup_free_ char *p = strdup(t->e[t->n - 1].path);
+    return p ? scan_dir(t, sub, p, depth + 1, err) : seed_error_set(err, ENOMEM, "out of memory");
 }
 
 static int scan_dir(seed_tree *t, int dirfd, const char *prefix, unsigned depth, seed_error **err) {
@@ -357,84 +429,11 @@ static int scan_dir(seed_tree *t, int dirfd, const char *prefix, unsigned depth,
         const char *name = de->d_name;
         if (streq(name, ".") || streq(name, ".."))
             continue;
-        _cleanup_free_ char *path = NULL;
-        if (asprintf(&path, "%s%s%s", prefix, *prefix ? "/" : "", name) < 0) {
+        char *path = NULL;
+        if (asprintf(&path, "%s%s%s", prefix, *prefix ? "/" : "", name) < 0)
             r = seed_error_set(err, ENOMEM, "out of memory");
-            break;
-        }
-        /* ".wh." names are deletions to whoever unpacks a layer. */
-        if (strncmp(name, ".wh.", 4) == 0) {
-            r = seed_error_set(
-                err, EINVAL,
-                "%s/%s: names starting with \".wh.\" mean deletions in an image layer; rename it",
-                t->root_name, path);
-            break;
-        }
-        struct stat st;
-        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-            r = seed_error_setp(err, errno, "%s/%s", t->root_name, path);
-            break;
-        }
-        if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
-            r = seed_error_set(err, EINVAL,
-                               "%s/%s is %s: an image's root holds only files, directories and symlinks",
-                               t->root_name, path, kind_of(st.st_mode));
-            break;
-        }
-        if (t->n == t->cap) {
-            size_t ncap = t->cap ? t->cap * 2 : 256;
-            tentry *ne = realloc(t->e, ncap * sizeof(*ne));
-            if (!ne) {
-                r = seed_error_set(err, ENOMEM, "out of memory");
-                break;
-            }
-            t->e = ne;
-            t->cap = ncap;
-        }
-        tentry *x = &t->e[t->n];
-        *x = (tentry){.mode = normal_mode(st.st_mode),
-                      .size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0,
-                      .dev = st.st_dev,
-                      .ino = st.st_ino,
-                      .nlink = st.st_nlink,
-                      .mtime = st.st_mtim,
-                      .ctime = st.st_ctim};
-        if (S_ISLNK(st.st_mode)) {
-            /* Stored as it is, absolute or not: a runtime resolves it inside the root. */
-            char target[4097];
-            ssize_t n = readlinkat(dirfd, name, target, sizeof(target) - 1);
-            if (n < 0) {
-                r = seed_error_setp(err, errno, "reading symlink %s/%s", t->root_name, path);
-                break;
-            }
-            target[n] = 0;
-            x->target = strdup(target);
-            if (!x->target) {
-                r = seed_error_set(err, ENOMEM, "out of memory");
-                break;
-            }
-        } else if (S_ISREG(st.st_mode)) {
-            /* Found unreadable now rather than halfway through writing a layer. */
-            int f = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-            if (f < 0) {
-                r = seed_error_setp(err, errno, "cannot read %s/%s", t->root_name, path);
-                break;
-            }
-            close(f);
-        }
-        x->path = TAKE_PTR(path);
-        t->n++;
-        if (S_ISDIR(st.st_mode)) {
-            int sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (sub < 0) {
-                r = seed_error_setp(err, errno, "cannot read directory %s/%s", t->root_name,
-                                    t->e[t->n - 1].path);
-                break;
-            }
-            _cleanup_free_ char *p = strdup(t->e[t->n - 1].path);
-            r = p ? scan_dir(t, sub, p, depth + 1, err) : seed_error_set(err, ENOMEM, "out of memory");
-            close(sub);
-        }
+        else
+            r = scan_entry(t, dirfd, name, path, depth, err);
     }
     if (r == 0 && errno != 0 && !de)
         r = seed_error_setp(err, errno, "reading directory %s/%s", t->root_name, prefix);
@@ -463,13 +462,8 @@ static size_t find_path(const seed_tree *t, const char *path, size_t len) {
     return NONE;
 }
 
-int seed_tree_scan(int rootfd, const char *root_name, seed_tree **ret, seed_error **err) {
-    _cleanup_(seed_tree_freep) seed_tree *t = calloc(1, sizeof(*t));
-    if (!t || !(t->root_name = strdup(root_name)))
-        return seed_error_set(err, ENOMEM, "out of memory");
-    int r = scan_dir(t, rootfd, "", 0, err);
-    if (r < 0)
-        return r;
+/* Sort the entries, link each to its parent and add up the directories' sizes. */
+static void scan_finish(seed_tree *t) {
     /* Sorted by bytes: a directory comes before everything in it, and the order does
      * not depend on the order the files were made in. */
     if (t->n)
@@ -484,6 +478,80 @@ int seed_tree_scan(int rootfd, const char *root_name, seed_tree **ret, seed_erro
         tentry *x = &t->e[i];
         if (x->parent != NONE)
             t->e[x->parent].total += S_ISDIR(x->mode) ? x->total : x->size;
+    }
+}
+
+int seed_tree_scan(int rootfd, const char *root_name, seed_tree **ret, seed_error **err) {
+    _cleanup_(seed_tree_freep) seed_tree *t = calloc(1, sizeof(*t));
+    if (!t || !(t->root_name = strdup(root_name)))
+        return seed_error_set(err, ENOMEM, "out of memory");
+    int r = scan_dir(t, rootfd, "", 0, err);
+    if (r < 0)
+        return r;
+    scan_finish(t);
+    *ret = TAKE_PTR(t);
+    return 0;
+}
+
+static int cmp_strp(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int seed_tree_scan_store(int rootfd, const char *const *paths, size_t n, seed_tree **ret, seed_error **err) {
+    _cleanup_(seed_tree_freep) seed_tree *t = calloc(1, sizeof(*t));
+    if (!t || !(t->root_name = strdup("")))
+        return seed_error_set(err, ENOMEM, "out of memory");
+    t->closure = true;
+    /* /nix and /nix/store themselves, as an image wants them whatever the host's are. */
+    static const char *const dirs[] = {"nix", "nix/store"};
+    t->e = calloc(256, sizeof(*t->e));
+    if (!t->e)
+        return seed_error_set(err, ENOMEM, "out of memory");
+    t->cap = 256;
+    for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+        t->e[t->n] = (tentry){.path = strdup(dirs[i]), .mode = S_IFDIR | 0755, .nlink = 1};
+        if (!t->e[t->n++].path)
+            return seed_error_set(err, ENOMEM, "out of memory");
+    }
+    _cleanup_close_ int store = openat(rootfd, "nix/store", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (store < 0)
+        return seed_error_setp(err, errno, "opening /nix/store");
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        const char *name = strrchr(paths[i], '/');
+        char *path = NULL;
+        if (!name || strncmp(paths[i], "/nix/store/", 11) != 0 || strchr(paths[i] + 11, '/'))
+            return seed_error_set(err, EINVAL, "%s is not a store path", paths[i]);
+        if (asprintf(&path, "nix/store/%s", name + 1) < 0)
+            return seed_error_set(err, ENOMEM, "out of memory");
+        r = scan_entry(t, store, name + 1, path, 2, err);
+    }
+    if (r < 0)
+        return r;
+    scan_finish(t);
+
+    /* A link to a store path the closure does not hold would dangle in the image. */
+    _cleanup_free_ const char **sorted = malloc((n ? n : 1) * sizeof(char *));
+    if (!sorted)
+        return seed_error_set(err, ENOMEM, "out of memory");
+    memcpy(sorted, paths, n * sizeof(char *));
+    qsort(sorted, n, sizeof(char *), cmp_strp);
+    for (size_t i = 0; i < t->n; i++) {
+        const char *tg = t->e[i].target;
+        if (!tg || strncmp(tg, "/nix/store/", 11) != 0)
+            continue;
+        size_t len = 11 + strcspn(tg + 11, "/");
+        _cleanup_free_ char *sp = strndup(tg, len);
+        if (!sp)
+            return seed_error_set(err, ENOMEM, "out of memory");
+        const char *key = sp;
+        if (!bsearch(&key, sorted, n, sizeof(char *), cmp_strp))
+            return seed_error_set(err, EINVAL,
+                                  "/%s is a symlink to %s, a store path outside the closure: the image "
+                                  "would hold a dangling link (the store does not record it as a "
+                                  "reference, as when a path was added with nix-store --add; build it "
+                                  "as a derivation instead)",
+                                  t->e[i].path, tg);
     }
     *ret = TAKE_PTR(t);
     return 0;
@@ -554,13 +622,48 @@ size_t seed_tree_split(seed_tree *t, size_t max_layers) {
     return t->n_layers;
 }
 
+size_t seed_tree_split_ranked(seed_tree *t, const size_t *rank, size_t n_paths, size_t max_layers) {
+    free(t->units);
+    t->n_units = 0;
+    t->units = calloc(n_paths ? n_paths : 1, sizeof(unit));
+    if (!t->units || !t->closure || n_paths == 0)
+        return 0;
+    /* Unit k: the store path scanned k-th, that is the k-th of the paths given, sorted:
+     * the entries nix/store/<name> in path order. */
+    size_t store_dir = find_path(t, "nix/store", 9);
+    for (size_t i = 0; i < t->n; i++) {
+        tentry *x = &t->e[i];
+        if (x->parent == store_dir && store_dir != NONE) {
+            if (t->n_units == n_paths)
+                return 0;
+            t->units[t->n_units] = (unit){.anchor = i};
+            x->unit = t->n_units++;
+        } else if (x->parent != NONE && x->parent != store_dir) {
+            x->unit = t->e[x->parent].unit;
+        } else {
+            x->unit = rank[0]; /* /nix and /nix/store: with the most popular path */
+        }
+    }
+    if (t->n_units != n_paths)
+        return 0;
+    for (size_t i = 0; i < t->n; i++)
+        t->units[t->e[i].unit].bytes += t->e[i].size;
+    /* The most popular paths a layer each, in rank order; the rest share the last. */
+    size_t avail = max_layers > 1 ? max_layers : 1;
+    size_t own = n_paths <= avail ? n_paths : avail - 1;
+    for (size_t k = 0; k < n_paths; k++)
+        t->units[rank[k]].layer = k < own ? k : own;
+    t->n_layers = n_paths <= avail ? n_paths : avail;
+    return t->n_layers;
+}
+
 /* What a unit holds, as shown to people: "/bin", "/usr/lib/" + "*" (its loose files), "/" + "*". */
 static char *unit_name(const seed_tree *t, const unit *u) {
     char *s = NULL;
     if (u->anchor == NONE)
         return strdup("/*");
     const tentry *x = &t->e[u->anchor];
-    if (asprintf(&s, "/%s%s", x->path, is_split(t, u->anchor) ? "/*" : "") < 0)
+    if (asprintf(&s, "/%s%s", x->path, !t->closure && is_split(t, u->anchor) ? "/*" : "") < 0)
         return NULL;
     return s;
 }
@@ -754,7 +857,7 @@ static void cache_put(const char *key, int blobdir, const seed_image_layer *l) {
             _cleanup_free_ char *jt = NULL;
             size_t jl = 0;
             json_t *old =
-                jfd >= 0 && seed_read_fd(jfd, 4096, &jt, &jl) == 0 ? json_loadb(jt, jl, 0, NULL) : NULL;
+                ofd >= 0 && seed_read_fd(ofd, 4096, &jt, &jl) == 0 ? json_loadb(jt, jl, 0, NULL) : NULL;
             const char *dg = json_string_value(json_object_get(old, "digest"));
             if (dg && strlen(dg) > 7)
                 unlinkat(dfd, dg + 7, 0); /* a blob shared by two keys is linked again when needed */

@@ -115,6 +115,11 @@ int seed_instance_init_config(const seed_instance *s, const char *ns, const char
                     : NULL;
     if (r < 0)
         json_decref(procs); /* not handed to json_pack */
+    /* A NixOS system: the init runs its <toplevel>/init in its place. */
+    if (c && s->toplevel && json_object_set_new(c, "toplevel", json_string(s->toplevel)) < 0) {
+        json_decref(c);
+        c = NULL;
+    }
     strv_free(base.v);
     char *text = c ? json_dumps(c, JSON_COMPACT) : NULL;
     json_decref(c);

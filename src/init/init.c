@@ -108,8 +108,10 @@ static struct {
     uint64_t stop_deadline;
     unsigned grace_ms;
     int devnull;
-    bool image;  /* image mode: no node, see the top of the file */
-    bool killed; /* the grace period ran out */
+    bool image;     /* image mode: no node, see the top of the file */
+    bool killed;    /* the grace period ran out */
+    char *toplevel; /* image mode: a NixOS system whose init takes our place */
+    char **toplevel_env;
 } S = {.chan = -1, .epfd = -1, .sigfd = -1, .devnull = -1};
 
 /* ---- channel to the node ---- */
@@ -636,12 +638,16 @@ static int load_config(void) {
         return -EINVAL;
     S.name = strdup(json_string_value(json_object_get(c, "name")) ?: "instance");
     S.grace_ms = (unsigned)json_integer_value(json_object_get(c, "grace_ms"));
+    const char *toplevel = json_string_value(json_object_get(c, "toplevel"));
+    S.toplevel = toplevel ? strdup(toplevel) : NULL;
     if (S.grace_ms == 0)
         S.grace_ms = 10000;
 
     /* /run/seed/env: the instance environment, one KEY=value per line, values quoted
      * so that both a shell and systemd's EnvironmentFile= read them back. */
     json_t *envf = json_object_get(c, "env_file");
+    if (S.toplevel && !(S.toplevel_env = json_strv(envf)))
+        return -ENOMEM;
     mkdir("/run/seed", 0755);
     FILE *out = fopen("/run/seed/env", "we");
     if (out) {
@@ -685,6 +691,18 @@ static int load_config(void) {
     }
     json_decref(c);
     return 0;
+}
+
+/* Replace ourselves with <toplevel>/init; returns only when that fails. */
+static int exec_toplevel(void) {
+    _cleanup_free_ char *init = NULL;
+    if (asprintf(&init, "%s/init", S.toplevel) < 0)
+        return 1;
+    say("seed-init", "starting the NixOS system %s", S.toplevel);
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    execve(init, (char *[]){init, NULL}, S.toplevel_env);
+    say("seed-init", "cannot start %s: %s", init, strerror(errno));
+    return 127;
 }
 
 /* ---- main loop ---- */
@@ -805,6 +823,11 @@ int main(int argc, char **argv) {
             say("seed-init", "cannot read the instance configuration");
         return 1;
     }
+
+    /* A NixOS system in an image: its own init (stage 2, then systemd) must be PID 1,
+     * so it takes our place, with the instance environment. */
+    if (S.image && S.toplevel)
+        return exec_toplevel();
 
     sigset_t mask;
     sigemptyset(&mask);
