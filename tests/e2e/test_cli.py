@@ -387,6 +387,8 @@ def test_make_install_lays_out_binaries_and_completion():
             assert os.access(root / "bin" / b, os.X_OK), b
         comp = root / "share" / "bash-completion" / "completions" / "seed"
         assert comp.read_text() == COMPLETION.read_text()
+        for f in ("flake.nix", "lib.nix", "templates/instance/flake.nix", "templates/instance/web.nix"):
+            assert (root / "share" / "seed" / "nix" / f).read_text() == (ROOT / "nix" / f).read_text(), f
         r = run([str(root / "bin" / "seed"), "--version"])
         assert r.returncode == 0 and r.stdout.startswith("seed ")
         check_units(root / "lib" / "systemd" / "system", prefix, dest)

@@ -1,0 +1,7 @@
+{ lib, ... }:
+
+{
+  seed.size = "s";
+  seed.expose.http = 8080;
+  seed.storage.data = "1Gi";
+}
