@@ -16,5 +16,8 @@ echo
 echo "== bench/shoot.py"
 /usr/bin/python3 bench/shoot.py --seed "$BUILD/src/seed"
 echo
+echo "== bench/nix-eval.py"
+/usr/bin/python3 bench/nix-eval.py --seed "$BUILD/src/seed"
+echo
 echo "== bench/image.py"
 /usr/bin/python3 bench/image.py --seed "$BUILD/src/seed"

@@ -7,10 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/macro.h"
 
 #define ERR_KEPT 4096
@@ -43,7 +46,11 @@ static int grow_add(grow *g, const char *s, size_t n) {
     return 0;
 }
 
-int seed_spawn_capture(const char *const argv[], size_t max_out, seed_spawn_result *ret) {
+int seed_spawn_capture(const char *const argv[], size_t max_out, const seed_spawn_opts *opts,
+                       seed_spawn_result *ret) {
+    static const seed_spawn_opts none = {0};
+    if (!opts)
+        opts = &none;
     *ret = (seed_spawn_result){0};
     int po[2], pe[2];
     if (pipe2(po, O_CLOEXEC) < 0)
@@ -61,6 +68,16 @@ int seed_spawn_capture(const char *const argv[], size_t max_out, seed_spawn_resu
         return r;
     }
     if (pid == 0) {
+        setpgid(0, 0); /* its own group: a timeout ends whatever it started too */
+        if (opts->max_memory) {
+            struct rlimit rl = {opts->max_memory, opts->max_memory};
+            setrlimit(RLIMIT_DATA, &rl);
+            setrlimit(RLIMIT_AS, &rl);
+        }
+        if (opts->cwd && chdir(opts->cwd) < 0) {
+            dprintf(pe[1], "seed: cannot enter %s: %s\n", opts->cwd, strerror(errno));
+            _exit(126);
+        }
         int nul = open("/dev/null", O_RDONLY);
         if (nul < 0 || dup2(nul, 0) < 0 || dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
             _exit(127);
@@ -71,11 +88,25 @@ int seed_spawn_capture(const char *const argv[], size_t max_out, seed_spawn_resu
     }
     close(po[1]);
     close(pe[1]);
+    setpgid(pid, pid);
     grow out = {0}, err = {0};
     int r = 0;
+    bool timed_out = false;
+    uint64_t deadline = opts->timeout_ms ? seed_now_usec() + (uint64_t)opts->timeout_ms * 1000 : 0;
     struct pollfd p[2] = {{.fd = po[0], .events = POLLIN}, {.fd = pe[0], .events = POLLIN}};
     while (p[0].fd >= 0 || p[1].fd >= 0) {
-        if (poll(p, 2, -1) < 0) {
+        int wait_ms = -1;
+        if (deadline) {
+            uint64_t now = seed_now_usec();
+            if (now >= deadline) {
+                kill(-pid, SIGKILL);
+                kill(pid, SIGKILL);
+                timed_out = true;
+                break;
+            }
+            wait_ms = (int)MIN((deadline - now + 999) / 1000, (uint64_t)INT32_MAX);
+        }
+        if (poll(p, 2, wait_ms) < 0) {
             if (errno == EINTR)
                 continue;
             r = negative_errno();
@@ -129,6 +160,7 @@ int seed_spawn_capture(const char *const argv[], size_t max_out, seed_spawn_resu
     ret->out_len = out.len;
     ret->err = err.p ? err.p : strdup("");
     ret->status = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+    ret->timed_out = timed_out;
     if (!ret->out || !ret->err) {
         seed_spawn_result_clear(ret);
         return -ENOMEM;

@@ -13,11 +13,13 @@
 static const char eval_usage[] =
     "Usage: seed eval [SOURCE] [--json] [--uri URI]\n"
     "\n"
-    "Check the seed project at SOURCE (a directory with seeds.json, default '.') and print\n"
-    "each instance's meta. Exit status: 0 valid, 1 the project has errors, 2 usage error.\n"
+    "Check the seed project at SOURCE (a directory with seeds.json or a flake.nix, default\n"
+    "'.', or a flake reference: path:, git+file:, github:) and print each instance's meta.\n"
+    "Exit status: 0 valid, 1 the project has errors, 2 usage error.\n"
     "\n"
     "  --json       print one JSON object keyed by instance name (or {\"errors\": [...]})\n"
-    "  --uri URI    source URI the namespace is derived from (default path:<absolute dir>)\n";
+    "  --uri URI    source URI the namespace is derived from (default path:<absolute dir>,\n"
+    "               or the flake reference)\n";
 
 static void print_errors_text(const seed_diags *d, const char *source) {
     size_t total = seed_diags_count(d);
@@ -153,9 +155,6 @@ int cli_eval(const cli_globals *g, int argc, char **argv) {
     if (argc - optind > 1)
         return cli_usage_error("eval", "expected at most one SOURCE, got %d", argc - optind);
     const char *source = optind < argc ? argv[optind] : ".";
-    if (strncmp(source, "github:", 7) == 0 || strncmp(source, "git+", 4) == 0 ||
-        strncmp(source, "flake:", 6) == 0)
-        return cli_usage_error("eval", "SOURCE '%s': only local directories are supported so far", source);
 
     /* The JSON goes to stdout in 64 KiB pieces through a buffer taken before the spec's
      * JSON is parsed and freed (see seed_jw_reserve). */

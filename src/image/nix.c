@@ -273,7 +273,7 @@ static void nix_words(const char *errtext, char *buf, size_t size) {
 
 static int nix_store(const char *what, const char *path, const char *const *argv, seed_spawn_result *res,
                      seed_error **err) {
-    int r = seed_spawn_capture(argv, MAX_NIX_OUTPUT, res);
+    int r = seed_spawn_capture(argv, MAX_NIX_OUTPUT, NULL, res);
     if (r == -ENOENT)
         return seed_error_set(err, ENOENT,
                               "%s %s is a Nix store path: reading its closure needs nix-store, which is "

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "base/fileio.h"
+#include "spec/flake.h"
 #include "spec/names.h"
 #include "spec/parse.h"
 
@@ -138,8 +139,9 @@ static void check_host_ports(parse_ctx *c, seed_project *p) {
     }
 }
 
-int seed_project_parse(const char *buf, size_t len, int dirfd, const char *dir, const char *uri,
-                       seed_project **ret, seed_diags *diags) {
+/* file: where the text came from, for messages (seeds.json, flake.nix). */
+static int project_parse(const char *buf, size_t len, int dirfd, const char *dir, const char *uri,
+                         const char *file, seed_project **ret, seed_diags *diags) {
     _cleanup_(seed_project_freep) seed_project *p = calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
@@ -151,7 +153,7 @@ int seed_project_parse(const char *buf, size_t len, int dirfd, const char *dir, 
     if (r < 0)
         return r;
 
-    parse_ctx c = {.diags = diags, .file = SEEDS_JSON, .dirfd = dirfd, .dir = dir};
+    parse_ctx c = {.diags = diags, .file = file, .dirfd = dirfd, .dir = dir};
     json_t *top = load_json(&c, buf, len);
     if (!top)
         goto done;
@@ -180,17 +182,17 @@ int seed_project_parse(const char *buf, size_t len, int dirfd, const char *dir, 
     json_object_foreach (top, name, v) {
         seed_jpath_pop(&c.path, 0);
         seed_jpath_push_key(&c.path, name);
-        c.file = SEEDS_JSON;
+        c.file = file;
         const char *why = seed_check_dns_label(name, SEED_SPEC_MAX_NAME);
         if (why) {
             parse_error(&c, "instance name %s", why);
             continue;
         }
         json_t *obj = NULL;
-        const char *file = SEEDS_JSON;
+        const char *ifile = file;
         if (json_is_string(v)) {
-            file = json_string_value(v);
-            obj = load_instance_file(&c, file);
+            ifile = json_string_value(v);
+            obj = load_instance_file(&c, ifile);
             if (!obj)
                 continue;
         } else if (json_is_object(v)) {
@@ -203,7 +205,7 @@ int seed_project_parse(const char *buf, size_t len, int dirfd, const char *dir, 
         }
         seed_instance *inst = &p->instances[p->n_instances++];
         inst->name = strdup(name);
-        inst->file = strdup(file);
+        inst->file = strdup(ifile);
         c.file = inst->file;
         parse_instance(&c, obj, inst);
         json_decref(obj);
@@ -232,13 +234,56 @@ done:
     return 0;
 }
 
+int seed_project_parse(const char *buf, size_t len, int dirfd, const char *dir, const char *uri,
+                       seed_project **ret, seed_diags *diags) {
+    return project_parse(buf, len, dirfd, dir, uri, SEEDS_JSON, ret, diags);
+}
+
+/* A flake's seeds, evaluated by Nix, as a project; dirfd/dir: where it lies, or -1/NULL. */
+static int load_flake(const char *ref, int dirfd, const char *dir, const char *uri, seed_project **ret,
+                      seed_diags *diags) {
+    _cleanup_free_ char *text = NULL;
+    size_t len = 0;
+    int r = seed_flake_eval(ref, dir, &text, &len, diags);
+    if (r <= 0)
+        return r;
+    return project_parse(text, len, dirfd, dir, uri, "flake.nix", ret, diags);
+}
+
+bool seed_is_flake_ref(const char *s) {
+    static const char *const schemes[] = {
+        "path:", "git+", "github:", "gitlab:", "sourcehut:", "flake:", "tarball+", "file+"};
+    for (size_t i = 0; i < ELEMENTSOF(schemes); i++)
+        if (strncmp(s, schemes[i], strlen(schemes[i])) == 0)
+            return true;
+    return false;
+}
+
 int seed_project_load(const char *source, const char *uri, seed_project **ret, seed_diags *diags) {
     if (!source)
         source = ".";
+    /* A flake reference; path:/dir is the directory itself, so that its roots and
+     * messages refer to it. */
+    if (seed_is_flake_ref(source)) {
+        struct stat dst;
+        const char *path = strncmp(source, "path:", 5) == 0 ? source + 5 : NULL;
+        if (!path || strchr(path, '?') || stat(path, &dst) < 0 || !S_ISDIR(dst.st_mode))
+            return load_flake(source, -1, NULL, uri ? uri : source, ret, diags);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        char real[PATH_MAX];
+        if (fd < 0 || !realpath(path, real)) {
+            seed_diags_add(diags, NULL, "", "project directory \"%s\" cannot be opened: %s", path,
+                           strerror(errno));
+            return 0;
+        }
+        return load_flake(source, fd, real, uri ? uri : source, ret, diags);
+    }
     _cleanup_free_ char *dir = NULL;
     const char *file = SEEDS_JSON;
+    bool named_file = false; /* the path of a seeds.json given, not a directory */
     struct stat st;
     if (stat(source, &st) == 0 && S_ISREG(st.st_mode)) {
+        named_file = true;
         /* A path to the seeds.json itself: the project is its directory. */
         const char *slash = strrchr(source, '/');
         dir = slash ? strndup(source, (size_t)(slash - source) + (slash == source)) : strdup(".");
@@ -270,11 +315,19 @@ int seed_project_load(const char *source, const char *uri, seed_project **ret, s
     size_t len = 0;
     const char *what;
     int r = read_spec_file(dirfd, file, &buf, &len, &what);
+    /* No seeds.json but a flake.nix: the flake is the project. */
+    if (r == -ENOENT && !named_file && faccessat(dirfd, "flake.nix", F_OK, 0) == 0) {
+        _cleanup_free_ char *ref = NULL;
+        if (asprintf(&ref, "path:%s", real) < 0)
+            return -ENOMEM;
+        return load_flake(ref, dirfd, real, uri, ret, diags);
+    }
     if (r == -ENOENT)
-        seed_diags_add(diags, file, "",
-                       "missing: a seed project needs a %s at its root mapping instance names to "
-                       "instances (looked in %s)",
-                       file, real);
+        seed_diags_add(
+            diags, file, "",
+            "missing: a seed project needs a %s (or a flake.nix) at its root mapping instance names to "
+            "instances (looked in %s)",
+            file, real);
     else if (r == -EINVAL)
         seed_diags_add(diags, file, "", "is not a regular file");
     else if (r == -EFBIG)

@@ -167,12 +167,17 @@ void seed_size_tier_resources(seed_size_tier t, unsigned *vcpus, unsigned *memor
 bool seed_protocol_uses_tcp(seed_protocol p);
 bool seed_protocol_uses_udp(seed_protocol p);
 
-/* Load the project at `source` (a directory holding seeds.json, or the path of a
- * seeds.json file). uri overrides the default "path:<absolute directory>".
+/* Load the project at `source` (a directory holding seeds.json, or else a flake.nix;
+ * the path of a seeds.json file; or a flake reference). uri overrides the default
+ * "path:<absolute directory>" (for a flake reference: the reference itself).
  * Every problem is added to diags; *ret is set (possibly partially filled) unless a
  * negative errno is returned for an internal failure such as lack of memory. The
  * project is valid exactly when diags is empty afterwards. */
 int seed_project_load(const char *source, const char *uri, seed_project **ret, seed_diags *diags);
+
+/* Whether s is a flake reference (path:, git+..., github:, flake:, ...) rather than a
+ * directory: seed_project_load evaluates those with Nix (spec/flake.c). */
+bool seed_is_flake_ref(const char *s);
 
 /* Parse seeds.json content already in memory (used by the loader and the fuzzer).
  * dirfd is the project directory for instance files and roots, or -1 when there is

@@ -147,7 +147,6 @@ def test_source_may_be_the_seeds_json_file(seed):
     (["a", "b"], "at most one SOURCE"),
     (["--uri"], "needs an argument"),
     (["--uri", ""], "non-empty"),
-    (["github:loomtex/seed"], "only local directories"),
 ])
 def test_usage_errors_exit_2(seed, args, needle):
     r = run([seed, "eval", *args])
