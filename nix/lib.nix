@@ -627,7 +627,7 @@ let
           else good v.max;
       in { ok = ks == [ ] && en.ok && mx.ok; errors = ks ++ en.errors ++ mx.errors; value = { enable = if en.ok then en.value else false; max = if mx.ok then mx.value else 4; }; };
 
-  storePath = s: match "/nix/store/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+._?=-]+" s != null;
+  storePath = s: isString s && match "/nix/store/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+._?=-]+" s != null;
 
   # The instance: merged seed.* definitions -> { errors, meta }.
   check = name: system: s:
@@ -657,7 +657,10 @@ let
         if !(s ? root) then good (if s ? toplevel then null else "host")
         else if s ? toplevel then bad (err "${P}.root" "root and toplevel exclude each other: a NixOS instance (toplevel) brings its own root")
         else if isPath s.root then good (toString s.root)
+        else if isAttrs s.root && isDerivationLike s.root then good s.root.outPath
         else if !isString s.root then bad (typeErr "${P}.root" s.root "\"host\" or a path to a root directory relative to this file")
+        else if substring 0 11 s.root == "/nix/store/" && !storePath s.root
+        then bad (err "${P}.root" "root ${toJSON s.root} is not a Nix store path: expected /nix/store/<hash>-<name>")
         else good s.root;
       env = if s ? env then envMap "${P}.env" s.env else good { };
       processes =
@@ -689,7 +692,9 @@ let
       idBody = removeAttrs body ((if body.rolloutTimeoutMs == 60000 then [ "rolloutTimeoutMs" ] else [ ])
         ++ (if body.health == null then [ "health" ] else [ ])) // { identityVersion = 1; };
       # A root directory's content is part of the identity: seed hashes the tree itself.
-      identity = if b.elem body.root [ "host" null ] then b.hashString "sha256" (toJSON idBody) else null;
+      # A store path names its content already.
+      identity = if b.elem body.root [ "host" null ] || (isString body.root && storePath body.root)
+        then b.hashString "sha256" (toJSON idBody) else null;
     in { inherit errors; meta = body // { inherit identity; }; };
 
   # seed's formula for a namespace from a flake URI (Seed's own, in Nix).

@@ -1,6 +1,7 @@
 /* seed image build: an instance's root directory, seed's own init and its
  * configuration, as an OCI image written to a temporary name beside the output and
  * renamed into place once complete. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -99,26 +100,114 @@ static void layer_clear(seed_image_layer *l) {
 /* What a NixOS system in an image needs from its closure: its init, and every store
  * path the spec names (in env) inside the closure. */
 static int check_closure(const seed_instance *s, const seed_nix_closure *c, seed_error **err) {
-    _cleanup_free_ char *init = NULL;
-    struct stat st;
-    if (asprintf(&init, "%s/init", s->toplevel) < 0)
-        return seed_error_set(err, ENOMEM, "out of memory");
-    if (stat(init, &st) < 0 || !S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR))
-        return seed_error_set(err, EINVAL,
-                              "toplevel %s has no executable init, so it is not a NixOS system: give "
-                              "config.system.build.toplevel (it has <path>/init)",
-                              s->toplevel);
+    const char *what = s->toplevel ? "toplevel" : "root", *path = s->toplevel ? s->toplevel : s->root_path;
+    if (s->toplevel) {
+        _cleanup_free_ char *init = NULL;
+        struct stat st;
+        if (asprintf(&init, "%s/init", s->toplevel) < 0)
+            return seed_error_set(err, ENOMEM, "out of memory");
+        if (stat(init, &st) < 0 || !S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR))
+            return seed_error_set(err, EINVAL,
+                                  "toplevel %s has no executable init, so it is not a NixOS system: give "
+                                  "config.system.build.toplevel (it has <path>/init)",
+                                  s->toplevel);
+    }
     for (size_t i = 0; i < s->n_env; i++) {
         _cleanup_free_ char *out = NULL;
         if (seed_nix_first_outside(c, s->env[i].value, &out) < 0)
             return seed_error_set(err, ENOMEM, "out of memory");
         if (out)
             return seed_error_set(err, EINVAL,
-                                  "%s.env.%s names %s, a store path outside the closure of toplevel %s: "
-                                  "the image would not hold it (make the system depend on it)",
-                                  s->name, s->env[i].key, out, s->toplevel);
+                                  "%s.env.%s names %s, a store path outside the closure of %s %s: the "
+                                  "image would not hold it (make %s depend on it)",
+                                  s->name, s->env[i].key, out, what, path, path);
+    }
+    for (size_t i = 0; i < s->n_processes; i++) {
+        const seed_process *p = &s->processes[i];
+        for (size_t k = 0; k < p->n_command; k++) {
+            _cleanup_free_ char *out = NULL;
+            if (seed_nix_first_outside(c, p->command[k], &out) < 0)
+                return seed_error_set(err, ENOMEM, "out of memory");
+            if (out)
+                return seed_error_set(err, EINVAL,
+                                      "%s.processes.%s.command names %s, a store path outside the closure of "
+                                      "%s %s: the image would not hold it (make %s depend on it)",
+                                      s->name, p->name, out, what, path, path);
+        }
     }
     return 0;
+}
+
+static int cmp_layer_file(const void *a, const void *b) {
+    return strcmp(((const seed_layer_file *)a)->path, ((const seed_layer_file *)b)->path);
+}
+
+/* A store root's links: / to its top-level entries and /etc to its etc/ entries (as the
+ * node lays them out), and the accounts every system has when it brings none. */
+static int write_store_links(const seed_instance *s, int blobdir, uint64_t epoch, seed_image_layer *l,
+                             seed_error **err) {
+    static const char *const own[] = {"nix", "proc", "sys", "dev", "tmp", "run", "seed", "etc"};
+    static const char passwd[] =
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n";
+    static const char group[] = "root:x:0:\nnogroup:x:65534:\n";
+    seed_layer_file f[1024];
+    char *owned[1024];
+    size_t n = 0, n_owned = 0;
+    int r = 0;
+    f[n++] = (seed_layer_file){.path = "etc", .mode = S_IFDIR | 0755};
+    for (int pass = 0; pass < 2 && r == 0; pass++) {
+        _cleanup_free_ char *dir = NULL;
+        if (asprintf(&dir, "%s%s", s->root_path, pass ? "/etc" : "") < 0)
+            return seed_error_set(err, ENOMEM, "out of memory");
+        struct dirent **names = NULL;
+        int k = scandir(dir, &names, NULL, alphasort);
+        for (int i = 0; i < k; i++) {
+            const char *e = names[i]->d_name;
+            bool skip = streq(e, ".") || streq(e, "..");
+            for (size_t j = 0; !pass && j < ELEMENTSOF(own); j++)
+                skip = skip || streq(e, own[j]);
+            char *path = NULL, *target = NULL;
+            if (!skip && n + 3 < ELEMENTSOF(f) && n_owned + 2 < ELEMENTSOF(owned) &&
+                asprintf(&path, "%s%s", pass ? "etc/" : "", e) >= 0 &&
+                asprintf(&target, "%s/%s", dir, e) >= 0) {
+                owned[n_owned++] = path;
+                owned[n_owned++] = target;
+                f[n++] = (seed_layer_file){.path = path, .mode = S_IFLNK | 0777, .link = target};
+            } else if (!skip) {
+                free(path);
+                r = seed_error_set(err, E2BIG, "%s has more entries than an image's links can hold", dir);
+            }
+            free(names[i]);
+        }
+        free(names);
+    }
+    _cleanup_free_ char *has_passwd = NULL, *has_group = NULL;
+    if (r == 0 && asprintf(&has_passwd, "%s/etc/passwd", s->root_path) >= 0 &&
+        asprintf(&has_group, "%s/etc/group", s->root_path) >= 0 && access(has_passwd, F_OK) < 0 &&
+        access(has_group, F_OK) < 0) {
+        f[n++] = (seed_layer_file){
+            .path = "etc/group", .mode = S_IFREG | 0644, .data = group, .len = strlen(group)};
+        f[n++] = (seed_layer_file){
+            .path = "etc/passwd", .mode = S_IFREG | 0644, .data = passwd, .len = strlen(passwd)};
+    }
+    if (r == 0) {
+        qsort(f, n, sizeof(*f), cmp_layer_file);
+        r = seed_layer_write_files(f, n, blobdir, epoch, l, err);
+    }
+    if (r == 0) {
+        char *h = strdup("/ -> store root");
+        char **hv = h ? malloc(sizeof(char *)) : NULL;
+        if (hv) {
+            hv[0] = h;
+            l->holds = hv;
+            l->n_holds = 1;
+        } else {
+            free(h);
+        }
+    }
+    for (size_t i = 0; i < n_owned; i++)
+        free(owned[i]);
+    return r;
 }
 
 /* Everything that goes into the layout directory at dirfd. */
@@ -135,9 +224,12 @@ static int build_layout(const seed_instance *s, const seed_image_opts *o, int di
     _cleanup_(seed_tree_freep) seed_tree *t = NULL;
     size_t n;
     int r;
-    if (s->toplevel) {
-        _cleanup_(seed_nix_closure_freep) seed_nix_closure *c = NULL;
-        r = seed_nix_closure_of("toplevel", s->toplevel, &c, err);
+    const char *store_root = s->toplevel                       ? s->toplevel
+                             : s->root_kind == SEED_ROOT_STORE ? s->root_path
+                                                               : NULL;
+    _cleanup_(seed_nix_closure_freep) seed_nix_closure *c = NULL;
+    if (store_root) {
+        r = seed_nix_closure_of(s->toplevel ? "toplevel" : "root", store_root, &c, err);
         if (r < 0)
             return r;
         r = check_closure(s, c, err);
@@ -155,9 +247,10 @@ static int build_layout(const seed_instance *s, const seed_image_opts *o, int di
         r = seed_tree_scan_store(rootfd, paths, c->n, &t, err);
         if (r < 0)
             return r;
-        n = seed_tree_split_ranked(t, rank, c->n, o->max_layers - 1);
+        /* a store root's links from / take one more layer */
+        n = seed_tree_split_ranked(t, rank, c->n, o->max_layers - (s->toplevel ? 1 : 2));
         if (n == 0)
-            return seed_error_set(err, EIO, "the store changed while the image was built (%s)", s->toplevel);
+            return seed_error_set(err, EIO, "the store changed while the image was built (%s)", store_root);
     } else {
         rootfd = open(s->root_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (rootfd < 0)
@@ -170,6 +263,16 @@ static int build_layout(const seed_instance *s, const seed_image_opts *o, int di
     seed_image_layer l = {0};
     for (size_t k = 0; k < n; k++) {
         r = seed_tree_write_layer(t, k, rootfd, blobdir, o->epoch, &l, err);
+        if (r == 0 && add_layer(res, &l) < 0)
+            r = seed_error_set(err, ENOMEM, "out of memory");
+        if (r < 0) {
+            layer_clear(&l);
+            return r;
+        }
+    }
+
+    if (s->root_kind == SEED_ROOT_STORE) {
+        r = write_store_links(s, blobdir, o->epoch, &l, err);
         if (r == 0 && add_layer(res, &l) < 0)
             r = seed_error_set(err, ENOMEM, "out of memory");
         if (r < 0) {

@@ -96,6 +96,7 @@ typedef struct seed_layer_file {
     const char *data; /* NULL: read src_path */
     size_t len;
     const char *src_path;
+    const char *link; /* S_IFLNK: the target */
 } seed_layer_file;
 
 /* A layer of directories and files given here (seed's own), entries sorted by path. */

@@ -979,7 +979,7 @@ int seed_layer_write_files(const seed_layer_file *files, size_t n, int blobdir, 
                 r = seed_error_set(err, EINVAL, "%s is not a regular file", f->src_path);
             size = r == 0 ? (uint64_t)st.st_size : 0;
         }
-        tar_item it = {.path = f->path, .mode = f->mode, .size = size};
+        tar_item it = {.path = f->path, .mode = f->mode, .size = size, .symlink = f->link};
         if (r == 0)
             r = tar_header(a, b, &it, epoch, err);
         if (r == 0 && S_ISREG(f->mode)) {

@@ -12,6 +12,7 @@
 
 #include "base/fileio.h"
 #include "base/log.h"
+#include "image/nix.h"
 #include "init/config.h"
 #include "node/deploy.h"
 #include "spec/names.h"
@@ -102,6 +103,15 @@ void build_files(instance *in, gen_files *g, bool shoot) {
                                    : asprintf(&content, "%s", s->connect[i].service);
         gen_add(g, path, r < 0 ? NULL : content, 0644);
     }
+    /* A store path without its own accounts gets the two every system has. */
+    char etc_passwd[4200];
+    snprintf(etc_passwd, sizeof(etc_passwd), "%s/etc/passwd", s->root_path ? s->root_path : "");
+    if (s->root_kind == SEED_ROOT_STORE && access(etc_passwd, F_OK) < 0) {
+        gen_add(g, strdup("/etc/passwd"),
+                strdup("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n"),
+                0644);
+        gen_add(g, strdup("/etc/group"), strdup("root:x:0:\nnogroup:x:65534:\n"), 0644);
+    }
     if (s->root_kind == SEED_ROOT_HOST) {
         gen_add(g, strdup("/etc/passwd"), strdup(n->host_passwd), 0644);
         gen_add(g, strdup("/etc/group"), strdup(n->host_group), 0644);
@@ -125,8 +135,12 @@ void instance_sandbox_config(instance *in, seed_sandbox_config *c, const seed_bi
         .hostname = s->name,
         .id_base = in->id_base,
         .id_count = ID_RANGE,
-        .root = s->root_kind == SEED_ROOT_HOST ? SEED_SANDBOX_ROOT_HOST : SEED_SANDBOX_ROOT_DIR,
+        .root = s->root_kind == SEED_ROOT_HOST    ? SEED_SANDBOX_ROOT_HOST
+                : s->root_kind == SEED_ROOT_STORE ? SEED_SANDBOX_ROOT_STORE
+                                                  : SEED_SANDBOX_ROOT_DIR,
         .root_dir = s->root_path,
+        .store_paths = in->closure_paths,
+        .n_store_paths = in->closure ? in->closure->n : 0,
         .scratch_dir = n->scratch_dir,
         .tmp_bytes = instance_tmp_bytes(s),
         .run_bytes = instance_run_bytes(s),

@@ -15,6 +15,7 @@
 
 #include "base/fileio.h"
 #include "base/log.h"
+#include "image/nix.h"
 #include "init/protocol.h"
 #include "node/deploy.h"
 #include "node/volume.h"
@@ -357,6 +358,8 @@ void instance_free(instance *in) {
     }
     free(in->vols);
     free(in->procs);
+    seed_nix_closure_free(in->closure);
+    free(in->closure_paths);
     if (in->peer) {
         /* The log goes on with the instance that replaced this one (or back). */
         if (in->owns_log && in->peer->log == in->log) {
@@ -706,6 +709,21 @@ void instance_start(instance *in) {
                        "backend does not provide");
         fail_start(in, err, false);
         return;
+    }
+    /* A store path root: the store must hold it and everything it refers to; what the
+     * instance sees under /nix/store is exactly that closure. Asked once: a store path
+     * never changes. */
+    if (s->root_kind == SEED_ROOT_STORE && !in->closure) {
+        if (seed_nix_closure_of("root", s->root_path, &in->closure, &err) < 0 ||
+            !(in->closure_paths = calloc(in->closure->n, sizeof(char *)))) {
+            if (!err)
+                seed_error_set(&err, ENOMEM, "out of memory");
+            seed_nix_closure_free(TAKE_PTR(in->closure));
+            fail_start(in, err, false);
+            return;
+        }
+        for (size_t i = 0; i < in->closure->n; i++)
+            in->closure_paths[i] = in->closure->p[i].path;
     }
     set_state(in, INST_STARTING);
     in->finished = false;

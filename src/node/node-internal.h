@@ -123,6 +123,8 @@ typedef struct instance {
     seed_source *chan_timer;    /* resumes reading a channel that went over its rate */
     seed_proxy **proxies;       /* its exposed ports on the node's --bind address */
     size_t n_proxies;
+    struct seed_nix_closure *closure; /* root is a store path: its closure, asked once */
+    const char **closure_paths;
 } instance;
 
 typedef struct node {

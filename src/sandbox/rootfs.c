@@ -16,6 +16,7 @@
  *   8. remount the root read-only.
  * /proc must be mounted while the old root's /proc is still visible: the kernel only
  * allows a new proc instance where an unobstructed one is already mounted. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -258,6 +259,77 @@ static int setup_host_payload(const char *root, char *what, size_t what_len) {
     return 0;
 }
 
+/* A Nix closure as the whole store: each path bound read-only at its own place under
+ * /nix/store, nothing else of the host's store; then / links to the top-level entries
+ * of the root path (bin, lib, share, ...), and /etc holds links to its etc/ entries, as
+ * a container image made from a buildEnv has them. Files the node writes (c->files)
+ * and the sandbox's own directories are not linked over. */
+static bool node_file(const seed_sandbox_config *c, const char *path) {
+    for (size_t i = 0; i < c->n_files; i++)
+        if (streq(c->files[i].path, path))
+            return true;
+    return false;
+}
+
+static int link_entries(const seed_sandbox_config *c, const char *root, const char *from, const char *to,
+                        char *what, size_t what_len) {
+    static const char *const own[] = {"nix", "proc", "sys", "dev", "tmp", "run", "seed", "etc"};
+    DIR *d = opendir(from);
+    if (!d)
+        return errno == ENOTDIR || errno == ENOENT ? 0
+                                                   : (snprintf(what, what_len, "reading %s", from), -errno);
+    int r = 0;
+    for (struct dirent *e; r == 0 && (e = readdir(d));) {
+        if (streq(e->d_name, ".") || streq(e->d_name, ".."))
+            continue;
+        bool skip = false;
+        for (size_t i = 0; !streq(to, "/etc") && i < ELEMENTSOF(own); i++)
+            skip = skip || streq(e->d_name, own[i]);
+        char at[4096], target[4096], dst[8300];
+        snprintf(at, sizeof(at), "%s/%s", streq(to, "/") ? "" : to, e->d_name);
+        if (skip || node_file(c, at))
+            continue;
+        snprintf(target, sizeof(target), "%s/%s", from, e->d_name);
+        if (path_join(dst, sizeof(dst), root, at) < 0 || symlink(target, dst) < 0) {
+            snprintf(what, what_len, "linking %s to %s", at, target);
+            r = -errno;
+        }
+    }
+    closedir(d);
+    return r;
+}
+
+static int setup_store_payload(const seed_sandbox_config *c, const char *root, char *what, size_t what_len) {
+    char dst[4096];
+    CHECK(mkdir_in(root, "/nix/store", 0755), "creating /nix/store");
+    for (size_t i = 0; i < c->n_store_paths; i++) {
+        const char *p = c->store_paths[i];
+        struct stat st;
+        CHECK(lstat(p, &st), "reading the store path %s", p);
+        CHECK(path_join(dst, sizeof(dst), root, p), "path");
+        if (S_ISDIR(st.st_mode)) {
+            CHECK(mkdir(dst, 0755), "creating %s", p);
+            CHECK(bind_mount(p, dst, true, true), "binding the store path %s read-only", p);
+        } else if (S_ISLNK(st.st_mode)) {
+            char target[4096];
+            ssize_t n = readlink(p, target, sizeof(target) - 1);
+            CHECK(n, "reading the link %s", p);
+            target[n] = 0;
+            CHECK(symlink(target, dst), "linking %s", p);
+        } else {
+            CHECK(touch_in(root, p, 0444), "creating %s", p);
+            CHECK(bind_mount(p, dst, false, true), "binding the store path %s read-only", p);
+        }
+    }
+    int r = link_entries(c, root, c->root_dir, "/", what, what_len);
+    if (r < 0)
+        return r;
+    char etc[4096];
+    snprintf(etc, sizeof(etc), "%s/etc", c->root_dir);
+    CHECK(mkdir_in(root, "/etc", 0755), "creating /etc");
+    return link_entries(c, root, etc, "/etc", what, what_len);
+}
+
 /* overlayfs separates lower layers with ':' and options with ','; escape both. */
 static int overlay_escape(const char *in, char *out, size_t size) {
     size_t o = 0;
@@ -426,9 +498,10 @@ int seed_sandbox_setup_rootfs(const seed_sandbox_config *c, char *what, size_t w
     const char *S = c->scratch_dir;
     CHECK(mount("tmpfs", S, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=16777216"),
           "mounting the root tmpfs");
-    if (c->root == SEED_SANDBOX_ROOT_HOST) {
+    if (c->root == SEED_SANDBOX_ROOT_HOST || c->root == SEED_SANDBOX_ROOT_STORE) {
         snprintf(root, sizeof(root), "%s", S);
-        int r = setup_host_payload(root, what, what_len);
+        int r = c->root == SEED_SANDBOX_ROOT_HOST ? setup_host_payload(root, what, what_len)
+                                                  : setup_store_payload(c, root, what, what_len);
         if (r < 0)
             return r;
         r = setup_skeleton(c, root, what, what_len);

@@ -24,8 +24,10 @@
 #include "sandbox/security.h"
 
 typedef enum seed_sandbox_root {
-    SEED_SANDBOX_ROOT_HOST, /* the host's /usr (and merged-usr links), a minimal /etc */
-    SEED_SANDBOX_ROOT_DIR,  /* a directory, read-only */
+    SEED_SANDBOX_ROOT_HOST,  /* the host's /usr (and merged-usr links), a minimal /etc */
+    SEED_SANDBOX_ROOT_DIR,   /* a directory, read-only */
+    SEED_SANDBOX_ROOT_STORE, /* Nix store paths under /nix/store, read-only, and links from /
+                              * to the top-level entries of one of them (root_dir) */
 } seed_sandbox_root;
 
 typedef struct seed_bind {
@@ -59,7 +61,9 @@ typedef struct seed_sandbox_config {
     uid_t id_base;     /* uid and gid 0 inside map to id_base outside */
     unsigned id_count; /* size of the mapped range */
     seed_sandbox_root root;
-    const char *root_dir;    /* SEED_SANDBOX_ROOT_DIR: the payload directory */
+    const char *root_dir;           /* SEED_SANDBOX_ROOT_DIR: the payload directory; _STORE: the store path */
+    const char *const *store_paths; /* SEED_SANDBOX_ROOT_STORE: the closure of root_dir */
+    size_t n_store_paths;
     const char *scratch_dir; /* an empty directory to assemble the root on */
     const seed_bind *binds;
     size_t n_binds;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/macro.h"
 #include "base/spawn.h"
@@ -144,6 +145,49 @@ static void relative_roots(json_t *top, const char *ref, const seed_spawn_opts *
     }
 }
 
+/* Each instance's spec; a root that is a derivation (pkgs.buildEnv, ...) as its output
+ * path, with the derivation beside it so that a root not built yet can be. */
+#define APPLY                                                                                        \
+    "ss: builtins.mapAttrs (n: s: let sp = if s ? spec then s.spec else s; r = sp.root or null; in " \
+    "if builtins.isAttrs sp && builtins.isAttrs r && r ? drvPath "                                   \
+    "then sp // { root = r.outPath; \"$rootDrv\" = r.drvPath; } else sp) ss"
+
+/* Build the roots that are derivations and not in the store yet; the "$rootDrv" keys go. */
+static int build_roots(json_t *top, const seed_spawn_opts *opts, seed_diags *diags) {
+    const char *name;
+    json_t *inst;
+    json_object_foreach (top, name, inst) {
+        const char *drv = json_string_value(json_object_get(inst, "$rootDrv"));
+        const char *out = json_string_value(json_object_get(inst, "root"));
+        if (!drv)
+            continue;
+        struct stat st;
+        if (out && lstat(out, &st) < 0) {
+            const char *argv[] = {"nix-store", "--realise", "--", drv, NULL};
+            seed_spawn_result res = {0};
+            int r = seed_spawn_capture(argv, 1u << 20, opts, &res);
+            if (r < 0 && r != -ENOENT) {
+                seed_spawn_result_clear(&res);
+                return r;
+            }
+            if (r == -ENOENT || res.timed_out || res.status != 0) {
+                _cleanup_free_ char *msg = r == -ENOENT ? NULL : nix_message(res.err, NULL, NULL);
+                _cleanup_free_ char *path = NULL;
+                if (asprintf(&path, "%s.root", name) < 0)
+                    path = NULL;
+                seed_diags_add(diags, "flake.nix", path ? path : name, "building the root %s failed: %s", drv,
+                               r == -ENOENT    ? "nix-store is not installed (Debian's nix-bin package)"
+                               : res.timed_out ? "it did not finish in time (SEED_NIX_EVAL_TIMEOUT)"
+                               : msg           ? msg
+                                               : "out of memory");
+            }
+            seed_spawn_result_clear(&res);
+        }
+        json_object_del(inst, "$rootDrv");
+    }
+    return 0;
+}
+
 int seed_flake_eval(const char *ref, const char *dir, char **ret, size_t *ret_len, seed_diags *diags) {
     _cleanup_free_ char *attr = NULL;
     if (asprintf(&attr, "%s#seeds", ref) < 0)
@@ -155,7 +199,7 @@ int seed_flake_eval(const char *ref, const char *dir, char **ret, size_t *ret_le
                           "--json",
                           "--no-write-lock-file",
                           "--apply",
-                          "ss: builtins.mapAttrs (n: s: if s ? spec then s.spec else s) ss",
+                          APPLY,
                           "--",
                           attr,
                           NULL};
@@ -204,8 +248,8 @@ int seed_flake_eval(const char *ref, const char *dir, char **ret, size_t *ret_le
         seed_spawn_result_clear(&res);
         return 0;
     }
-    /* Without a store path in it there is no root to map: the text is the spec. */
-    if (!dir || !memmem(res.out, res.out_len, "\"/nix/store/", 12)) {
+    /* Without a store path in it there is no root to map or build: the text is the spec. */
+    if (!memmem(res.out, res.out_len, "\"/nix/store/", 12)) {
         *ret = TAKE_PTR(res.out);
         *ret_len = res.out_len;
         seed_spawn_result_clear(&res);
@@ -222,6 +266,12 @@ int seed_flake_eval(const char *ref, const char *dir, char **ret, size_t *ret_le
     }
     if (dir)
         relative_roots(top, ref, &opts);
+    size_t before = seed_diags_count(diags);
+    r = build_roots(top, &opts, diags);
+    if (r < 0 || seed_diags_count(diags) != before) {
+        json_decref(top);
+        return r < 0 ? r : 0;
+    }
     char *text = json_dumps(top, JSON_COMPACT);
     json_decref(top);
     if (!text)

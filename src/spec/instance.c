@@ -763,6 +763,23 @@ static char *path_relative_to_file(const char *file, const char *rel) {
     return r;
 }
 
+static bool valid_store_path(const char *s) {
+    /* /nix/store/<32 nix-base32 characters>-<name> */
+    static const char nixbase32[] = "0123456789abcdfghijklmnpqrsvwxyz";
+    if (strncmp(s, "/nix/store/", 11) != 0)
+        return false;
+    const char *h = s + 11;
+    for (int i = 0; i < 32; i++)
+        if (!h[i] || !strchr(nixbase32, h[i]))
+            return false;
+    if (h[32] != '-' || !h[33])
+        return false;
+    for (const char *c = h + 33; *c; c++)
+        if (!(isalnum((unsigned char)*c) || strchr("+-._?=", *c)))
+            return false;
+    return true;
+}
+
 static void parse_root(parse_ctx *c, json_t *v, seed_instance *inst) {
     if (!json_is_string(v)) {
         type_error(c, v, "\"host\" or a path to a root directory relative to this file");
@@ -774,9 +791,21 @@ static void parse_root(parse_ctx *c, json_t *v, seed_instance *inst) {
         inst->root_kind = SEED_ROOT_HOST;
         return;
     }
+    /* A Nix store path (a buildEnv, any derivation's output): its closure, read-only,
+     * is what the instance sees under /nix/store; the path names its content. */
+    if (strncmp(s, "/nix/store/", 11) == 0) {
+        inst->root_kind = SEED_ROOT_STORE;
+        if (!valid_store_path(s))
+            parse_error(c, "root \"%s\" is not a Nix store path: expected /nix/store/<hash>-<name>", s);
+        else
+            inst->root_path = strdup(s);
+        return;
+    }
     inst->root_kind = SEED_ROOT_DIR;
     if (s[0] == 0 || s[0] == '/') {
-        parse_error(c, "root \"%s\" must be \"host\" or a relative path to a directory inside the project",
+        parse_error(c,
+                    "root \"%s\" must be \"host\", a relative path to a directory inside the project or a "
+                    "Nix store path",
                     s);
         return;
     }
@@ -834,23 +863,6 @@ static void parse_root(parse_ctx *c, json_t *v, seed_instance *inst) {
     } else {
         free(e.error);
     }
-}
-
-static bool valid_store_path(const char *s) {
-    /* /nix/store/<32 nix-base32 characters>-<name> */
-    static const char nixbase32[] = "0123456789abcdfghijklmnpqrsvwxyz";
-    if (strncmp(s, "/nix/store/", 11) != 0)
-        return false;
-    const char *h = s + 11;
-    for (int i = 0; i < 32; i++)
-        if (!h[i] || !strchr(nixbase32, h[i]))
-            return false;
-    if (h[32] != '-' || !h[33])
-        return false;
-    for (const char *c = h + 33; *c; c++)
-        if (!(isalnum((unsigned char)*c) || strchr("+-._?=", *c)))
-            return false;
-    return true;
 }
 
 void parse_instance(parse_ctx *c, json_t *obj, seed_instance *inst) {

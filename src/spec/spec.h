@@ -53,9 +53,10 @@ typedef enum seed_restart {
 } seed_restart;
 
 typedef enum seed_root_kind {
-    SEED_ROOT_NONE, /* a NixOS instance: `toplevel` instead of a root */
-    SEED_ROOT_HOST, /* read-only view of the host's /usr tree */
-    SEED_ROOT_DIR,  /* a directory of the project */
+    SEED_ROOT_NONE,  /* a NixOS instance: `toplevel` instead of a root */
+    SEED_ROOT_HOST,  /* read-only view of the host's /usr tree */
+    SEED_ROOT_DIR,   /* a directory of the project */
+    SEED_ROOT_STORE, /* a Nix store path: its closure is the instance's /nix/store */
 } seed_root_kind;
 
 typedef struct seed_kv {
@@ -135,8 +136,8 @@ typedef struct seed_instance {
     unsigned shoot_max; /* shoots of this instance running at once (shoot.max) */
 
     seed_root_kind root_kind;
-    char *root;           /* as written: "host" or a path relative to `file` */
-    char *root_path;      /* SEED_ROOT_DIR: absolute path of the directory */
+    char *root;           /* as written: "host", a path relative to `file` or a store path */
+    char *root_path;      /* SEED_ROOT_DIR: absolute path of the directory; _STORE: the store path */
     char root_digest[65]; /* SEED_ROOT_DIR: digest of the directory's content */
     seed_kv *env;
     size_t n_env;

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import ROOT, EXAMPLES, run
-from seedtest import SEED, make_rootfs, workdir, git
+from seedtest import BUSYBOX, SEED, make_rootfs, workdir, git
 
 LIB = ROOT / "nix"
 NIX = ["nix", "--extra-experimental-features", "nix-command flakes"]
@@ -337,3 +337,42 @@ def test_a_node_runs_a_flake_and_applies_its_changes(nodes):
     r = node.cli("apply")
     assert r.returncode == 1 and "syntax error" in (r.stdout + r.stderr)
     assert node.http(8080) == "v2\n"
+
+
+def test_a_derivation_root_is_built_and_run(nodes):
+    """seed.root = a derivation (here one whose builder is busybox, added from the flake):
+    seed builds it when the store lacks it, the instance runs from its closure, and Nix's
+    meta of the instance is seed's, identity included."""
+    d = workdir() / "flake"
+    (d / "bb" / "bin").mkdir(parents=True)
+    shutil.copy(BUSYBOX, d / "bb" / "bin" / "busybox")
+    (d / "bb" / "bin" / "sh").symlink_to("busybox")
+    module = """{ lib, ... }:
+let
+  bb = builtins.path { path = ./bb; name = "busybox"; };
+  env = derivation {
+    name = "web-env"; system = "x86_64-linux"; builder = "${bb}/bin/sh";
+    args = [ "-c" "${bb}/bin/busybox mkdir -p $out/bin $out/www; for a in sh httpd; do ${bb}/bin/busybox ln -s ${bb}/bin/busybox $out/bin/$a; done; echo built by nix > $out/www/index.html" ];
+  };
+in {
+  seed.size = "xs";
+  seed.root = env;
+  seed.expose.http = 8080;
+  seed.processes.httpd.command = [ "/bin/sh" "-c" "exec httpd -f -p 8080 -h /www" ];
+}
+"""
+    write_flake(d, {"web": {}}, modules={"web": module})
+    r = seed_eval(d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    meta = json.loads(r.stdout)["web"]
+    root = meta["root"]
+    assert root.startswith("/nix/store/") and root.endswith("-web-env") and os.path.isdir(root)
+    n = nix_meta(d, "web")
+    assert n.returncode == 0, n.stderr
+    assert {k: v for k, v in json.loads(n.stdout).items() if k != "namespace"} == \
+        {k: v for k, v in meta.items() if k != "namespace"}
+    for p in [d, d / "web.nix", d / "flake.nix"]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    node = nodes(d)
+    node.wait_running("web")
+    assert node.wait(lambda: node.http(8080), what="web answering") == "built by nix\n"
