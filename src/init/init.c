@@ -35,6 +35,7 @@
 
 #include "base/clock.h"
 #include "base/macro.h"
+#include "init/boot.h"
 #include "init/config.h"
 #include "init/protocol.h"
 #include "init/users.h"
@@ -66,6 +67,7 @@ typedef struct proc {
     uint64_t restart_at; /* monotonic usec; 0: none scheduled */
     int status;          /* the last wait status */
     bool done;
+    bool foreground; /* its exit ends the instance, with its exit code */
 } proc;
 
 /* One output pipe; it may outlive its process while a grandchild holds it open. */
@@ -108,8 +110,12 @@ static struct {
     uint64_t stop_deadline;
     unsigned grace_ms;
     int devnull;
-    bool image;  /* image mode: no node, see the top of the file */
-    bool killed; /* the grace period ran out */
+    bool image;          /* image mode: no node, see the top of the file */
+    bool killed;         /* the grace period ran out */
+    seed_account *users; /* the spec's users */
+    size_t n_users;
+    bool fg_ended; /* the foreground process ended: the rest are being stopped */
+    int fg_status;
 } S = {.chan = -1, .epfd = -1, .sigfd = -1, .devnull = -1};
 
 /* ---- channel to the node ---- */
@@ -366,6 +372,41 @@ static void chan_watch(void) {
 
 /* ---- users ---- */
 
+/* A process's user: one of the spec's users first (their ids hold also where the
+ * root's /etc/passwd could not be written, as on a node), else the root's accounts. */
+static int resolve_user(const char *spec, seed_user_ids *id, char *err, size_t len) {
+    char name[256];
+    snprintf(name, sizeof(name), "%s", spec);
+    char *group = strchr(name, ':');
+    if (group)
+        *group++ = 0;
+    for (size_t i = 0; i < S.n_users; i++) {
+        const seed_account *a = &S.users[i];
+        if (!streq(a->name, name))
+            continue;
+        *id = (seed_user_ids){.uid = a->uid, .gid = a->gid};
+        snprintf(id->home, sizeof(id->home), "%s", a->home);
+        for (size_t j = 0; group && j < S.n_users; j++)
+            if (streq(S.users[j].name, group)) {
+                id->gid = S.users[j].gid;
+                group = NULL;
+            }
+        if (group) { /* a number, or a group of the root's /etc/group */
+            char g[300];
+            seed_user_ids gid;
+            snprintf(g, sizeof(g), "0:%s", group);
+            int r = seed_resolve_user(g, &gid, err, len);
+            if (r < 0)
+                return r;
+            id->gid = gid.gid;
+        }
+        id->groups[0] = id->gid;
+        id->n_groups = 1;
+        return 0;
+    }
+    return seed_resolve_user(spec, id, err, len);
+}
+
 /* ---- processes ---- */
 
 static void describe_status(int status, char *buf, size_t size) {
@@ -397,7 +438,7 @@ static bool same_groups(const gid_t *want, size_t n, gid_t primary);
 static int spawn(proc *p) {
     seed_user_ids id;
     char err[256];
-    if (seed_resolve_user(p->user, &id, err, sizeof(err)) < 0) {
+    if (resolve_user(p->user, &id, err, sizeof(err)) < 0) {
         say(p->name, "cannot start: %s", err);
         return -ENOENT;
     }
@@ -524,6 +565,8 @@ static bool all_done(void) {
     return true;
 }
 
+static void begin_stop(unsigned grace_ms);
+
 static void on_exit_status(proc *p, int status) {
     char what[160];
     describe_status(status, what, sizeof(what));
@@ -533,6 +576,14 @@ static void on_exit_status(proc *p, int status) {
     if (S.stopping) {
         say(p->name, "%s", what);
         p->done = true;
+        return;
+    }
+    if (p->foreground) {
+        say(p->name, "%s; the foreground process ended: stopping the others", what);
+        p->done = true;
+        S.fg_ended = true;
+        S.fg_status = status;
+        begin_stop(S.grace_ms);
         return;
     }
     bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -588,10 +639,13 @@ static void kill_rest(void) {
         kill(-1, SIGKILL);
 }
 
-/* Image mode's exit code: after a stop, 0 when every process ended within the grace
- * period, else 137 (killed); when the processes ended on their own, the first failed
- * one's exit status (128 + N for signal N), else 0. */
+/* Image mode's exit code: the foreground process's when it ended (128 + N for signal
+ * N); after a stop, 0 when every process ended within the grace period, else 137
+ * (killed); when the processes ended on their own, the first failed one's exit status,
+ * else 0. */
 static int image_exit_code(void) {
+    if (S.fg_ended) /* the foreground process's, whatever the others did */
+        return WIFSIGNALED(S.fg_status) ? 128 + WTERMSIG(S.fg_status) : WEXITSTATUS(S.fg_status);
     if (S.stopping)
         return S.killed ? 128 + SIGKILL : 0;
     for (size_t i = 0; i < S.n_procs; i++) {
@@ -680,7 +734,24 @@ static int load_config(void) {
         x->restart = streq(r, "no")           ? RESTART_NO
                      : streq(r, "on-failure") ? RESTART_ON_FAILURE
                                               : RESTART_ALWAYS;
+        x->foreground = json_is_true(json_object_get(p, "foreground"));
         if (!x->argv || !x->argv[0] || !x->env)
+            return -EINVAL;
+    }
+    json_t *users = json_object_get(c, "users");
+    S.n_users = json_array_size(users);
+    S.users = calloc(S.n_users ? S.n_users : 1, sizeof(seed_account));
+    if (!S.users)
+        return -ENOMEM;
+    for (size_t i = 0; i < S.n_users; i++) {
+        json_t *u = json_array_get(users, i);
+        seed_account *a = &S.users[i];
+        a->name = strdup(json_string_value(json_object_get(u, "name")) ?: "");
+        a->uid = (unsigned)json_integer_value(json_object_get(u, "uid"));
+        a->gid = (unsigned)json_integer_value(json_object_get(u, "gid"));
+        a->shell = strdup(json_string_value(json_object_get(u, "shell")) ?: "/bin/sh");
+        a->home = strdup(json_string_value(json_object_get(u, "home")) ?: "/");
+        if (!a->name || !*a->name || !a->shell || !a->home)
             return -EINVAL;
     }
     json_decref(c);
@@ -822,13 +893,24 @@ int main(int argc, char **argv) {
     if (S.chan >= 0)
         epoll_ctl(S.epfd, EPOLL_CTL_ADD, S.chan, &ev);
 
+    if (S.image)
+        seed_boot_accounts(S.users, S.n_users);
+
+    /* The daemons first, so that the foreground process finds them started. */
     for (size_t i = 0; i < S.n_procs; i++)
-        start_or_schedule(&S.procs[i]);
+        if (!S.procs[i].foreground)
+            start_or_schedule(&S.procs[i]);
+    for (size_t i = 0; i < S.n_procs; i++)
+        if (S.procs[i].foreground)
+            start_or_schedule(&S.procs[i]);
 
     for (;;) {
         uint64_t now = seed_now_usec();
         if (S.stopping && !any_running()) {
-            /* Managed processes are gone; end whatever they left behind. */
+            /* Managed processes are gone; end whatever they left behind. After the
+             * foreground process ended, the instance is done, as when every process is. */
+            if (S.fg_ended)
+                send_msg(SEED_INIT_EVENT, SEED_EVENT_FINISHED, 0, S.name, NULL, 0);
             kill_rest();
             while (waitpid(-1, NULL, 0) > 0)
                 ;

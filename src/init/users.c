@@ -179,3 +179,44 @@ int seed_resolve_user(const char *spec, seed_user_ids *id, char *msg, size_t len
         return r;
     return seed_users_lookup(passwd, group, spec, id, msg, len);
 }
+
+/* Whether content has a line for name (the first field). */
+static bool has_entry(const char *content, const char *name) {
+    size_t n = strlen(name);
+    for (const char *line = content; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+        if (strncmp(line, name, n) == 0 && line[n] == ':')
+            return true;
+    return false;
+}
+
+int seed_accounts_merge(enum seed_account_db db, const char *content, const seed_account *a, size_t n,
+                        char **ret, size_t *added) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return -ENOMEM;
+    *added = 0;
+    if (content && *content) {
+        fputs(content, f);
+        if (content[strlen(content) - 1] != '\n')
+            fputc('\n', f);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (content && has_entry(content, a[i].name))
+            continue;
+        if (db == SEED_DB_PASSWD)
+            fprintf(f, "%s:x:%u:%u::%s:%s\n", a[i].name, a[i].uid, a[i].gid, a[i].home, a[i].shell);
+        else if (db == SEED_DB_GROUP)
+            fprintf(f, "%s:x:%u:\n", a[i].name, a[i].gid);
+        else /* '*': no password can match; '!' would lock the account, also for keys */
+            fprintf(f, "%s:*:19000:0:99999:7:::\n", a[i].name);
+        (*added)++;
+    }
+    if (fclose(f) != 0 || !buf) {
+        free(buf);
+        return -ENOMEM;
+    }
+    *ret = buf;
+    return 0;
+}

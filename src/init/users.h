@@ -26,3 +26,20 @@ int seed_resolve_user(const char *spec, seed_user_ids *out, char *msg, size_t le
  * fuzzer; -ENOMEM when memory ran out. */
 int seed_users_lookup(const char *passwd, const char *group, const char *spec, seed_user_ids *out, char *msg,
                       size_t len);
+
+/* An account to create (spec `users`), for the account databases of an image. */
+typedef struct seed_account {
+    const char *name;
+    unsigned uid, gid;
+    const char *shell, *home;
+} seed_account;
+
+enum seed_account_db { SEED_DB_PASSWD, SEED_DB_GROUP, SEED_DB_SHADOW };
+
+/* The database db (its content; NULL: absent) with a line for each of the n accounts
+ * it has no line for (by name) appended: passwd "name:x:uid:gid::home:shell", group
+ * "name:x:gid:", shadow "name:*:..." (no password, but not locked: key logins work).
+ * The new content in *ret (malloc'd), how many lines were added in *added. 0 or
+ * -ENOMEM. */
+int seed_accounts_merge(enum seed_account_db db, const char *content, const seed_account *a, size_t n,
+                        char **ret, size_t *added);

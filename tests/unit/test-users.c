@@ -82,11 +82,39 @@ static void test_hostile_content(void **state) {
     free(big);
 }
 
+/* The spec's users appended to an image's databases: only those missing (by name),
+ * after content that may lack its last newline; nothing at all from nothing. */
+static void test_accounts_merge(void **state) {
+    const seed_account a[] = {
+        {.name = "app", .uid = 1000, .gid = 1000, .shell = "/bin/sh", .home = "/home/app"},
+        {.name = "bob", .uid = 1001, .gid = 100, .shell = "/bin/bash", .home = "/srv/bob"}};
+    char *out = NULL;
+    size_t added;
+    assert_int_equal(seed_accounts_merge(SEED_DB_PASSWD, "root:x:0:0::/root:/bin/sh\napp:x:7:7::/a:/bin/sh",
+                                         a, 2, &out, &added),
+                     0);
+    assert_int_equal(added, 1);
+    assert_string_equal(
+        out, "root:x:0:0::/root:/bin/sh\napp:x:7:7::/a:/bin/sh\nbob:x:1001:100::/srv/bob:/bin/bash\n");
+    free(out);
+    assert_int_equal(seed_accounts_merge(SEED_DB_GROUP, "root:x:0:\n", a, 2, &out, &added), 0);
+    assert_int_equal(added, 2);
+    assert_string_equal(out, "root:x:0:\napp:x:1000:\nbob:x:100:\n");
+    free(out);
+    assert_int_equal(seed_accounts_merge(SEED_DB_SHADOW, NULL, a, 1, &out, &added), 0);
+    assert_int_equal(added, 1);
+    assert_string_equal(out, "app:*:19000:0:99999:7:::\n");
+    free(out);
+    /* "application" is not "app". */
+    assert_int_equal(seed_accounts_merge(SEED_DB_SHADOW, "application:!:1::::::\n", a, 1, &out, &added), 0);
+    assert_int_equal(added, 1);
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_by_name_and_number),
-        cmocka_unit_test(test_missing),
-        cmocka_unit_test(test_root_needs_no_entry),
+        cmocka_unit_test(test_accounts_merge),  cmocka_unit_test(test_by_name_and_number),
+        cmocka_unit_test(test_missing),         cmocka_unit_test(test_root_needs_no_entry),
         cmocka_unit_test(test_hostile_content),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
