@@ -11,6 +11,7 @@ PACKAGES="
   git openssh-client
   libcurl4-openssl-dev umoci podman skopeo crun docker-registry apache2-utils
   python3 python3-pytest python3-pytest-timeout jq
+  openssh-server libcrypt-dev  # issue 10: sshd in test images; seed-init hashes ROOT_PASSWORD (static libcrypt)
 "
 
 missing=""

@@ -1,8 +1,10 @@
 /* Image mode's boot tasks: see boot.h. */
 #include "init/boot.h"
 
+#include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,7 +12,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/fileio.h"
@@ -124,9 +126,8 @@ static void make_home(const seed_account *a) {
                       strerror(errno));
 }
 
-void seed_boot_accounts(const seed_account *a, size_t n) {
-    if (n == 0)
-        return;
+/* Add the accounts missing from the databases; how many were added to /etc/passwd. */
+static size_t add_accounts(const seed_account *a, size_t n) {
     size_t added_total = 0;
     for (size_t i = 0; i < ELEMENTSOF(dbs); i++) {
         _cleanup_free_ char *old = read_small(dbs[i].path), *merged = NULL;
@@ -136,7 +137,7 @@ void seed_boot_accounts(const seed_account *a, size_t n) {
             old = strdup(dbs[i].db == SEED_DB_PASSWD ? "root:x:0:0:root:/root:/bin/sh\n" : "root:x:0:\n");
         if (seed_accounts_merge(dbs[i].db, old, a, n, &merged, &added) < 0) {
             seed_boot_log("users", "warning: out of memory");
-            return;
+            return added_total;
         }
         if (added == 0)
             continue;
@@ -146,11 +147,357 @@ void seed_boot_accounts(const seed_account *a, size_t n) {
         else if (dbs[i].db == SEED_DB_PASSWD)
             added_total = added;
     }
+    return added_total;
+}
+
+void seed_boot_accounts(const seed_account *a, size_t n) {
+    if (n == 0)
+        return;
+    size_t added = add_accounts(a, n);
     for (size_t i = 0; i < n; i++)
         make_home(&a[i]);
     char names[512];
     size_t o = 0;
     for (size_t i = 0; i < n && o < sizeof(names); i++)
         o += (size_t)snprintf(names + o, sizeof(names) - o, "%s%s", i ? ", " : "", a[i].name);
-    seed_boot_log("users", "%zu of %zu accounts added to /etc/passwd (%s)", added_total, n, names);
+    seed_boot_log("users", "%zu of %zu accounts added to /etc/passwd (%s)", added, n, names);
+}
+
+static bool has_account(const char *passwd, const char *name) {
+    size_t n = strlen(name);
+    for (const char *l = passwd; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+        if (strncmp(l, name, n) == 0 && l[n] == ':')
+            return true;
+    return false;
+}
+
+static bool uid_taken(const char *passwd, unsigned uid) {
+    char needle[32];
+    snprintf(needle, sizeof(needle), ":%u:", uid);
+    for (const char *l = passwd; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+        const char *c = strchr(l, ':'); /* the name, then the password field */
+        c = c ? strchr(c + 1, ':') : NULL;
+        if (c && strncmp(c, needle, strlen(needle)) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* ---- secrets from the environment ---- */
+
+char *seed_boot_take_env(const char *name) {
+    extern char **environ;
+    size_t n = strlen(name);
+    char *value = NULL;
+    for (char **e = environ; e && *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') {
+            if (!value)
+                value = strdup(*e + n + 1);
+            /* The block the kernel shows as /proc/1/environ is this memory. */
+            explicit_bzero(*e + n + 1, strlen(*e + n + 1));
+        }
+    unsetenv(name);
+    return value;
+}
+
+/* ---- running the image's tools ---- */
+
+static const char *const tool_dirs[] = {
+    "/usr/local/sbin",           "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin",
+    "/run/current-system/sw/bin"};
+
+/* The image's program name (NULL: not there). */
+static char *find_tool(const char *name) {
+    for (size_t i = 0; i < ELEMENTSOF(tool_dirs); i++) {
+        char *p = NULL;
+        if (asprintf(&p, "%s/%s", tool_dirs[i], name) < 0)
+            return NULL;
+        if (access(p, X_OK) == 0)
+            return p;
+        free(p);
+    }
+    return NULL;
+}
+
+/* Run argv to its end, its output on our stderr. Its exit status, or -errno. */
+static int run_tool(char *const argv[]) {
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null >= 0)
+            dup2(null, STDIN_FILENO);
+        dup2(STDERR_FILENO, STDOUT_FILENO);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* ---- root's password ---- */
+
+static char *hash_password(const char *password, const char **method) {
+    *method = "yescrypt";
+    _cleanup_free_ char *salt = crypt_gensalt_ra("$y$", 0, NULL, 0);
+    if (!salt) {
+        *method = "SHA-512 crypt";
+        salt = crypt_gensalt_ra("$6$", 0, NULL, 0);
+    }
+    struct crypt_data *cd = calloc(1, sizeof(*cd));
+    if (!salt || !cd) {
+        free(cd);
+        return NULL;
+    }
+    const char *h = crypt_r(password, salt, cd);
+    char *r = h && h[0] != '*' ? strdup(h) : NULL;
+    explicit_bzero(cd, sizeof(*cd));
+    free(cd);
+    return r;
+}
+
+/* Set field 1 (the password) of root's line in the database at path. */
+static int set_root_field(const char *path, const char *value, bool when_empty, const char *fallback,
+                          mode_t mode, bool *changed) {
+    _cleanup_free_ char *old = read_small(path), *new = NULL;
+    if (seed_db_set_field(old, "root", 1, value, when_empty, fallback, &new, changed) < 0)
+        return -ENOMEM;
+    return *changed ? replace_or_overlay(path, new, mode) : 0;
+}
+
+void seed_boot_password(const char *password) {
+    bool changed;
+    int r;
+    if (!password) {
+        /* An image whose root has an empty password would let anyone in. */
+        bool c2 = false;
+        r = set_root_field("/etc/passwd", "*", true, NULL, 0644, &changed);
+        if (r == 0 && access("/etc/shadow", F_OK) == 0)
+            r = set_root_field("/etc/shadow", "*", true, NULL, 0600, &c2);
+        if (r < 0)
+            seed_boot_log("password", "warning: cannot lock root's empty password: %s", strerror(-r));
+        else
+            seed_boot_log("password", "ROOT_PASSWORD not set: root has no password%s",
+                          changed || c2 ? " (its empty one was removed)" : "");
+        return;
+    }
+    const char *method;
+    _cleanup_free_ char *hash = hash_password(password, &method), *line = NULL;
+    if (!hash) {
+        seed_boot_log("password", "warning: cannot hash ROOT_PASSWORD: %s", strerror(errno ?: EINVAL));
+        return;
+    }
+    if (asprintf(&line, "root:%s:19000:0:99999:7:::", hash) < 0)
+        return;
+    /* "x": the password is in /etc/shadow. */
+    r = set_root_field("/etc/passwd", "x", false, "root:x:0:0:root:/root:/bin/sh", 0644, &changed);
+    if (r == 0)
+        r = set_root_field("/etc/shadow", hash, false, line, 0600, &changed);
+    explicit_bzero(hash, strlen(hash));
+    if (r < 0)
+        seed_boot_log("password", "warning: cannot set root's password: %s", strerror(-r));
+    else
+        seed_boot_log("password", "root's password set from ROOT_PASSWORD (%s)", method);
+}
+
+/* ---- SSH keys ---- */
+
+#define MAX_KEYS 256
+
+/* The keys into <home>/.ssh/authorized_keys, opened without following links: a home
+ * on the persistent volume belongs to its user, who could leave a link there. */
+static int install_keys(const char *home, uid_t uid, gid_t gid, char **keys, size_t n) {
+    _cleanup_close_ int hfd = open(home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (hfd < 0 && errno == ENOENT && seed_mkdir_p(home, 0700) == 0) {
+        hfd = open(home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (hfd >= 0 && fchown(hfd, uid, gid) < 0) {
+            /* best effort: a home we made is ours to hand over */
+        }
+    }
+    if (hfd < 0)
+        return -errno;
+    if (mkdirat(hfd, ".ssh", 0700) < 0 && errno != EEXIST)
+        return -errno;
+    _cleanup_close_ int sfd = openat(hfd, ".ssh", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sfd < 0 || fchown(sfd, uid, gid) < 0 || fchmod(sfd, 0700) < 0)
+        return -errno;
+    _cleanup_free_ char *old = NULL;
+    {
+        _cleanup_close_ int fd =
+            openat(sfd, "authorized_keys", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+            seed_read_fd(fd, MAX_DB, &old, NULL);
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return -ENOMEM;
+    if (old && *old) {
+        fputs(old, f);
+        if (old[strlen(old) - 1] != '\n')
+            fputc('\n', f);
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool have = false;
+        size_t kl = strlen(keys[i]);
+        for (const char *l = old; l && *l && !have; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+            have = strncmp(l, keys[i], kl) == 0 && (l[kl] == '\n' || l[kl] == 0);
+        if (!have)
+            fprintf(f, "%s\n", keys[i]);
+    }
+    if (fclose(f) != 0 || !buf) {
+        free(buf);
+        return -ENOMEM;
+    }
+    _cleanup_free_ char *content = buf;
+    _cleanup_close_ int fd =
+        openat(sfd, "authorized_keys.seed-new", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    int r = write_all(fd, content, strlen(content));
+    if (r == 0 && (fchown(fd, uid, gid) < 0 || fchmod(fd, 0600) < 0))
+        r = -errno;
+    if (r == 0 && renameat(sfd, "authorized_keys.seed-new", sfd, "authorized_keys") < 0)
+        r = -errno;
+    if (r < 0)
+        unlinkat(sfd, "authorized_keys.seed-new", 0);
+    return r;
+}
+
+void seed_boot_ssh_keys(const char *keys, const char *keys_file, const seed_account *users, size_t n_users) {
+    if (!keys && !keys_file)
+        return;
+    _cleanup_free_ char *file = NULL;
+    if (keys_file && !(file = read_small(keys_file)))
+        seed_boot_log("ssh", "warning: cannot read SSH_PUBLIC_KEYS_FILE %s", keys_file);
+    char *list[MAX_KEYS];
+    size_t n = keys ? seed_ssh_keys_split(keys, list, MAX_KEYS) : 0;
+    n += file ? seed_ssh_keys_split(file, list + n, MAX_KEYS - n) : 0;
+    if (n == 0) {
+        seed_boot_log("ssh", "warning: SSH_PUBLIC_KEYS holds no key");
+        return;
+    }
+    seed_user_ids root;
+    char err[256];
+    if (seed_resolve_user("root", &root, err, sizeof(err)) < 0 || streq(root.home, "/"))
+        snprintf(root.home, sizeof(root.home), "/root");
+    int r = install_keys(root.home, 0, 0, list, n);
+    if (r < 0)
+        seed_boot_log("ssh", "warning: cannot install the keys for root in %s/.ssh: %s", root.home,
+                      strerror(-r));
+    else
+        seed_boot_log("ssh", "%zu key%s installed for root", n, n == 1 ? "" : "s");
+    for (size_t i = 0; i < n_users; i++) {
+        r = install_keys(users[i].home, users[i].uid, users[i].gid, list, n);
+        if (r < 0)
+            seed_boot_log("ssh", "warning: cannot install the keys for %s in %s/.ssh: %s", users[i].name,
+                          users[i].home, strerror(-r));
+        else
+            seed_boot_log("ssh", "%zu key%s installed for %s", n, n == 1 ? "" : "s", users[i].name);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+}
+
+/* ---- sshd ---- */
+
+/* sshd's privilege separation needs an unprivileged account "sshd" and an empty
+ * directory (Debian's build: /run/sshd). */
+static void sshd_privsep(void) {
+    seed_mkdir_p("/run/sshd", 0755);
+    _cleanup_free_ char *passwd = read_small("/etc/passwd");
+    if (passwd && has_account(passwd, "sshd"))
+        return;
+    unsigned uid = 100;
+    while (uid < 1000 && passwd && uid_taken(passwd, uid))
+        uid++;
+    seed_account a = {
+        .name = "sshd", .uid = uid, .gid = 65534, .shell = "/usr/sbin/nologin", .home = "/run/sshd"};
+    add_accounts(&a, 1);
+}
+
+static char **strv_new(size_t cap) {
+    return calloc(cap + 1, sizeof(char *));
+}
+
+char **seed_boot_sshd(const char *persist, unsigned port) {
+    _cleanup_free_ char *sshd = find_tool("sshd"), *keygen = find_tool("ssh-keygen");
+    if (!sshd)
+        return NULL;
+    char prefix[4096] = "", keydir[4200];
+    if (persist)
+        snprintf(prefix, sizeof(prefix), "%s/.seed/ssh", persist);
+    snprintf(keydir, sizeof(keydir), "%s/etc/ssh", prefix);
+    if (seed_mkdir_p(keydir, 0755) < 0)
+        seed_boot_log("ssh", "warning: cannot create %s: %s", keydir, strerror(errno));
+    if (!keygen) {
+        seed_boot_log("ssh", "warning: the image has sshd but no ssh-keygen: host keys cannot be generated");
+    } else {
+        char *argv[] = {keygen, "-A", persist ? "-f" : NULL, persist ? prefix : NULL, NULL};
+        int r = run_tool(argv);
+        if (r != 0)
+            seed_boot_log("ssh", "warning: ssh-keygen -A failed (%d)", r);
+    }
+    static const char *const types[] = {"ed25519", "ecdsa", "rsa"};
+    char **argv = strv_new(32);
+    if (!argv)
+        return NULL;
+    size_t n = 0, keys = 0;
+    char portbuf[16];
+    snprintf(portbuf, sizeof(portbuf), "%u", port);
+    argv[n++] = strdup(sshd);
+    argv[n++] = strdup("-D");
+    argv[n++] = strdup("-e");
+    if (access("/etc/ssh/sshd_config", F_OK) < 0) {
+        /* sshd refuses to start without a configuration file: an empty one. */
+        seed_mkdir_p("/run/seed", 0755);
+        replace_file("/run/seed/sshd_config", "", 0644);
+        argv[n++] = strdup("-f");
+        argv[n++] = strdup("/run/seed/sshd_config");
+    }
+    argv[n++] = strdup("-p");
+    argv[n++] = strdup(portbuf);
+    /* Options given with -o win over the configuration file. PAM stays off: its
+     * account modules (pam_loginuid) refuse logins in many containers. */
+    static const char *const opts[] = {"PasswordAuthentication=no", "KbdInteractiveAuthentication=no",
+                                       "PermitRootLogin=prohibit-password", "UsePAM=no"};
+    for (size_t i = 0; i < ELEMENTSOF(opts); i++) {
+        argv[n++] = strdup("-o");
+        argv[n++] = strdup(opts[i]);
+    }
+    for (size_t i = 0; i < ELEMENTSOF(types); i++) {
+        char *path = NULL;
+        if (asprintf(&path, "HostKey=%s/ssh_host_%s_key", keydir, types[i]) < 0)
+            break;
+        if (access(strchr(path, '=') + 1, R_OK) < 0) {
+            free(path);
+            continue;
+        }
+        argv[n++] = strdup("-o");
+        argv[n++] = path;
+        keys++;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!argv[i]) {
+            strv_free(argv);
+            return NULL;
+        }
+    if (keys == 0) {
+        seed_boot_log("ssh", "warning: no host keys in %s: sshd not started", keydir);
+        strv_free(argv);
+        return NULL;
+    }
+    sshd_privsep();
+    seed_boot_log("ssh", "sshd on port %u, password login off, host keys in %s%s", port, keydir,
+                  persist ? "" : " (no persistent volume: new keys on each new container)");
+    return argv;
 }

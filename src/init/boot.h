@@ -16,3 +16,23 @@ void seed_boot_log(const char *task, const char *fmt, ...) _printf_(2, 3);
  * place, or bind-mounted from /run/seed/etc where /etc is read-only), and their home
  * directories when missing. */
 void seed_boot_accounts(const seed_account *a, size_t n);
+
+/* The value of the environment variable name, taken out of our environment: unset, and
+ * its bytes in the environment block /proc/1/environ shows overwritten, so that no
+ * process started afterwards inherits it and nothing reads it there. NULL when unset;
+ * else malloc'd. */
+char *seed_boot_take_env(const char *name);
+
+/* ROOT_PASSWORD: root's /etc/shadow entry gets its yescrypt hash (SHA-512 crypt where
+ * the library lacks yescrypt); without it, an empty root password becomes "*" (none). */
+void seed_boot_password(const char *password);
+
+/* SSH_PUBLIC_KEYS (and the file SSH_PUBLIC_KEYS_FILE) into ~/.ssh/authorized_keys of
+ * root and of each spec user (0700/0600, owned by them; keys there already are kept). */
+void seed_boot_ssh_keys(const char *keys, const char *keys_file, const seed_account *users, size_t n);
+
+/* When the image has sshd: host keys generated once (ssh-keygen -A) under
+ * <persist>/.seed/ssh (NULL persist: /etc/ssh), the privilege separation account and
+ * directory, and the argv (malloc'd, NULL-terminated) of `sshd -D -e` on port with
+ * password and keyboard-interactive authentication off. NULL without sshd or keys. */
+char **seed_boot_sshd(const char *persist, unsigned port);

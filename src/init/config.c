@@ -117,13 +117,24 @@ int seed_instance_init_config(const seed_instance *s, const char *ns, const char
                                                (json_int_t)u->uid, "gid", (json_int_t)u->gid, "shell",
                                                u->shell, "home", u->home));
     }
-    json_t *c = r >= 0 && procs && users
-                    ? json_pack("{s:s, s:i, s:o, s:o, s:o}", "name", s->name, "grace_ms", (int)grace_ms,
-                                "env_file", strv_json(base.v, base.n), "processes", procs, "users", users)
+    /* Image mode's boot tasks keep state (SSH host keys) on the first volume, and run
+     * sshd on the port exposed as "ssh" (else 22). */
+    json_t *volumes = json_array();
+    for (size_t i = 0; volumes && i < s->n_storage; i++)
+        json_array_append_new(volumes, json_string(s->storage[i].mount_point));
+    unsigned ssh_port = 22;
+    for (size_t i = 0; i < s->n_expose; i++)
+        if (streq(s->expose[i].name, "ssh"))
+            ssh_port = s->expose[i].port;
+    json_t *c = r >= 0 && procs && users && volumes
+                    ? json_pack("{s:s, s:i, s:o, s:o, s:o, s:o, s:i}", "name", s->name, "grace_ms",
+                                (int)grace_ms, "env_file", strv_json(base.v, base.n), "processes", procs,
+                                "users", users, "volumes", volumes, "ssh_port", (int)ssh_port)
                     : NULL;
-    if (r < 0 || !procs || !users) {
+    if (r < 0 || !procs || !users || !volumes) {
         json_decref(procs); /* not handed to json_pack */
         json_decref(users);
+        json_decref(volumes);
     }
     strv_free(base.v);
     char *text = c ? json_dumps(c, JSON_COMPACT) : NULL;

@@ -116,6 +116,9 @@ static struct {
     size_t n_users;
     bool fg_ended; /* the foreground process ended: the rest are being stopped */
     int fg_status;
+    char **base_env; /* the instance environment (for the processes the init adds) */
+    char *persist;   /* image mode: the persistent volume (NULL: none) */
+    unsigned ssh_port;
 } S = {.chan = -1, .epfd = -1, .sigfd = -1, .devnull = -1};
 
 /* ---- channel to the node ---- */
@@ -696,6 +699,17 @@ static int load_config(void) {
     /* /run/seed/env: the instance environment, one KEY=value per line, values quoted
      * so that both a shell and systemd's EnvironmentFile= read them back. */
     json_t *envf = json_object_get(c, "env_file");
+    S.base_env = json_strv(envf);
+    S.ssh_port = (unsigned)json_integer_value(json_object_get(c, "ssh_port"));
+    if (S.ssh_port == 0 || S.ssh_port > 65535)
+        S.ssh_port = 22;
+    /* $SEED_PERSIST, else the first volume: where boot tasks keep what must survive. */
+    const char *persist = getenv("SEED_PERSIST");
+    if (!persist || !*persist)
+        persist = json_string_value(json_array_get(json_object_get(c, "volumes"), 0));
+    struct stat pst;
+    if (S.image && persist && stat(persist, &pst) == 0 && S_ISDIR(pst.st_mode))
+        S.persist = strdup(persist);
     mkdir("/run/seed", 0755);
     FILE *out = fopen("/run/seed/env", "we");
     if (out) {
@@ -848,6 +862,90 @@ static void loopback_up(void) {
     close(fd);
 }
 
+/* Image mode: the platform's configuration, taken out of our environment first thing. */
+typedef struct boot_secrets {
+    char *root_password, *ssh_keys, *ssh_keys_file;
+} boot_secrets;
+
+static void secrets_take(boot_secrets *b) {
+    b->root_password = seed_boot_take_env("ROOT_PASSWORD");
+    b->ssh_keys = seed_boot_take_env("SSH_PUBLIC_KEYS");
+    b->ssh_keys_file = seed_boot_take_env("SSH_PUBLIC_KEYS_FILE");
+}
+
+static void secret_free(char **s) {
+    if (*s)
+        explicit_bzero(*s, strlen(*s));
+    free(*s);
+    *s = NULL;
+}
+
+static bool runs_sshd(void) {
+    for (size_t i = 0; i < S.n_procs; i++) {
+        const char *slash = strrchr(S.procs[i].argv[0], '/');
+        if (streq(slash ? slash + 1 : S.procs[i].argv[0], "sshd"))
+            return true;
+    }
+    return false;
+}
+
+/* A process of the init's own (sshd), a daemon like the spec's. */
+static void add_proc(const char *name, char **argv) {
+    proc *n = realloc(S.procs, (S.n_procs + 1) * sizeof(proc));
+    if (!n) {
+        strv_free(argv);
+        return;
+    }
+    S.procs = n;
+    proc *p = &S.procs[S.n_procs++];
+    *p = (proc){
+        .name = strdup(name), .argv = argv, .env = S.base_env, .cwd = strdup("/"), .user = strdup("root")};
+}
+
+/* The container's environment (less what secrets_take took, and HOME) reaches the
+ * processes: on a GPU cloud it is the only configuration there is. The spec's
+ * variables win. */
+static void add_runtime_env(proc *p) {
+    extern char **environ;
+    size_t n = 0, extra = 0, m = 0;
+    while (p->env[n])
+        n++;
+    while (environ && environ[m])
+        m++;
+    char **v = calloc(n + m + 1, sizeof(char *));
+    if (!v)
+        return;
+    memcpy(v, p->env, n * sizeof(char *));
+    for (char **e = environ; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (!eq || strncmp(*e, "HOME=", 5) == 0) /* HOME is the process user's */
+            continue;
+        size_t kl = (size_t)(eq - *e) + 1;
+        bool have = false;
+        for (size_t i = 0; i < n && !have; i++)
+            have = strncmp(v[i], *e, kl) == 0;
+        if (!have && (v[n + extra] = strdup(*e)))
+            extra++;
+    }
+    free(p->env);
+    p->env = v;
+}
+
+static void boot(boot_secrets *b) {
+    seed_boot_accounts(S.users, S.n_users);
+    seed_boot_password(b->root_password);
+    seed_boot_ssh_keys(b->ssh_keys, b->ssh_keys_file, S.users, S.n_users);
+    secret_free(&b->root_password);
+    secret_free(&b->ssh_keys);
+    secret_free(&b->ssh_keys_file);
+    char **sshd = runs_sshd() ? NULL : seed_boot_sshd(S.persist, S.ssh_port);
+    if (sshd)
+        add_proc("sshd", sshd);
+    for (size_t i = 0; i < S.n_procs; i++)
+        if (S.procs[i].env != S.base_env)
+            add_runtime_env(&S.procs[i]);
+}
+
 int main(int argc, char **argv) {
     /* Not dumpable, so not ptraceable: without CAP_SYS_PTRACE (which instances never
      * have) no process of the instance can attach to us, read or write our memory
@@ -862,6 +960,9 @@ int main(int argc, char **argv) {
     /* A node always passes the configuration as fd 3; a container runtime passes
      * nothing beyond stdio. */
     S.image = fcntl(SEED_INIT_CONFIG_FD, F_GETFD) < 0 && errno == EBADF;
+    boot_secrets secrets = {0};
+    if (S.image)
+        secrets_take(&secrets);
     if (!S.image) {
         S.chan = SEED_INIT_CHANNEL_FD;
         fcntl(S.chan, F_SETFD, FD_CLOEXEC);
@@ -894,7 +995,7 @@ int main(int argc, char **argv) {
         epoll_ctl(S.epfd, EPOLL_CTL_ADD, S.chan, &ev);
 
     if (S.image)
-        seed_boot_accounts(S.users, S.n_users);
+        boot(&secrets);
 
     /* The daemons first, so that the foreground process finds them started. */
     for (size_t i = 0; i < S.n_procs; i++)

@@ -8,7 +8,8 @@
  *    "processes": [{"name": "httpd", "argv": [...], "env": ["K=V", ...],
  *                   "cwd": "/", "user": "root", "restart": "always", "foreground": false}],
  *    "users": [{"name": "app", "uid": 1000, "gid": 1000, "shell": "/bin/sh",
- *               "home": "/home/app"}]} */
+ *               "home": "/home/app"}],
+ *    "volumes": ["/seed/storage/data"], "ssh_port": 22} */
 #pragma once
 
 #include <stddef.h>

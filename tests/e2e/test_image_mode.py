@@ -7,8 +7,8 @@ podman runs as in test_image_build.py: a private mount namespace with a tmpfs ov
 /sys/fs/cgroup/unified, its own storage in a temporary directory (vfs), cgroupfs, and
 ulimits no higher than ours.
 """
-import json
 import os
+import pathlib
 import resource
 import shutil
 import time
@@ -44,10 +44,10 @@ def build_image(proj, name):
     return f"oci:{out}:latest"
 
 
-def podman(script, image, timeout=300, **env):
+def podman(script, image, timeout=300, w=None, **env):
     """Run script (after the prelude: $P is podman, $R the run options, $IMAGE the
-    image) in a mount namespace of its own; the CompletedProcess."""
-    w = workdir()
+    image, $W a work directory) in a mount namespace of its own; the CompletedProcess."""
+    w = w or workdir()
     nofile = min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 4096)
     nproc = min(resource.getrlimit(resource.RLIMIT_NPROC)[0], 4096)
     e = dict(os.environ, W=str(w), IMAGE=image, NOFILE=str(nofile), NPROC=str(nproc), **env)
@@ -65,16 +65,20 @@ USERS = {"carol": {"uid": 2000}, "dave": {"uid": 2001, "gid": 50, "home": "/srv/
 def test_users_daemons_first_and_foreground_exit_code():
     """The spec's users are in passwd/group/shadow with their homes; the daemon runs
     before the foreground process, which runs as its user; its exit code (7) is the
-    container's, and the daemon is stopped with SIGTERM, gracefully."""
+    container's, and the daemon is stopped with SIGTERM, gracefully. Without
+    ROOT_PASSWORD an empty root password is removed."""
     need_podman()
     proj = make_project({"box": {"root": "rootfs", "users": USERS, "processes": {
         "daemon": {"command": ["sh", "-c", DAEMON]},
         "main": {"foreground": True, "user": "carol", "command": ["sh", "-c",
                  "id -u; id -g; echo home=$HOME; grep ^carol: /etc/passwd; grep ^dave: /etc/passwd; "
                  "grep ^carol: /etc/group; ls -ld $HOME /srv/dave; sleep 0.5; "
-                 "test -e /tmp/daemon-up && echo daemon-first; exit 7"]}}}})
+                 "test -e /tmp/daemon-up && echo daemon-first; grep ^root: /etc/passwd; echo platform=$PLATFORM_VAR; "
+                 "exit 7"]}}}})
+    passwd = proj / "rootfs" / "etc" / "passwd"  # an image whose root has an empty password
+    passwd.write_text(passwd.read_text().replace("root:x:", "root::"))
     image = build_image(proj, "box")
-    r = podman('set +e; $P run --name t --network none $R $IMAGE; echo "rc=$?" >&2', image)
+    r = podman('set +e; $P run --name t --network none $R -e PLATFORM_VAR=given $IMAGE; echo "rc=$?" >&2', image)
     out, err = r.stdout, r.stderr
     assert "rc=7" in err, (out, err)
     lines = [l.split(": ", 1)[1] for l in out.splitlines() if l.startswith("main: ")]
@@ -85,6 +89,10 @@ def test_users_daemons_first_and_foreground_exit_code():
     assert homes[0].startswith("drwx------") and " carol " in homes[0] and homes[0].endswith("/home/carol"), homes
     assert homes[1].startswith("drwx------") and " dave " in homes[1], homes
     assert "main: daemon-first" in out, out
+    assert "main: platform=given" in out, out  # the container's environment reaches the processes
+    # without ROOT_PASSWORD, root has no password: the empty one is gone
+    assert "main: root:*:0:0:root:/root:/bin/sh" in out, out
+    assert "seed-init: password: ROOT_PASSWORD not set: root has no password (its empty one was removed)" in err
     assert "daemon: carol:*:" in out, out  # a shadow entry: no password, not locked
     assert "seed-init: users: 2 of 2 accounts added to /etc/passwd (carol, dave)" in err, err
     assert "daemon: daemon got TERM" in out, (out, err)
@@ -133,3 +141,124 @@ def test_node_runs_users_and_foreground(nodes):
     assert lines[:3] == ["2001", "50", "home=/srv/dave"], logs
     assert "daemon: daemon got TERM" in logs, logs
     assert "main (seed): exited with status 3; the foreground process ended" in logs, logs
+
+
+
+# ---- environment-driven setup: ROOT_PASSWORD, SSH_PUBLIC_KEYS, sshd ----
+
+def copy_with_libs(root, *programs):
+    """Copy programs into root at their paths, with the shared libraries ldd names."""
+    for prog in programs:
+        paths = {prog: os.path.realpath(prog)}
+        r = run(["ldd", prog])
+        assert r.returncode == 0, r.stderr
+        for line in r.stdout.splitlines():
+            parts = line.split()
+            lib = parts[2] if "=>" in parts and len(parts) > 2 else (parts[0] if parts else "")
+            if lib.startswith("/"):
+                paths[lib] = os.path.realpath(lib)
+        for where, real in paths.items():
+            dest = root / where.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not dest.exists():
+                shutil.copy2(real, dest)
+                dest.chmod(0o755)
+
+
+def ssh_project():
+    for tool in ("/usr/sbin/sshd", "/usr/bin/ssh-keygen", "/usr/bin/ssh", "/usr/bin/ssh-keyscan"):
+        if not os.path.exists(tool):
+            pytest.skip(f"{tool} is not installed (scripts/deps.sh installs openssh-server)")
+    proj = make_project({"box": {"root": "rootfs", "users": {"carol": {"uid": 2000}}, "expose": {"ssh": 22},
+                                 "storage": {"data": "64Mi"},
+                                 "processes": {"idle": {"command": ["sleep", "100000"]}}}})
+    root = proj / "rootfs"
+    copy_with_libs(root, "/usr/sbin/sshd", "/usr/bin/ssh-keygen")
+    for d in root.rglob("*"):
+        if d.is_dir() and not d.is_symlink():
+            d.chmod(0o755)
+    return proj
+
+
+SSH_SCRIPT = r"""
+run_box() {
+    $P run -d --name t --network ns:/run/netns/$NETNS -v $W/vol:/seed/storage/data $R \
+        -e ROOT_PASSWORD="$ROOT_PW" -e SSH_PUBLIC_KEYS="$KEYS" \
+        -e SSH_PUBLIC_KEYS_FILE=/seed/storage/data/more.pub $IMAGE >/dev/null
+    for i in $(seq 1 150); do
+        if nsenter --net=/run/netns/$NETNS ssh-keyscan -t ed25519 -p 22 127.0.0.1 > $W/hostkey.$1 2>/dev/null \
+            && [ -s $W/hostkey.$1 ]; then break; fi
+        sleep 0.2
+    done
+}
+SSH="nsenter --net=/run/netns/$NETNS ssh -F /dev/null -o StrictHostKeyChecking=no
+     -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o ConnectTimeout=10 -o IdentitiesOnly=yes -p 22"
+mkdir -p $W/vol
+cp $W/key2.pub $W/vol/more.pub
+run_box one
+$SSH -i $W/key root@127.0.0.1 "id -u; cat /proc/[0-9]*/environ | tr '\0' '\n' | grep -c -e $ROOT_PW -e $KEYS_WORD" \
+    > $W/root.out 2> $W/root.err || true
+$SSH -i $W/key2 carol@127.0.0.1 'id -u; stat -c "%a %U" ~/.ssh ~/.ssh/authorized_keys' > $W/carol.out 2> $W/carol.err || true
+set +e
+$SSH -o PubkeyAuthentication=no -o PreferredAuthentications=password,keyboard-interactive root@127.0.0.1 true \
+    2> $W/pwlogin
+echo "pwlogin=$?"
+set -e
+$P exec t cat /etc/shadow > $W/shadow
+$P logs t > $W/logs 2>&1
+$P rm -f -t 0 t >/dev/null
+run_box two
+$P logs t > $W/logs2 2>&1
+"""
+
+
+def test_ssh_keys_password_and_host_keys():
+    """The real OpenSSH client logs in with a key from SSH_PUBLIC_KEYS (root) and from
+    SSH_PUBLIC_KEYS_FILE (a spec user); a password login is refused; ROOT_PASSWORD is a
+    shadow hash crypt() verifies; no process sees the values in its environment; the
+    host key stays the same in a new container on the same volume."""
+    need_podman()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # the system's libcrypt (deprecated in Python 3.11, still there)
+    image = build_image(ssh_project(), "box")
+    w = workdir()
+    for k in ("key", "key2"):
+        assert run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", k, "-f", str(w / k)]).returncode == 0
+    key1 = (w / "key.pub").read_text().strip()
+    password = "pw-" + os.urandom(6).hex()
+    keys_word = key1.split()[1][-24:]  # a piece of the key, to look for
+    spare = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHNwYXJlc3BhcmVzcGFyZXNwYXJlc3BhcmVzcGFyZXM= spare"
+    netns = "seedssh-" + os.urandom(4).hex()
+    assert run(["ip", "netns", "add", netns]).returncode == 0
+    try:
+        assert run(["ip", "-n", netns, "link", "set", "lo", "up"]).returncode == 0
+        r = podman(SSH_SCRIPT, image, w=w, NETNS=netns, ROOT_PW=password, KEYS_WORD=keys_word,
+                   KEYS=f"{key1},\n {spare}\n")
+    finally:
+        run(["ip", "netns", "del", netns])
+    logs = (w / "logs").read_text() if (w / "logs").exists() else ""
+    assert r.returncode == 0, (r.stdout, r.stderr, logs)
+    # root logs in with the key; no process it can see has the values in its environment
+    assert (w / "root.out").read_text().split() == ["0", "0"], ((w / "root.out").read_text(),
+                                                                (w / "root.err").read_text(), logs)
+    # carol, with the key of the file: the modes sshd wants
+    assert (w / "carol.out").read_text().split("\n")[:3] == ["2000", "700 carol", "600 carol"], \
+        (w / "carol.out").read_text()
+    # no password login: sshd does not even offer it
+    assert "pwlogin=255" in r.stdout, r.stdout
+    assert "Permission denied (publickey)" in (w / "pwlogin").read_text()
+    root = [l for l in (w / "shadow").read_text().splitlines() if l.startswith("root:")][0]
+    h = root.split(":")[1]
+    assert h.startswith("$y$") and crypt.crypt(password, h) == h and crypt.crypt("wrong", h) != h, root
+    # two keys from SSH_PUBLIC_KEYS (a comma, a newline, blanks), one from the file
+    assert "seed-init: ssh: 3 keys installed for root\n" in logs, logs
+    assert "seed-init: ssh: 3 keys installed for carol\n" in logs, logs
+    assert "seed-init: password: root's password set from ROOT_PASSWORD (yescrypt)" in logs, logs
+    assert "seed-init: ssh: sshd on port 22" in logs and "/seed/storage/data/.seed/ssh" in logs, logs
+    assert password not in logs and keys_word not in logs
+    # a new container on the same volume: the same host key
+    one, two = (w / "hostkey.one").read_text(), (w / "hostkey.two").read_text()
+    assert one and one.split()[1:] == two.split()[1:], (one, two, (w / "logs2").read_text())
+    assert "ssh-keygen" not in (w / "logs2").read_text()
