@@ -931,13 +931,16 @@ static void add_runtime_env(proc *p) {
     p->env = v;
 }
 
-static void boot(boot_secrets *b) {
+/* The boot tasks, in order; with daemons, also what the init runs for them (sshd). */
+static void boot(boot_secrets *b, bool daemons) {
     seed_boot_accounts(S.users, S.n_users);
     seed_boot_password(b->root_password);
     seed_boot_ssh_keys(b->ssh_keys, b->ssh_keys_file, S.users, S.n_users);
     secret_free(&b->root_password);
     secret_free(&b->ssh_keys);
     secret_free(&b->ssh_keys_file);
+    if (!daemons)
+        return;
     char **sshd = runs_sshd() ? NULL : seed_boot_sshd(S.persist, S.ssh_port);
     if (sshd)
         add_proc("sshd", sshd);
@@ -960,6 +963,17 @@ int main(int argc, char **argv) {
     /* A node always passes the configuration as fd 3; a container runtime passes
      * nothing beyond stdio. */
     S.image = fcntl(SEED_INIT_CONFIG_FD, F_GETFD) < 0 && errno == EBADF;
+    /* --boot: the boot tasks alone, for platforms that replace the entrypoint (vast.ai's
+     * ssh and jupyter modes run an onstart script instead): no process is started. */
+    bool boot_only = argc > 1 && streq(argv[1], "--boot");
+    if (argc > 1 && !boot_only) {
+        fprintf(stderr,
+                "seed-init: unknown argument \"%s\": expected none, or --boot to run the boot tasks "
+                "of an image alone\n",
+                argv[1]);
+        return 2;
+    }
+    S.image |= boot_only;
     boot_secrets secrets = {0};
     if (S.image)
         secrets_take(&secrets);
@@ -976,6 +990,10 @@ int main(int argc, char **argv) {
         else
             say("seed-init", "cannot read the instance configuration");
         return 1;
+    }
+    if (boot_only) {
+        boot(&secrets, false);
+        return 0;
     }
 
     sigset_t mask;
@@ -995,7 +1013,7 @@ int main(int argc, char **argv) {
         epoll_ctl(S.epfd, EPOLL_CTL_ADD, S.chan, &ev);
 
     if (S.image)
-        boot(&secrets);
+        boot(&secrets, true);
 
     /* The daemons first, so that the foreground process finds them started. */
     for (size_t i = 0; i < S.n_procs; i++)

@@ -262,3 +262,28 @@ def test_ssh_keys_password_and_host_keys():
     one, two = (w / "hostkey.one").read_text(), (w / "hostkey.two").read_text()
     assert one and one.split()[1:] == two.split()[1:], (one, two, (w / "logs2").read_text())
     assert "ssh-keygen" not in (w / "logs2").read_text()
+
+
+def test_boot_only():
+    """seed-init --boot, as vast.ai's onstart script runs it after replacing the
+    entrypoint: the boot tasks run, each logged, no process is started, exit 0; the
+    keys reach root; an unknown argument is refused."""
+    need_podman()
+    proj = make_project({"box": {"root": "rootfs", "users": USERS, "processes": {
+        "daemon": {"command": ["sh", "-c", "echo should not run"]}}}})
+    image = build_image(proj, "box")
+    script = r"""
+set +e
+$P run --rm --network none $R --entrypoint /bin/sh -e SSH_PUBLIC_KEYS="ssh-ed25519 AAAA one" $IMAGE -c \
+  '/seed/bin/seed-init --boot; echo "rc=$?"; grep ^carol: /etc/passwd; cat /root/.ssh/authorized_keys; ps -o comm'
+$P run --rm --network none $R --entrypoint /seed/bin/seed-init $IMAGE --bogus
+echo "bogus=$?"
+"""
+    r = podman(script, image)
+    assert "rc=0" in r.stdout, (r.stdout, r.stderr)
+    assert "carol:x:2000:2000::/home/carol:/bin/sh" in r.stdout
+    assert "ssh-ed25519 AAAA one\n" in r.stdout
+    assert "seed-init: users: 2 of 2 accounts added to /etc/passwd (carol, dave)" in r.stderr, r.stderr
+    assert "seed-init: ssh: 1 key installed for root" in r.stderr, r.stderr
+    assert "should not run" not in r.stdout and "sleep" not in r.stdout
+    assert "bogus=2" in r.stdout and 'unknown argument "--bogus"' in r.stderr, (r.stdout, r.stderr)
