@@ -501,3 +501,63 @@ char **seed_boot_sshd(const char *persist, unsigned port) {
                   persist ? "" : " (no persistent volume: new keys on each new container)");
     return argv;
 }
+
+/* ---- Tailscale ---- */
+
+static char **argv_of(const char *const *args, size_t n) {
+    char **v = calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; v && i < n; i++)
+        if (!(v[i] = strdup(args[i]))) {
+            strv_free(v);
+            return NULL;
+        }
+    return v;
+}
+
+int seed_boot_tailscale(const char *key, const char *persist, const char *hostname, char ***daemon,
+                        char ***up) {
+    *daemon = *up = NULL;
+    _cleanup_free_ char *tailscaled = find_tool("tailscaled"), *tailscale = find_tool("tailscale");
+    if (!tailscaled || !tailscale) {
+        seed_boot_log("tailscale", "warning: TAILSCALE_AUTHKEY is set but the image has no %s: not joining",
+                      tailscaled ? "tailscale" : "tailscaled");
+        return -ENOENT;
+    }
+    char dir[4096], statedir[4200], state[4300], key_arg[256], host_arg[320];
+    snprintf(dir, sizeof(dir), "%s", persist ? persist : "/var/lib");
+    snprintf(statedir, sizeof(statedir), "%s/%s", dir, persist ? ".seed/tailscale" : "tailscale");
+    snprintf(state, sizeof(state), "--state=%s/tailscaled.state", statedir);
+    int r = seed_mkdir_p(statedir, 0700);
+    if (r == 0)
+        r = seed_mkdir_p("/run/tailscale", 0755);
+    if (r == 0)
+        r = seed_mkdir_p("/run/seed", 0755);
+    /* umask-proof: created 0600 by replace_file (mode of a new file), owned by root. */
+    if (r == 0) {
+        unlink(SEED_TAILSCALE_KEY_FILE);
+        r = replace_file(SEED_TAILSCALE_KEY_FILE, key, 0600);
+    }
+    if (r < 0) {
+        seed_boot_log("tailscale", "warning: cannot prepare %s: %s", statedir, strerror(-r));
+        return r;
+    }
+    snprintf(key_arg, sizeof(key_arg), "--authkey=file:%s", SEED_TAILSCALE_KEY_FILE);
+    snprintf(host_arg, sizeof(host_arg), "--hostname=%s", hostname);
+    char statedir_arg[4300];
+    snprintf(statedir_arg, sizeof(statedir_arg), "--statedir=%s", statedir);
+    bool tun = access("/dev/net/tun", R_OK | W_OK) == 0;
+    const char *d[] = {tailscaled, state, statedir_arg, "--socket=/run/tailscale/tailscaled.sock",
+                       tun ? NULL : "--tun=userspace-networking"};
+    const char *u[] = {tailscale, "--socket=/run/tailscale/tailscaled.sock", "up", key_arg, host_arg};
+    *daemon = argv_of(d, tun ? 4 : 5);
+    *up = argv_of(u, ELEMENTSOF(u));
+    if (!*daemon || !*up) {
+        strv_free(*daemon);
+        strv_free(*up);
+        *daemon = *up = NULL;
+        return -ENOMEM;
+    }
+    seed_boot_log("tailscale", "starting tailscaled (state in %s%s) and joining as %s", statedir,
+                  tun ? "" : ", userspace networking: no /dev/net/tun", hostname);
+    return 0;
+}

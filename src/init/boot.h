@@ -36,3 +36,12 @@ void seed_boot_ssh_keys(const char *keys, const char *keys_file, const seed_acco
  * directory, and the argv (malloc'd, NULL-terminated) of `sshd -D -e` on port with
  * password and keyboard-interactive authentication off. NULL without sshd or keys. */
 char **seed_boot_sshd(const char *persist, unsigned port);
+
+/* TAILSCALE_AUTHKEY, when the image has tailscaled and tailscale: the key written to a
+ * root-only file (so that it is in no process's arguments or environment), and the argv
+ * of tailscaled (state under <persist>/.seed/tailscale, userspace networking without
+ * /dev/net/tun) and of `tailscale up --authkey=file:<that file> --hostname=<hostname>`
+ * (malloc'd, NULL-terminated). 0, or -ENOENT (without tailscaled: one warning logged). */
+#define SEED_TAILSCALE_KEY_FILE "/run/seed/tailscale-authkey"
+int seed_boot_tailscale(const char *key, const char *persist, const char *hostname, char ***daemon,
+                        char ***up);

@@ -67,7 +67,9 @@ typedef struct proc {
     uint64_t restart_at; /* monotonic usec; 0: none scheduled */
     int status;          /* the last wait status */
     bool done;
-    bool foreground; /* its exit ends the instance, with its exit code */
+    bool foreground;               /* its exit ends the instance, with its exit code */
+    bool aux;                      /* the init's own (sshd, tailscaled): keeps no instance alive */
+    const char *remove_on_success; /* a file to remove once it exited 0 */
 } proc;
 
 /* One output pipe; it may outlive its process while a grandchild holds it open. */
@@ -559,13 +561,17 @@ static void start_or_schedule(proc *p) {
     schedule_restart(p);
 }
 
+/* Every process of the spec is done for good (the init's own do not count). */
 static bool all_done(void) {
-    if (S.n_procs == 0)
-        return false; /* an instance without processes idles until stopped */
-    for (size_t i = 0; i < S.n_procs; i++)
+    size_t spec = 0;
+    for (size_t i = 0; i < S.n_procs; i++) {
+        if (S.procs[i].aux)
+            continue;
+        spec++;
         if (!S.procs[i].done)
             return false;
-    return true;
+    }
+    return spec > 0; /* an instance without processes idles until stopped */
 }
 
 static void begin_stop(unsigned grace_ms);
@@ -576,6 +582,8 @@ static void on_exit_status(proc *p, int status) {
     p->pid = 0;
     p->status = status;
     send_msg(SEED_INIT_EVENT, SEED_EVENT_EXITED, (uint32_t)status, p->name, NULL, 0);
+    if (p->remove_on_success && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        unlink(p->remove_on_success);
     if (S.stopping) {
         say(p->name, "%s", what);
         p->done = true;
@@ -653,6 +661,8 @@ static int image_exit_code(void) {
         return S.killed ? 128 + SIGKILL : 0;
     for (size_t i = 0; i < S.n_procs; i++) {
         int st = S.procs[i].status;
+        if (S.procs[i].aux)
+            continue;
         if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
             return WEXITSTATUS(st);
         if (WIFSIGNALED(st))
@@ -864,13 +874,14 @@ static void loopback_up(void) {
 
 /* Image mode: the platform's configuration, taken out of our environment first thing. */
 typedef struct boot_secrets {
-    char *root_password, *ssh_keys, *ssh_keys_file;
+    char *root_password, *ssh_keys, *ssh_keys_file, *tailscale_key;
 } boot_secrets;
 
 static void secrets_take(boot_secrets *b) {
     b->root_password = seed_boot_take_env("ROOT_PASSWORD");
     b->ssh_keys = seed_boot_take_env("SSH_PUBLIC_KEYS");
     b->ssh_keys_file = seed_boot_take_env("SSH_PUBLIC_KEYS_FILE");
+    b->tailscale_key = seed_boot_take_env("TAILSCALE_AUTHKEY");
 }
 
 static void secret_free(char **s) {
@@ -889,17 +900,23 @@ static bool runs_sshd(void) {
     return false;
 }
 
-/* A process of the init's own (sshd), a daemon like the spec's. */
-static void add_proc(const char *name, char **argv) {
+/* A process of the init's own (sshd, tailscaled), run like the spec's daemons. */
+static proc *add_proc(const char *name, char **argv, enum restart restart) {
     proc *n = realloc(S.procs, (S.n_procs + 1) * sizeof(proc));
     if (!n) {
         strv_free(argv);
-        return;
+        return NULL;
     }
     S.procs = n;
     proc *p = &S.procs[S.n_procs++];
-    *p = (proc){
-        .name = strdup(name), .argv = argv, .env = S.base_env, .cwd = strdup("/"), .user = strdup("root")};
+    *p = (proc){.name = strdup(name),
+                .argv = argv,
+                .env = S.base_env,
+                .cwd = strdup("/"),
+                .user = strdup("root"),
+                .restart = restart,
+                .aux = true};
+    return p;
 }
 
 /* The container's environment (less what secrets_take took, and HOME) reaches the
@@ -939,11 +956,25 @@ static void boot(boot_secrets *b, bool daemons) {
     secret_free(&b->root_password);
     secret_free(&b->ssh_keys);
     secret_free(&b->ssh_keys_file);
-    if (!daemons)
+    if (!daemons) {
+        if (b->tailscale_key)
+            seed_boot_log("tailscale", "warning: --boot starts no daemon: TAILSCALE_AUTHKEY is not used");
+        secret_free(&b->tailscale_key);
         return;
+    }
     char **sshd = runs_sshd() ? NULL : seed_boot_sshd(S.persist, S.ssh_port);
     if (sshd)
-        add_proc("sshd", sshd);
+        add_proc("sshd", sshd, RESTART_ALWAYS);
+    char **tsd, **tsup;
+    if (b->tailscale_key && seed_boot_tailscale(b->tailscale_key, S.persist, S.name, &tsd, &tsup) == 0) {
+        add_proc("tailscaled", tsd, RESTART_ALWAYS);
+        /* tailscale up fails until tailscaled listens: retried with backoff; the key
+         * file goes once it succeeded. */
+        proc *up = add_proc("tailscale-up", tsup, RESTART_ON_FAILURE);
+        if (up)
+            up->remove_on_success = SEED_TAILSCALE_KEY_FILE;
+    }
+    secret_free(&b->tailscale_key);
     for (size_t i = 0; i < S.n_procs; i++)
         if (S.procs[i].env != S.base_env)
             add_runtime_env(&S.procs[i]);

@@ -287,3 +287,78 @@ echo "bogus=$?"
     assert "seed-init: ssh: 1 key installed for root" in r.stderr, r.stderr
     assert "should not run" not in r.stdout and "sleep" not in r.stdout
     assert "bogus=2" in r.stdout and 'unknown argument "--bogus"' in r.stderr, (r.stdout, r.stderr)
+
+
+FAKE_TAILSCALED = """#!/bin/sh
+mkdir -p /seed/storage/data/ts /run/tailscale
+echo "$@" > /seed/storage/data/ts/tailscaled.args
+sleep 0.5
+touch /run/tailscale/tailscaled.sock
+exec sleep 100000
+"""
+
+FAKE_TAILSCALE = """#!/bin/sh
+[ -e /run/tailscale/tailscaled.sock ] || { echo "failed to connect to local tailscaled" >&2; exit 1; }
+for a in "$@"; do
+    case "$a" in --authkey=file:*) cat "${a#--authkey=file:}" > /seed/storage/data/ts/key;; esac
+done
+echo "$@" > /seed/storage/data/ts/up.args
+"""
+
+# The key is looked for with grep -f (from the file the fake wrote), so that no
+# checker's own arguments hold it.
+CHECKER = ("while [ ! -e /seed/storage/data/ts/up.args ]; do sleep 0.1; done; sleep 0.3; "
+           "echo environ=$(cat /proc/[0-9]*/environ | tr '\\0' '\\n' | grep -c -F -f /seed/storage/data/ts/key); "
+           "echo cmdline=$(cat /proc/[0-9]*/cmdline | tr '\\0' '\\n' | grep -c -F -f /seed/storage/data/ts/key); "
+           "echo keyfile=$(test -e /run/seed/tailscale-authkey && echo there || echo gone)")
+
+
+def test_tailscale_authkey():
+    """A fake tailscaled/tailscale pair in the image: tailscaled runs with its state on
+    the volume, `tailscale up` gets the key (from a root-only file) and the instance's
+    name; the key is in no process's environment or arguments and never logged."""
+    need_podman()
+    proj = make_project({"box": {"root": "rootfs", "storage": {"data": "64Mi"}, "processes": {
+        "idle": {"command": ["sleep", "100000"]},
+        "checker": {"restart": "no", "command": ["sh", "-c", CHECKER]}}}})
+    for name, text in (("tailscaled", FAKE_TAILSCALED), ("tailscale", FAKE_TAILSCALE)):
+        (proj / "rootfs" / "bin" / name).write_text(text)
+        (proj / "rootfs" / "bin" / name).chmod(0o755)
+    image = build_image(proj, "box")
+    key = "tskey-auth-" + os.urandom(8).hex()
+    script = r"""
+mkdir -p $W/vol
+$P run -d --name t --network none $R -v $W/vol:/seed/storage/data -e TAILSCALE_AUTHKEY=$KEY $IMAGE >/dev/null
+for i in $(seq 1 100); do $P logs t 2>&1 | grep -q 'checker: keyfile=' && break; sleep 0.1; done
+$P stop -t 10 t >/dev/null
+$P logs t > $W/logs 2>&1
+"""
+    w = workdir()
+    r = podman(script, image, w=w, KEY=key)
+    logs = (w / "logs").read_text()
+    assert r.returncode == 0, (r.stdout, r.stderr, logs)
+    ts = w / "vol" / "ts"
+    assert (ts / "key").read_text() == key, logs
+    up = (ts / "up.args").read_text().split()
+    assert up == ["--socket=/run/tailscale/tailscaled.sock", "up",
+                  "--authkey=file:/run/seed/tailscale-authkey", "--hostname=box"], up
+    daemon = (ts / "tailscaled.args").read_text()
+    assert "--state=/seed/storage/data/.seed/tailscale/tailscaled.state" in daemon, daemon
+    assert (w / "vol" / ".seed" / "tailscale").is_dir()
+    assert "checker: environ=0" in logs and "checker: cmdline=0" in logs, logs
+    assert "checker: keyfile=gone" in logs, logs  # removed once tailscale up succeeded
+    assert "seed-init: tailscale: starting tailscaled" in logs and "joining as box" in logs, logs
+    assert key not in logs
+
+
+def test_tailscale_missing_is_one_warning():
+    """Without tailscaled in the image: one warning, the processes run."""
+    need_podman()
+    proj = make_project({"box": {"root": "rootfs", "processes": {
+        "job": {"restart": "no", "command": ["sh", "-c", "echo ran"]}}}})
+    image = build_image(proj, "box")
+    r = podman('set +e; $P run --rm --network none $R -e TAILSCALE_AUTHKEY=tskey-x $IMAGE; echo "rc=$?"', image)
+    assert "rc=0" in r.stdout and "job: ran" in r.stdout, (r.stdout, r.stderr)
+    warn = [l for l in r.stderr.splitlines() if "tailscale" in l]
+    assert warn == ["seed-init: tailscale: warning: TAILSCALE_AUTHKEY is set but the image has no tailscaled: "
+                    "not joining"], r.stderr
