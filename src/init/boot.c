@@ -2,6 +2,7 @@
 #include "init/boot.h"
 
 #include <crypt.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/fileio.h"
@@ -560,4 +562,140 @@ int seed_boot_tailscale(const char *key, const char *persist, const char *hostna
     seed_boot_log("tailscale", "starting tailscaled (state in %s%s) and joining as %s", statedir,
                   tun ? "" : ", userspace networking: no /dev/net/tun", hostname);
     return 0;
+}
+
+/* ---- GPU driver libraries ---- */
+
+/* Where nvidia-container-runtime (and CDI specs) put the driver's libraries. */
+static const char *const gpu_dirs[] = {
+    "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib",
+    "/lib/x86_64-linux-gnu",     "/lib/aarch64-linux-gnu",     "/lib64",     "/usr/local/nvidia/lib64",
+    "/usr/local/nvidia/lib"};
+
+static bool gpu_present(void) {
+    const char *v = getenv("NVIDIA_VISIBLE_DEVICES");
+    if (v && *v && !streq(v, "void") && !streq(v, "none"))
+        return true;
+    return access("/dev/nvidiactl", F_OK) == 0 || access("/dev/nvidia0", F_OK) == 0;
+}
+
+static bool driver_lib(const char *name) {
+    static const char *const prefixes[] = {
+        "libcuda.so",          "libnvidia-",         "libnvcuvid.so",
+        "libEGL_nvidia.so",    "libGLX_nvidia.so",   "libGLESv1_CM_nvidia.so",
+        "libGLESv2_nvidia.so", "libcudadebugger.so", "libnvoptix.so"};
+    for (size_t i = 0; i < ELEMENTSOF(prefixes); i++)
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0 && strstr(name, ".so"))
+            return true;
+    return false;
+}
+
+/* The directory of gpu_dirs that holds libcuda.so.1 (NULL: none yet). */
+static const char *find_libcuda(void) {
+    for (size_t i = 0; i < ELEMENTSOF(gpu_dirs); i++) {
+        char p[256];
+        snprintf(p, sizeof(p), "%s/libcuda.so.1", gpu_dirs[i]);
+        struct stat st;
+        /* a bind mount over an empty placeholder is only complete once it has content */
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+            return gpu_dirs[i];
+    }
+    return NULL;
+}
+
+/* The NixOS convention: /run/opengl-driver/lib holds (links to) the driver's
+ * libraries, and Nix-built CUDA programs carry it in their RUNPATH. How many links. */
+static size_t link_farm(void) {
+    size_t n = 0;
+    if (seed_mkdir_p("/run/opengl-driver/lib", 0755) < 0)
+        return 0;
+    for (size_t i = 0; i < ELEMENTSOF(gpu_dirs); i++) {
+        DIR *d = opendir(gpu_dirs[i]);
+        if (!d)
+            continue;
+        for (struct dirent *e; (e = readdir(d));) {
+            if (!driver_lib(e->d_name))
+                continue;
+            char target[512], link[512];
+            snprintf(target, sizeof(target), "%s/%s", gpu_dirs[i], e->d_name);
+            snprintf(link, sizeof(link), "/run/opengl-driver/lib/%s", e->d_name);
+            if (access(link, F_OK) == 0)
+                continue; /* the first directory wins */
+            if (symlink(target, link) == 0)
+                n++;
+        }
+        closedir(d);
+    }
+    return n;
+}
+
+/* A Nix-style image has nvidia-smi's loader (/lib64/ld-linux-x86-64.so.2) nowhere: the
+ * link to the loader of the image's own glibc makes the injected nvidia-smi run. */
+static void loader_link(void) {
+    static const char loader[] = "/lib64/ld-linux-x86-64.so.2";
+    if (access(loader, F_OK) == 0 || access("/usr/bin/nvidia-smi", X_OK) < 0)
+        return;
+    DIR *d = opendir("/nix/store");
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d));) {
+        char p[512];
+        if (!strstr(e->d_name, "-glibc-"))
+            continue;
+        snprintf(p, sizeof(p), "/nix/store/%s/lib/ld-linux-x86-64.so.2", e->d_name);
+        if (access(p, X_OK) == 0 && seed_mkdir_p("/lib64", 0755) == 0 && symlink(p, loader) == 0) {
+            seed_boot_log("gpu", "nvidia-smi: its loader %s linked to %s", loader, p);
+            break;
+        }
+    }
+    closedir(d);
+}
+
+void seed_boot_gpu(void) {
+    if (!gpu_present())
+        return;
+    unsigned wait_s = 30;
+    const char *w = getenv("SEED_GPU_WAIT");
+    if (w && *w && strspn(w, "0123456789") == strlen(w) && strlen(w) < 6)
+        wait_s = (unsigned)atoi(w);
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const char *dir;
+    /* A bind mount makes no inotify event: look every 100 ms, for a bounded time. */
+    for (;;) {
+        dir = find_libcuda();
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double waited = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+        if (dir || waited >= wait_s) {
+            if (!dir) {
+                seed_boot_log("gpu",
+                              "warning: an NVIDIA GPU is assigned but no libcuda.so.1 appeared within %u s",
+                              wait_s);
+                return;
+            }
+            _cleanup_free_ char *ldconfig = find_tool("ldconfig");
+            if (ldconfig) {
+                /* An FHS image: the loader cache, with the directory added for good. */
+                if (access("/etc/ld.so.conf.d", F_OK) == 0) {
+                    char conf[300];
+                    snprintf(conf, sizeof(conf), "%s\n", dir);
+                    replace_file("/etc/ld.so.conf.d/000-seed-gpu.conf", conf, 0644);
+                }
+                char *argv[] = {ldconfig, (char *)dir, NULL};
+                int r = run_tool(argv);
+                seed_boot_log("gpu", "libcuda.so.1 in %s after %.1f s; loader cache refreshed (ldconfig%s)",
+                              dir, waited, r == 0 ? "" : ": failed");
+            } else {
+                size_t n = link_farm();
+                loader_link();
+                seed_boot_log("gpu",
+                              "libcuda.so.1 in %s after %.1f s; %zu driver libraries linked in "
+                              "/run/opengl-driver/lib",
+                              dir, waited, n);
+            }
+            return;
+        }
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
 }

@@ -45,3 +45,10 @@ char **seed_boot_sshd(const char *persist, unsigned port);
 #define SEED_TAILSCALE_KEY_FILE "/run/seed/tailscale-authkey"
 int seed_boot_tailscale(const char *key, const char *persist, const char *hostname, char ***daemon,
                         char ***up);
+
+/* GPU driver libraries injected by the host runtime: when the container has NVIDIA
+ * devices (/dev/nvidia*, $NVIDIA_VISIBLE_DEVICES), wait up to $SEED_GPU_WAIT seconds
+ * (default 30) for libcuda.so.1 in the usual directories, then make the image's
+ * programs find the driver's libraries: ldconfig with those directories where the image
+ * has one (an FHS image), else the NixOS link farm /run/opengl-driver/lib. */
+void seed_boot_gpu(void);

@@ -950,6 +950,7 @@ static void add_runtime_env(proc *p) {
 
 /* The boot tasks, in order; with daemons, also what the init runs for them (sshd). */
 static void boot(boot_secrets *b, bool daemons) {
+    seed_boot_gpu();
     seed_boot_accounts(S.users, S.n_users);
     seed_boot_password(b->root_password);
     seed_boot_ssh_keys(b->ssh_keys, b->ssh_keys_file, S.users, S.n_users);

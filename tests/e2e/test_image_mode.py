@@ -362,3 +362,111 @@ def test_tailscale_missing_is_one_warning():
     warn = [l for l in r.stderr.splitlines() if "tailscale" in l]
     assert warn == ["seed-init: tailscale: warning: TAILSCALE_AUTHKEY is set but the image has no tailscaled: "
                     "not joining"], r.stderr
+
+
+# ---- GPU driver libraries injected by the host ----
+
+FAKE_CUDA = "int cuInit(unsigned flags) { return (int)flags + 42; }\n"
+CUDA_APP = r"""
+#include <stdio.h>
+int cuInit(unsigned flags);
+int main(void) { printf("cuInit=%d\n", cuInit(0)); return 0; }
+"""
+NIX_GLIBC = "/nix/store/" + "0" * 32 + "-glibc-2.36"
+
+
+def gpu_project(nix):
+    """An image with a program that links libcuda.so.1 but no libcuda.so.1: an FHS one
+    (the loader in /lib64, ldconfig) or a /nix/store-style one (its glibc in the store,
+    RUNPATH with /run/opengl-driver/lib, the default search path ignored)."""
+    if not shutil.which("gcc"):
+        pytest.skip("no C compiler")
+    proj = make_project({"gpu": {"root": "rootfs", "processes": {
+        "idle": {"command": ["sleep", "100000"]},
+        "app": {"foreground": True, "command": ["sh", "-c",
+                "/app && (/sbin/ldconfig -p 2>/dev/null | grep -q libcuda.so.1 && echo cached; "
+                "readlink /run/opengl-driver/lib/libcuda.so.1 || true)"]}}}})
+    root = proj / "rootfs"
+    build = workdir()
+    (build / "cuda.c").write_text(FAKE_CUDA)
+    (build / "app.c").write_text(CUDA_APP)
+    r = run(["gcc", "-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o", str(build / "libcuda.so.1"),
+             str(build / "cuda.c")])
+    assert r.returncode == 0, r.stderr
+    (build / "libcuda.so").symlink_to("libcuda.so.1")
+    libc, loader = "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"
+    args = ["gcc", "-o", str(root / "app"), str(build / "app.c"), "-L", str(build), "-lcuda"]
+    if nix:
+        store = root / NIX_GLIBC.lstrip("/") / "lib"
+        store.mkdir(parents=True)
+        shutil.copy2(os.path.realpath(libc), store / "libc.so.6")
+        shutil.copy2(os.path.realpath(loader), store / "ld-linux-x86-64.so.2")
+        args += [f"-Wl,--dynamic-linker={NIX_GLIBC}/lib/ld-linux-x86-64.so.2",
+                 f"-Wl,-rpath,{NIX_GLIBC}/lib:/run/opengl-driver/lib", "-Wl,-z,nodefaultlib"]
+    else:
+        for f in (libc, loader):
+            (root / f.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(os.path.realpath(f), root / f.lstrip("/"))
+        (root / "sbin").mkdir()
+        shutil.copy2("/sbin/ldconfig", root / "sbin" / "ldconfig")
+        (root / "etc" / "ld.so.conf.d").mkdir()
+        (root / "etc" / "ld.so.conf").write_text("include /etc/ld.so.conf.d/*.conf\n")
+    r = run(args)
+    assert r.returncode == 0, r.stderr
+    (root / "usr" / "lib" / "x86_64-linux-gnu").mkdir(parents=True)  # where the runtime binds
+    for d in root.rglob("*"):
+        if d.is_dir() and not d.is_symlink():
+            d.chmod(0o755)
+    return proj, build
+
+
+GPU_SCRIPT = r"""
+$P run -d --name t --network none $R -e NVIDIA_VISIBLE_DEVICES=all -v $DRV:/seed/drv:ro $IMAGE >/dev/null
+sleep 2
+PID=$($P inspect t --format '{{.State.Pid}}')
+# as nvidia-container-runtime does: a placeholder, and the host's library bound over it
+nsenter -t $PID -m /bin/busybox sh -c \
+  'touch /usr/lib/x86_64-linux-gnu/libcuda.so.1 && /bin/busybox mount --bind /seed/drv/libcuda.so.1 /usr/lib/x86_64-linux-gnu/libcuda.so.1'
+echo "exit=$($P wait t)"
+$P logs t > $W/logs 2>&1
+"""
+
+
+@pytest.mark.parametrize("nix", [False, True], ids=["fhs", "nix"])
+def test_gpu_driver_libraries_injected_late(nix):
+    """The driver library appears two seconds after start (a bind mount, as the NVIDIA
+    runtime makes it): seed-init waits for it, then the program that links libcuda.so.1
+    runs without LD_LIBRARY_PATH — through the loader cache in an FHS image, through
+    /run/opengl-driver/lib in a /nix/store-style one."""
+    need_podman()
+    proj, build = gpu_project(nix)
+    image = build_image(proj, "gpu")
+    w = workdir()
+    r = podman(GPU_SCRIPT, image, w=w, DRV=str(build))
+    logs = (w / "logs").read_text() if (w / "logs").exists() else ""
+    assert r.returncode == 0, (r.stdout, r.stderr, logs)
+    assert "exit=0" in r.stdout, (r.stdout, logs)
+    assert "app: cuInit=42" in logs, logs
+    line = [l for l in logs.splitlines() if l.startswith("seed-init: gpu: ")]
+    assert len(line) == 1, logs
+    waited = float(line[0].split(" after ")[1].split(" s")[0])
+    assert 1.5 <= waited < 30, line
+    if nix:
+        assert "app: /usr/lib/x86_64-linux-gnu/libcuda.so.1" in logs, logs
+        assert "linked in /run/opengl-driver/lib" in line[0]
+    else:
+        assert "app: cached" in logs, logs
+        assert "loader cache refreshed (ldconfig)" in line[0]
+
+
+def test_gpu_wait_is_bounded():
+    """No library comes: after $SEED_GPU_WAIT seconds one warning, and the processes
+    start anyway (the program then cannot load libcuda.so.1: 127)."""
+    need_podman()
+    proj, _ = gpu_project(nix=False)
+    image = build_image(proj, "gpu")
+    r = podman('set +e; $P run --rm --network none $R -e NVIDIA_VISIBLE_DEVICES=0 -e SEED_GPU_WAIT=1 $IMAGE; '
+               'echo "rc=$?"', image)
+    assert "rc=127" in r.stdout, (r.stdout, r.stderr)
+    assert ("seed-init: gpu: warning: an NVIDIA GPU is assigned but no libcuda.so.1 appeared within 1 s"
+            in r.stderr), r.stderr
