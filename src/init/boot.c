@@ -5,12 +5,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -313,12 +315,13 @@ void seed_boot_password(const char *password) {
 
 #define MAX_KEYS 256
 
-/* The keys into <home>/.ssh/authorized_keys, opened without following links: a home
- * on the persistent volume belongs to its user, who could leave a link there. */
+/* The keys into <home>/.ssh/authorized_keys, opened without following links below the
+ * home: a home belongs to its user, who could leave a link there. (The home itself may
+ * be a link: to the volume, see persist_homes.) */
 static int install_keys(const char *home, uid_t uid, gid_t gid, char **keys, size_t n) {
-    _cleanup_close_ int hfd = open(home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    _cleanup_close_ int hfd = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (hfd < 0 && errno == ENOENT && seed_mkdir_p(home, 0700) == 0) {
-        hfd = open(home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        hfd = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (hfd >= 0 && fchown(hfd, uid, gid) < 0) {
             /* best effort: a home we made is ours to hand over */
         }
@@ -698,4 +701,318 @@ void seed_boot_gpu(void) {
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+}
+
+/* ---- persistence: /nix and homes on the volume ---- */
+
+static int copy_tree(int sfd, int dfd, int merge_depth);
+
+static int copy_file(int sfd, const char *name, int dfd, const struct stat *st) {
+    _cleanup_close_ int in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    _cleanup_close_ int out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (in < 0 || out < 0)
+        return -errno;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            break;
+        int r = write_all(out, buf, (size_t)n);
+        if (r < 0)
+            return r;
+    }
+    /* the owner first: chown clears setuid bits that fchmod then restores */
+    if ((fchown(out, st->st_uid, st->st_gid) < 0 && errno != EPERM) || fchmod(out, st->st_mode & 07777) < 0)
+        return -errno;
+    struct timespec ts[2] = {st->st_atim, st->st_mtim};
+    futimens(out, ts);
+    return 0;
+}
+
+/* Copy what sfd holds into dfd: what dfd has already is kept, and entered (to add what
+ * is missing below) only merge_depth levels deep. Files, directories and symlinks with
+ * owners, modes and mtimes; anything else is skipped. */
+static int copy_tree(int sfd, int dfd, int merge_depth) {
+    int dup_fd = fcntl(sfd, F_DUPFD_CLOEXEC, 3);
+    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    if (!d) {
+        if (dup_fd >= 0)
+            close(dup_fd);
+        return -errno;
+    }
+    int r = 0;
+    for (struct dirent *e; r == 0 && (e = readdir(d));) {
+        if (streq(e->d_name, ".") || streq(e->d_name, ".."))
+            continue;
+        struct stat st, dst;
+        if (fstatat(sfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        bool exists = fstatat(dfd, e->d_name, &dst, AT_SYMLINK_NOFOLLOW) == 0;
+        if (exists && !(S_ISDIR(st.st_mode) && S_ISDIR(dst.st_mode) && merge_depth > 0))
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            if (!exists && mkdirat(dfd, e->d_name, 0700) < 0) {
+                r = -errno;
+                break;
+            }
+            _cleanup_close_ int s2 = openat(sfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            _cleanup_close_ int d2 = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (s2 < 0 || d2 < 0) {
+                r = -errno;
+                break;
+            }
+            r = copy_tree(s2, d2, exists ? merge_depth - 1 : 0);
+            if (r == 0 && !exists) {
+                if ((fchown(d2, st.st_uid, st.st_gid) < 0 && errno != EPERM) ||
+                    fchmod(d2, st.st_mode & 07777) < 0)
+                    r = -errno;
+                struct timespec ts[2] = {st.st_atim, st.st_mtim};
+                futimens(d2, ts);
+            }
+        } else if (S_ISREG(st.st_mode)) {
+            r = copy_file(sfd, e->d_name, dfd, &st);
+        } else if (S_ISLNK(st.st_mode)) {
+            char target[4096];
+            ssize_t n = readlinkat(sfd, e->d_name, target, sizeof(target) - 1);
+            if (n < 0) {
+                r = -errno;
+                break;
+            }
+            target[n] = 0;
+            if (symlinkat(target, dfd, e->d_name) < 0)
+                r = -errno;
+            else if (fchownat(dfd, e->d_name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 &&
+                     errno != EPERM)
+                r = -errno;
+        }
+    }
+    closedir(d);
+    return r;
+}
+
+static int copy_path(const char *src, const char *dst, int merge_depth) {
+    _cleanup_close_ int s = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_close_ int d = open(dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s < 0 || d < 0)
+        return -errno;
+    return copy_tree(s, d, merge_depth);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* Put the volume's directory vol at path: a bind mount, or without the right to
+ * mount, a symlink in place of the image's directory (moved aside, or removed where
+ * the container's filesystem cannot move it: its content is on the volume already).
+ * How it was done, or NULL with errno. */
+static const char *place(const char *vol, const char *path) {
+    struct stat st;
+    bool made = false;
+    if (lstat(path, &st) < 0) {
+        char parent[4096];
+        snprintf(parent, sizeof(parent), "%s", path);
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent) {
+            *slash = 0;
+            seed_mkdir_p(parent, 0755);
+        }
+        made = mkdir(path, 0755) == 0;
+    }
+    if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && mount(vol, path, NULL, MS_BIND | MS_REC, NULL) == 0)
+        return "bind mount";
+    if (made)
+        rmdir(path);
+    else if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+        unlink(path);
+    else if (lstat(path, &st) == 0) {
+        char aside[4200];
+        snprintf(aside, sizeof(aside), "%s.seed-image", path);
+        nftw(aside, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+        if (rename(path, aside) < 0 && nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0)
+            return NULL;
+    }
+    return symlink(vol, path) == 0 ? "symlink" : NULL;
+}
+
+/* Whether path was put in place already (seed-init --boot run again): a symlink, or a
+ * mount point in /proc/self/mountinfo (a bind mount of the same filesystem keeps its
+ * st_dev). */
+static bool placed(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+        return true;
+    _cleanup_free_ char *info = read_small("/proc/self/mountinfo");
+    for (const char *l = info; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+        /* "id parent major:minor root mountpoint ..." */
+        const char *f = l;
+        for (int i = 0; i < 4 && f; i++)
+            f = strchr(f, ' '), f = f ? f + 1 : NULL;
+        size_t n = strlen(path);
+        if (f && strncmp(f, path, n) == 0 && f[n] == ' ')
+            return true;
+    }
+    return false;
+}
+
+static void persist_nix(const char *persist) {
+    struct stat st;
+    if (lstat("/nix", &st) < 0 || !S_ISDIR(st.st_mode) || placed("/nix"))
+        return; /* no /nix, or on the volume already (seed-init --boot again) */
+    char base[4200], upper[4300], work[4300], copy[4300], tmp[4300], opts[13000];
+    snprintf(base, sizeof(base), "%s/.seed/nix", persist);
+    snprintf(upper, sizeof(upper), "%s/upper", base);
+    snprintf(work, sizeof(work), "%s/work", base);
+    snprintf(copy, sizeof(copy), "%s/copy", base);
+    snprintf(tmp, sizeof(tmp), "%s/copy.tmp", base);
+    int r = seed_mkdir_p(upper, 0755);
+    if (r == 0)
+        r = seed_mkdir_p(work, 0755);
+    snprintf(opts, sizeof(opts), "lowerdir=/nix,upperdir=%s,workdir=%s", upper, work);
+    if (r == 0 && access(copy, F_OK) < 0 && mount("overlay", "/nix", "overlay", 0, opts) == 0) {
+        seed_boot_log("persist", "/nix: an overlay, the image's below, %s above", upper);
+        return;
+    }
+    int why = r < 0 ? -r : errno;
+    /* No overlay (no CAP_SYS_ADMIN, or the kernel refuses it here): a copy on the
+     * volume, whole on first boot, the store paths of a newer image added later. */
+    bool first = access(copy, F_OK) < 0;
+    if (first) {
+        nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+        r = seed_mkdir_p(tmp, 0755);
+        if (r == 0)
+            r = copy_path("/nix", tmp, 0);
+        if (r == 0 && rename(tmp, copy) < 0)
+            r = -errno;
+    } else {
+        r = copy_path("/nix", copy, 2); /* /nix, /nix/store, /nix/store/<path> */
+    }
+    if (r < 0) {
+        seed_boot_log("persist",
+                      "warning: /nix stays the image's: no overlay (%s), and copying it to %s failed: %s",
+                      strerror(why), copy, strerror(-r));
+        return;
+    }
+    const char *how = place(copy, "/nix");
+    if (!how) {
+        seed_boot_log("persist", "warning: /nix stays the image's: cannot put %s there: %s", copy,
+                      strerror(errno));
+        return;
+    }
+    if (streq(how, "symlink"))
+        setenv("NIX_IGNORE_SYMLINK_STORE", "1", 1); /* Nix refuses a linked store otherwise */
+    seed_boot_log("persist", "/nix: no overlay (%s): %s %s (%s)", strerror(why), how, copy,
+                  first ? "copied on this first boot" : "new store paths of the image added");
+}
+
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int chown_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    return lchown(path, chown_uid, chown_gid) < 0 ? -1 : 0;
+}
+
+/* A new home, copied from root-owned files (/etc/skel), handed to its user. */
+static int chown_tree(const char *path, uid_t uid, gid_t gid) {
+    chown_uid = uid;
+    chown_gid = gid;
+    return nftw(path, chown_entry, 16, FTW_PHYS | FTW_MOUNT);
+}
+
+/* The spec users' homes from <persist>/homes/<user>. */
+static void persist_homes(const char *persist, const seed_account *users, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const seed_account *a = &users[i];
+        if (streq(a->home, "/") || placed(a->home))
+            continue;
+        char vol[4200], tmp[4300];
+        snprintf(vol, sizeof(vol), "%s/homes/%s", persist, a->name);
+        snprintf(tmp, sizeof(tmp), "%s.seed-tmp", vol);
+        bool first = access(vol, F_OK) < 0;
+        if (first) {
+            /* from the image's home, else its skeleton */
+            nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+            char homes[4200];
+            snprintf(homes, sizeof(homes), "%s/homes", persist);
+            int r = seed_mkdir_p(homes, 0755); /* each user must pass through it */
+            if (r == 0 && mkdir(tmp, 0700) < 0)
+                r = -errno;
+            const char *from = access(a->home, F_OK) == 0 ? a->home : "/etc/skel";
+            if (r == 0 && access(from, F_OK) == 0)
+                r = copy_path(from, tmp, 0);
+            if (r == 0 && (chown_tree(tmp, a->uid, a->gid) < 0 || chmod(tmp, 0700) < 0))
+                r = -errno;
+            if (r == 0 && rename(tmp, vol) < 0)
+                r = -errno;
+            if (r < 0) {
+                seed_boot_log("persist", "warning: cannot make %s: %s", vol, strerror(-r));
+                continue;
+            }
+        }
+        const char *how = place(vol, a->home);
+        if (how)
+            seed_boot_log("persist", "home of %s: %s %s%s", a->name, how, vol,
+                          first ? " (made on this first boot)" : "");
+        else
+            seed_boot_log("persist", "warning: cannot put %s at %s: %s", vol, a->home, strerror(errno));
+    }
+}
+
+/* The Nix sandbox needs new mount, PID, IPC, UTS and network namespaces. */
+static bool can_sandbox(void) {
+    pid_t pid = fork();
+    if (pid < 0)
+        return false;
+    if (pid == 0)
+        _exit(unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET) == 0 ? 0 : 1);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return false;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static void nix_sandbox(void) {
+    if (access("/nix/store", F_OK) < 0 || can_sandbox())
+        return;
+    _cleanup_free_ char *conf = read_small("/etc/nix/nix.conf");
+    if (conf && strstr(conf, "sandbox"))
+        return; /* the image decided */
+    char *text = NULL;
+    if (asprintf(&text,
+                 "%s%s# seed-init: this container cannot make the namespaces the Nix sandbox needs\nsandbox "
+                 "= false\n",
+                 conf ? conf : "", conf && *conf && conf[strlen(conf) - 1] != '\n' ? "\n" : "") < 0)
+        return;
+    int r = seed_mkdir_p("/etc/nix", 0755);
+    if (r == 0)
+        r = replace_or_overlay("/etc/nix/nix.conf", text, 0644);
+    free(text);
+    if (r < 0)
+        seed_boot_log("nix", "warning: cannot write sandbox = false to /etc/nix/nix.conf: %s", strerror(-r));
+    else
+        seed_boot_log("nix", "sandbox = false in /etc/nix/nix.conf: no namespaces for the Nix sandbox here");
+}
+
+void seed_boot_persist(const char *persist, const seed_account *users, size_t n) {
+    if (persist) {
+        persist_nix(persist);
+        persist_homes(persist, users, n);
+    }
+    nix_sandbox();
+}
+
+char **seed_boot_nix_daemon(void) {
+    _cleanup_free_ char *path = find_tool("nix-daemon");
+    if (!path && access("/nix/var/nix/profiles/default/bin/nix-daemon", X_OK) == 0)
+        path = strdup("/nix/var/nix/profiles/default/bin/nix-daemon");
+    if (!path)
+        return NULL;
+    const char *argv[] = {path};
+    seed_boot_log("nix", "starting %s for multi-user Nix", path);
+    return argv_of(argv, 1);
 }

@@ -52,3 +52,15 @@ int seed_boot_tailscale(const char *key, const char *persist, const char *hostna
  * programs find the driver's libraries: ldconfig with those directories where the image
  * has one (an FHS image), else the NixOS link farm /run/opengl-driver/lib. */
 void seed_boot_gpu(void);
+
+/* Persistence on the volume persist (NULL: nothing): /nix as an overlay (the image's
+ * below, <persist>/.seed/nix/upper above), else a copy on the volume made on first boot
+ * (new store paths of a newer image added on later ones) bound or, without the right
+ * to mount, linked over /nix; the spec users' homes from <persist>/homes/<user>, made
+ * on first boot from the image's home or /etc/skel, bound (or linked) over their home;
+ * and `sandbox = false` in /etc/nix/nix.conf where namespaces for the Nix sandbox
+ * cannot be made. */
+void seed_boot_persist(const char *persist, const seed_account *users, size_t n);
+
+/* The argv of the image's nix-daemon (NULL: none). */
+char **seed_boot_nix_daemon(void);

@@ -891,10 +891,11 @@ static void secret_free(char **s) {
     *s = NULL;
 }
 
-static bool runs_sshd(void) {
+/* Whether a process of the spec runs the program name itself. */
+static bool runs(const char *name) {
     for (size_t i = 0; i < S.n_procs; i++) {
         const char *slash = strrchr(S.procs[i].argv[0], '/');
-        if (streq(slash ? slash + 1 : S.procs[i].argv[0], "sshd"))
+        if (streq(slash ? slash + 1 : S.procs[i].argv[0], name))
             return true;
     }
     return false;
@@ -944,13 +945,16 @@ static void add_runtime_env(proc *p) {
         if (!have && (v[n + extra] = strdup(*e)))
             extra++;
     }
-    free(p->env);
+    if (p->env != S.base_env) /* the init's own processes share that one */
+        free(p->env);
     p->env = v;
 }
 
 /* The boot tasks, in order; with daemons, also what the init runs for them (sshd). */
 static void boot(boot_secrets *b, bool daemons) {
     seed_boot_gpu();
+    /* Homes on the volume first: the accounts' homes and the SSH keys go there. */
+    seed_boot_persist(S.persist, S.users, S.n_users);
     seed_boot_accounts(S.users, S.n_users);
     seed_boot_password(b->root_password);
     seed_boot_ssh_keys(b->ssh_keys, b->ssh_keys_file, S.users, S.n_users);
@@ -963,9 +967,12 @@ static void boot(boot_secrets *b, bool daemons) {
         secret_free(&b->tailscale_key);
         return;
     }
-    char **sshd = runs_sshd() ? NULL : seed_boot_sshd(S.persist, S.ssh_port);
+    char **sshd = runs("sshd") ? NULL : seed_boot_sshd(S.persist, S.ssh_port);
     if (sshd)
         add_proc("sshd", sshd, RESTART_ALWAYS);
+    char **nixd = runs("nix-daemon") ? NULL : seed_boot_nix_daemon();
+    if (nixd)
+        add_proc("nix-daemon", nixd, RESTART_ALWAYS);
     char **tsd, **tsup;
     if (b->tailscale_key && seed_boot_tailscale(b->tailscale_key, S.persist, S.name, &tsd, &tsup) == 0) {
         add_proc("tailscaled", tsd, RESTART_ALWAYS);
@@ -977,8 +984,7 @@ static void boot(boot_secrets *b, bool daemons) {
     }
     secret_free(&b->tailscale_key);
     for (size_t i = 0; i < S.n_procs; i++)
-        if (S.procs[i].env != S.base_env)
-            add_runtime_env(&S.procs[i]);
+        add_runtime_env(&S.procs[i]);
 }
 
 int main(int argc, char **argv) {

@@ -245,7 +245,7 @@ def test_ssh_keys_password_and_host_keys():
                                                                 (w / "root.err").read_text(), logs)
     # carol, with the key of the file: the modes sshd wants
     assert (w / "carol.out").read_text().split("\n")[:3] == ["2000", "700 carol", "600 carol"], \
-        (w / "carol.out").read_text()
+        ((w / "carol.out").read_text(), (w / "carol.err").read_text(), logs)
     # no password login: sshd does not even offer it
     assert "pwlogin=255" in r.stdout, r.stdout
     assert "Permission denied (publickey)" in (w / "pwlogin").read_text()
@@ -470,3 +470,76 @@ def test_gpu_wait_is_bounded():
     assert "rc=127" in r.stdout, (r.stdout, r.stderr)
     assert ("seed-init: gpu: warning: an NVIDIA GPU is assigned but no libcuda.so.1 appeared within 1 s"
             in r.stderr), r.stderr
+
+
+# ---- persistence of /nix and homes ----
+
+STORE_PATH = "/nix/store/" + "1" * 32 + "-hello"
+INSTALLED = "/nix/store/" + "2" * 32 + "-installed"
+PERSIST_MAIN = f"""
+if [ "$PHASE" = 1 ]; then
+    mkdir -p {INSTALLED} && echo installed > {INSTALLED}/file
+    echo note > /home/carol/note && chown carol /home/carol/note
+    cat /etc/nix/nix.conf 2>/dev/null | grep '^sandbox'
+else
+    cat {INSTALLED}/file /home/carol/note /home/carol/.profile
+    {STORE_PATH}/bin/hello
+    ls -ln /home/carol/note
+fi
+sleep 0.5
+"""
+FAKE_NIX_DAEMON = "#!/bin/sh\necho \"$@\" > /seed/storage/data/nix-daemon.ran\nexec sleep 100000\n"
+
+
+@pytest.mark.parametrize("caps", ["default", "sys_admin"])
+def test_nix_and_homes_persist(caps):
+    """A file installed under /nix and one in a home survive podman rm + podman run with
+    the same volume: with the default capabilities through a copy of /nix made on first
+    boot and links, with CAP_SYS_ADMIN through an overlay and bind mounts. The image's
+    own store path stays; a home starts from /etc/skel; nix-daemon runs; where the Nix
+    sandbox cannot work, nix.conf says sandbox = false."""
+    need_podman()
+    proj = make_project({"box": {"root": "rootfs", "storage": {"data": "64Mi"}, "users": {"carol": {"uid": 2000}},
+                                 "processes": {"main": {"foreground": True,
+                                                        "command": ["sh", "-c", PERSIST_MAIN]}}}})
+    root = proj / "rootfs"
+    (root / STORE_PATH.lstrip("/") / "bin").mkdir(parents=True)
+    (root / STORE_PATH.lstrip("/") / "bin" / "hello").write_text("#!/bin/sh\necho hello from the image store\n")
+    (root / STORE_PATH.lstrip("/") / "bin" / "hello").chmod(0o755)
+    (root / "nix" / "var" / "nix" / "db").mkdir(parents=True)
+    (root / "etc" / "skel").mkdir()
+    (root / "etc" / "skel" / ".profile").write_text("# skeleton profile\n")
+    (root / "bin" / "nix-daemon").write_text(FAKE_NIX_DAEMON)
+    (root / "bin" / "nix-daemon").chmod(0o755)
+    for d in root.rglob("*"):
+        if d.is_dir() and not d.is_symlink():
+            d.chmod(0o755)
+    image = build_image(proj, "box")
+    cap = "--cap-add SYS_ADMIN" if caps == "sys_admin" else ""
+    script = f"""
+mkdir -p $W/vol
+for phase in 1 2; do
+    $P run --rm --network none $R {cap} -v $W/vol:/seed/storage/data -e PHASE=$phase $IMAGE > $W/out.$phase 2>&1
+done
+"""
+    w = workdir()
+    r = podman(script, image, w=w)
+    one, two = (w / "out.1").read_text(), (w / "out.2").read_text()
+    assert r.returncode == 0, (r.stdout, r.stderr, one, two)
+    assert f"main: installed\nmain: note\nmain: # skeleton profile\nmain: hello from the image store\n" in two, two
+    assert [l for l in two.splitlines() if l.startswith("main: -rw")][0].split()[3:5] == ["2000", "0"], two
+    assert (w / "vol" / "nix-daemon.ran").exists(), one
+    assert "seed-init: nix: starting /bin/nix-daemon for multi-user Nix" in one, one
+    if caps == "default":
+        assert "seed-init: persist: /nix: no overlay (Operation not permitted): symlink " \
+               "/seed/storage/data/.seed/nix/copy (copied on this first boot)" in one, one
+        assert "(new store paths of the image added)" in two, two
+        assert "seed-init: persist: home of carol: symlink /seed/storage/data/homes/carol " \
+               "(made on this first boot)" in one, one
+        assert "main: sandbox = false" in one, one
+        assert (w / "vol" / ".seed" / "nix" / "copy" / INSTALLED.lstrip("/").split("/", 1)[1] / "file").exists()
+    else:
+        assert "seed-init: persist: /nix: an overlay, the image's below, " \
+               "/seed/storage/data/.seed/nix/upper above" in one, one
+        assert "seed-init: persist: home of carol: bind mount /seed/storage/data/homes/carol" in one, one
+        assert (w / "vol" / ".seed" / "nix" / "upper" / INSTALLED.lstrip("/").split("/", 1)[1] / "file").exists()
