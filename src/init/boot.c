@@ -145,8 +145,16 @@ static size_t add_accounts(const seed_account *a, size_t n) {
         }
         if (added == 0)
             continue;
+        bool absent = access(dbs[i].path, F_OK) < 0;
         int r = replace_or_overlay(dbs[i].path, merged, dbs[i].mode);
-        if (r < 0)
+        if (r < 0 && absent && dbs[i].db == SEED_DB_SHADOW)
+            /* nothing to bind over; without an entry the accounts have no password, as
+             * with one */
+            seed_boot_log("users",
+                          "the image has no /etc/shadow and cannot get one (%s): the accounts have no "
+                          "shadow entry",
+                          strerror(-r));
+        else if (r < 0)
             seed_boot_log("users", "warning: cannot write %s: %s", dbs[i].path, strerror(-r));
         else if (dbs[i].db == SEED_DB_PASSWD)
             added_total = added;

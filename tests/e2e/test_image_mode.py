@@ -543,3 +543,26 @@ done
                "/seed/storage/data/.seed/nix/upper above" in one, one
         assert "seed-init: persist: home of carol: bind mount /seed/storage/data/homes/carol" in one, one
         assert (w / "vol" / ".seed" / "nix" / "upper" / INSTALLED.lstrip("/").split("/", 1)[1] / "file").exists()
+
+
+@pytest.mark.parametrize("caps", ["default", "sys_admin"])
+def test_users_on_a_read_only_root(caps):
+    """podman run --read-only: /etc cannot be written. With CAP_SYS_ADMIN the new
+    passwd/group/shadow are bind-mounted from /run/seed/etc; without it, one warning per
+    file, and the process still runs with its spec user's ids and home."""
+    need_podman()
+    proj = make_project({"box": {"root": "rootfs", "users": {"carol": {"uid": 2000, "home": "/tmp/carol"}},
+                                 "processes": {"main": {"foreground": True, "user": "carol", "command": [
+                                     "sh", "-c", "id -u; echo home=$HOME; grep -c ^carol: /etc/passwd"]}}}})
+    image = build_image(proj, "box")
+    cap = "--cap-add SYS_ADMIN" if caps == "sys_admin" else ""
+    r = podman(f'set +e; $P run --rm --read-only {cap} --network none $R $IMAGE; echo "rc=$?"', image)
+    out = r.stdout
+    if caps == "sys_admin":
+        assert "main: 2000\nmain: home=/tmp/carol\nmain: 1\n" in out and "rc=0" in out, (out, r.stderr)
+        assert "warning" not in r.stderr, r.stderr
+        assert "seed-init: users: the image has no /etc/shadow and cannot get one (Read-only file system)" \
+            in r.stderr, r.stderr
+    else:
+        assert "main: 2000\nmain: home=/tmp/carol\nmain: 0\n" in out and "rc=1" in out, (out, r.stderr)
+        assert "seed-init: users: warning: cannot write /etc/passwd: Read-only file system" in r.stderr, r.stderr
