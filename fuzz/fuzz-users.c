@@ -1,5 +1,7 @@
 /* libFuzzer harness for the user resolver: the input is split into a user spec, an
- * /etc/passwd and an /etc/group (at NUL bytes), all of which an instance controls. */
+ * /etc/passwd and an /etc/group (at NUL bytes), all of which an instance controls.
+ * The same pieces go through the image-mode editors of those databases (a root
+ * password set, accounts appended) and the SSH key list splitter. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,6 +28,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         abort();
     if (r == 0 && (id.n_groups == 0 || id.n_groups > SEED_USER_MAX_GROUPS))
         abort();
+    char *out = NULL;
+    bool changed;
+    if (seed_db_set_field(passwd, spec, 1, "x", size & 1, "root:x:0:0::/root:/bin/sh", &out, &changed) == 0) {
+        if (changed && !strstr(out, "x"))
+            abort();
+        free(out);
+    }
+    seed_account a = {.name = spec[0] ? spec : "u", .uid = 1, .gid = 1, .shell = "/bin/sh", .home = "/h"};
+    size_t added;
+    if (seed_accounts_merge(SEED_DB_SHADOW, group, &a, 1, &out, &added) == 0) {
+        if (added > 1)
+            abort();
+        free(out);
+    }
+    char *keys[16];
+    size_t n = seed_ssh_keys_split(passwd, keys, 16);
+    for (size_t i = 0; i < n; i++) {
+        if (!keys[i][0] || strchr(keys[i], '\n') || strchr(keys[i], ','))
+            abort();
+        free(keys[i]);
+    }
     free(buf);
     return 0;
 }

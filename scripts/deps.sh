@@ -1,5 +1,7 @@
 #!/bin/sh
 # Install what building, testing and running seed needs, from Debian's archive.
+# (openssh-server: sshd in the image-mode test images; libcrypt-dev: seed-init hashes
+# ROOT_PASSWORD with a static libcrypt; nix-bin: Nix store closures and flakes.)
 # Idempotent and quick when everything is present. Needs root (or sudo).
 set -eu
 
@@ -12,6 +14,7 @@ PACKAGES="
   libcurl4-openssl-dev umoci podman skopeo crun docker-registry apache2-utils
   python3 python3-pytest python3-pytest-timeout jq
   nix-bin
+  openssh-server libcrypt-dev
 "
 
 missing=""

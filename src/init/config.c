@@ -103,18 +103,39 @@ int seed_instance_init_config(const seed_instance *s, const char *ns, const char
         for (size_t j = 0; r >= 0 && j < p->n_env; j++)
             r = env_set(&env, p->env[j].key, p->env[j].value);
         json_t *cmd = strv_json(p->command, p->n_command);
-        json_array_append_new(procs, json_pack("{s:s, s:o, s:o, s:s, s:s, s:s}", "name", p->name, "argv", cmd,
-                                               "env", strv_json(env.v, env.n), "cwd", p->cwd ? p->cwd : "/",
-                                               "user", p->user ? p->user : "root", "restart",
-                                               seed_restart_to_string(p->restart)));
+        json_array_append_new(procs, json_pack("{s:s, s:o, s:o, s:s, s:s, s:s, s:b}", "name", p->name, "argv",
+                                               cmd, "env", strv_json(env.v, env.n), "cwd",
+                                               p->cwd ? p->cwd : "/", "user", p->user ? p->user : "root",
+                                               "restart", seed_restart_to_string(p->restart), "foreground",
+                                               (int)p->foreground));
         strv_free(env.v);
     }
-    json_t *c = r >= 0 && procs
-                    ? json_pack("{s:s, s:i, s:o, s:o}", "name", s->name, "grace_ms", (int)grace_ms,
-                                "env_file", strv_json(base.v, base.n), "processes", procs)
+    json_t *users = json_array();
+    for (size_t i = 0; users && i < s->n_users; i++) {
+        const seed_user *u = &s->users[i];
+        json_array_append_new(users, json_pack("{s:s, s:I, s:I, s:s, s:s}", "name", u->name, "uid",
+                                               (json_int_t)u->uid, "gid", (json_int_t)u->gid, "shell",
+                                               u->shell, "home", u->home));
+    }
+    /* Image mode's boot tasks keep state (SSH host keys) on the first volume, and run
+     * sshd on the port exposed as "ssh" (else 22). */
+    json_t *volumes = json_array();
+    for (size_t i = 0; volumes && i < s->n_storage; i++)
+        json_array_append_new(volumes, json_string(s->storage[i].mount_point));
+    unsigned ssh_port = 22;
+    for (size_t i = 0; i < s->n_expose; i++)
+        if (streq(s->expose[i].name, "ssh"))
+            ssh_port = s->expose[i].port;
+    json_t *c = r >= 0 && procs && users && volumes
+                    ? json_pack("{s:s, s:i, s:o, s:o, s:o, s:o, s:i}", "name", s->name, "grace_ms",
+                                (int)grace_ms, "env_file", strv_json(base.v, base.n), "processes", procs,
+                                "users", users, "volumes", volumes, "ssh_port", (int)ssh_port)
                     : NULL;
-    if (r < 0)
+    if (r < 0 || !procs || !users || !volumes) {
         json_decref(procs); /* not handed to json_pack */
+        json_decref(users);
+        json_decref(volumes);
+    }
     /* A NixOS system: the init runs its <toplevel>/init in its place. */
     if (c && s->toplevel && json_object_set_new(c, "toplevel", json_string(s->toplevel)) < 0) {
         json_decref(c);

@@ -35,6 +35,7 @@
 
 #include "base/clock.h"
 #include "base/macro.h"
+#include "init/boot.h"
 #include "init/config.h"
 #include "init/protocol.h"
 #include "init/users.h"
@@ -66,6 +67,9 @@ typedef struct proc {
     uint64_t restart_at; /* monotonic usec; 0: none scheduled */
     int status;          /* the last wait status */
     bool done;
+    bool foreground;               /* its exit ends the instance, with its exit code */
+    bool aux;                      /* the init's own (sshd, tailscaled): keeps no instance alive */
+    const char *remove_on_success; /* a file to remove once it exited 0 */
 } proc;
 
 /* One output pipe; it may outlive its process while a grandchild holds it open. */
@@ -108,10 +112,16 @@ static struct {
     uint64_t stop_deadline;
     unsigned grace_ms;
     int devnull;
-    bool image;     /* image mode: no node, see the top of the file */
-    bool killed;    /* the grace period ran out */
+    bool image;          /* image mode: no node, see the top of the file */
+    bool killed;         /* the grace period ran out */
+    seed_account *users; /* the spec's users */
+    size_t n_users;
+    bool fg_ended; /* the foreground process ended: the rest are being stopped */
+    int fg_status;
+    char **base_env; /* the instance environment (for the processes the init adds) */
+    char *persist;   /* image mode: the persistent volume (NULL: none) */
+    unsigned ssh_port;
     char *toplevel; /* image mode: a NixOS system whose init takes our place */
-    char **toplevel_env;
 } S = {.chan = -1, .epfd = -1, .sigfd = -1, .devnull = -1};
 
 /* ---- channel to the node ---- */
@@ -368,6 +378,41 @@ static void chan_watch(void) {
 
 /* ---- users ---- */
 
+/* A process's user: one of the spec's users first (their ids hold also where the
+ * root's /etc/passwd could not be written, as on a node), else the root's accounts. */
+static int resolve_user(const char *spec, seed_user_ids *id, char *err, size_t len) {
+    char name[256];
+    snprintf(name, sizeof(name), "%s", spec);
+    char *group = strchr(name, ':');
+    if (group)
+        *group++ = 0;
+    for (size_t i = 0; i < S.n_users; i++) {
+        const seed_account *a = &S.users[i];
+        if (!streq(a->name, name))
+            continue;
+        *id = (seed_user_ids){.uid = a->uid, .gid = a->gid};
+        snprintf(id->home, sizeof(id->home), "%s", a->home);
+        for (size_t j = 0; group && j < S.n_users; j++)
+            if (streq(S.users[j].name, group)) {
+                id->gid = S.users[j].gid;
+                group = NULL;
+            }
+        if (group) { /* a number, or a group of the root's /etc/group */
+            char g[300];
+            seed_user_ids gid;
+            snprintf(g, sizeof(g), "0:%s", group);
+            int r = seed_resolve_user(g, &gid, err, len);
+            if (r < 0)
+                return r;
+            id->gid = gid.gid;
+        }
+        id->groups[0] = id->gid;
+        id->n_groups = 1;
+        return 0;
+    }
+    return seed_resolve_user(spec, id, err, len);
+}
+
 /* ---- processes ---- */
 
 static void describe_status(int status, char *buf, size_t size) {
@@ -399,7 +444,7 @@ static bool same_groups(const gid_t *want, size_t n, gid_t primary);
 static int spawn(proc *p) {
     seed_user_ids id;
     char err[256];
-    if (seed_resolve_user(p->user, &id, err, sizeof(err)) < 0) {
+    if (resolve_user(p->user, &id, err, sizeof(err)) < 0) {
         say(p->name, "cannot start: %s", err);
         return -ENOENT;
     }
@@ -517,14 +562,20 @@ static void start_or_schedule(proc *p) {
     schedule_restart(p);
 }
 
+/* Every process of the spec is done for good (the init's own do not count). */
 static bool all_done(void) {
-    if (S.n_procs == 0)
-        return false; /* an instance without processes idles until stopped */
-    for (size_t i = 0; i < S.n_procs; i++)
+    size_t spec = 0;
+    for (size_t i = 0; i < S.n_procs; i++) {
+        if (S.procs[i].aux)
+            continue;
+        spec++;
         if (!S.procs[i].done)
             return false;
-    return true;
+    }
+    return spec > 0; /* an instance without processes idles until stopped */
 }
+
+static void begin_stop(unsigned grace_ms);
 
 static void on_exit_status(proc *p, int status) {
     char what[160];
@@ -532,9 +583,19 @@ static void on_exit_status(proc *p, int status) {
     p->pid = 0;
     p->status = status;
     send_msg(SEED_INIT_EVENT, SEED_EVENT_EXITED, (uint32_t)status, p->name, NULL, 0);
+    if (p->remove_on_success && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        unlink(p->remove_on_success);
     if (S.stopping) {
         say(p->name, "%s", what);
         p->done = true;
+        return;
+    }
+    if (p->foreground) {
+        say(p->name, "%s; the foreground process ended: stopping the others", what);
+        p->done = true;
+        S.fg_ended = true;
+        S.fg_status = status;
+        begin_stop(S.grace_ms);
         return;
     }
     bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -590,14 +651,19 @@ static void kill_rest(void) {
         kill(-1, SIGKILL);
 }
 
-/* Image mode's exit code: after a stop, 0 when every process ended within the grace
- * period, else 137 (killed); when the processes ended on their own, the first failed
- * one's exit status (128 + N for signal N), else 0. */
+/* Image mode's exit code: the foreground process's when it ended (128 + N for signal
+ * N); after a stop, 0 when every process ended within the grace period, else 137
+ * (killed); when the processes ended on their own, the first failed one's exit status,
+ * else 0. */
 static int image_exit_code(void) {
+    if (S.fg_ended) /* the foreground process's, whatever the others did */
+        return WIFSIGNALED(S.fg_status) ? 128 + WTERMSIG(S.fg_status) : WEXITSTATUS(S.fg_status);
     if (S.stopping)
         return S.killed ? 128 + SIGKILL : 0;
     for (size_t i = 0; i < S.n_procs; i++) {
         int st = S.procs[i].status;
+        if (S.procs[i].aux)
+            continue;
         if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
             return WEXITSTATUS(st);
         if (WIFSIGNALED(st))
@@ -646,8 +712,17 @@ static int load_config(void) {
     /* /run/seed/env: the instance environment, one KEY=value per line, values quoted
      * so that both a shell and systemd's EnvironmentFile= read them back. */
     json_t *envf = json_object_get(c, "env_file");
-    if (S.toplevel && !(S.toplevel_env = json_strv(envf)))
-        return -ENOMEM;
+    S.base_env = json_strv(envf);
+    S.ssh_port = (unsigned)json_integer_value(json_object_get(c, "ssh_port"));
+    if (S.ssh_port == 0 || S.ssh_port > 65535)
+        S.ssh_port = 22;
+    /* $SEED_PERSIST, else the first volume: where boot tasks keep what must survive. */
+    const char *persist = getenv("SEED_PERSIST");
+    if (!persist || !*persist)
+        persist = json_string_value(json_array_get(json_object_get(c, "volumes"), 0));
+    struct stat pst;
+    if (S.image && persist && stat(persist, &pst) == 0 && S_ISDIR(pst.st_mode))
+        S.persist = strdup(persist);
     mkdir("/run/seed", 0755);
     FILE *out = fopen("/run/seed/env", "we");
     if (out) {
@@ -686,7 +761,24 @@ static int load_config(void) {
         x->restart = streq(r, "no")           ? RESTART_NO
                      : streq(r, "on-failure") ? RESTART_ON_FAILURE
                                               : RESTART_ALWAYS;
+        x->foreground = json_is_true(json_object_get(p, "foreground"));
         if (!x->argv || !x->argv[0] || !x->env)
+            return -EINVAL;
+    }
+    json_t *users = json_object_get(c, "users");
+    S.n_users = json_array_size(users);
+    S.users = calloc(S.n_users ? S.n_users : 1, sizeof(seed_account));
+    if (!S.users)
+        return -ENOMEM;
+    for (size_t i = 0; i < S.n_users; i++) {
+        json_t *u = json_array_get(users, i);
+        seed_account *a = &S.users[i];
+        a->name = strdup(json_string_value(json_object_get(u, "name")) ?: "");
+        a->uid = (unsigned)json_integer_value(json_object_get(u, "uid"));
+        a->gid = (unsigned)json_integer_value(json_object_get(u, "gid"));
+        a->shell = strdup(json_string_value(json_object_get(u, "shell")) ?: "/bin/sh");
+        a->home = strdup(json_string_value(json_object_get(u, "home")) ?: "/");
+        if (!a->name || !*a->name || !a->shell || !a->home)
             return -EINVAL;
     }
     json_decref(c);
@@ -700,7 +792,7 @@ static int exec_toplevel(void) {
         return 1;
     say("seed-init", "starting the NixOS system %s", S.toplevel);
     prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-    execve(init, (char *[]){init, NULL}, S.toplevel_env);
+    execve(init, (char *[]){init, NULL}, S.base_env ? S.base_env : (char *[]){NULL});
     say("seed-init", "cannot start %s: %s", init, strerror(errno));
     return 127;
 }
@@ -795,6 +887,121 @@ static void loopback_up(void) {
     close(fd);
 }
 
+/* Image mode: the platform's configuration, taken out of our environment first thing. */
+typedef struct boot_secrets {
+    char *root_password, *ssh_keys, *ssh_keys_file, *tailscale_key;
+} boot_secrets;
+
+static void secrets_take(boot_secrets *b) {
+    b->root_password = seed_boot_take_env("ROOT_PASSWORD");
+    b->ssh_keys = seed_boot_take_env("SSH_PUBLIC_KEYS");
+    b->ssh_keys_file = seed_boot_take_env("SSH_PUBLIC_KEYS_FILE");
+    b->tailscale_key = seed_boot_take_env("TAILSCALE_AUTHKEY");
+}
+
+static void secret_free(char **s) {
+    if (*s)
+        explicit_bzero(*s, strlen(*s));
+    free(*s);
+    *s = NULL;
+}
+
+/* Whether a process of the spec runs the program name itself. */
+static bool runs(const char *name) {
+    for (size_t i = 0; i < S.n_procs; i++) {
+        const char *slash = strrchr(S.procs[i].argv[0], '/');
+        if (streq(slash ? slash + 1 : S.procs[i].argv[0], name))
+            return true;
+    }
+    return false;
+}
+
+/* A process of the init's own (sshd, tailscaled), run like the spec's daemons. */
+static proc *add_proc(const char *name, char **argv, enum restart restart) {
+    proc *n = realloc(S.procs, (S.n_procs + 1) * sizeof(proc));
+    if (!n) {
+        strv_free(argv);
+        return NULL;
+    }
+    S.procs = n;
+    proc *p = &S.procs[S.n_procs++];
+    *p = (proc){.name = strdup(name),
+                .argv = argv,
+                .env = S.base_env,
+                .cwd = strdup("/"),
+                .user = strdup("root"),
+                .restart = restart,
+                .aux = true};
+    return p;
+}
+
+/* The container's environment (less what secrets_take took, and HOME) reaches the
+ * processes: on a GPU cloud it is the only configuration there is. The spec's
+ * variables win. */
+static void add_runtime_env(proc *p) {
+    extern char **environ;
+    size_t n = 0, extra = 0, m = 0;
+    while (p->env[n])
+        n++;
+    while (environ && environ[m])
+        m++;
+    char **v = calloc(n + m + 1, sizeof(char *));
+    if (!v)
+        return;
+    memcpy(v, p->env, n * sizeof(char *));
+    for (char **e = environ; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (!eq || strncmp(*e, "HOME=", 5) == 0) /* HOME is the process user's */
+            continue;
+        size_t kl = (size_t)(eq - *e) + 1;
+        bool have = false;
+        for (size_t i = 0; i < n && !have; i++)
+            have = strncmp(v[i], *e, kl) == 0;
+        if (!have && (v[n + extra] = strdup(*e)))
+            extra++;
+    }
+    if (p->env != S.base_env) /* the init's own processes share that one */
+        free(p->env);
+    p->env = v;
+}
+
+/* The boot tasks, in order; with daemons, also what the init runs for them (sshd). */
+static void boot(boot_secrets *b, bool daemons) {
+    seed_boot_gpu();
+    /* Homes on the volume first: the accounts' homes and the SSH keys go there. */
+    seed_boot_persist(S.persist, S.users, S.n_users);
+    seed_boot_accounts(S.users, S.n_users);
+    seed_boot_password(b->root_password);
+    seed_boot_ssh_keys(b->ssh_keys, b->ssh_keys_file, S.users, S.n_users);
+    secret_free(&b->root_password);
+    secret_free(&b->ssh_keys);
+    secret_free(&b->ssh_keys_file);
+    if (!daemons) {
+        if (b->tailscale_key)
+            seed_boot_log("tailscale", "warning: --boot starts no daemon: TAILSCALE_AUTHKEY is not used");
+        secret_free(&b->tailscale_key);
+        return;
+    }
+    char **sshd = runs("sshd") ? NULL : seed_boot_sshd(S.persist, S.ssh_port);
+    if (sshd)
+        add_proc("sshd", sshd, RESTART_ALWAYS);
+    char **nixd = runs("nix-daemon") ? NULL : seed_boot_nix_daemon();
+    if (nixd)
+        add_proc("nix-daemon", nixd, RESTART_ALWAYS);
+    char **tsd, **tsup;
+    if (b->tailscale_key && seed_boot_tailscale(b->tailscale_key, S.persist, S.name, &tsd, &tsup) == 0) {
+        add_proc("tailscaled", tsd, RESTART_ALWAYS);
+        /* tailscale up fails until tailscaled listens: retried with backoff; the key
+         * file goes once it succeeded. */
+        proc *up = add_proc("tailscale-up", tsup, RESTART_ON_FAILURE);
+        if (up)
+            up->remove_on_success = SEED_TAILSCALE_KEY_FILE;
+    }
+    secret_free(&b->tailscale_key);
+    for (size_t i = 0; i < S.n_procs; i++)
+        add_runtime_env(&S.procs[i]);
+}
+
 int main(int argc, char **argv) {
     /* Not dumpable, so not ptraceable: without CAP_SYS_PTRACE (which instances never
      * have) no process of the instance can attach to us, read or write our memory
@@ -809,6 +1016,20 @@ int main(int argc, char **argv) {
     /* A node always passes the configuration as fd 3; a container runtime passes
      * nothing beyond stdio. */
     S.image = fcntl(SEED_INIT_CONFIG_FD, F_GETFD) < 0 && errno == EBADF;
+    /* --boot: the boot tasks alone, for platforms that replace the entrypoint (vast.ai's
+     * ssh and jupyter modes run an onstart script instead): no process is started. */
+    bool boot_only = argc > 1 && streq(argv[1], "--boot");
+    if (argc > 1 && !boot_only) {
+        fprintf(stderr,
+                "seed-init: unknown argument \"%s\": expected none, or --boot to run the boot tasks "
+                "of an image alone\n",
+                argv[1]);
+        return 2;
+    }
+    S.image |= boot_only;
+    boot_secrets secrets = {0};
+    if (S.image)
+        secrets_take(&secrets);
     if (!S.image) {
         S.chan = SEED_INIT_CHANNEL_FD;
         fcntl(S.chan, F_SETFD, FD_CLOEXEC);
@@ -822,6 +1043,10 @@ int main(int argc, char **argv) {
         else
             say("seed-init", "cannot read the instance configuration");
         return 1;
+    }
+    if (boot_only) {
+        boot(&secrets, false);
+        return 0;
     }
 
     /* A NixOS system in an image: its own init (stage 2, then systemd) must be PID 1,
@@ -845,13 +1070,24 @@ int main(int argc, char **argv) {
     if (S.chan >= 0)
         epoll_ctl(S.epfd, EPOLL_CTL_ADD, S.chan, &ev);
 
+    if (S.image)
+        boot(&secrets, true);
+
+    /* The daemons first, so that the foreground process finds them started. */
     for (size_t i = 0; i < S.n_procs; i++)
-        start_or_schedule(&S.procs[i]);
+        if (!S.procs[i].foreground)
+            start_or_schedule(&S.procs[i]);
+    for (size_t i = 0; i < S.n_procs; i++)
+        if (S.procs[i].foreground)
+            start_or_schedule(&S.procs[i]);
 
     for (;;) {
         uint64_t now = seed_now_usec();
         if (S.stopping && !any_running()) {
-            /* Managed processes are gone; end whatever they left behind. */
+            /* Managed processes are gone; end whatever they left behind. After the
+             * foreground process ended, the instance is done, as when every process is. */
+            if (S.fg_ended)
+                send_msg(SEED_INIT_EVENT, SEED_EVENT_FINISHED, 0, S.name, NULL, 0);
             kill_rest();
             while (waitpid(-1, NULL, 0) > 0)
                 ;

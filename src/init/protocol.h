@@ -6,7 +6,10 @@
  * Configuration:
  *   {"name": "web", "grace_ms": 10000, "env_file": ["K=V", ...],
  *    "processes": [{"name": "httpd", "argv": [...], "env": ["K=V", ...],
- *                   "cwd": "/", "user": "root", "restart": "always"}]} */
+ *                   "cwd": "/", "user": "root", "restart": "always", "foreground": false}],
+ *    "users": [{"name": "app", "uid": 1000, "gid": 1000, "shell": "/bin/sh",
+ *               "home": "/home/app"}],
+ *    "volumes": ["/seed/storage/data"], "ssh_port": 22} */
 #pragma once
 
 #include <stddef.h>

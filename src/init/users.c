@@ -179,3 +179,114 @@ int seed_resolve_user(const char *spec, seed_user_ids *id, char *msg, size_t len
         return r;
     return seed_users_lookup(passwd, group, spec, id, msg, len);
 }
+
+/* Whether content has a line for name (the first field). */
+static bool has_entry(const char *content, const char *name) {
+    size_t n = strlen(name);
+    for (const char *line = content; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+        if (strncmp(line, name, n) == 0 && line[n] == ':')
+            return true;
+    return false;
+}
+
+int seed_accounts_merge(enum seed_account_db db, const char *content, const seed_account *a, size_t n,
+                        char **ret, size_t *added) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return -ENOMEM;
+    *added = 0;
+    if (content && *content) {
+        fputs(content, f);
+        if (content[strlen(content) - 1] != '\n')
+            fputc('\n', f);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (content && has_entry(content, a[i].name))
+            continue;
+        if (db == SEED_DB_PASSWD)
+            fprintf(f, "%s:x:%u:%u::%s:%s\n", a[i].name, a[i].uid, a[i].gid, a[i].home, a[i].shell);
+        else if (db == SEED_DB_GROUP)
+            fprintf(f, "%s:x:%u:\n", a[i].name, a[i].gid);
+        else /* '*': no password can match; '!' would lock the account, also for keys */
+            fprintf(f, "%s:*:19000:0:99999:7:::\n", a[i].name);
+        (*added)++;
+    }
+    if (fclose(f) != 0 || !buf) {
+        free(buf);
+        return -ENOMEM;
+    }
+    *ret = buf;
+    return 0;
+}
+
+int seed_db_set_field(const char *content, const char *name, unsigned field, const char *value,
+                      bool when_empty, const char *fallback, char **ret, bool *changed) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return -ENOMEM;
+    *changed = false;
+    bool found = false;
+    size_t n = strlen(name);
+    for (const char *line = content; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t ll = end ? (size_t)(end - line) : strlen(line);
+        if (found || strncmp(line, name, n) != 0 || line[n] != ':') {
+            fwrite(line, 1, ll, f);
+            fputc('\n', f);
+        } else {
+            found = true;
+            /* the fields before, the one replaced, the rest as they are */
+            const char *p = line, *stop = line + ll;
+            for (unsigned i = 0; i < field && p < stop; i++) {
+                const char *c = memchr(p, ':', (size_t)(stop - p));
+                p = c ? c + 1 : stop;
+            }
+            const char *fe = memchr(p, ':', (size_t)(stop - p));
+            fe = fe ? fe : stop;
+            bool empty = fe == p;
+            bool same = (size_t)(fe - p) == strlen(value) && strncmp(p, value, strlen(value)) == 0;
+            if ((when_empty && !empty) || same) {
+                fwrite(line, 1, ll, f);
+            } else {
+                fwrite(line, 1, (size_t)(p - line), f);
+                fputs(value, f);
+                fwrite(fe, 1, (size_t)(stop - fe), f);
+                *changed = true;
+            }
+            fputc('\n', f);
+        }
+        line = end ? end + 1 : NULL;
+    }
+    if (!found && fallback) {
+        fprintf(f, "%s\n", fallback);
+        *changed = true;
+    }
+    if (fclose(f) != 0 || !buf) {
+        free(buf);
+        return -ENOMEM;
+    }
+    *ret = buf;
+    return 0;
+}
+
+size_t seed_ssh_keys_split(const char *text, char **keys, size_t max) {
+    size_t n = 0;
+    for (const char *p = text; p && *p && n < max;) {
+        size_t len = strcspn(p, "\n,");
+        const char *s = p, *e = p + len;
+        while (s < e && (*s == ' ' || *s == '\t' || *s == '\r'))
+            s++;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+            e--;
+        if (e > s && *s != '#' && (keys[n] = strndup(s, (size_t)(e - s))))
+            n++;
+        p += len;
+        if (*p)
+            p++;
+    }
+    return n;
+}

@@ -459,6 +459,171 @@ static void parse_env(parse_ctx *c, json_t *v, seed_kv **out, size_t *n_out) {
     *n_out = n;
 }
 
+static bool parse_id_value(parse_ctx *c, json_t *v, const char *what, json_int_t min, unsigned *out) {
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > 4294967294ll) {
+        char expected[96];
+        snprintf(expected, sizeof(expected), "a %s (an integer from %lld to 4294967294)", what,
+                 (long long)min);
+        type_error(c, v, expected);
+        return false;
+    }
+    *out = (unsigned)json_integer_value(v);
+    return true;
+}
+
+/* A path that goes into a passwd field: absolute, and without ':' or a line break. */
+static bool parse_account_path(parse_ctx *c, json_t *v, const char *what, char **out) {
+    if (!parse_string(c, v, "an absolute path", out))
+        return false;
+    const char *why = seed_check_abs_path(*out);
+    if (!why && strchr(*out, ':'))
+        why = "must not contain ':' (it separates the fields of /etc/passwd)";
+    if (why) {
+        parse_error(c, "%s \"%s\" %s", what, *out, why);
+        free(*out);
+        *out = NULL;
+        return false;
+    }
+    return true;
+}
+
+static void user_clear(seed_user *u) {
+    free(u->name);
+    free(u->shell);
+    free(u->home);
+}
+
+/* users = {"app": {"uid": 1000, "gid"?: 1000, "shell"?: "/bin/sh", "home"?: "/home/app"}} */
+static void parse_users(parse_ctx *c, json_t *v, seed_instance *inst) {
+    if (!check_map(c, v, "an object mapping user names to {\"uid\": N, \"gid\"?, \"shell\"?, \"home\"?}"))
+        return;
+    inst->users = alloc_array(c, json_object_size(v), sizeof(seed_user));
+    if (!inst->users)
+        return;
+    const char *key;
+    json_t *e;
+    json_object_foreach (v, key, e) {
+        size_t saved = seed_jpath_push_key(&c->path, key);
+        seed_user u = {0};
+        const char *why = seed_check_user_name(key);
+        bool ok = !why;
+        if (why)
+            parse_error(c, "user name %s", why);
+        else if (streq(key, "root")) {
+            parse_error(c, "root always exists: declare the other accounts here");
+            ok = false;
+        }
+        if (!json_is_object(e)) {
+            type_error(c, e, "an object {\"uid\": N, \"gid\"?, \"shell\"?, \"home\"?}");
+            seed_jpath_pop(&c->path, saved);
+            continue;
+        }
+        static const char *const keys[] = {"uid", "gid", "shell", "home"};
+        check_keys(c, e, keys, ELEMENTSOF(keys));
+        json_t *x;
+        size_t s2 = seed_jpath_push_key(&c->path, "uid");
+        if ((x = json_object_get(e, "uid")))
+            ok = parse_id_value(c, x, "uid", 1, &u.uid) && ok;
+        else {
+            parse_error(c, "missing: every user needs a uid, like {\"uid\": 1000}");
+            ok = false;
+        }
+        seed_jpath_pop(&c->path, s2);
+        u.gid = u.uid;
+        if ((x = json_object_get(e, "gid"))) {
+            s2 = seed_jpath_push_key(&c->path, "gid");
+            ok = parse_id_value(c, x, "gid", 0, &u.gid) && ok;
+            seed_jpath_pop(&c->path, s2);
+        }
+        if ((x = json_object_get(e, "shell"))) {
+            s2 = seed_jpath_push_key(&c->path, "shell");
+            ok = parse_account_path(c, x, "shell", &u.shell) && ok;
+            seed_jpath_pop(&c->path, s2);
+        }
+        if ((x = json_object_get(e, "home"))) {
+            s2 = seed_jpath_push_key(&c->path, "home");
+            ok = parse_account_path(c, x, "home", &u.home) && ok;
+            seed_jpath_pop(&c->path, s2);
+        }
+        if (ok && !u.shell)
+            ok = (u.shell = strdup("/bin/sh")) != NULL;
+        if (ok && !u.home && asprintf(&u.home, "/home/%s", key) < 0) {
+            u.home = NULL;
+            ok = false;
+        }
+        if (ok && (u.name = strdup(key)))
+            inst->users[inst->n_users++] = u;
+        else
+            user_clear(&u);
+        seed_jpath_pop(&c->path, saved);
+    }
+    qsort(inst->users, inst->n_users, sizeof(seed_user), cmp_name);
+    /* Two names for one uid: which one a process runs as would depend on the order of
+     * /etc/passwd. Reported at the later one (in name order). */
+    for (size_t i = 0; i < inst->n_users; i++)
+        for (size_t j = 0; j < i; j++)
+            if (inst->users[i].uid == inst->users[j].uid) {
+                size_t saved = seed_jpath_push_key(&c->path, inst->users[i].name);
+                seed_jpath_push_key(&c->path, "uid");
+                parse_error(c, "uid %u is user \"%s\"'s already: each user needs its own uid",
+                            inst->users[i].uid, inst->users[j].name);
+                seed_jpath_pop(&c->path, saved);
+                break;
+            }
+}
+
+/* Whether the root directory's /etc/passwd has an account named name. */
+static bool root_has_account(const seed_instance *inst, const char *name) {
+    if (inst->root_kind != SEED_ROOT_DIR || !inst->root_path)
+        return false;
+    _cleanup_close_ int rootfd = open(inst->root_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_close_ int fd = -1;
+    _cleanup_free_ char *db = NULL;
+    if (rootfd < 0 || seed_open_beneath(rootfd, "etc/passwd", O_RDONLY | O_NONBLOCK, &fd) < 0)
+        return false;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || seed_read_fd(fd, 4u << 20, &db, NULL) < 0)
+        return false;
+    size_t n = strlen(name);
+    for (const char *line = db; line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+        if (strncmp(line, name, n) == 0 && line[n] == ':')
+            return true;
+    return false;
+}
+
+/* With `users`, a process's user must be one of them, root, a number or an account of
+ * the root directory: a typo is caught here rather than as a process that never starts.
+ * (Without `users`, the root's /etc/passwd alone decides, when the process starts.) */
+static void check_process_users(parse_ctx *c, seed_instance *inst) {
+    if (inst->n_users == 0)
+        return;
+    for (size_t i = 0; i < inst->n_processes; i++) {
+        const char *u = inst->processes[i].user;
+        if (!u)
+            continue;
+        size_t n = strcspn(u, ":");
+        char name[64];
+        snprintf(name, sizeof(name), "%.*s", (int)MIN(n, sizeof(name) - 1), u);
+        bool known = streq(name, "root") || strspn(name, "0123456789") == strlen(name);
+        for (size_t j = 0; j < inst->n_users && !known; j++)
+            known = streq(inst->users[j].name, name);
+        if (known || root_has_account(inst, name))
+            continue;
+        char list[256];
+        size_t o = 0;
+        for (size_t j = 0; j < inst->n_users && o < sizeof(list); j++)
+            o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", j ? ", " : "", inst->users[j].name);
+        size_t saved = seed_jpath_push_key(&c->path, "processes");
+        seed_jpath_push_key(&c->path, inst->processes[i].name);
+        seed_jpath_push_key(&c->path, "user");
+        parse_error(c,
+                    "unknown user \"%s\": expected one of this instance's users (%s), root, a uid, or an "
+                    "account of the root directory's /etc/passwd",
+                    name, list);
+        seed_jpath_pop(&c->path, saved);
+    }
+}
+
 static void kv_free(seed_kv *kv, size_t n) {
     for (size_t i = 0; i < n; i++) {
         free(kv[i].key);
@@ -524,17 +689,20 @@ static void parse_processes(parse_ctx *c, json_t *v, seed_instance *inst) {
         return;
     const char *key;
     json_t *e;
+    char foreground[256] = ""; /* the process marked foreground so far */
     json_object_foreach (v, key, e) {
         size_t saved = seed_jpath_push_key(&c->path, key);
         const char *why = seed_check_process_name(key);
         if (why)
             parse_error(c, "process name %s", why);
         if (!json_is_object(e)) {
-            type_error(c, e, "an object {\"command\": [...], \"env\"?, \"cwd\"?, \"user\"?, \"restart\"?}");
+            type_error(c, e,
+                       "an object {\"command\": [...], \"env\"?, \"cwd\"?, \"user\"?, \"restart\"?, "
+                       "\"foreground\"?}");
             seed_jpath_pop(&c->path, saved);
             continue;
         }
-        static const char *const keys[] = {"command", "env", "cwd", "user", "restart"};
+        static const char *const keys[] = {"command", "env", "cwd", "user", "restart", "foreground"};
         check_keys(c, e, keys, ELEMENTSOF(keys));
         seed_process p = {.restart = SEED_RESTART_ALWAYS};
         bool ok = !why;
@@ -571,13 +739,36 @@ static void parse_processes(parse_ctx *c, json_t *v, seed_instance *inst) {
             ok = ok && p.user;
             seed_jpath_pop(&c->path, s2);
         }
+        if ((x = json_object_get(e, "foreground"))) {
+            s2 = seed_jpath_push_key(&c->path, "foreground");
+            if (json_is_boolean(x))
+                p.foreground = json_is_true(x);
+            else
+                type_error(c, x, "true or false");
+            ok = ok && json_is_boolean(x);
+            if (p.foreground && *foreground) {
+                parse_error(c, "process \"%s\" is the foreground process already: only one may be",
+                            foreground);
+                ok = false;
+            } else if (p.foreground) {
+                snprintf(foreground, sizeof(foreground), "%s", key);
+            }
+            seed_jpath_pop(&c->path, s2);
+        }
+        if (p.foreground)
+            p.restart = SEED_RESTART_NO; /* its exit ends the instance */
         if ((x = json_object_get(e, "restart"))) {
             s2 = seed_jpath_push_key(&c->path, "restart");
             int r = parse_enum(c, x, "restart policy", restarts, ELEMENTSOF(restarts));
-            if (r < 0)
+            if (r < 0) {
                 ok = false;
-            else
+            } else if (p.foreground && r != SEED_RESTART_NO) {
+                parse_error(c, "a foreground process is not restarted: its exit ends the instance with its "
+                               "exit code (leave restart out or set it to \"no\")");
+                ok = false;
+            } else {
                 p.restart = (seed_restart)r;
+            }
             seed_jpath_pop(&c->path, s2);
         }
         if (ok && (p.name = strdup(key))) {
@@ -866,9 +1057,9 @@ static void parse_root(parse_ctx *c, json_t *v, seed_instance *inst) {
 }
 
 void parse_instance(parse_ctx *c, json_t *obj, seed_instance *inst) {
-    static const char *const keys[] = {"name",    "system",  "size",           "expose",  "storage",
-                                       "connect", "rollout", "rolloutTimeout", "health",  "shoot",
-                                       "root",    "env",     "processes",      "toplevel"};
+    static const char *const keys[] = {"name",    "system",  "size",           "expose",   "storage",
+                                       "connect", "rollout", "rolloutTimeout", "health",   "shoot",
+                                       "root",    "env",     "processes",      "toplevel", "users"};
     inst->size = SEED_SIZE_S;
     inst->rollout = SEED_ROLLOUT_RECREATE;
     inst->rollout_timeout_ms = SEED_ROLLOUT_DEFAULT_TIMEOUT_MS;
@@ -981,7 +1172,10 @@ void parse_instance(parse_ctx *c, json_t *obj, seed_instance *inst) {
         else
             parse_processes(c, v, inst);
     }
+    WITH_KEY ("users")
+        parse_users(c, v, inst);
 #undef WITH_KEY
+    check_process_users(c, inst);
 
     if (!inst->system)
         inst->system = strdup(SEED_DEFAULT_SYSTEM);
@@ -1015,6 +1209,9 @@ void seed_instance_clear(seed_instance *inst) {
     for (size_t i = 0; i < inst->n_processes; i++)
         process_clear(&inst->processes[i]);
     free(inst->processes);
+    for (size_t i = 0; i < inst->n_users; i++)
+        user_clear(&inst->users[i]);
+    free(inst->users);
     free(inst->toplevel);
     memset(inst, 0, sizeof(*inst));
 }

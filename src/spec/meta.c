@@ -34,6 +34,30 @@ static void processes_write(seed_jw *w, const seed_instance *inst) {
         seed_jw_string(w, p->user ? p->user : "root");
         seed_jw_key(w, "restart");
         seed_jw_string(w, seed_restart_to_string(p->restart));
+        /* Added later: in the identity only when set (see seed_instance_meta_members). */
+        if (w->style != SEED_JW_CANONICAL || p->foreground) {
+            seed_jw_key(w, "foreground");
+            seed_jw_bool(w, p->foreground);
+        }
+        seed_jw_object_end(w);
+    }
+    seed_jw_object_end(w);
+}
+
+static void users_write(seed_jw *w, const seed_instance *inst) {
+    seed_jw_object_begin(w);
+    for (size_t i = 0; i < inst->n_users; i++) {
+        const seed_user *u = &inst->users[i];
+        seed_jw_key(w, u->name);
+        seed_jw_object_begin(w);
+        seed_jw_key(w, "uid");
+        seed_jw_int(w, (long long)u->uid);
+        seed_jw_key(w, "gid");
+        seed_jw_int(w, (long long)u->gid);
+        seed_jw_key(w, "shell");
+        seed_jw_string(w, u->shell);
+        seed_jw_key(w, "home");
+        seed_jw_string(w, u->home);
         seed_jw_object_end(w);
     }
     seed_jw_object_end(w);
@@ -162,6 +186,10 @@ void seed_instance_meta_members(seed_jw *w, const seed_instance *inst, const cha
     kv_write(w, inst->env, inst->n_env);
     seed_jw_key(w, "processes");
     processes_write(w, inst);
+    if (!identity || inst->n_users) {
+        seed_jw_key(w, "users");
+        users_write(w, inst);
+    }
     seed_jw_key(w, "toplevel");
     seed_jw_string(w, inst->toplevel);
 }

@@ -127,6 +127,14 @@ const char *seed_check_user(const char *s) {
     return NULL;
 }
 
+const char *seed_check_user_name(const char *s) {
+    size_t n = strlen(s);
+    if (strspn(s, "0123456789") == n || !valid_user_part(s, n) || s[n - 1] == '$')
+        return "must be 1 to 32 lower-case letters, digits, '_' or '-', starting with a letter or '_' (like "
+               "\"app\")";
+    return NULL;
+}
+
 const char *seed_check_abs_path(const char *s) {
     if (s[0] != '/')
         return "must be an absolute path";

@@ -12,6 +12,8 @@ const char *seed_check_process_name(const char *s);
 const char *seed_check_connect_name(const char *s);
 const char *seed_check_env_name(const char *s);
 const char *seed_check_user(const char *s);
+/* The name of an account the spec declares (`users`): a name, not a number. */
+const char *seed_check_user_name(const char *s);
 const char *seed_check_abs_path(const char *s);
 
 /* Normalise an absolute mount point (collapse "//", drop a trailing "/") into out

@@ -92,7 +92,18 @@ typedef struct seed_process {
     char *cwd;  /* NULL: "/" */
     char *user; /* NULL: root; "name", "uid", "name:group" or "uid:gid" */
     seed_restart restart;
+    bool foreground; /* its exit ends the instance, with its exit code */
 } seed_process;
+
+/* An account the instance declares (`users`, ours): its passwd/group/shadow entries are
+ * created at boot in an image; on a node its processes run with these ids. */
+typedef struct seed_user {
+    char *name;
+    unsigned uid;
+    unsigned gid; /* default: uid */
+    char *shell;  /* default: /bin/sh */
+    char *home;   /* default: /home/<name> */
+} seed_user;
 
 typedef enum seed_health_kind {
     SEED_HEALTH_HTTP,    /* GET <http_path> on <port>: ready on a 2xx or 3xx status */
@@ -143,6 +154,8 @@ typedef struct seed_instance {
     size_t n_env;
     seed_process *processes;
     size_t n_processes;
+    seed_user *users; /* sorted by name */
+    size_t n_users;
     char *toplevel;
 
     char identity[65];

@@ -420,6 +420,74 @@ static void test_toplevel(void **state) {
              "n.processes", "exclude");
 }
 
+/* users (ours): accounts with defaults; processes.<n>.foreground: at most one, never
+ * restarted; both in the meta, and in the identity only when used. */
+static void test_users_and_foreground(void **state) {
+    seed_project *p = valid(
+        "{\"a\": {\"users\": {\"app\": {\"uid\": 1000}, \"bob\": {\"uid\": 1001, \"gid\": 100, \"shell\": "
+        "\"/bin/bash\", \"home\": \"/srv/bob\"}}, \"processes\": {\"main\": {\"command\": [\"sh\"], "
+        "\"user\": "
+        "\"app\", \"foreground\": true}, \"d\": {\"command\": [\"x\"], \"user\": \"bob:app\"}, \"e\": "
+        "{\"command\": [\"x\"], \"user\": \"4321\"}}}}");
+    const seed_instance *a = inst(p, "a");
+    assert_int_equal(a->n_users, 2);
+    assert_string_equal(a->users[0].name, "app");
+    assert_int_equal(a->users[0].uid, 1000);
+    assert_int_equal(a->users[0].gid, 1000); /* default: the uid */
+    assert_string_equal(a->users[0].shell, "/bin/sh");
+    assert_string_equal(a->users[0].home, "/home/app");
+    assert_int_equal(a->users[1].gid, 100);
+    assert_string_equal(a->users[1].home, "/srv/bob");
+    const seed_process *m = &a->processes[2];
+    assert_string_equal(m->name, "main");
+    assert_true(m->foreground);
+    assert_int_equal(m->restart, SEED_RESTART_NO);
+    assert_false(a->processes[0].foreground);
+    json_t *meta = seed_project_meta(p);
+    json_t *w = json_object_get(meta, "a");
+    json_t *bob = json_object_get(json_object_get(w, "users"), "bob");
+    assert_string_equal(json_string_value(json_object_get(bob, "shell")), "/bin/bash");
+    assert_int_equal(json_integer_value(json_object_get(bob, "gid")), 100);
+    json_t *procs = json_object_get(w, "processes");
+    assert_true(json_is_true(json_object_get(json_object_get(procs, "main"), "foreground")));
+    assert_true(json_is_false(json_object_get(json_object_get(procs, "d"), "foreground")));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(procs, "main"), "restart")), "no");
+    json_decref(meta);
+    seed_project_free(p);
+
+    error_at("{\"a\": {\"users\": {\"app\": {\"uid\": 1}}, \"processes\": {\"main\": {\"command\": [\"x\"], "
+             "\"user\": \"ghost\"}}}}",
+             "a.processes.main.user", "unknown user \"ghost\"");
+    error_at("{\"a\": {\"users\": {\"app\": {\"uid\": 1}}, \"processes\": {\"main\": {\"command\": [\"x\"], "
+             "\"user\": \"ghost:app\"}}}}",
+             "a.processes.main.user", "one of this instance's users (app)");
+    error_at(
+        "{\"a\": {\"processes\": {\"m\": {\"command\": [\"x\"], \"foreground\": true}, \"n\": {\"command\": "
+        "[\"x\"], \"foreground\": true}}}}",
+        "a.processes.n.foreground", "only one");
+    error_at("{\"a\": {\"processes\": {\"m\": {\"command\": [\"x\"], \"foreground\": 1}}}}",
+             "a.processes.m.foreground", "true or false");
+    error_at("{\"a\": {\"processes\": {\"m\": {\"command\": [\"x\"], \"foreground\": true, \"restart\": "
+             "\"always\"}}}}",
+             "a.processes.m.restart", "not restarted");
+    error_at("{\"a\": {\"users\": {\"root\": {\"uid\": 5}}}}", "a.users.root", "root always exists");
+    error_at("{\"a\": {\"users\": {\"App\": {\"uid\": 5}}}}", "a.users.App", "lower-case");
+    error_at("{\"a\": {\"users\": {\"1000\": {\"uid\": 5}}}}", "a.users.1000", "user name");
+    error_at("{\"a\": {\"users\": {\"app\": {}}}}", "a.users.app.uid", "missing");
+    error_at("{\"a\": {\"users\": {\"app\": {\"uid\": 0}}}}", "a.users.app.uid", "from 1 to 4294967294");
+    error_at("{\"a\": {\"users\": {\"app\": {\"uid\": \"1000\"}}}}", "a.users.app.uid", "an integer");
+    error_at("{\"a\": {\"users\": {\"app\": {\"uid\": 5, \"gid\": -1}}}}", "a.users.app.gid", "from 0");
+    error_at("{\"a\": {\"users\": {\"app\": {\"uid\": 5, \"home\": \"rel\"}}}}", "a.users.app.home",
+             "absolute");
+    error_at("{\"a\": {\"users\": {\"app\": {\"uid\": 5, \"shell\": \"/a:b\"}}}}", "a.users.app.shell",
+             "':'");
+    error_at("{\"a\": {\"users\": {\"app\": {\"uid\": 5, \"group\": 1}}}}", "a.users.app.group",
+             "unknown option");
+    error_at("{\"a\": {\"users\": {\"app\": {\"uid\": 5}, \"bob\": {\"uid\": 5}}}}", "a.users.bob.uid",
+             "user \"app\"'s already");
+    error_at("{\"a\": {\"users\": [\"app\"]}}", "a.users", "an object");
+}
+
 static void test_name_key(void **state) {
     seed_project *p = valid("{\"web\": {\"name\": \"web\"}}");
     seed_project_free(p);
@@ -451,9 +519,9 @@ static void test_meta_json_shape(void **state) {
     assert_int_equal(json_integer_value(json_object_get(w, "rolloutTimeoutMs")), 60000);
     assert_true(json_is_null(json_object_get(w, "health")));
     static const char *const fields[] = {
-        "name",    "system",           "size",    "resources", "expose",    "storage",  "connect",
-        "rollout", "rolloutTimeoutMs", "health",  "shoot",     "namespace", "identity", "root",
-        "env",     "processes",        "toplevel"};
+        "name",    "system",           "size",     "resources", "expose",    "storage",  "connect",
+        "rollout", "rolloutTimeoutMs", "health",   "shoot",     "namespace", "identity", "root",
+        "env",     "processes",        "toplevel", "users"};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         if (!json_object_get(w, fields[i]))
             fail_msg("meta lacks %s", fields[i]);
@@ -827,6 +895,20 @@ static void test_root_directories(void **state) {
     error_in(t->fd, t->path, "{\"a\": {\"root\": \"withfifo\"}}", "a.root", "FIFO");
 }
 
+/* With users, a process's user may also be an account of the root directory. */
+static void test_users_from_root(void **state) {
+    tmpdir *t = *state;
+    write_file(t, "rootfs/etc/passwd", "root:x:0:0::/root:/bin/sh\nwww:x:33:33::/var/www:/bin/sh\n", 0644);
+    seed_project *p = valid_in(t->fd, t->path,
+                               "{\"a\": {\"root\": \"rootfs\", \"users\": {\"app\": {\"uid\": 1000}}, "
+                               "\"processes\": {\"w\": {\"command\": [\"x\"], \"user\": \"www\"}}}}");
+    seed_project_free(p);
+    error_in(t->fd, t->path,
+             "{\"a\": {\"root\": \"rootfs\", \"users\": {\"app\": {\"uid\": 1000}}, \"processes\": {\"w\": "
+             "{\"command\": [\"x\"], \"user\": \"ww\"}}}}",
+             "a.processes.w.user", "unknown user");
+}
+
 static void test_open_beneath_fallback(void **state) {
     tmpdir *t = *state;
     write_file(t, "in.json", "{}", 0644);
@@ -1098,6 +1180,8 @@ int main(void) {
         cmocka_unit_test(test_payload),
         cmocka_unit_test(test_toplevel),
         cmocka_unit_test(test_name_key),
+        cmocka_unit_test(test_users_and_foreground),
+        cmocka_unit_test_setup_teardown(test_users_from_root, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_meta_json_shape),
         cmocka_unit_test(test_meta_health),
         cmocka_unit_test(test_unknown_keys_suggest),
