@@ -384,21 +384,27 @@ let
     else if ms != 0 && ms - (ms / 1000) * 1000 == 0 then "${toString (ms / 1000)}s"
     else "${toString ms}ms";
 
-  # { ms } or { why }
+  # { ms } or { why }, as seed parses durations
   durationMs = s:
     let
-      m = match "([0-9]*)(\\.([0-9]*))?(ms|s|m|h)" s;
+      m = match "([0-9]*)(\\.([0-9]*))?(.*)" s;
       whole = b.elemAt m 0;
+      point = b.elemAt m 1 != null;
       frac = if b.elemAt m 2 == null then "" else b.elemAt m 2;
-      unit = { ms = 1; s = 1000; m = 60000; h = 3600000; }.${b.elemAt m 3};
-      w = if whole == "" then 0 else b.fromJSON (let z = match "0*([0-9]+)" whole; in if z == null then "0" else b.elemAt z 0);
-      f = if frac == "" then 0 else b.fromJSON (let z = match "0*([0-9]+)" frac; in if z == null then "0" else b.elemAt z 0);
+      rest = b.elemAt m 3;
+      units = { ms = 1; s = 1000; m = 60000; h = 3600000; };
+      num = t: if t == "" then 0 else b.fromJSON (let z = match "0*([0-9]+)" t; in if z == null then "0" else b.elemAt z 0);
       fden = pow 10 (stringLength frac);
+      unit = units.${rest};
     in
-    if m == null || (whole == "" && frac == "") then { why = durationSyntax s; }
-    else if stringLength whole > 12 then { why = "duration ${toJSON s} has too many digits"; }
-    else if stringLength frac > 9 then { why = "duration ${toJSON s} has too many digits"; }
-    else { ms = w * unit + (f * unit + fden / 2) / fden; };
+    if stringLength whole > 12 then { why = "duration ${toJSON s} has too many digits"; }
+    else if stringLength frac > 9 then { why = "duration ${toJSON s} has too many digits after the point"; }
+    else if point && frac == "" then { why = durationSyntax s; }
+    else if whole == "" && !point then { why = durationSyntax s; }
+    else if rest == "" then { why = "duration ${toJSON s} has no unit: expected ms, s, m or h, like \"500ms\" or \"5s\" (a plain JSON number counts seconds)"; }
+    else if !(units ? ${rest}) then { why = durationSyntax s; }
+    else if (num frac * unit) - ((num frac * unit) / fden) * fden != 0 then { why = "duration ${toJSON s} is finer than a millisecond"; }
+    else { ms = num whole * unit + num frac * unit / fden; };
 
   duration = path: what: lo: hi: v:
     let
@@ -444,7 +450,7 @@ let
             l = { vcpus = 4; memory = 4096; }; xl = { vcpus = 8; memory = 8192; }; };
   protocols = [ "tcp" "udp" "dns" "http" "grpc" ];
   options = [ "name" "system" "size" "expose" "storage" "connect" "rollout" "rolloutTimeout" "health"
-              "shoot" "root" "env" "processes" "toplevel" ];
+              "shoot" "root" "env" "processes" "toplevel" "users" ];
 
   checkExpose = path: v:
     mapOf path v "an object mapping names to ports, like {\"http\": 8080}" (n: p: e:
@@ -539,33 +545,111 @@ let
     in r // { errors = r.errors ++ clashes; ok = r.ok && clashes == [ ]; };
 
   checkProcesses = path: v:
-    mapOf path v "an object mapping process names to {\"command\": [...]}" (n: p: e:
-      let
-        why = processName n;
-        nameErr = if why != null then err p "process name ${why}" else [ ];
-      in
-      if !isAttrs e then bad (nameErr ++ typeErr p e "an object {\"command\": [...], \"env\"?, \"cwd\"?, \"user\"?, \"restart\"?}")
-      else
+    let
+      r = mapOf path v "an object mapping process names to {\"command\": [...]}" (n: p: e:
         let
-          ks = checkKeys p e [ "command" "env" "cwd" "user" "restart" ];
-          cmd = if e ? command then command "${p}.command" e.command
-                else bad (err "${p}.command" "missing: every process needs a command, like [\"busybox\", \"httpd\"]");
-          env = if e ? env then envMap "${p}.env" e.env else good { };
-          cwd =
-            if !(e ? cwd) then good "/"
-            else if !isString e.cwd then bad (typeErr "${p}.cwd" e.cwd "an absolute path")
-            else let w = absPath e.cwd; in if w != null then bad (err "${p}.cwd" "working directory ${toJSON e.cwd} ${w}") else good e.cwd;
-          usr =
-            if !(e ? user) then good "root"
-            else if !isString e.user then bad (typeErr "${p}.user" e.user "a user name or uid")
-            else let w = user e.user; in if w != null then bad (err "${p}.user" "user ${toJSON e.user} ${w}") else good e.user;
-          restart = if e ? restart then enum "${p}.restart" "restart policy" [ "always" "on-failure" "no" ] e.restart else good "always";
-          parts = [ cmd env cwd usr restart ];
-        in {
-          ok = nameErr == [ ] && b.all (x: x.ok) parts;
-          errors = nameErr ++ ks ++ concatMap (x: x.errors) parts;
-          value = { command = cmd.value; env = env.value; cwd = cwd.value; user = usr.value; restart = restart.value; };
-        });
+          why = processName n;
+          nameErr = if why != null then err p "process name ${why}" else [ ];
+        in
+        if !isAttrs e then bad (nameErr ++ typeErr p e "an object {\"command\": [...], \"env\"?, \"cwd\"?, \"user\"?, \"restart\"?, \"foreground\"?}")
+        else
+          let
+            ks = checkKeys p e [ "command" "env" "cwd" "user" "restart" "foreground" ];
+            cmd = if e ? command then command "${p}.command" e.command
+                  else bad (err "${p}.command" "missing: every process needs a command, like [\"busybox\", \"httpd\"]");
+            env = if e ? env then envMap "${p}.env" e.env else good { };
+            cwd =
+              if !(e ? cwd) then good "/"
+              else if !isString e.cwd then bad (typeErr "${p}.cwd" e.cwd "an absolute path")
+              else let w = absPath e.cwd; in if w != null then bad (err "${p}.cwd" "working directory ${toJSON e.cwd} ${w}") else good e.cwd;
+            usr =
+              if !(e ? user) then good "root"
+              else if !isString e.user then bad (typeErr "${p}.user" e.user "a user name or uid")
+              else let w = user e.user; in if w != null then bad (err "${p}.user" "user ${toJSON e.user} ${w}") else good e.user;
+            fg =
+              if !(e ? foreground) then good false
+              else if isBool e.foreground then good e.foreground
+              else bad (typeErr "${p}.foreground" e.foreground "true or false");
+            restart =
+              if !(e ? restart) then good (if fg.value == true then "no" else "always")
+              else
+                let x = enum "${p}.restart" "restart policy" [ "always" "on-failure" "no" ] e.restart; in
+                if x.ok && fg.value == true && x.value != "no"
+                then bad (err "${p}.restart" "a foreground process is not restarted: its exit ends the instance with its exit code (leave restart out or set it to \"no\")")
+                else x;
+            parts = [ cmd env cwd usr fg restart ];
+          in {
+            ok = nameErr == [ ] && b.all (x: x.ok) parts;
+            errors = nameErr ++ ks ++ concatMap (x: x.errors) parts;
+            value = { command = cmd.value; env = env.value; cwd = cwd.value; user = usr.value; restart = restart.value;
+                      foreground = fg.value == true; };
+          });
+      # One foreground process at most: each after the first is reported at itself.
+      fgs = filter (n: isAttrs v.${n} && (v.${n}.foreground or false) == true) (if isAttrs v then attrNames v else [ ]);
+      second = concatMap (n: err "${key path n}.foreground"
+        "process ${toJSON (head fgs)} is the foreground process already: only one may be") (if fgs == [ ] then [ ] else b.tail fgs);
+    in r // { ok = r.ok && second == [ ]; errors = r.errors ++ second; };
+
+  userName = s:
+    if match "[0-9]+" s != null || stringLength s > 32 || match "[a-z_][a-z0-9_-]*" s == null
+    then "must be 1 to 32 lower-case letters, digits, '_' or '-', starting with a letter or '_' (like \"app\")"
+    else null;
+
+  accountPath = p: what: x:
+    if !isString x then bad (typeErr p x "an absolute path")
+    else
+      let w = absPath x; why = if w == null && match ".*:.*" x != null then "must not contain ':' (it separates the fields of /etc/passwd)" else w; in
+      if why != null then bad (err p "${what} ${toJSON x} ${why}") else good x;
+
+  idValue = p: what: min: x:
+    if !isInt x || x < min || x > 4294967294
+    then bad (typeErr p x "a ${what} (an integer from ${toString min} to 4294967294)")
+    else good x;
+
+  checkUsers = path: v:
+    let
+      r = mapOf path v "an object mapping user names to {\"uid\": N, \"gid\"?, \"shell\"?, \"home\"?}" (n: p: e:
+        let
+          why = userName n;
+          nameErr = if why != null then err p "user name ${why}"
+            else if n == "root" then err p "root always exists: declare the other accounts here" else [ ];
+        in
+        if !isAttrs e then bad (nameErr ++ typeErr p e "an object {\"uid\": N, \"gid\"?, \"shell\"?, \"home\"?}")
+        else
+          let
+            ks = checkKeys p e [ "uid" "gid" "shell" "home" ];
+            uid = if e ? uid then idValue "${p}.uid" "uid" 1 e.uid
+                  else bad (err "${p}.uid" "missing: every user needs a uid, like {\"uid\": 1000}");
+            gid = if e ? gid then idValue "${p}.gid" "gid" 0 e.gid else good uid.value;
+            shell = if e ? shell then accountPath "${p}.shell" "shell" e.shell else good "/bin/sh";
+            home = if e ? home then accountPath "${p}.home" "home" e.home else good "/home/${n}";
+            parts = [ uid gid shell home ];
+          in {
+            ok = nameErr == [ ] && b.all (x: x.ok) parts;
+            errors = nameErr ++ ks ++ concatMap (x: x.errors) parts;
+            value = { uid = uid.value; gid = gid.value; shell = shell.value; home = home.value; };
+          });
+      names = attrNames (if r.value == null then { } else r.value);
+      clashes = concatMap (i:
+        let n = b.elemAt names i; earlier = filter (m: r.value.${m}.uid == r.value.${n}.uid) (genList (j: b.elemAt names j) i); in
+        if earlier == [ ] then [ ]
+        else err "${key path n}.uid" "uid ${toString r.value.${n}.uid} is user ${toJSON (head earlier)}'s already: each user needs its own uid")
+        (genList (i: i) (length names));
+    in r // { ok = r.ok && clashes == [ ]; errors = r.errors ++ clashes; };
+
+  # With users, a process's user is one of them, root, a uid or an account of the root.
+  checkProcessUsers = P: users: procs: rootPasswd:
+    if users == { } then [ ]
+    else concatMap (n:
+      let
+        u = procs.${n}.user;
+        name = head (b.split ":" u);
+        known = name == "root" || match "[0-9]+" name != null || users ? ${name}
+          || (rootPasswd != null && match "(.*\n)?${name}:.*" rootPasswd != null);
+      in
+      if known then [ ]
+      else err "${key "${P}.processes" n}.user" "unknown user ${toJSON name}: expected one of this instance's users (${concatStringsSep ", " (attrNames users)}), root, a uid, or an account of the root directory's /etc/passwd")
+      (attrNames procs);
 
   checkHealth = path: v: exposed: exposeOk:
     if !isAttrs v then bad (typeErr path v "an object like {\"http\": \"/healthz\", \"port\": 8080} or {\"command\": [...]}")
@@ -667,8 +751,13 @@ let
         if !(s ? processes) then good { }
         else if s ? toplevel then bad (err "${P}.processes" "processes and toplevel exclude each other: a NixOS instance runs its toplevel's init")
         else checkProcesses "${P}.processes" s.processes;
-      all = [ nameR sys size expose storage connect rollout rolloutTimeout health shoot toplevel root env processes ];
-      errors = nameErr ++ keys ++ concatMap (x: x.errors) all;
+      users = if s ? users then checkUsers "${P}.users" s.users else good { };
+      rootPasswd =
+        let f = if isPath s.root or null then s.root + "/etc/passwd" else null; in
+        if f != null && b.pathExists f then b.readFile f else null;
+      procUsers = if processes.ok && users.ok then checkProcessUsers P users.value processes.value rootPasswd else [ ];
+      all = [ nameR sys size expose storage connect rollout rolloutTimeout health shoot toplevel root env processes users ];
+      errors = nameErr ++ keys ++ concatMap (x: x.errors) all ++ procUsers;
       tier = tiers.${if size.ok then size.value else "s"};
       body = {
         inherit name;
@@ -686,11 +775,15 @@ let
         env = env.value;
         processes = processes.value;
         toplevel = toplevel.value;
+        users = users.value;
       };
       # The identity: seed's canonical JSON of the meta (sorted keys, compact) with the
       # identity version; options added after version 1 only when not at their default.
       idBody = removeAttrs body ((if body.rolloutTimeoutMs == 60000 then [ "rolloutTimeoutMs" ] else [ ])
-        ++ (if body.health == null then [ "health" ] else [ ])) // { identityVersion = 1; };
+        ++ (if body.health == null then [ "health" ] else [ ])
+        ++ (if body.users == { } then [ "users" ] else [ ]))
+        // { identityVersion = 1; }
+        // { processes = mapAttrs (_: p: if p.foreground then p else removeAttrs p [ "foreground" ]) body.processes; };
       # A root directory's content is part of the identity: seed hashes the tree itself.
       # A store path names its content already.
       identity = if b.elem body.root [ "host" null ] || (isString body.root && storePath body.root)

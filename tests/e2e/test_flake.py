@@ -376,3 +376,55 @@ in {
     node = nodes(d)
     node.wait_running("web")
     assert node.wait(lambda: node.http(8080), what="web answering") == "built by nix\n"
+
+
+DIFFERENTIAL = [
+    {"users": {"app": {"uid": 1000}, "web": {"uid": 1001, "gid": 50, "shell": "/bin/bash", "home": "/srv/web"}},
+     "processes": {"main": {"command": ["/bin/app"], "user": "app", "foreground": True},
+                   "side": {"command": ["sleep", "1"], "user": "web:50", "restart": "on-failure"}}},
+    {"users": {"root": {"uid": 1}, "Bad": {"uid": 2}, "x": {"uid": 0}, "y": {"uid": 5, "home": "rel"},
+               "z": {"uid": 5, "shell": "/bin/a:b"}, "w": {"gid": 3}, "v": 7}},
+    {"users": {"app": {"uid": 1000}}, "processes": {"p": {"command": ["x"], "user": "nobody"}}},
+    {"processes": {"a": {"command": ["x"], "foreground": True}, "b": {"command": ["y"], "foreground": True},
+                   "c": {"command": ["z"], "foreground": True, "restart": "always"}, "d": {"command": ["w"], "foreground": "yes"}}},
+    {"health": {"http": "/healthz", "port": 8080, "interval": "2s", "timeout": 1.5, "retries": 5}, "expose": {"http": 8080}},
+    {"health": {"http": "no slash", "port": 9999, "interval": "5", "retries": 0}, "expose": {"dns": {"port": 53, "protocol": "dns"}}},
+    {"health": {"command": ["true"], "port": 1}, "rolloutTimeout": "90m"},
+    {"storage": {"a": "1.5Gi", "b": {"size": "1e9", "mountPoint": "/srv//data/"}, "c": "0.5Mi", "d": "17Ti", "e": "1m",
+                 "f": {"size": 1048576, "mountPoint": "/proc/x"}, "g": {"size": "1Gi", "mountPoint": "/srv/data"}}},
+    {"storage": {"x": "100000000000000000000000000000000000000", "y": "12.5k", "z": "1E-3"}},
+    {"root": "/nix/store/" + "a" * 32 + "-env", "env": {"A": "b", "SEED_X": "no", "a.b-c": "ok"}},
+    {"root": "/nix/store/short", "toplevel": "/nix/store/" + "b" * 32 + "-sys"},
+    {"connect": {"db": {"service": "seed-db", "port": 5432}, "a-b": "x", "a_b": "y", "Cache": "c.example.com"},
+     "shoot": {"enable": True, "max": 300}, "rollout": "rolling", "system": "aarch64-linux", "size": "xl"},
+    {"rolloutTimeout": "2.5m", "health": {"command": ["x"], "interval": ".5s", "timeout": "1500ms"}},
+    {"rolloutTimeout": "0.0005s", "health": {"command": ["x"], "interval": "10.", "timeout": "1.0000000001s"}},
+    {"rolloutTimeout": "0000000000001h", "health": {"command": [], "interval": "5 s"}},
+]
+
+
+@pytest.mark.parametrize("case", range(len(DIFFERENTIAL)))
+def test_nix_meta_and_seed_eval_agree(case):
+    """The same spec through seed's C checks (seeds.json) and through seed.lib in Nix:
+    the same meta (identity included) when valid, the same option paths and messages when
+    not."""
+    spec = {"web": DIFFERENTIAL[case]}
+    twin = workdir() / "twin"
+    twin.mkdir()
+    (twin / "seeds.json").write_text(json.dumps(spec))
+    c = seed_eval(twin)
+    d = write_flake(workdir() / "flake", spec)
+    n = nix_meta(d, "web")
+    if c.returncode == 0:
+        assert n.returncode == 0, n.stderr
+        want = json.loads(c.stdout)["web"]
+        assert {k: v for k, v in json.loads(n.stdout).items() if k != "namespace"} == \
+            {k: v for k, v in want.items() if k != "namespace"}
+        return
+    errors = json.loads(c.stdout)["errors"]
+    assert n.returncode == 1
+    lines = [line.strip() for line in n.stderr.splitlines() if line.strip().startswith("seed")]
+    got = sorted(line.split(": ", 1)[0].replace("seed", "web", 1) for line in lines)
+    assert got == sorted(e["path"] for e in errors), n.stderr
+    for e in errors:
+        assert e["message"] in n.stderr, (e, n.stderr)
