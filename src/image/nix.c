@@ -49,6 +49,7 @@ void seed_nix_closure_free(seed_nix_closure *c) {
         free(c->p[i].refs);
     }
     free(c->p);
+    free(c->registration);
     free(c);
 }
 
@@ -330,6 +331,10 @@ int seed_nix_closure_of(const char *what, const char *path, seed_nix_closure **r
     seed_nix_closure *c = NULL;
     if (r == 0)
         r = seed_nix_parse_registration(d.out, d.out_len, &c, err);
+    if (r == 0) {
+        c->registration = TAKE_PTR(d.out);
+        d.out_len = 0;
+    }
     if (r == 0 && (c->n != n || seed_nix_find(c, path) == NONE)) {
         r = seed_error_set(err, EINVAL,
                            "nix-store gave %zu paths for the closure of %s but the references of %zu", n,

@@ -22,6 +22,7 @@ typedef struct seed_nix_path {
 typedef struct seed_nix_closure {
     seed_nix_path *p; /* sorted by path */
     size_t n;
+    char *registration; /* seed_nix_closure_of: what nix-store --dump-db printed (for --load-db) */
 } seed_nix_closure;
 
 void seed_nix_closure_free(seed_nix_closure *c);

@@ -67,6 +67,9 @@ static int instance_env(const seed_instance *s, const char *ns, const char *shoo
     }
     for (size_t i = 0; r >= 0 && i < s->n_env; i++)
         r = env_set(env, s->env[i].key, s->env[i].value);
+    /* nix.daemon: every nix command goes through the instance's nix-daemon. */
+    if (r >= 0 && s->nix_enable && s->nix_daemon)
+        r = env_set(env, "NIX_REMOTE", "daemon");
     return r;
 }
 
@@ -108,6 +111,20 @@ int seed_instance_init_config(const seed_instance *s, const char *ns, const char
                                                p->cwd ? p->cwd : "/", "user", p->user ? p->user : "root",
                                                "restart", seed_restart_to_string(p->restart), "foreground",
                                                (int)p->foreground));
+        strv_free(env.v);
+    }
+    /* nix.daemon: the daemon itself, a process like the others (restarted always), on
+     * the store itself rather than on itself. */
+    if (r >= 0 && procs && s->nix_enable && s->nix_daemon) {
+        strv env = {0};
+        for (size_t j = 0; r >= 0 && j < base.n; j++)
+            r = strv_push(&env, strdup(base.v[j]));
+        if (r >= 0)
+            r = env_set(&env, "NIX_REMOTE", "local");
+        json_t *argv = json_pack("[s]", "nix-daemon");
+        json_array_append_new(procs, json_pack("{s:s, s:o, s:o, s:s, s:s, s:s, s:b}", "name", "nix-daemon",
+                                               "argv", argv, "env", strv_json(env.v, env.n), "cwd", "/",
+                                               "user", "root", "restart", "always", "foreground", 0));
         strv_free(env.v);
     }
     json_t *users = json_array();

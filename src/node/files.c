@@ -103,6 +103,27 @@ void build_files(instance *in, gen_files *g, bool shoot) {
                                    : asprintf(&content, "%s", s->connect[i].service);
         gen_add(g, path, r < 0 ? NULL : content, 0644);
     }
+    /* nix.enable: single-user Nix as root of the instance (or its nix-daemon), builds
+     * unsandboxed (a sandbox cannot nest namespaces inside this one), GC limits; a store
+     * root's closure to register in the instance's own database. */
+    if (s->nix_enable) {
+        char *conf = NULL;
+        char minf[64] = "", maxf[64] = "";
+        if (s->nix_min_free)
+            snprintf(minf, sizeof(minf), "min-free = %llu\n", (unsigned long long)s->nix_min_free_bytes);
+        if (s->nix_max_free)
+            snprintf(maxf, sizeof(maxf), "max-free = %llu\n", (unsigned long long)s->nix_max_free_bytes);
+        gen_add(g, strdup("/etc/nix/nix.conf"),
+                asprintf(&conf,
+                         "# seed: nix.enable\nbuild-users-group =\nsandbox = false\n"
+                         "experimental-features = nix-command flakes\n%s%s",
+                         minf, maxf) < 0
+                    ? NULL
+                    : conf,
+                0644);
+        if (in->closure && in->closure->registration)
+            gen_add(g, strdup("/etc/nix/closure-registration"), strdup(in->closure->registration), 0644);
+    }
     /* A store path without its own accounts gets the two every system has. */
     char etc_passwd[4200];
     snprintf(etc_passwd, sizeof(etc_passwd), "%s/etc/passwd", s->root_path ? s->root_path : "");
@@ -141,6 +162,7 @@ void instance_sandbox_config(instance *in, seed_sandbox_config *c, const seed_bi
         .root_dir = s->root_path,
         .store_paths = in->closure_paths,
         .n_store_paths = in->closure ? in->closure->n : 0,
+        .store_after_binds = s->nix_enable, /* over the instance's own store on its volume */
         .scratch_dir = n->scratch_dir,
         .tmp_bytes = instance_tmp_bytes(s),
         .run_bytes = instance_run_bytes(s),

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -740,8 +741,9 @@ void instance_start(instance *in) {
         in->oom_kills = 0;
 
     /* Volumes. */
-    seed_bind binds[SEED_SPEC_MAX_ENTRIES + 1];
+    seed_bind binds[SEED_SPEC_MAX_ENTRIES + 4];
     size_t n_binds = 0;
+    _cleanup_free_ char *nix_dir = NULL;
     char created[40];
     seed_format_utc(seed_realtime_usec(), 0, created, sizeof(created));
     for (size_t i = 0; i < in->n_vols; i++) {
@@ -790,6 +792,22 @@ void instance_start(instance *in) {
         }
         v->mounted = true;
         binds[n_binds++] = (seed_bind){.source = v->mountpoint, .target = v->spec->mount_point};
+    }
+
+    /* nix.enable: /nix is the volume's nix/, the instance's own (its root uid owns it);
+     * a store root's closure is bound read-only over its store (see rootfs.c). */
+    for (size_t i = 0; s->nix_enable && !nix_dir && i < in->n_vols; i++) {
+        node_volume *v = &in->vols[i];
+        if (!streq(v->spec->name, s->nix_volume))
+            continue;
+        if (asprintf(&nix_dir, "%s/nix", v->mountpoint) < 0 ||
+            ((mkdir(nix_dir, 0755) < 0 && errno != EEXIST) ||
+             lchown(nix_dir, in->id_base, in->id_base) < 0)) {
+            seed_error_setp(&err, errno ?: ENOMEM, "nix: preparing the store on volume %s", v->spec->name);
+            fail_start(in, err, true);
+            return;
+        }
+        binds[n_binds++] = (seed_bind){.source = nix_dir, .target = "/nix"};
     }
 
     /* Parents first: a volume whose mount point lies in another volume is mounted after

@@ -262,11 +262,13 @@ static int setup_host_payload(const char *root, char *what, size_t what_len) {
 /* A Nix closure as the whole store: each path bound read-only at its own place under
  * /nix/store, nothing else of the host's store; then / links to the top-level entries
  * of the root path (bin, lib, share, ...), and /etc holds links to its etc/ entries, as
- * a container image made from a buildEnv has them. Files the node writes (c->files)
- * and the sandbox's own directories are not linked over. */
+ * a container image made from a buildEnv has them. Files the node writes (c->files),
+ * the directories above them, and the sandbox's own directories are not linked over. */
 static bool node_file(const seed_sandbox_config *c, const char *path) {
+    size_t n = strlen(path);
     for (size_t i = 0; i < c->n_files; i++)
-        if (streq(c->files[i].path, path))
+        if (strncmp(c->files[i].path, path, n) == 0 &&
+            (c->files[i].path[n] == 0 || c->files[i].path[n] == '/'))
             return true;
     return false;
 }
@@ -299,29 +301,53 @@ static int link_entries(const seed_sandbox_config *c, const char *root, const ch
     return r;
 }
 
-static int setup_store_payload(const seed_sandbox_config *c, const char *root, char *what, size_t what_len) {
-    char dst[4096];
-    CHECK(mkdir_in(root, "/nix/store", 0755), "creating /nix/store");
+/* Each store path at its place under root's /nix/store, read-only. The mount points are
+ * opened without following links (under a /nix of the instance's own, the instance
+ * controls what is there). */
+static int bind_store_paths(const seed_sandbox_config *c, const char *root, char *what, size_t what_len) {
+    char p[64];
     for (size_t i = 0; i < c->n_store_paths; i++) {
-        const char *p = c->store_paths[i];
+        const char *sp = c->store_paths[i];
         struct stat st;
-        CHECK(lstat(p, &st), "reading the store path %s", p);
-        CHECK(path_join(dst, sizeof(dst), root, p), "path");
-        if (S_ISDIR(st.st_mode)) {
-            CHECK(mkdir(dst, 0755), "creating %s", p);
-            CHECK(bind_mount(p, dst, true, true), "binding the store path %s read-only", p);
-        } else if (S_ISLNK(st.st_mode)) {
-            char target[4096];
-            ssize_t n = readlink(p, target, sizeof(target) - 1);
-            CHECK(n, "reading the link %s", p);
+        CHECK(lstat(sp, &st), "reading the store path %s", sp);
+        if (S_ISLNK(st.st_mode)) {
+            char target[4096], dst[8300];
+            ssize_t n = readlink(sp, target, sizeof(target) - 1);
+            CHECK(n, "reading the link %s", sp);
             target[n] = 0;
-            CHECK(symlink(target, dst), "linking %s", p);
-        } else {
-            CHECK(touch_in(root, p, 0444), "creating %s", p);
-            CHECK(bind_mount(p, dst, false, true), "binding the store path %s read-only", p);
+            CHECK(path_join(dst, sizeof(dst), root, sp), "path");
+            if (symlink(target, dst) < 0 && errno != EEXIST)
+                CHECK(-1, "linking %s", sp);
+            continue;
         }
+        bool file = !S_ISDIR(st.st_mode);
+        int fd = seed_sandbox_open_mount_point(root, sp, file, what, what_len);
+        if (fd < 0)
+            return fd;
+        snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+        int r = mount(sp, p, NULL, MS_BIND | MS_REC, NULL);
+        int e = errno;
+        close(fd);
+        errno = e;
+        CHECK(r, "binding the store path %s", sp);
+        if ((fd = seed_sandbox_open_mount_point(root, sp, file, what, what_len)) < 0)
+            return fd;
+        snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+        r = bind_remount(p, true);
+        e = errno;
+        close(fd);
+        errno = e;
+        CHECK(r, "making the store path %s read-only", sp);
     }
-    int r = link_entries(c, root, c->root_dir, "/", what, what_len);
+    return 0;
+}
+
+static int setup_store_payload(const seed_sandbox_config *c, const char *root, char *what, size_t what_len) {
+    CHECK(mkdir_in(root, "/nix/store", 0755), "creating /nix/store");
+    int r = c->store_after_binds ? 0 : bind_store_paths(c, root, what, what_len);
+    if (r < 0)
+        return r;
+    r = link_entries(c, root, c->root_dir, "/", what, what_len);
     if (r < 0)
         return r;
     char etc[4096];
@@ -556,6 +582,11 @@ int seed_sandbox_setup_rootfs(const seed_sandbox_config *c, char *what, size_t w
         errno = e;
         CHECK(r, "making %s at %s nosuid, nodev%s", b->source, b->target, b->readonly ? ", read-only" : "");
     }
+
+    /* 5b. A store root's closure over a /nix of the instance's own (nix.enable). */
+    if (c->root == SEED_SANDBOX_ROOT_STORE && c->store_after_binds &&
+        (r = bind_store_paths(c, root, what, what_len)) < 0)
+        return r;
 
     /* 6. Kernel filesystems. A shoot template keeps its /proc unmasked: each shoot
      * mounts a proc of its own over it, which the kernel allows only where an

@@ -64,6 +64,8 @@ typedef struct seed_sandbox_config {
     const char *root_dir;           /* SEED_SANDBOX_ROOT_DIR: the payload directory; _STORE: the store path */
     const char *const *store_paths; /* SEED_SANDBOX_ROOT_STORE: the closure of root_dir */
     size_t n_store_paths;
+    bool store_after_binds;  /* bind them over the binds (a /nix of the instance's own), not into
+                              * a read-only /nix/store of their own */
     const char *scratch_dir; /* an empty directory to assemble the root on */
     const seed_bind *binds;
     size_t n_binds;

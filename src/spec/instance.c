@@ -572,6 +572,103 @@ static void parse_users(parse_ctx *c, json_t *v, seed_instance *inst) {
             }
 }
 
+/* nix = {"enable": true, "volume"?: "data", "daemon"?: false, "minFree"?: "1Gi", "maxFree"?: "2Gi"} */
+static void parse_nix_size(parse_ctx *c, json_t *v, char **text, uint64_t *bytes) {
+    char buf[32];
+    const char *s = json_string_value(v);
+    if (json_is_integer(v)) {
+        snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
+        s = buf;
+    }
+    if (!s) {
+        type_error(c, v, "a size like \"1Gi\" or \"500Mi\"");
+        return;
+    }
+    _cleanup_free_ char *msg = NULL;
+    if (seed_parse_quantity(s, bytes, &msg) < 0) {
+        parse_error(c, "%s", msg ? msg : "malformed size");
+        return;
+    }
+    *text = strdup(s);
+}
+
+static void parse_nix(parse_ctx *c, json_t *v, seed_instance *inst) {
+    if (!json_is_object(v)) {
+        type_error(c, v, "an object like {\"enable\": true}");
+        return;
+    }
+    static const char *const keys[] = {"enable", "volume", "daemon", "minFree", "maxFree"};
+    check_keys(c, v, keys, ELEMENTSOF(keys));
+    json_t *x;
+    size_t s2;
+    if ((x = json_object_get(v, "enable"))) {
+        s2 = seed_jpath_push_key(&c->path, "enable");
+        if (json_is_boolean(x))
+            inst->nix_enable = json_is_true(x);
+        else
+            type_error(c, x, "true or false");
+        seed_jpath_pop(&c->path, s2);
+    }
+    if ((x = json_object_get(v, "daemon"))) {
+        s2 = seed_jpath_push_key(&c->path, "daemon");
+        if (json_is_boolean(x))
+            inst->nix_daemon = json_is_true(x);
+        else
+            type_error(c, x, "true or false");
+        seed_jpath_pop(&c->path, s2);
+    }
+    if ((x = json_object_get(v, "volume"))) {
+        s2 = seed_jpath_push_key(&c->path, "volume");
+        parse_string(c, x, "the name of one of this instance's volumes", &inst->nix_volume);
+        seed_jpath_pop(&c->path, s2);
+    }
+    if ((x = json_object_get(v, "minFree"))) {
+        s2 = seed_jpath_push_key(&c->path, "minFree");
+        parse_nix_size(c, x, &inst->nix_min_free, &inst->nix_min_free_bytes);
+        seed_jpath_pop(&c->path, s2);
+    }
+    if ((x = json_object_get(v, "maxFree"))) {
+        s2 = seed_jpath_push_key(&c->path, "maxFree");
+        parse_nix_size(c, x, &inst->nix_max_free, &inst->nix_max_free_bytes);
+        if (inst->nix_min_free && inst->nix_max_free && inst->nix_max_free_bytes < inst->nix_min_free_bytes)
+            parse_error(c, "maxFree %s is below minFree %s: garbage collection stops at maxFree free",
+                        inst->nix_max_free, inst->nix_min_free);
+        seed_jpath_pop(&c->path, s2);
+    }
+}
+
+/* nix.enable keeps the store on a volume: one of the instance's. */
+static void check_nix_volume(parse_ctx *c, seed_instance *inst) {
+    if (!inst->nix_enable)
+        return;
+    size_t saved = seed_jpath_push_key(&c->path, "nix");
+    if (inst->toplevel) {
+        seed_jpath_push_key(&c->path, "enable");
+        parse_error(c, "a NixOS instance (toplevel) brings its own Nix");
+    } else if (inst->nix_volume) {
+        bool found = false;
+        for (size_t i = 0; i < inst->n_storage && !found; i++)
+            found = streq(inst->storage[i].name, inst->nix_volume);
+        seed_jpath_push_key(&c->path, "volume");
+        if (!found)
+            parse_error(c, "unknown volume \"%s\": expected one of this instance's storage volumes",
+                        inst->nix_volume);
+    } else if (inst->n_storage == 0) {
+        seed_jpath_push_key(&c->path, "enable");
+        parse_error(c, "keeps the Nix store on a volume, and this instance has none: declare one in storage");
+    } else if (!(inst->nix_volume = strdup(inst->storage[0].name))) {
+        parse_error(c, "out of memory");
+    }
+    seed_jpath_pop(&c->path, saved);
+    for (size_t i = 0; inst->nix_daemon && i < inst->n_processes; i++)
+        if (streq(inst->processes[i].name, "nix-daemon")) {
+            saved = seed_jpath_push_key(&c->path, "processes");
+            seed_jpath_push_key(&c->path, "nix-daemon");
+            parse_error(c, "nix.daemon runs a process of this name: leave it to nix.daemon or rename it");
+            seed_jpath_pop(&c->path, saved);
+        }
+}
+
 /* Whether the root directory's /etc/passwd has an account named name. */
 static bool root_has_account(const seed_instance *inst, const char *name) {
     if (inst->root_kind != SEED_ROOT_DIR || !inst->root_path)
@@ -1057,9 +1154,9 @@ static void parse_root(parse_ctx *c, json_t *v, seed_instance *inst) {
 }
 
 void parse_instance(parse_ctx *c, json_t *obj, seed_instance *inst) {
-    static const char *const keys[] = {"name",    "system",  "size",           "expose",   "storage",
-                                       "connect", "rollout", "rolloutTimeout", "health",   "shoot",
-                                       "root",    "env",     "processes",      "toplevel", "users"};
+    static const char *const keys[] = {
+        "name",   "system", "size", "expose", "storage",   "connect",  "rollout", "rolloutTimeout",
+        "health", "shoot",  "root", "env",    "processes", "toplevel", "users",   "nix"};
     inst->size = SEED_SIZE_S;
     inst->rollout = SEED_ROLLOUT_RECREATE;
     inst->rollout_timeout_ms = SEED_ROLLOUT_DEFAULT_TIMEOUT_MS;
@@ -1174,8 +1271,11 @@ void parse_instance(parse_ctx *c, json_t *obj, seed_instance *inst) {
     }
     WITH_KEY ("users")
         parse_users(c, v, inst);
+    WITH_KEY ("nix")
+        parse_nix(c, v, inst);
 #undef WITH_KEY
     check_process_users(c, inst);
+    check_nix_volume(c, inst);
 
     if (!inst->system)
         inst->system = strdup(SEED_DEFAULT_SYSTEM);
@@ -1185,6 +1285,9 @@ void parse_instance(parse_ctx *c, json_t *obj, seed_instance *inst) {
 }
 
 void seed_instance_clear(seed_instance *inst) {
+    free(inst->nix_volume);
+    free(inst->nix_min_free);
+    free(inst->nix_max_free);
     free(inst->name);
     free(inst->file);
     free(inst->system);

@@ -190,6 +190,21 @@ void seed_instance_meta_members(seed_jw *w, const seed_instance *inst, const cha
         seed_jw_key(w, "users");
         users_write(w, inst);
     }
+    if (!identity || inst->nix_enable) {
+        seed_jw_key(w, "nix");
+        seed_jw_object_begin(w);
+        seed_jw_key(w, "enable");
+        seed_jw_bool(w, inst->nix_enable);
+        seed_jw_key(w, "volume");
+        seed_jw_string(w, inst->nix_enable ? inst->nix_volume : NULL);
+        seed_jw_key(w, "daemon");
+        seed_jw_bool(w, inst->nix_daemon);
+        seed_jw_key(w, "minFree");
+        seed_jw_string(w, inst->nix_min_free);
+        seed_jw_key(w, "maxFree");
+        seed_jw_string(w, inst->nix_max_free);
+        seed_jw_object_end(w);
+    }
     seed_jw_key(w, "toplevel");
     seed_jw_string(w, inst->toplevel);
 }

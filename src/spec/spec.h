@@ -157,6 +157,12 @@ typedef struct seed_instance {
     seed_user *users; /* sorted by name */
     size_t n_users;
     char *toplevel;
+    /* nix: a working Nix inside the instance, its store on a volume */
+    bool nix_enable;
+    char *nix_volume;                  /* the storage name (default: the first by name) */
+    bool nix_daemon;                   /* multi-user: a nix-daemon process, NIX_REMOTE=daemon for the rest */
+    char *nix_min_free, *nix_max_free; /* GC limits as written ("1Gi"), or NULL */
+    uint64_t nix_min_free_bytes, nix_max_free_bytes;
 
     char identity[65];
 } seed_instance;

@@ -157,3 +157,67 @@ def test_image_of_a_store_root(paths):
     bad = make_project({"web": web(v1, processes={"p": {"command": [paths["decoy"]]}})}, rootfs=False)
     r = run([SEED, "image", "build", "web", str(bad), "-o", str(out / "bad")], timeout=120)
     assert r.returncode == 1 and "web.processes.p.command" in r.stderr and "outside the closure" in r.stderr, r.stderr
+
+
+HELLO = ('derivation { name = "hello"; system = "x86_64-linux"; builder = "/bin/sh"; '
+         'args = [ "-c" "export PATH=/usr/bin:/bin; mkdir -p $out/bin; printf \'#!/bin/sh\\necho hello from a nix profile\\n\' > $out/bin/hello; '
+         'chmod +x $out/bin/hello" ]; }')
+
+
+def sexec(node, *args, timeout=180):
+    return subprocess.run([SEED, "--state-dir", str(node.state), "exec", "-e", "HOME=/tmp", "dev", "--", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_nix_inside_an_instance_keeps_its_profile_across_restarts(nodes):
+    """nix.enable: the host's nix (root "host") works inside the instance on a store of its
+    own on the volume; `nix profile install` of a derivation built there survives a
+    restart of the instance and of the node; builds run unsandboxed, GC limits from the
+    spec are in nix.conf; the host's store stays out of sight."""
+    if not shutil.which("nix"):
+        pytest.skip("nix is not installed (Debian's nix-bin)")
+    spec = {"dev": {"size": "s", "root": "host", "storage": {"data": "256Mi"},
+                    "nix": {"enable": True, "minFree": "16Mi", "maxFree": "64Mi"},
+                    "processes": {"idle": {"command": ["sleep", "infinity"]}}}}
+    proj = make_project(spec, rootfs=False)
+    node = nodes(proj)
+    node.wait_running("dev")
+    conf = sexec(node, "cat", "/etc/nix/nix.conf")
+    assert conf.returncode == 0 and "sandbox = false" in conf.stdout
+    assert f"min-free = {16 << 20}" in conf.stdout and f"max-free = {64 << 20}" in conf.stdout
+    r = sexec(node, "nix", "profile", "install", "--option", "substituters", "", "--impure", "--expr", HELLO)
+    assert r.returncode == 0, r.stderr
+    profile = "/nix/var/nix/profiles/default/bin/hello"  # root's profile
+    r = sexec(node, profile)
+    assert r.stdout == "hello from a nix profile\n", (r.stdout, r.stderr, sexec(node, "ls", "-la", "/nix/var/nix/profiles", "/nix/var/nix/profiles/per-user/root", "/tmp").stdout)
+    # The store is the instance's own: the host's paths are not in it.
+    listing = sexec(node, "ls", "/nix/store").stdout.split()
+    assert all(p.endswith("-hello") or p.endswith(".drv") or p.endswith("-source") or ".links" in p
+               or "profile" in p or "env-manifest" in p or "user-environment" in p for p in listing), listing
+
+    r = node.cli("restart", "dev")
+    assert r.returncode == 0, r.stderr
+    node.wait_running("dev")
+    assert sexec(node, profile).stdout == "hello from a nix profile\n"
+    r = sexec(node, "nix", "profile", "list")
+    assert r.returncode == 0 and "hello" in r.stdout, r.stdout + r.stderr
+
+
+def test_nix_with_a_store_root_and_a_daemon(nodes, paths):
+    """nix.enable beside a store root: the closure lies read-only over the instance's own
+    writable store, the node hands the closure's registration over (seed-init registers
+    it where the root has nix-store, and says so where it has none), and nix.daemon runs a
+    nix-daemon process with NIX_REMOTE=daemon for the others."""
+    v1 = paths["v1"]
+    script = (f"touch /nix/mine && echo NIX-WRITABLE; touch {v1}/x 2>/dev/null || echo CLOSURE-READONLY; "
+              "echo ENV $NIX_REMOTE; sleep 1; echo DONE")
+    spec = {"web": {"size": "xs", "root": v1, "storage": {"store": "64Mi"}, "nix": {"enable": True, "daemon": True},
+                    "processes": {"p": {"command": ["/bin/sh", "-c", script], "restart": "no"}}}}
+    proj = make_project(spec, rootfs=False)
+    node = nodes(proj)
+    out = node.wait_log("web", "DONE")
+    assert "NIX-WRITABLE" in out and "CLOSURE-READONLY" in out and "ENV daemon" in out, out
+    assert "nix: no nix-store in the root" in out, out
+    # This root has no nix-daemon to run: the init says so, as of any missing program.
+    logs = node.wait_log("web", "nix-daemon")
+    assert "nix-daemon" in logs, (logs, node.ps()["web"])

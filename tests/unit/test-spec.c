@@ -521,13 +521,34 @@ static void test_meta_json_shape(void **state) {
     static const char *const fields[] = {
         "name",    "system",           "size",     "resources", "expose",    "storage",  "connect",
         "rollout", "rolloutTimeoutMs", "health",   "shoot",     "namespace", "identity", "root",
-        "env",     "processes",        "toplevel", "users"};
+        "env",     "processes",        "toplevel", "users",     "nix"};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         if (!json_object_get(w, fields[i]))
             fail_msg("meta lacks %s", fields[i]);
     assert_int_equal(json_object_size(w), sizeof(fields) / sizeof(fields[0]));
     json_decref(m);
     seed_project_free(p);
+}
+
+static void test_nix_option(void **state) {
+    seed_project *p = valid("{\"n\": {\"storage\": {\"b\": \"1Gi\", \"a\": \"1Gi\"}, \"nix\": {\"enable\": true, "
+                            "\"daemon\": true, \"minFree\": \"1Gi\", \"maxFree\": \"2Gi\"}}, \"o\": {}}");
+    const seed_instance *n = inst(p, "n");
+    assert_true(n->nix_enable && n->nix_daemon);
+    assert_string_equal(n->nix_volume, "a"); /* the first by name */
+    assert_int_equal(n->nix_min_free_bytes, 1ull << 30);
+    assert_int_equal(n->nix_max_free_bytes, 2ull << 30);
+    assert_false(inst(p, "o")->nix_enable);
+    seed_project_free(p);
+    error_at("{\"n\": {\"nix\": {\"enable\": true}}}", "n.nix.enable", "this instance has none");
+    error_at("{\"n\": {\"storage\": {\"a\": \"1Gi\"}, \"nix\": {\"enable\": true, \"volume\": \"b\"}}}",
+             "n.nix.volume", "unknown volume \"b\"");
+    error_at("{\"n\": {\"storage\": {\"a\": \"1Gi\"}, \"nix\": {\"enable\": 1}}}", "n.nix.enable", "true or false");
+    error_at("{\"n\": {\"storage\": {\"a\": \"1Gi\"}, \"nix\": {\"enable\": true, \"minFree\": \"2Gi\", "
+             "\"maxFree\": \"1Gi\"}}}",
+             "n.nix.maxFree", "below minFree");
+    error_at("{\"n\": {\"nix\": {\"sandbox\": true}}}", "n.nix.sandbox", "unknown option");
+    error_at("{\"n\": {\"nix\": true}}", "n.nix", "an object");
 }
 
 static void test_meta_health(void **state) {
@@ -1184,6 +1205,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_users_from_root, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_meta_json_shape),
         cmocka_unit_test(test_meta_health),
+        cmocka_unit_test(test_nix_option),
         cmocka_unit_test(test_unknown_keys_suggest),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_ports),
