@@ -11,6 +11,7 @@ PACKAGES="
   git openssh-client
   libcurl4-openssl-dev umoci podman skopeo crun docker-registry apache2-utils
   python3 python3-pytest python3-pytest-timeout jq
+  age libyaml-dev swtpm swtpm-tools libtss2-dev python3-cryptography  # issue 11: secrets
 "
 
 missing=""

@@ -380,11 +380,86 @@ static void test_round_trip(void **state) {
         }
 }
 
+/* Run a shell command, feeding it in and collecting its stdout. */
+static int run(const char *cmd, const void *in, size_t in_len, char **out, size_t *out_len) {
+    char tmpl[] = "/tmp/seed-age-XXXXXX";
+    int fd = mkstemp(tmpl);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, in, in_len), (ssize_t)in_len);
+    close(fd);
+    char *full = NULL;
+    assert_true(asprintf(&full, "%s < %s", cmd, tmpl) > 0);
+    FILE *p = popen(full, "r");
+    assert_non_null(p);
+    char *buf = malloc(1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, p);
+    buf[n] = 0;
+    int st = pclose(p);
+    unlink(tmpl);
+    free(full);
+    *out = buf;
+    *out_len = n;
+    return st;
+}
+
+/* The real age command (Debian's age) both ways, when it is installed. */
+static void test_age_cli_interop(void **state) {
+    if (access("/usr/bin/age", X_OK) != 0 || access("/usr/bin/age-keygen", X_OK) != 0) {
+        printf("# skip: /usr/bin/age not installed (scripts/deps.sh installs it)\n");
+        skip();
+    }
+    char *keyfile = NULL, *out = NULL;
+    size_t klen = 0, olen = 0;
+    assert_int_equal(run("age-keygen 2>/dev/null", "", 0, &keyfile, &klen), 0);
+    seed_age_identity *ids = NULL;
+    size_t n = 0;
+    assert_int_equal(seed_age_identities_parse(keyfile, klen, &ids, &n, NULL), 0);
+    char *rcpt = seed_age_recipient_encode(ids[0].recipient);
+    assert_non_null(strstr(keyfile, rcpt)); /* "# public key: age1…" agrees with ours */
+
+    /* age encrypts (binary and armored), seed decrypts. */
+    for (int armor = 0; armor < 2; armor++) {
+        char cmd[256];
+        snprintf(cmd, sizeof(cmd), "age %s -r %s", armor ? "-a" : "", rcpt);
+        assert_int_equal(run(cmd, "from age\n", 9, &out, &olen), 0);
+        seed_age_plain plain;
+        assert_int_equal(seed_age_decrypt((uint8_t *)out, olen, ids, n, &plain, NULL), 0);
+        assert_int_equal(plain.len, 9);
+        assert_memory_equal(plain.data, "from age\n", 9);
+        seed_age_plain_done(&plain);
+        free(out);
+    }
+
+    /* seed encrypts, age decrypts with the age-keygen file. */
+    char keypath[] = "/tmp/seed-age-key-XXXXXX";
+    int fd = mkstemp(keypath);
+    assert_int_equal(write(fd, keyfile, klen), (ssize_t)klen);
+    close(fd);
+    for (int armor = 0; armor < 2; armor++) {
+        uint8_t *enc = NULL;
+        size_t enc_len = 0;
+        assert_int_equal(
+            seed_age_encrypt((const uint8_t *)"from seed\n", 10, &ids[0].recipient, 1, armor, &enc, &enc_len),
+            0);
+        char cmd[256];
+        snprintf(cmd, sizeof(cmd), "age -d -i %s", keypath);
+        assert_int_equal(run(cmd, enc, enc_len, &out, &olen), 0);
+        assert_int_equal(olen, 10);
+        assert_memory_equal(out, "from seed\n", 10);
+        free(out);
+        free(enc);
+    }
+    unlink(keypath);
+    free(rcpt);
+    free(keyfile);
+    seed_free_secret(ids, n * sizeof(*ids));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cctv_vectors),   cmocka_unit_test(test_spec_keys),
         cmocka_unit_test(test_bech32_rejects), cmocka_unit_test(test_keygen_file),
-        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_round_trip),     cmocka_unit_test(test_age_cli_interop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
