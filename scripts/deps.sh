@@ -11,8 +11,10 @@ PACKAGES="
   git openssh-client
   libcurl4-openssl-dev umoci podman skopeo crun docker-registry apache2-utils
   python3 python3-pytest python3-pytest-timeout jq
-  age libyaml-dev swtpm swtpm-tools libtss2-dev python3-cryptography  # issue 11: secrets
 "
+# Secrets (issue 11): age for the interop tests, libyaml for sops YAML, swtpm and tpm2-tss
+# for the sealed node key, python3-cryptography for the sops fixtures.
+PACKAGES="$PACKAGES age libyaml-dev swtpm swtpm-tools libtss2-dev python3-cryptography"
 
 missing=""
 for p in $PACKAGES; do
