@@ -1,0 +1,317 @@
+"""Per-instance identities and secrets (issue 11), end to end: the identity at
+/seed/tpm/age-identity, stable across node restarts and rollouts; the real `age`
+command both ways; sops files written by tests/unit/data/sops/make-fixtures.py (Python's
+cryptography, independent of seed's code); secrets that do not decrypt; plaintext that
+appears in no listing, log or shoot; rotation and removal."""
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+
+from seedtest import ID_BASE, ROOT, make_project, run
+
+pytestmark = [pytest.mark.timeout(240),
+              pytest.mark.skipif(not shutil.which("age"), reason="the age command is not installed "
+                                 "(scripts/deps.sh installs it)")]
+
+MAKE_FIXTURES = ROOT / "tests" / "unit" / "data" / "sops" / "make-fixtures.py"
+SECRET = "s3cr3t-plaintext-7f1c"
+
+
+def host_instance(script, **extra):
+    """An instance on the host's /usr (it has /usr/bin/age), running one shell script."""
+    inst = {"root": "host", "processes": {"main": {"command": ["/bin/sh", "-c", script]}}}
+    inst.update(extra)
+    return inst
+
+
+SLEEP = "while :; do sleep 1; done"
+
+
+def write_spec(proj, spec):
+    (proj / "seeds.json").write_text(json.dumps(spec, indent=1))
+
+
+def age_encrypt(recipient, data, armor=False):
+    r = subprocess.run(["age", *(["-a"] if armor else []), "-r", recipient], input=data,
+                       capture_output=True, check=True)
+    return r.stdout
+
+
+def identity(node, name):
+    r = node.cli("identity", name)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def exec_out(node, name, *cmd, stdin=None):
+    r = subprocess.run([*node_cli(node), "exec", *(["-i"] if stdin is not None else []), name, "--", *cmd],
+                       input=stdin, capture_output=True, timeout=60)
+    return r
+
+
+def node_cli(node):
+    from seedtest import SEED
+    return [SEED, "--state-dir", str(node.state)]
+
+
+def apply(node):
+    r = node.cli("apply")
+    return r
+
+
+def test_identity_file_and_the_age_command_both_ways(nodes):
+    proj = make_project({"web": host_instance(SLEEP)}, rootfs=False)
+    node = nodes(proj)
+    node.wait_running("web")
+    assert "identities: node key in" in node.output() and "0600 file" in node.output()
+
+    rcpt = identity(node, "web")
+    assert rcpt.startswith("age1") and len(rcpt) == 62
+    j = json.loads(node.cli("identity", "web", "--json").stdout)
+    assert j["recipient"] == rcpt and j["instance"] == "web" and j["created"] is False
+
+    # The file at Seed's path: 0400, the instance's root, age-keygen's format.
+    r = exec_out(node, "web", "stat", "-c", "%a %u %g", "/seed/tpm/age-identity")
+    assert r.stdout.decode().split() == ["400", "0", "0"], r.stderr
+    text = exec_out(node, "web", "cat", "/seed/tpm/age-identity").stdout.decode()
+    lines = text.splitlines()
+    assert lines[0].startswith("# created: ") and lines[1] == f"# public key: {rcpt}"
+    assert lines[2].startswith("AGE-SECRET-KEY-1") and len(lines) == 3
+    # Read-only, and on the host side owned by the instance's root uid.
+    r = exec_out(node, "web", "sh", "-c", "echo x > /seed/tpm/age-identity; echo rc=$?")
+    assert b"rc=0" not in r.stdout
+
+    # age encrypts to the recipient seed prints; age inside the instance decrypts with
+    # the identity seed wrote.
+    for armor in (False, True):
+        enc = age_encrypt(rcpt, b"hello from the host\n", armor)
+        r = exec_out(node, "web", "age", "-d", "-i", "/seed/tpm/age-identity", stdin=enc)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == b"hello from the host\n"
+    # The other way: age in the instance encrypts to its own recipient, age-keygen -y
+    # agrees on the recipient, and the host's age reads it with the identity file.
+    r = exec_out(node, "web", "age-keygen", "-y", "/seed/tpm/age-identity")
+    assert r.stdout.decode().strip() == rcpt
+    enc = exec_out(node, "web", "age", "-r", rcpt, stdin=b"from inside\n").stdout
+    keyfile = node.work / "key.txt"
+    keyfile.write_text(text)
+    keyfile.chmod(0o600)
+    r = subprocess.run(["age", "-d", "-i", str(keyfile)], input=enc, capture_output=True)
+    assert r.stdout == b"from inside\n", r.stderr
+    keyfile.unlink()
+
+
+def test_provisioning_flow_stability_and_sops_fixtures(nodes):
+    """Seed's flow in one session: deploy without secrets, read the recipient, encrypt
+    with age and sops, apply, the process reads /run/secrets; then a node restart and a
+    rollout keep the identity."""
+    proj = make_project({"web": host_instance(SLEEP), "other": host_instance(SLEEP)}, rootfs=False)
+    node = nodes(proj)
+    node.wait_running("web", "other")
+    rcpt = identity(node, "web")
+
+    sec = proj / "secrets"
+    sec.mkdir()
+    (sec / "token.age").write_bytes(age_encrypt(rcpt, SECRET.encode()))
+    (sec / "armored.age").write_bytes(age_encrypt(rcpt, b"armored " + SECRET.encode(), armor=True))
+    subprocess.run([str(MAKE_FIXTURES), str(sec / "sops"), rcpt], check=True)
+    check = ("[ \"$DB_PASSWORD\" = hunter2 ] && echo env-ok; "
+             "[ \"$TOKEN\" = " + SECRET + " ] && echo token-env-ok; " + SLEEP)
+    spec = {"web": host_instance(check, secrets={
+        "token": {"file": "secrets/token.age", "env": "TOKEN"},
+        "armored": "secrets/armored.age",
+        "db-password": {"file": "secrets/sops/app.yaml", "key": "db.password", "mode": "0440",
+                        "owner": "nobody"},
+        "db-port": {"file": "secrets/sops/app.json", "key": "db.port"},
+        "dotenv": {"file": "secrets/sops/app.env", "key": "DB_PASSWORD", "env": "DB_PASSWORD"},
+        "whole-env": "secrets/sops/app.env",
+        "blob": "secrets/sops/blob.bin",
+    }), "other": host_instance(SLEEP)}
+    write_spec(proj, spec)
+    r = apply(node)
+    assert r.returncode == 0, r.stdout + r.stderr
+    node.wait_running("web")
+
+    def cat(path):
+        r = exec_out(node, "web", "cat", path)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.decode()
+
+    assert cat("/run/secrets/token") == SECRET
+    assert cat("/run/secrets/armored") == "armored " + SECRET
+    assert cat("/run/secrets/db-password") == "hunter2"
+    assert cat("/run/secrets/db-port") == "5432"
+    assert cat("/run/secrets/dotenv") == "hunter2"
+    assert cat("/run/secrets/whole-env") == "DB_PASSWORD=hunter2\nMULTI=line one\\nline two\n"
+    assert cat("/run/secrets/blob") == "raw bytes\nof a binary file\n"
+    modes = exec_out(node, "web", "stat", "-c", "%n %a %U", "/run/secrets/token",
+                     "/run/secrets/db-password").stdout.decode().splitlines()
+    assert modes == ["/run/secrets/token 400 root", "/run/secrets/db-password 440 nobody"]
+    # A tmpfs, read-only for the instance.
+    assert "tmpfs" in exec_out(node, "web", "stat", "-f", "-c", "%T", "/run/secrets").stdout.decode()
+    r = exec_out(node, "web", "sh", "-c", "echo x > /run/secrets/token; echo rc=$?")
+    assert b"rc=0" not in r.stdout
+    node.wait_log("web", "env-ok")
+    node.wait_log("web", "token-env-ok")
+    # The other instance has an identity of its own and no secrets.
+    assert identity(node, "other") != rcpt
+    assert exec_out(node, "other", "ls", "/run/secrets").stdout == b""
+
+    # A node restart keeps the identity and the secrets.
+    assert node.stop() == 0
+    node.start()
+    node.wait_running("web")
+    assert identity(node, "web") == rcpt
+    assert cat("/run/secrets/token") == SECRET
+
+    # A rollout (a changed spec) keeps it too; a re-encrypted secret rolls the instance.
+    before = node.ps()["web"]
+    (sec / "token.age").write_bytes(age_encrypt(rcpt, b"rotated value"))
+    r = apply(node)
+    assert r.returncode == 0, r.stdout + r.stderr
+    node.wait(lambda: node.ps()["web"].get("identity") != before.get("identity")
+              and node.ps()["web"]["state"] == "running", what="web rolled out")
+    assert identity(node, "web") == rcpt
+    assert cat("/run/secrets/token") == "rotated value"
+
+
+def test_secrets_that_do_not_decrypt_stop_only_their_instance(nodes):
+    proj = make_project({"good": host_instance(SLEEP), "bad": host_instance(SLEEP),
+                         "tampered": host_instance(SLEEP)}, rootfs=False)
+    node = nodes(proj)
+    node.wait_running("good", "bad", "tampered")
+    sec = proj / "secrets"
+    subprocess.run([str(MAKE_FIXTURES), str(sec), identity(node, "tampered")], check=True)
+    (proj / "good.age").write_bytes(age_encrypt(identity(node, "good"), b"fine"))
+    # For "bad": encrypted to another instance's recipient.
+    (proj / "bad.age").write_bytes(age_encrypt(identity(node, "good"), b"not for bad"))
+    write_spec(proj, {
+        "good": host_instance(SLEEP, secrets={"s": "good.age"}),
+        "bad": host_instance(SLEEP, secrets={"s": "bad.age"}),
+        "tampered": host_instance(SLEEP, secrets={"cfg": "secrets/tampered-mac.yaml"}),
+    })
+    apply(node)
+    ps = node.wait(lambda: (lambda p: p if p["bad"]["state"] == "failed" and p["tampered"]["state"] == "failed"
+                            and p["good"]["state"] == "running" else None)(node.ps()),
+                   what="bad and tampered failed, good running")
+    bad_rcpt = identity(node, "bad")
+    out = node.output()
+    assert "secret s (bad.age, age) cannot be decrypted: the file is not encrypted to " + bad_rcpt in out
+    assert "secret cfg (secrets/tampered-mac.yaml, sops-yaml) cannot be decrypted: the sops MAC does not " \
+           "match" in out
+    assert "cannot be decrypted" in json.dumps(ps["bad"])
+    assert exec_out(node, "good", "cat", "/run/secrets/s").stdout == b"fine"
+
+    # A missing file is an error of the project: nothing changes, the message names it.
+    write_spec(proj, {"good": host_instance(SLEEP, secrets={"s": "missing.age"})})
+    r = apply(node)
+    assert r.returncode == 1
+    assert "secrets.s.file" in r.stdout + r.stderr and "missing.age" in r.stdout + r.stderr
+    assert node.ps()["good"]["state"] == "running"
+
+
+def test_plaintext_is_in_no_listing_log_event_state_or_shoot(nodes):
+    proj = make_project({"web": host_instance(SLEEP, shoot={"enable": True})}, rootfs=False)
+    node = nodes(proj)
+    node.wait_running("web")
+    rcpt = identity(node, "web")
+    (proj / "s.age").write_bytes(age_encrypt(rcpt, SECRET.encode()))
+    write_spec(proj, {"web": host_instance(SLEEP, shoot={"enable": True},
+                                           secrets={"s": {"file": "s.age", "env": "S"}})})
+    assert apply(node).returncode == 0
+    node.wait(lambda: exec_out(node, "web", "cat", "/run/secrets/s").stdout == SECRET.encode(),
+              what="secret in place")
+    seen = []
+    for args in (["ps", "--json"], ["ps"], ["logs", "web"], ["events", "--json"], ["eval", str(proj), "--json"],
+                 ["history", "--json"], ["volume", "ls", "--json"], ["identity", "web", "--json"]):
+        r = node.cli(*args)
+        seen.append(r.stdout + r.stderr)
+    assert all(SECRET not in s for s in seen)
+    assert SECRET not in node.output()
+    # Nothing under the state directory holds it (its tmpfs is in the node's own mount
+    # namespace, invisible here), nor the identity in the clear.
+    ident = exec_out(node, "web", "cat", "/seed/tpm/age-identity").stdout.decode().splitlines()[2]
+    for p in pathlib.Path(node.state).rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            try:
+                data = p.read_bytes()
+            except OSError:
+                continue
+            assert SECRET.encode() not in data, p
+            assert ident.encode() not in data, p
+    key = pathlib.Path(node.state) / "node.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    ids = list((pathlib.Path(node.state) / "identities").rglob("*"))
+    assert all(p.stat().st_mode & 0o777 in (0o600, 0o700) for p in ids)
+    # Shoots get no identity, no secrets, no secret variables.
+    node.wait(lambda: node.cli("shoot", "web", "--", "true").returncode == 0, what="shoots ready")
+    r = node.cli("shoot", "web", "--", "/bin/sh", "-c",
+                 "ls /seed/tpm /run/secrets 2>&1; echo S=${S:-unset}")
+    assert "S=unset" in r.stdout and "age-identity" not in r.stdout and SECRET not in r.stdout
+    assert "No such file" in r.stdout
+
+
+def test_rotation_and_removal(nodes):
+    proj = make_project({"web": host_instance(SLEEP, storage={"data": "4Mi"})}, rootfs=False)
+    node = nodes(proj)
+    node.wait_running("web")
+    old = identity(node, "web")
+    (proj / "s.age").write_bytes(age_encrypt(old, b"v1"))
+    write_spec(proj, {"web": host_instance(SLEEP, storage={"data": "4Mi"}, secrets={"s": "s.age"})})
+    assert apply(node).returncode == 0
+    node.wait(lambda: exec_out(node, "web", "cat", "/run/secrets/s").stdout == b"v1", what="v1")
+
+    r = node.cli("identity", "rotate", "web")
+    new = r.stdout.strip()
+    assert r.returncode == 0 and new.startswith("age1") and new != old
+    assert f"the old recipient {old} no longer decrypts" in r.stderr
+    assert identity(node, "web") == new
+    # The running instance keeps what it has; at its next start the old file no longer
+    # decrypts, and says so.
+    r = node.cli("restart", "web")
+    assert r.returncode == 1 and f"not encrypted to {new}" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert node.ps()["web"]["state"] == "failed"
+    assert f"the file is not encrypted to {new}" in node.output()
+    (proj / "s.age").write_bytes(age_encrypt(new, b"v2"))
+    assert apply(node).returncode == 0
+    node.wait_running("web")
+    assert exec_out(node, "web", "cat", "/run/secrets/s").stdout == b"v2"
+    assert new in exec_out(node, "web", "cat", "/seed/tpm/age-identity").stdout.decode()
+
+    # Removed with the instance's last volume (seed volume rm), or by seed identity rm.
+    write_spec(proj, {})
+    assert apply(node).returncode == 0
+    node.wait(lambda: "web" not in node.ps(), what="web removed")
+    ns = json.loads(node.cli("volume", "ls", "--json").stdout)[0]["namespace"]
+    ident = pathlib.Path(node.state) / "identities" / ns / "web"
+    assert ident.exists()
+    r = node.cli("volume", "rm", f"{ns}/web/data")
+    assert r.returncode == 0, r.stderr
+    assert not ident.exists()
+    assert "identity removed with its last volume" in node.output()
+
+    write_spec(proj, {"web": host_instance(SLEEP)})
+    assert apply(node).returncode == 0
+    node.wait_running("web")
+    fresh = identity(node, "web")
+    assert fresh not in (old, new)
+    r = node.cli("identity", "rm", "web")
+    assert r.returncode == 0 and "removed the identity" in r.stdout
+    assert identity(node, "web") != fresh
+
+
+def test_bash_completion_of_identity(nodes):
+    from test_cli import complete
+    assert "identity" in complete("")
+    assert complete("identity", "--") == ["--json", "--help", "--state-dir"]
+    proj = make_project({"alpha": host_instance(SLEEP), "beta": host_instance(SLEEP)}, rootfs=False)
+    node = nodes(proj)
+    node.wait_running("alpha", "beta")
+    st = str(node.state)
+    assert complete("--state-dir", st, "identity", "") == ["rotate", "rm", "alpha", "beta"]
+    assert complete("--state-dir", st, "identity", "rotate", "") == ["alpha", "beta"]
+    assert complete("--state-dir", st, "identity", "alpha", "") == []
