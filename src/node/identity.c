@@ -1,4 +1,5 @@
-/* Instance identities sealed under the node key, and the node key itself. */
+/* Instance identities sealed under the node key, and the node key itself: sealed to
+ * the TPM when the node has one (node/tpm.h), else in a 0600 file. */
 #include "node/identity.h"
 
 #include <fcntl.h>
@@ -10,6 +11,8 @@
 #include <openssl/crypto.h>
 
 #include "base/fileio.h"
+#include "base/log.h"
+#include "node/tpm.h"
 #include "secret/crypto.h"
 #include "spec/names.h"
 
@@ -59,9 +62,8 @@ static int read_exact(const char *path, void *buf, size_t len) {
     return 0;
 }
 
-int seed_node_key_open(const char *state_dir, seed_node_key *k, seed_error **err) {
-    char path[4200];
-    snprintf(path, sizeof(path), "%s/" SEED_NODE_KEY_FILE, state_dir);
+/* The plain key file: read it, or make it when create is set. 0, or -ENOENT. */
+static int plain_key(const char *path, bool create, uint8_t key[32], seed_error **err) {
     struct stat st;
     if (lstat(path, &st) == 0) {
         if (!S_ISREG(st.st_mode) || (st.st_mode & 077) || st.st_uid != geteuid())
@@ -70,20 +72,70 @@ int seed_node_key_open(const char *state_dir, seed_node_key *k, seed_error **err
                 "%s must be a regular file of the node's user with mode 0600 (it holds the key "
                 "that protects the instances' identities)",
                 path);
-        int r = read_exact(path, k->key, sizeof(k->key));
+        int r = read_exact(path, key, 32);
         if (r < 0)
             return seed_error_setp(err, -r == EBADMSG ? EBADMSG : -r, "reading the node key %s%s", path,
                                    r == -EBADMSG ? " (expected 32 bytes)" : "");
-    } else {
-        int r = seed_random_bytes(k->key, sizeof(k->key));
-        if (r == 0)
-            r = write_private(path, k->key, sizeof(k->key));
-        if (r < 0)
-            return seed_error_setp(err, -r, "creating the node key %s", path);
+        return 0;
     }
+    if (!create)
+        return -ENOENT;
+    int r = seed_random_bytes(key, 32);
+    if (r == 0)
+        r = write_private(path, key, 32);
+    return r < 0 ? seed_error_setp(err, -r, "creating the node key %s", path) : 0;
+}
+
+int seed_node_key_open(const char *state_dir, seed_node_key *k, seed_error **err) {
+    char path[4200], sealed[4200];
+    snprintf(path, sizeof(path), "%s/" SEED_NODE_KEY_FILE, state_dir);
+    snprintf(sealed, sizeof(sealed), "%s/" SEED_NODE_KEY_FILE ".tpm", state_dir);
+    const char *tcti = seed_tpm_tcti();
+    int r;
+    _cleanup_close_ int fd = open(sealed, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+        /* Sealed: only the TPM that sealed it opens it. */
+        if (!tcti)
+            return seed_error_set(
+                err, ENODEV,
+                "the node key is sealed to a TPM (%s) and this machine has none (no /dev/tpmrm0; "
+                "SEED_TPM_TCTI names another): the instances' identities cannot be opened",
+                sealed);
+        char *blob = NULL;
+        size_t len = 0;
+        if ((r = seed_read_fd(fd, 65536, &blob, &len)) < 0)
+            return seed_error_setp(err, -r, "reading %s", sealed);
+        r = seed_tpm_unseal(tcti, (uint8_t *)blob, len, k->key, err);
+        free(blob);
+        if (r < 0)
+            return seed_error_prefix(err, "%s: ", sealed);
+        snprintf(k->protection, sizeof(k->protection), "node key sealed to the TPM (%s) in %s", tcti, sealed);
+        return 0;
+    }
+    if (tcti) {
+        /* A TPM: seal the key to it (the existing file's, which then goes). */
+        r = plain_key(path, false, k->key, err);
+        if (r == -ENOENT)
+            r = seed_random_bytes(k->key, sizeof(k->key));
+        if (r < 0)
+            return r;
+        uint8_t *blob = NULL;
+        size_t len = 0;
+        if ((r = seed_tpm_seal(tcti, k->key, &blob, &len, err)) < 0)
+            return seed_error_prefix(err, "sealing the node key: ");
+        r = write_private(sealed, blob, len);
+        free(blob);
+        if (r < 0)
+            return seed_error_setp(err, -r, "writing %s", sealed);
+        if (unlink(path) == 0)
+            log_info("node key: %s now sealed to the TPM (%s) and removed", path, tcti);
+        snprintf(k->protection, sizeof(k->protection), "node key sealed to the TPM (%s) in %s", tcti, sealed);
+        return 0;
+    }
+    if ((r = plain_key(path, true, k->key, err)) < 0)
+        return r;
     snprintf(k->protection, sizeof(k->protection),
-             "node key in %s (a 0600 file; no TPM sealing: a copy of the state directory reveals the "
-             "identities)",
+             "node key in %s (a 0600 file; no TPM, so a copy of the state directory reveals the identities)",
              path);
     return 0;
 }

@@ -2,7 +2,8 @@
  * <state>/identities/<namespace>/<instance>, 0600, its X25519 secret sealed with
  * AES-256-GCM under the node key (additional data: the namespace and instance, so a
  * file copied onto another instance's name does not open). The node key is 32 random
- * bytes in <state>/node.key, 0600. Used by the node and, with no node running, by
+ * bytes, sealed to the node's TPM in <state>/node.key.tpm when it has one (node/tpm.h),
+ * else in <state>/node.key, 0600. Used by the node and, with no node running, by
  * `seed volume rm` (which removes the identity with an instance's last volume). */
 #pragma once
 

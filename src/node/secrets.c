@@ -67,11 +67,11 @@ void instance_secrets_teardown(instance *in) {
     free(in->secret_env);
     in->secret_env = NULL;
     in->n_secret_env = 0;
-    if (!in->secrets_mounted)
-        return;
+    /* The path is fixed by namespace, name and address: an instance adopted from a
+     * previous daemon has its tmpfs there too, though this one did not mount it. */
     char dir[4200];
     secrets_dir(in, dir, sizeof(dir));
-    if (umount2(dir, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+    if (umount2(dir, MNT_DETACH) < 0 && in->secrets_mounted && errno != EINVAL && errno != ENOENT)
         log_warning("%s: unmounting its secrets: %s", in->spec->name, strerror(errno));
     rmdir(dir);
     in->secrets_mounted = false;

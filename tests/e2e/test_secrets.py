@@ -315,3 +315,108 @@ def test_bash_completion_of_identity(nodes):
     assert complete("--state-dir", st, "identity", "") == ["rotate", "rm", "alpha", "beta"]
     assert complete("--state-dir", st, "identity", "rotate", "") == ["alpha", "beta"]
     assert complete("--state-dir", st, "identity", "alpha", "") == []
+
+
+# ---- the node key sealed to a TPM (swtpm) ----
+
+def bech32_data(s):
+    """The bytes of a Bech32 string (checksum not checked: test use only)."""
+    charset = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+    data = [charset.index(c) for c in s.lower().rsplit("1", 1)[1][:-6]]
+    acc, bits, out = 0, 0, bytearray()
+    for v in data:
+        acc, bits = (acc << 5) | v, bits + 5
+        if bits >= 8:
+            bits -= 8
+            out.append((acc >> bits) & 0xff)
+    return bytes(out)
+
+
+class Swtpm:
+    """A software TPM 2.0 on a Unix socket (no network), ended by PID."""
+
+    def __init__(self):
+        from seedtest import workdir
+        self.dir = workdir()
+        (self.dir / "state").mkdir()
+        self.sock = self.dir / "tpm.sock"
+        self.proc = subprocess.Popen(
+            ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={self.dir / 'state'}",
+             "--server", f"type=unixio,path={self.sock}", "--ctrl", f"type=unixio,path={self.sock}.ctrl",
+             "--flags", "not-need-init,startup-clear"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import time
+        deadline = time.time() + 10
+        while not self.sock.exists() and time.time() < deadline:
+            time.sleep(0.02)
+        assert self.sock.exists(), "swtpm did not start"
+        self.tcti = f"swtpm:path={self.sock}"
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def swtpms():
+    made = []
+
+    def start():
+        t = Swtpm()
+        made.append(t)
+        return t
+    yield start
+    for t in made:
+        t.close()
+
+
+@pytest.mark.skipif(not shutil.which("swtpm"), reason="swtpm is not installed (scripts/deps.sh installs it)")
+def test_tpm_sealed_node_key_and_a_copied_state_directory(nodes, swtpms, monkeypatch):
+    from seedtest import Node
+    tpm = swtpms()
+    proj = make_project({"web": host_instance(SLEEP)}, rootfs=False)
+    # First without a TPM: the key in a 0600 file ...
+    monkeypatch.setenv("SEED_TPM_TCTI", "none")
+    node = nodes(proj)
+    node.wait_running("web")
+    rcpt = identity(node, "web")
+    state = pathlib.Path(node.state)
+    assert (state / "node.key").exists() and "no TPM" in node.output()
+    assert node.stop() == 0
+    # ... then with one: sealed to it, the file removed, the identity the same.
+    monkeypatch.setenv("SEED_TPM_TCTI", tpm.tcti)
+    node.start()
+    node.wait_running("web")
+    assert identity(node, "web") == rcpt
+    assert "identities: node key sealed to the TPM (swtpm:path=" in node.output()
+    assert not (state / "node.key").exists() and (state / "node.key.tpm").exists()
+    assert (state / "node.key.tpm").stat().st_mode & 0o777 == 0o600
+    secret = exec_out(node, "web", "cat", "/seed/tpm/age-identity").stdout.decode().splitlines()[2]
+    raw = bech32_data(secret)
+    assert len(raw) == 32
+    assert node.stop() == 0
+
+    # A copy of the state directory holds neither the identity nor the node key in the
+    # clear ...
+    copy = node.work / "copy"
+    subprocess.run(["cp", "-a", str(state), str(copy)], check=True)
+    for p in copy.rglob("*"):
+        if p.is_file() and not p.is_socket():
+            data = p.read_bytes()
+            assert raw not in data and secret.encode() not in data, p
+    # ... and does not open without that TPM: neither with none nor with another one.
+    for tcti, why in (("none", "this machine has none"), (swtpms().tcti, "does not load on this TPM")):
+        monkeypatch.setenv("SEED_TPM_TCTI", tcti)
+        other = Node(proj, state=copy)
+        try:
+            other.proc.wait(30)
+            assert other.proc.returncode != 0
+            assert why in other.output(), other.output()
+            assert rcpt not in other.output()
+        finally:
+            other.close()
+    # The node with its TPM still opens it.
+    monkeypatch.setenv("SEED_TPM_TCTI", tpm.tcti)
+    node.start()
+    node.wait_running("web")
+    assert identity(node, "web") == rcpt
