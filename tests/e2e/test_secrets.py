@@ -420,3 +420,25 @@ def test_tpm_sealed_node_key_and_a_copied_state_directory(nodes, swtpms, monkeyp
     node.start()
     node.wait_running("web")
     assert identity(node, "web") == rcpt
+
+
+def test_rolling_rollout_keeps_the_identity_and_gets_new_secrets(nodes):
+    proj = make_project({"web": host_instance(SLEEP, rollout="rolling")}, rootfs=False)
+    node = nodes(proj)
+    node.wait_running("web")
+    rcpt = identity(node, "web")
+    (proj / "s.age").write_bytes(age_encrypt(rcpt, b"one"))
+    write_spec(proj, {"web": host_instance(SLEEP, rollout="rolling", secrets={"s": "s.age"})})
+    r = apply(node)
+    assert r.returncode == 0, r.stdout + r.stderr
+    node.wait(lambda: exec_out(node, "web", "cat", "/run/secrets/s").stdout == b"one", what="one")
+    (proj / "s.age").write_bytes(age_encrypt(rcpt, b"two"))
+    r = apply(node)
+    assert r.returncode == 0, r.stdout + r.stderr
+    node.wait(lambda: exec_out(node, "web", "cat", "/run/secrets/s").stdout == b"two", what="two")
+    assert identity(node, "web") == rcpt
+    assert rcpt in exec_out(node, "web", "cat", "/seed/tpm/age-identity").stdout.decode()
+    # The replaced instance's tmpfs went with it: one left for web, in the node's namespace.
+    pid = node.proc.pid
+    mounts = pathlib.Path(f"/proc/{pid}/mountinfo").read_text()
+    assert mounts.count("/secrets/") == 1, [l for l in mounts.splitlines() if "/secrets/" in l]
