@@ -319,7 +319,12 @@ json_t *node_identity_request(node *n, json_t *req, char *why, size_t why_size) 
                           "created", created);
     } else if (streq(action, "rotate")) {
         seed_age_identity old;
-        bool had = instance_identity(n, ns, inst, &old, NULL, &err) == 0;
+        if (node_identity_key(n, &err) < 0) {
+            snprintf(why, why_size, "%s", err->msg);
+            return NULL;
+        }
+        /* An unreadable old one is replaced all the same: that is what rotate is for. */
+        bool had = seed_identity_load(n->state_dir, &n->key, ns, inst, &old, &err) == 0;
         seed_error_free(TAKE_PTR(err));
         if (seed_age_identity_generate(&id) < 0 ||
             seed_identity_store(n->state_dir, &n->key, ns, inst, &id, &err) < 0) {

@@ -301,7 +301,22 @@ def test_rotation_and_removal(nodes):
     assert fresh not in (old, new)
     r = node.cli("identity", "rm", "web")
     assert r.returncode == 0 and "removed the identity" in r.stdout
-    assert identity(node, "web") != fresh
+    r = node.cli("identity", "rm", "web")
+    assert r.returncode == 0 and "has no identity" in r.stdout
+    assert identity(node, "web") != fresh   # a new one, made when asked
+    r = node.cli("identity", "nope")
+    assert r.returncode == 1 and "nope" in r.stderr
+
+    # With no node running, seed volume rm removes it with the last volume too.
+    write_spec(proj, {"web": host_instance(SLEEP, storage={"data": "4Mi"})})
+    assert apply(node).returncode == 0
+    node.wait(lambda: exec_out(node, "web", "ls", "/seed/storage/data").returncode == 0, what="volume")
+    assert ident.exists()
+    assert node.stop() == 0
+    r = node.cli("volume", "rm", f"{ns}/web/data")
+    assert r.returncode == 0, r.stderr
+    assert f"removed the identity of {ns}/web with its last volume" in r.stdout
+    assert not ident.exists()
 
 
 def test_bash_completion_of_identity(nodes):
