@@ -371,9 +371,7 @@ void instance_free(instance *in) {
     free(in->last_error);
     free(in->identity_override);
     free(in->rollout_error);
-    instance_secrets_teardown(in);
-    free(in->secrets_tpm);
-    free(in->secrets_run);
+    instance_secrets_free(in);
     node_project_unref(in->proj);
     free(in);
 }

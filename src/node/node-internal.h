@@ -125,6 +125,7 @@ typedef struct instance {
     seed_proxy **proxies;       /* its exposed ports on the node's --bind address */
     size_t n_proxies;
     bool secrets_mounted;            /* its tmpfs for /seed/tpm and /run/secrets (secrets.c) */
+    char *secrets_path;              /* that tmpfs, while mounted */
     char *secrets_tpm, *secrets_run; /* bind sources in that tmpfs */
     char **secret_env;               /* "NAME=value" of secrets with `env`, for the init */
     size_t n_secret_env;
@@ -243,6 +244,8 @@ int node_identity_key(node *n, seed_error **err);
  * of /seed/tpm and /run/secrets. An error names the secret and why. */
 int instance_secrets_setup(instance *in, seed_bind *binds, size_t *n_binds, seed_error **err);
 void instance_secrets_teardown(instance *in);
+/* What instance_free releases: no use of the node, which may be gone. */
+void instance_secrets_free(instance *in);
 /* Add the secret variables to every process of the init configuration text. */
 int instance_secrets_env(const instance *in, char **text);
 /* The `identity` control operation: the reply's members, or NULL with why. */

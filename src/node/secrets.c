@@ -61,20 +61,40 @@ static void secrets_dir(const instance *in, char *buf, size_t size) {
              in->alt ? "b" : "a");
 }
 
-void instance_secrets_teardown(instance *in) {
+static void drop_env(instance *in) {
     for (size_t i = 0; i < in->n_secret_env; i++)
         seed_free_secret(in->secret_env[i], strlen(in->secret_env[i]));
     free(in->secret_env);
     in->secret_env = NULL;
     in->n_secret_env = 0;
-    /* The path is fixed by namespace, name and address: an instance adopted from a
-     * previous daemon has its tmpfs there too, though this one did not mount it. */
-    char dir[4200];
-    secrets_dir(in, dir, sizeof(dir));
+}
+
+static void unmount_dir(instance *in, const char *dir) {
     if (umount2(dir, MNT_DETACH) < 0 && in->secrets_mounted && errno != EINVAL && errno != ENOENT)
         log_warning("%s: unmounting its secrets: %s", in->spec->name, strerror(errno));
     rmdir(dir);
     in->secrets_mounted = false;
+}
+
+void instance_secrets_teardown(instance *in) {
+    drop_env(in);
+    /* The path is fixed by namespace, name and address: an instance adopted from a
+     * previous daemon has its tmpfs there too, though this one did not mount it. */
+    char dir[4200];
+    secrets_dir(in, dir, sizeof(dir));
+    unmount_dir(in, dir);
+}
+
+void instance_secrets_free(instance *in) {
+    /* The node may be gone already (its teardown frees instances last): only what the
+     * instance holds itself. */
+    drop_env(in);
+    if (in->secrets_mounted && in->secrets_path)
+        unmount_dir(in, in->secrets_path);
+    free(in->secrets_path);
+    free(in->secrets_tpm);
+    free(in->secrets_run);
+    in->secrets_path = in->secrets_tpm = in->secrets_run = NULL;
 }
 
 /* Write one file of the tmpfs, owned by (uid, gid) of the host. */
@@ -191,6 +211,9 @@ int instance_secrets_setup(instance *in, seed_bind *binds, size_t *n_binds, seed
     if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0)
         return seed_error_setp(err, errno, "mounting the tmpfs for its identity and secrets at %s", dir);
     in->secrets_mounted = true;
+    free(in->secrets_path);
+    if (!(in->secrets_path = strdup(dir)))
+        return seed_error_set(err, ENOMEM, "out of memory");
 
     _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     _cleanup_close_ int tpm = -1, sec = -1;
