@@ -457,3 +457,41 @@ def test_rolling_rollout_keeps_the_identity_and_gets_new_secrets(nodes):
     pid = node.proc.pid
     mounts = pathlib.Path(f"/proc/{pid}/mountinfo").read_text()
     assert mounts.count("/secrets/") == 1, [l for l in mounts.splitlines() if "/secrets/" in l]
+
+
+def test_seedd_restart_adopts_the_instance_with_its_secrets(tmp_path):
+    """seedd: the instance outlives a daemon restart with its identity and secrets, the
+    new daemon stops it cleanly, and seed down leaves no mount on the host."""
+    import signal
+    from seedtest import Daemon
+    d = Daemon(webhook=False)
+    try:
+        proj = make_project({"web": host_instance(SLEEP)}, rootfs=False)
+        r = d.cli("source", "add", "app", str(proj))
+        assert r.returncode == 0, r.stdout + r.stderr
+        d.wait_running("web")
+        assert "identities: node key in" in d.output()
+        rcpt = identity(d, "web")
+        (proj / "s.age").write_bytes(age_encrypt(rcpt, SECRET.encode()))
+        write_spec(proj, {"web": host_instance(SLEEP, secrets={"s": "s.age"})})
+        assert d.cli("apply", "app").returncode == 0
+        d.wait(lambda: exec_out(d, "web", "cat", "/run/secrets/s").stdout == SECRET.encode(), what="secret")
+        pid = d.ps()["web"]["pid"]
+
+        d.stop(signal.SIGTERM)      # seedd exits; the instance runs on
+        d.start()
+        d.wait_running("web")
+        assert d.ps()["web"]["pid"] == pid
+        assert exec_out(d, "web", "cat", "/run/secrets/s").stdout == SECRET.encode()
+        assert identity(d, "web") == rcpt
+        assert d.cli("restart", "web").returncode == 0
+        assert exec_out(d, "web", "cat", "/run/secrets/s").stdout == SECRET.encode()
+        assert SECRET not in d.output()
+
+        assert d.cli("down").returncode == 0
+        d.proc.wait(30)
+        assert d.host_mounts() == []
+        assert not any("/secrets/" in l for l in pathlib.Path("/proc/self/mountinfo").read_text().splitlines()
+                       if str(d.work) in l)
+    finally:
+        d.close()
