@@ -43,6 +43,7 @@ _seed_verb_opts() {
     logs) opts="--follow -f --tail -n --help" argopts+=" --tail -n" ;;
     stop | restart) opts="--time -t --help" argopts+=" --time -t" ;;
     volume) opts="--json --help" ;;
+    identity) opts="--json --help" ;;
     shoot) opts="--timeout --help" argopts+=" --timeout" ;;
     apply) opts="--dry-run --json --help" ;;
     source)
@@ -79,7 +80,7 @@ _seed() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     local seed=${COMP_WORDS[0]}
     local verbs="eval up ps logs stop start restart volume shoot exec apply source history rollback
-                 events down image version help"
+                 events down image identity version help"
     local global_opts="--state-dir --help --version"
     local verb="" dashdash=0 i w
     local -a state=() args=()
@@ -173,6 +174,14 @@ _seed() {
             _seed_reply -W "ls rm"
         elif [[ ${args[0]} == rm && ${#args[@]} == 1 ]]; then
             _seed_reply -W "$(_seed_json_values id "$seed" "${state[@]}" volume ls --json)"
+        fi
+        ;;
+    identity)
+        # seed identity NAME, or rotate|rm NAME
+        if ((${#args[@]} == 0)); then
+            _seed_reply -W "rotate rm $(_seed_json_values name "$seed" "${state[@]}" ps --json)"
+        elif [[ (${args[0]} == rotate || ${args[0]} == rm) && ${#args[@]} == 1 ]]; then
+            _seed_reply -W "$(_seed_json_values name "$seed" "${state[@]}" ps --json)"
         fi
         ;;
     source)

@@ -16,6 +16,9 @@ PACKAGES="
   nix-bin
   openssh-server libcrypt-dev
 "
+# Secrets (issue 11): age for the interop tests, libyaml for sops YAML, swtpm and tpm2-tss
+# for the sealed node key, python3-cryptography for the sops fixtures.
+PACKAGES="$PACKAGES age libyaml-dev swtpm swtpm-tools libtss2-dev python3-cryptography"
 
 missing=""
 for p in $PACKAGES; do

@@ -12,7 +12,7 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 fi
 ninja -C "$BUILD" >/dev/null
 status=0
-for h in fuzz-spec fuzz-quantity fuzz-shoot-request fuzz-init-msg fuzz-users fuzz-webhook fuzz-source-url fuzz-www-authenticate fuzz-registry-json fuzz-nix-registration; do
+for h in fuzz-spec fuzz-quantity fuzz-shoot-request fuzz-init-msg fuzz-users fuzz-webhook fuzz-source-url fuzz-www-authenticate fuzz-registry-json fuzz-nix-registration fuzz-age-header fuzz-sops; do
     corpus=fuzz/corpus-run/$h
     mkdir -p "$corpus"
     seeds=fuzz/corpus/$h

@@ -29,6 +29,7 @@ int cli_rollback(const cli_globals *g, int argc, char **argv);
 int cli_events(const cli_globals *g, int argc, char **argv);
 int cli_down(const cli_globals *g, int argc, char **argv);
 int cli_image(const cli_globals *g, int argc, char **argv);
+int cli_identity(const cli_globals *g, int argc, char **argv);
 
 /* Print j indented on stdout, with a newline. Returns 0, or -ENOMEM (nothing printed). */
 int cli_print_json(const json_t *j);

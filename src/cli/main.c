@@ -38,6 +38,7 @@ static const char usage[] =
     "  events [-f] [--json]                 what the node did\n"
     "  down                                 stop every instance gracefully, then the node\n"
     "  image build|push|inspect ...         an instance as a reproducible OCI image\n"
+    "  identity [rotate|rm] NAME [--json]   an instance's age recipient, for its secrets\n"
     "  version                              print the version\n"
     "\n"
     "Options may come before or after arguments; everything after '--' is a command's.\n"
@@ -84,6 +85,7 @@ static const struct verb verbs[] = {
     {"exec", cli_exec},       {"apply", cli_apply},   {"source", cli_source},
     {"history", cli_history}, {"rollback", cli_rollback}, {"events", cli_events},
     {"down", cli_down},       {"image", cli_image},
+    {"identity", cli_identity},
 };
 /* clang-format on */
 

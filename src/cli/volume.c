@@ -11,6 +11,7 @@
 #include "base/units.h"
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "node/identity.h"
 #include "node/node.h"
 #include "node/state.h"
 #include "node/volume.h"
@@ -118,6 +119,16 @@ static int volume_rm(const cli_globals *g, const char *id) {
     } else {
         printf("removed %s\n", id);
         ret = 0;
+        /* The identity goes with the instance's last volume (issue 11). */
+        seed_volume_row *rows = NULL;
+        size_t n = 0, left = 0;
+        if (seed_state_volume_list(s, &rows, &n) == 0) {
+            for (size_t i = 0; i < n; i++)
+                left += streq(rows[i].namespace, ns) && streq(rows[i].instance, inst);
+            seed_volume_rows_free(rows, n);
+            if (left == 0 && seed_identity_remove(g->state_dir, ns, inst) == 0)
+                printf("removed the identity of %s/%s with its last volume\n", ns, inst);
+        }
     }
     if (lock >= 0)
         close(lock);

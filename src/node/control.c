@@ -6,7 +6,10 @@
  *   {"op":"stop"|"start"|"restart","name":N}      -> {"ok":true,"state":"..."} once settled
  *      optional "grace_ms":G (stop, restart)         SIGTERM to SIGKILL for this call
  *   {"op":"volumes"}                              -> {"ok":true,"volumes":[...]}
- *   {"op":"volume-rm","id":"ns/instance/volume"}  -> {"ok":true}
+ *   {"op":"volume-rm","id":"ns/instance/volume"}  -> {"ok":true} (and the instance's identity
+ *                                                    goes with its last volume)
+ *   {"op":"identity","name":N,"action":A}          -> {"ok":true,"recipient":"age1…",...}
+ *                                                    (A: show, rotate, rm; node/secrets.c)
  *   {"op":"shoot","name":N,"request":{...}}       -> {"ok":true,"result":{...}} (the shoot API's
  *                                                    request and response, run as instance N)
  *   {"op":"exec","name":N,"argv":[...],...} + fds -> {"started":true} [+ pty master] then
@@ -434,6 +437,16 @@ static void op_volume_rm(ctl_client *c, const char *id) {
         return;
     }
     log_info("volume %s removed", id);
+    /* The identity goes with the instance's last volume (issue 11). */
+    seed_volume_row *rows = NULL;
+    size_t n = 0, left = 0;
+    if (seed_state_volume_list(c->n->db, &rows, &n) == 0) {
+        for (size_t i = 0; i < n; i++)
+            left += streq(rows[i].namespace, ns) && streq(rows[i].instance, inst);
+        seed_volume_rows_free(rows, n);
+        if (left == 0 && seed_identity_remove(c->n->state_dir, ns, inst) == 0)
+            log_info("%s/%s: identity removed with its last volume", ns, inst);
+    }
     reply_ok(c, NULL);
 }
 
@@ -779,6 +792,13 @@ static void handle_request(ctl_client *c, const char *line, size_t len) {
         op_volumes(c);
     } else if (streq(op, "volume-rm")) {
         op_volume_rm(c, json_string_value(json_object_get(req, "id")));
+    } else if (streq(op, "identity")) {
+        char why[512];
+        json_t *r = node_identity_request(c->n, req, why, sizeof(why));
+        if (r)
+            reply_ok(c, r);
+        else
+            reply_error(c, "%s", why);
     } else if (streq(op, "logs") || streq(op, "stop") || streq(op, "start") || streq(op, "restart") ||
                streq(op, "shoot") || streq(op, "exec")) {
         const char *name = json_string_value(json_object_get(req, "name"));

@@ -44,7 +44,8 @@ int instance_init_config_fd(instance *in, seed_error **err) {
     char url[64];
     node_shoot_url(in->node, url, sizeof(url));
     _cleanup_free_ char *text = NULL;
-    if (seed_instance_init_config(in->spec, in->ns, url, in->node->opt.grace_ms, &text) < 0)
+    if (seed_instance_init_config(in->spec, in->ns, url, in->node->opt.grace_ms, &text) < 0 ||
+        instance_secrets_env(in, &text) < 0)
         return seed_error_set(err, ENOMEM, "building the init configuration");
     int fd = seed_memfd_sealed("seed-init-config", text, strlen(text));
     if (fd < 0)

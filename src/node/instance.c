@@ -375,6 +375,7 @@ void instance_free(instance *in) {
     free(in->last_error);
     free(in->identity_override);
     free(in->rollout_error);
+    instance_secrets_free(in);
     node_project_unref(in->proj);
     free(in);
 }
@@ -507,6 +508,7 @@ static void release_resources(instance *in) {
     node *n = in->node;
     /* Shoots hold the volumes too: they go first. */
     instance_shoots_stop(in);
+    instance_secrets_teardown(in);
     if (in->cg) {
         n->cg_ops->kill_all(in->cg); /* stragglers, should the PID namespace not have ended them */
         n->cg_ops->destroy(in->cg);
@@ -818,6 +820,13 @@ void instance_start(instance *in) {
     gen_files files = {0};
     build_files(in, &files, false);
     size_t n_volume_binds = n_binds;
+    /* Its identity and secrets: after the binds its shoots share, which get neither. A
+     * secret that does not decrypt will not next time either: no retries. */
+    if (instance_secrets_setup(in, binds, &n_binds, &err) < 0) {
+        gen_free(&files);
+        fail_start(in, err, false);
+        return;
+    }
     binds[n_binds++] =
         (seed_bind){.source = in->src->hosts_path, .target = "/etc/hosts", .readonly = true, .file = true};
     if (s->shoot_enable && node_shoots_setup(n, &err) < 0) {

@@ -8,6 +8,7 @@
 
 #include "base/event.h"
 #include "node/egress.h"
+#include "node/identity.h"
 #include "node/logs.h"
 #include "node/network.h"
 #include "node/node.h"
@@ -125,6 +126,11 @@ typedef struct instance {
     size_t n_proxies;
     struct seed_nix_closure *closure; /* root is a store path: its closure, asked once */
     const char **closure_paths;
+    bool secrets_mounted;            /* its tmpfs for /seed/tpm and /run/secrets (secrets.c) */
+    char *secrets_path;              /* that tmpfs, while mounted */
+    char *secrets_tpm, *secrets_run; /* bind sources in that tmpfs */
+    char **secret_env;               /* "NAME=value" of secrets with `env`, for the init */
+    size_t n_secret_env;
 } instance;
 
 typedef struct node {
@@ -166,7 +172,9 @@ typedef struct node {
     void (*on_change)(instance *in); /* set by node.c: control, apply, stopping */
     void (*on_event)(struct node *n, struct json_t *ev); /* set by node.c: seed events -f */
     bool detaching;                                      /* seedd's SIGTERM: it exits, the instances stay */
-    bool adopting; /* seedd found a keeper: it adopts the instances that run */
+    bool adopting;     /* seedd found a keeper: it adopts the instances that run */
+    seed_node_key key; /* seals the instances' identities (node/identity.h) */
+    bool have_key;
 } node;
 
 /* The cgroup limits of an instance's size tier (its shoots get the same). */
@@ -230,6 +238,20 @@ void build_files(instance *in, gen_files *g, bool shoot);
 void gen_free(gen_files *g);
 void instance_sandbox_config(instance *in, seed_sandbox_config *c, const seed_bind *binds, size_t n_binds,
                              const gen_files *files, const int *pass_fds, size_t n_pass_fds);
+
+/* secrets.c */
+/* Load the node key (once). */
+int node_identity_key(node *n, seed_error **err);
+/* Mount the instance's tmpfs with its identity and decrypted secrets; adds the binds
+ * of /seed/tpm and /run/secrets. An error names the secret and why. */
+int instance_secrets_setup(instance *in, seed_bind *binds, size_t *n_binds, seed_error **err);
+void instance_secrets_teardown(instance *in);
+/* What instance_free releases: no use of the node, which may be gone. */
+void instance_secrets_free(instance *in);
+/* Add the secret variables to every process of the init configuration text. */
+int instance_secrets_env(const instance *in, char **text);
+/* The `identity` control operation: the reply's members, or NULL with why. */
+struct json_t *node_identity_request(node *n, struct json_t *req, char *why, size_t why_size);
 
 /* shoots.c */
 int node_shoots_setup(node *n, seed_error **err);

@@ -568,6 +568,11 @@ static int setup(node *n, seed_error **err) {
     n->host_group = filter_accounts("/etc/group", true);
     if (!n->host_passwd || !n->host_group)
         return seed_error_set(err, ENOMEM, "out of memory");
+    /* The key that seals the instances' identities: said at every start, so an operator
+     * knows what a copy of the state directory would reveal. */
+    if ((r = node_identity_key(n, err)) < 0)
+        return r;
+    log_info("identities: %s", n->key.protection);
 
     seed_subnet subnet;
     if (!adopt && ((r = seed_subnet_parse(n->opt.subnet, &subnet, err)) < 0 ||
@@ -710,6 +715,7 @@ static void teardown(node *n) {
     free(n->host_group);
     free(n->state_dir);
     free(n->run_dir);
+    seed_node_key_clear(&n->key);
     free(n->scratch_dir);
     if (n->lock_fd >= 0)
         close(n->lock_fd);

@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 
 #include "base/fileio.h"
+#include "base/hash.h"
+#include "secret/age.h"
+#include "secret/sops.h"
 #include "spec/names.h"
 #include "spec/parse.h"
 
@@ -721,6 +724,16 @@ static void check_process_users(parse_ctx *c, seed_instance *inst) {
     }
 }
 
+static void secret_clear(seed_secret *x) {
+    free(x->name);
+    free(x->file);
+    free(x->key);
+    free(x->owner);
+    free(x->env);
+    free(x->format);
+    free(x->data);
+}
+
 static void kv_free(seed_kv *kv, size_t n) {
     for (size_t i = 0; i < n; i++) {
         free(kv[i].key);
@@ -1153,10 +1166,157 @@ static void parse_root(parse_ctx *c, json_t *v, seed_instance *inst) {
     }
 }
 
+/* A secret's name is its file name under /run/secrets. */
+static const char *check_secret_name(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return "must be 1 to 64 characters long";
+    if (!isalnum((unsigned char)s[0]))
+        return "must start with a letter or digit";
+    for (const char *p = s; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("._-", *p))
+            return "may only contain letters, digits, '.', '_' and '-'";
+    return NULL;
+}
+
+/* Read the encrypted file now: its digest goes into the identity, and the node
+ * decrypts what was evaluated. */
+static void read_secret_file(parse_ctx *c, seed_secret *x) {
+    if (x->file[0] == 0 || x->file[0] == '/') {
+        parse_error(c, "file \"%s\" must be a relative path to a file inside the project", x->file);
+        return;
+    }
+    if (c->dirfd < 0) {
+        parse_error(c, "file \"%s\" cannot be read: no project directory", x->file);
+        return;
+    }
+    _cleanup_free_ char *rel = path_relative_to_file(c->file, x->file);
+    _cleanup_close_ int fd = -1;
+    int r = rel ? seed_open_beneath(c->dirfd, rel, O_RDONLY | O_NOCTTY, &fd) : -ENOMEM;
+    char *data = NULL;
+    size_t len = 0;
+    if (r == 0)
+        r = seed_read_fd(fd, SEED_SECRET_MAX_FILE, &data, &len);
+    if (r == -EXDEV) {
+        parse_error(c, "file \"%s\" leads outside the project directory", x->file);
+        return;
+    }
+    if (r == -EFBIG) {
+        parse_error(c, "file \"%s\" is larger than %u bytes", x->file, SEED_SECRET_MAX_FILE);
+        return;
+    }
+    if (r < 0) {
+        parse_error(c, "file \"%s\" cannot be read: %s", x->file, strerror(-r));
+        return;
+    }
+    x->data = (unsigned char *)data;
+    x->len = len;
+    seed_sha256_hex(data, len, x->digest);
+    seed_sops_format f = seed_sops_format_of(x->file);
+    if (seed_age_is_age(x->data, len))
+        x->format = strdup("age");
+    else if (seed_sops_is_sops(x->data, len, f)) {
+        static const char *const names[] = {"sops-yaml", "sops-json", "sops-dotenv", "sops-binary"};
+        x->format = strdup(names[f]);
+    } else {
+        parse_error(c,
+                    "file \"%s\" is neither an age file (age-encryption.org/v1, binary or armored) nor a "
+                    "sops file (%s, by its extension) with sops metadata",
+                    x->file, seed_sops_format_name(f));
+        return;
+    }
+    if (x->key && (streq(x->format, "age") || streq(x->format, "sops-binary")))
+        parse_error(c, "key \"%s\": only a sops YAML, JSON or dotenv document has keys; file \"%s\" is %s",
+                    x->key, x->file, streq(x->format, "age") ? "an age file" : "a sops binary file");
+}
+
+static void parse_secret_mode(parse_ctx *c, json_t *v, unsigned *mode) {
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    char *end = NULL;
+    unsigned long m = s && *s ? strtoul(s, &end, 8) : 0;
+    if (!s || !*s || *end || strspn(s, "01234567") != strlen(s) || m > 0777 || strlen(s) > 4)
+        type_error(c, v, "a file mode as an octal string from \"0000\" to \"0777\", like \"0440\"");
+    else
+        *mode = (unsigned)m;
+}
+
+static void parse_secrets(parse_ctx *c, json_t *v, seed_instance *inst) {
+    if (!check_map(c, v, "an object mapping secret names to files, like {\"db\": \"secrets/db.age\"}"))
+        return;
+    inst->secrets = alloc_array(c, json_object_size(v), sizeof(seed_secret));
+    if (!inst->secrets)
+        return;
+    const char *key;
+    json_t *e;
+    json_object_foreach (v, key, e) {
+        size_t saved = seed_jpath_push_key(&c->path, key);
+        size_t before = seed_diags_count(c->diags);
+        seed_secret x = {.mode = 0400};
+        const char *why = check_secret_name(key);
+        if (why)
+            parse_error(c, "secret name %s", why);
+        if (json_is_string(e)) {
+            parse_string(c, e, "a file", &x.file);
+        } else if (json_is_object(e)) {
+            static const char *const skeys[] = {"file", "key", "mode", "owner", "env"};
+            check_keys(c, e, skeys, ELEMENTSOF(skeys));
+            json_t *f;
+            size_t s2;
+#define WITH_SECRET_KEY(k)                                                                           \
+    for (int _o = ((f = json_object_get(e, k)) && ((s2 = seed_jpath_push_key(&c->path, k)), 1)); _o; \
+         _o = 0, seed_jpath_pop(&c->path, s2))
+            WITH_SECRET_KEY("file")
+            parse_string(c, f, "the path of an age or sops file, relative to this file", &x.file);
+            WITH_SECRET_KEY("key") {
+                if (parse_string(c, f, "a key of the sops document, like \"db.password\"", &x.key) &&
+                    !x.key[0])
+                    parse_error(c, "is empty: expected a key of the sops document, like \"db.password\"");
+            }
+            WITH_SECRET_KEY("mode")
+            parse_secret_mode(c, f, &x.mode);
+            WITH_SECRET_KEY("owner") {
+                if (parse_string(c, f, "a user of the instance (\"name\", \"uid\", \"name:group\")",
+                                 &x.owner) &&
+                    (why = seed_check_user(x.owner)))
+                    parse_error(c, "owner %s", why);
+            }
+            WITH_SECRET_KEY("env") {
+                if (parse_string(c, f, "an environment variable name", &x.env) &&
+                    (why = seed_check_env_name(x.env)))
+                    parse_error(c, "variable name %s", why);
+            }
+#undef WITH_SECRET_KEY
+            if (!x.file && !json_object_get(e, "file"))
+                parse_error(c, "has no \"file\": expected {\"file\": \"secrets/db.age\", ...}");
+        } else {
+            type_error(
+                c, e,
+                "the path of an age or sops file, or {\"file\", \"key\", \"mode\", \"owner\", \"env\"}");
+        }
+        if (x.file && seed_diags_count(c->diags) == before) {
+            size_t s2 = seed_jpath_push_key(&c->path, "file");
+            read_secret_file(c, &x);
+            seed_jpath_pop(&c->path, s2);
+        }
+        x.name = strdup(key);
+        if (seed_diags_count(c->diags) == before && x.name && x.format)
+            inst->secrets[inst->n_secrets++] = x;
+        else
+            secret_clear(&x);
+        seed_jpath_pop(&c->path, saved);
+    }
+    qsort(inst->secrets, inst->n_secrets, sizeof(seed_secret), cmp_name);
+    for (size_t i = 0; i < inst->n_secrets; i++)
+        for (size_t k = i + 1; inst->secrets[i].env && k < inst->n_secrets; k++)
+            if (inst->secrets[k].env && streq(inst->secrets[i].env, inst->secrets[k].env))
+                parse_error(c, "secrets %s and %s both set the variable %s", inst->secrets[i].name,
+                            inst->secrets[k].name, inst->secrets[i].env);
+}
+
 void parse_instance(parse_ctx *c, json_t *obj, seed_instance *inst) {
     static const char *const keys[] = {
-        "name",   "system", "size", "expose", "storage",   "connect",  "rollout", "rolloutTimeout",
-        "health", "shoot",  "root", "env",    "processes", "toplevel", "users",   "nix"};
+        "name",  "system", "size", "expose",    "storage",  "connect", "rollout", "rolloutTimeout", "health",
+        "shoot", "root",   "env",  "processes", "toplevel", "users",   "nix",     "secrets"};
     inst->size = SEED_SIZE_S;
     inst->rollout = SEED_ROLLOUT_RECREATE;
     inst->rollout_timeout_ms = SEED_ROLLOUT_DEFAULT_TIMEOUT_MS;
@@ -1262,6 +1422,8 @@ void parse_instance(parse_ctx *c, json_t *obj, seed_instance *inst) {
     }
     WITH_KEY ("env")
         parse_env(c, v, &inst->env, &inst->n_env);
+    WITH_KEY ("secrets")
+        parse_secrets(c, v, inst);
     WITH_KEY ("processes") {
         if (inst->toplevel)
             parse_error(c, "processes and toplevel exclude each other: a NixOS instance runs its "
@@ -1316,5 +1478,8 @@ void seed_instance_clear(seed_instance *inst) {
         user_clear(&inst->users[i]);
     free(inst->users);
     free(inst->toplevel);
+    for (size_t i = 0; i < inst->n_secrets; i++)
+        secret_clear(&inst->secrets[i]);
+    free(inst->secrets);
     memset(inst, 0, sizeof(*inst));
 }

@@ -207,6 +207,36 @@ void seed_instance_meta_members(seed_jw *w, const seed_instance *inst, const cha
     }
     seed_jw_key(w, "toplevel");
     seed_jw_string(w, inst->toplevel);
+    /* Only when there are some, so the identities of instances without stay as they
+     * were. The digest is of the encrypted file: a re-encrypted secret rolls the
+     * instance out, and nothing here depends on the plaintext. */
+    if (inst->n_secrets) {
+        seed_jw_key(w, "secrets");
+        seed_jw_object_begin(w);
+        for (size_t i = 0; i < inst->n_secrets; i++) {
+            const seed_secret *x = &inst->secrets[i];
+            char mode[8];
+            snprintf(mode, sizeof(mode), "%04o", x->mode);
+            seed_jw_key(w, x->name);
+            seed_jw_object_begin(w);
+            seed_jw_key(w, "file");
+            seed_jw_string(w, x->file);
+            seed_jw_key(w, "format");
+            seed_jw_string(w, x->format);
+            seed_jw_key(w, "key");
+            seed_jw_string(w, x->key);
+            seed_jw_key(w, "mode");
+            seed_jw_string(w, mode);
+            seed_jw_key(w, "owner");
+            seed_jw_string(w, x->owner ? x->owner : "root");
+            seed_jw_key(w, "env");
+            seed_jw_string(w, x->env);
+            seed_jw_key(w, "digest");
+            seed_jw_string(w, x->digest);
+            seed_jw_object_end(w);
+        }
+        seed_jw_object_end(w);
+    }
 }
 
 int seed_project_meta_write(seed_jw *w, const seed_project *p) {

@@ -122,6 +122,23 @@ typedef struct seed_health {
     unsigned retries;     /* consecutive failures before a ready instance counts as unhealthy */
 } seed_health;
 
+/* One entry of `secrets` (ours): an age or sops file, relative to the declaring file,
+ * decrypted at start into /run/secrets/<name> (and/or an environment variable). */
+typedef struct seed_secret {
+    char *name;
+    char *file;          /* as written */
+    char *key;           /* sops: the one value to take ("db.password"); NULL: the whole document */
+    unsigned mode;       /* of /run/secrets/<name>: 0400 unless given */
+    char *owner;         /* a user of the instance ("name", "uid", "name:group", "uid:gid"); NULL: root */
+    char *env;           /* NULL, or a variable every process gets with the value */
+    char *format;        /* "age", "sops-yaml", "sops-json", "sops-dotenv" or "sops-binary" */
+    char digest[65];     /* sha256 of the encrypted file (never of its plaintext) */
+    unsigned char *data; /* the encrypted file as read when the project was loaded */
+    size_t len;
+} seed_secret;
+
+#define SEED_SECRET_MAX_FILE (4u << 20) /* bytes of one encrypted secret file */
+
 #define SEED_HEALTH_DEFAULT_INTERVAL_MS 5000
 #define SEED_HEALTH_DEFAULT_TIMEOUT_MS 2000
 #define SEED_HEALTH_DEFAULT_RETRIES 3
@@ -163,6 +180,8 @@ typedef struct seed_instance {
     bool nix_daemon;                   /* multi-user: a nix-daemon process, NIX_REMOTE=daemon for the rest */
     char *nix_min_free, *nix_max_free; /* GC limits as written ("1Gi"), or NULL */
     uint64_t nix_min_free_bytes, nix_max_free_bytes;
+    seed_secret *secrets; /* sorted by name */
+    size_t n_secrets;
 
     char identity[65];
 } seed_instance;

@@ -531,8 +531,9 @@ static void test_meta_json_shape(void **state) {
 }
 
 static void test_nix_option(void **state) {
-    seed_project *p = valid("{\"n\": {\"storage\": {\"b\": \"1Gi\", \"a\": \"1Gi\"}, \"nix\": {\"enable\": true, "
-                            "\"daemon\": true, \"minFree\": \"1Gi\", \"maxFree\": \"2Gi\"}}, \"o\": {}}");
+    seed_project *p =
+        valid("{\"n\": {\"storage\": {\"b\": \"1Gi\", \"a\": \"1Gi\"}, \"nix\": {\"enable\": true, "
+              "\"daemon\": true, \"minFree\": \"1Gi\", \"maxFree\": \"2Gi\"}}, \"o\": {}}");
     const seed_instance *n = inst(p, "n");
     assert_true(n->nix_enable && n->nix_daemon);
     assert_string_equal(n->nix_volume, "a"); /* the first by name */
@@ -543,7 +544,8 @@ static void test_nix_option(void **state) {
     error_at("{\"n\": {\"nix\": {\"enable\": true}}}", "n.nix.enable", "this instance has none");
     error_at("{\"n\": {\"storage\": {\"a\": \"1Gi\"}, \"nix\": {\"enable\": true, \"volume\": \"b\"}}}",
              "n.nix.volume", "unknown volume \"b\"");
-    error_at("{\"n\": {\"storage\": {\"a\": \"1Gi\"}, \"nix\": {\"enable\": 1}}}", "n.nix.enable", "true or false");
+    error_at("{\"n\": {\"storage\": {\"a\": \"1Gi\"}, \"nix\": {\"enable\": 1}}}", "n.nix.enable",
+             "true or false");
     error_at("{\"n\": {\"storage\": {\"a\": \"1Gi\"}, \"nix\": {\"enable\": true, \"minFree\": \"2Gi\", "
              "\"maxFree\": \"1Gi\"}}}",
              "n.nix.maxFree", "below minFree");
@@ -930,6 +932,79 @@ static void test_users_from_root(void **state) {
              "a.processes.w.user", "unknown user");
 }
 
+static void test_secrets(void **state) {
+    tmpdir *t = *state;
+    write_file(t, "s/db.age", "age-encryption.org/v1\n-> X25519 x\n\n--- y\n", 0644);
+    write_file(t, "s/app.yaml",
+               "db:\n  password: ENC[AES256_GCM,data:x,iv:y,tag:z,type:str]\nsops:\n  mac: m\n", 0644);
+    write_file(t, "s/plain.txt", "not encrypted\n", 0644);
+    write_file(t, "sub/inst.json", "{\"secrets\": {\"db\": \"../s/db.age\"}}", 0644);
+    seed_project *p =
+        valid_in(t->fd, t->path,
+                 "{\"a\": {\"secrets\": {\"db\": \"s/db.age\", \"pw\": {\"file\": \"s/app.yaml\", \"key\": "
+                 "\"db.password\", \"mode\": \"0440\", \"owner\": \"app\", \"env\": \"DB_PW\"}}},"
+                 " \"b\": \"sub/inst.json\", \"c\": {}}");
+    const seed_instance *a = inst(p, "a");
+    assert_int_equal(a->n_secrets, 2);
+    assert_string_equal(a->secrets[0].name, "db");
+    assert_string_equal(a->secrets[0].format, "age");
+    assert_int_equal(a->secrets[0].mode, 0400);
+    assert_null(a->secrets[0].owner);
+    assert_string_equal(a->secrets[1].format, "sops-yaml");
+    assert_string_equal(a->secrets[1].key, "db.password");
+    assert_int_equal(a->secrets[1].mode, 0440);
+    assert_string_equal(a->secrets[1].env, "DB_PW");
+    /* Relative to the declaring file; the digest is of the encrypted file. */
+    assert_string_equal(a->secrets[0].digest, inst(p, "b")->secrets[0].digest);
+    char *meta = NULL;
+    json_t *m = seed_instance_meta(a, NULL, false);
+    meta = json_dumps(m, JSON_COMPACT);
+    assert_non_null(strstr(meta, "\"digest\""));
+    assert_non_null(strstr(meta, "\"owner\":\"app\""));
+    free(meta);
+    json_decref(m);
+    /* An instance without secrets has no "secrets" in its meta (identities unchanged). */
+    m = seed_instance_meta(inst(p, "c"), NULL, false);
+    assert_null(json_object_get(m, "secrets"));
+    json_decref(m);
+    /* A changed secret file changes the identity. */
+    char before[65];
+    memcpy(before, a->identity, sizeof(before));
+    seed_project_free(p);
+    write_file(t, "s/db.age", "age-encryption.org/v1\n-> X25519 z\n\n--- y\n", 0644);
+    p = valid_in(t->fd, t->path,
+                 "{\"a\": {\"secrets\": {\"db\": \"s/db.age\", \"pw\": {\"file\": \"s/app.yaml\", "
+                 "\"key\": \"db.password\", \"mode\": \"0440\", \"owner\": \"app\", \"env\": \"DB_PW\"}}}}");
+    assert_string_not_equal(inst(p, "a")->identity, before);
+    seed_project_free(p);
+
+    error_in(t->fd, t->path, "{\"a\": {\"secrets\": {\"x\": \"missing.age\"}}}", "a.secrets.x.file",
+             "cannot be read");
+    error_in(t->fd, t->path, "{\"a\": {\"secrets\": {\"x\": \"../out.age\"}}}", "a.secrets.x.file",
+             "outside");
+    error_in(t->fd, t->path, "{\"a\": {\"secrets\": {\"x\": \"s/plain.txt\"}}}", "a.secrets.x.file",
+             "neither an age file");
+    error_in(t->fd, t->path, "{\"a\": {\"secrets\": {\"x\": {\"file\": \"s/db.age\", \"key\": \"k\"}}}}",
+             "a.secrets.x.file", "only a sops YAML, JSON or dotenv document has keys");
+    error_in(t->fd, t->path, "{\"a\": {\"secrets\": {\"../x\": \"s/db.age\"}}}", "a.secrets.\"../x\"",
+             "secret name");
+    error_in(t->fd, t->path, "{\"a\": {\"secrets\": {\"x\": {\"file\": \"s/db.age\", \"mode\": 256}}}}",
+             "a.secrets.x.mode", "octal string");
+    error_in(t->fd, t->path, "{\"a\": {\"secrets\": {\"x\": {\"file\": \"s/db.age\", \"mode\": \"4755\"}}}}",
+             "a.secrets.x.mode", "octal string");
+    error_in(t->fd, t->path, "{\"a\": {\"secrets\": {\"x\": {\"file\": \"s/db.age\", \"env\": \"1X\"}}}}",
+             "a.secrets.x.env", "variable name");
+    error_in(t->fd, t->path, "{\"a\": {\"secrets\": {\"x\": {\"key\": \"k\"}}}}", "a.secrets.x",
+             "has no \"file\"");
+    error_in(t->fd, t->path, "{\"a\": {\"secrets\": {\"x\": {\"file\": \"s/db.age\", \"kye\": 1}}}}",
+             "a.secrets.x.kye", "unknown option (expected one of: file, key, mode, owner, env)");
+    error_in(t->fd, t->path,
+             "{\"a\": {\"secrets\": {\"x\": {\"file\": \"s/db.age\", \"env\": \"V\"}, \"y\": {\"file\": "
+             "\"s/db.age\", "
+             "\"env\": \"V\"}}}}",
+             "a.secrets", "both set the variable V");
+}
+
 static void test_open_beneath_fallback(void **state) {
     tmpdir *t = *state;
     write_file(t, "in.json", "{}", 0644);
@@ -1221,6 +1296,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_instance_files, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_instance_file_errors, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_root_directories, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_secrets, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_open_beneath_fallback, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_missing_seeds_json, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_load_uri_and_namespace, setup_tmp, teardown_tmp),
