@@ -450,7 +450,7 @@ let
             l = { vcpus = 4; memory = 4096; }; xl = { vcpus = 8; memory = 8192; }; };
   protocols = [ "tcp" "udp" "dns" "http" "grpc" ];
   options = [ "name" "system" "size" "expose" "storage" "connect" "rollout" "rolloutTimeout" "health"
-              "shoot" "root" "env" "processes" "toplevel" "users" ];
+              "shoot" "root" "env" "processes" "toplevel" "users" "nix" "secrets" ];
 
   checkExpose = path: v:
     mapOf path v "an object mapping names to ports, like {\"http\": 8080}" (n: p: e:
@@ -637,6 +637,124 @@ let
         (genList (i: i) (length names));
     in r // { ok = r.ok && clashes == [ ]; errors = r.errors ++ clashes; };
 
+  # nix = { enable, volume?, daemon?, minFree?, maxFree? }: a Nix of the instance's own.
+  nixSize = p: x:
+    let t = if isInt x then toString x else x; in
+    if !(isString x || isInt x) then bad (typeErr p x "a size like \"1Gi\" or \"500Mi\"")
+    else let q = quantity t; in if q ? why then bad (err p q.why) else good { text = t; bytes = q.bytes; };
+
+  checkNix = path: v: storage: toplevel: procs:
+    if !isAttrs v then bad (typeErr path v "an object like {\"enable\": true}")
+    else
+      let
+        ks = checkKeys path v [ "enable" "volume" "daemon" "minFree" "maxFree" ];
+        flag = k: if !(v ? ${k}) then good false else if isBool v.${k} then good v.${k} else bad (typeErr "${path}.${k}" v.${k} "true or false");
+        en = flag "enable";
+        dm = flag "daemon";
+        vol = if !(v ? volume) then good null else if isString v.volume then good v.volume
+              else bad (typeErr "${path}.volume" v.volume "the name of one of this instance's volumes");
+        minF = if v ? minFree then nixSize "${path}.minFree" v.minFree else good null;
+        maxF = if v ? maxFree then nixSize "${path}.maxFree" v.maxFree else good null;
+        order = if minF.ok && maxF.ok && minF.value != null && maxF.value != null && maxF.value.bytes < minF.value.bytes
+          then err "${path}.maxFree" "maxFree ${maxF.value.text} is below minFree ${minF.value.text}: garbage collection stops at maxFree free" else [ ];
+        names = attrNames storage;
+        volErr =
+          if en.value != true then [ ]
+          else if toplevel then err "${path}.enable" "a NixOS instance (toplevel) brings its own Nix"
+          else if vol.value != null then (if elem vol.value names then [ ] else
+            err "${path}.volume" "unknown volume ${toJSON vol.value}: expected one of this instance's storage volumes")
+          else if names == [ ] then err "${path}.enable" "keeps the Nix store on a volume, and this instance has none: declare one in storage"
+          else [ ];
+        daemonErr = if en.value == true && dm.value == true && procs ? "nix-daemon"
+          then err (key "seed.processes" "nix-daemon") "nix.daemon runs a process of this name: leave it to nix.daemon or rename it" else [ ];
+        parts = [ en dm vol minF maxF ];
+        errors = ks ++ concatMap (x: x.errors) parts ++ order ++ volErr ++ daemonErr;
+      in {
+        ok = errors == [ ];
+        inherit errors;
+        value = {
+          enable = en.value == true;
+          volume = if en.value == true then (if vol.value != null then vol.value else if names == [ ] then null else head names) else null;
+          daemon = dm.value == true;
+          minFree = if minF.value == null then null else minF.value.text;
+          maxFree = if maxF.value == null then null else maxF.value.text;
+        };
+      };
+
+  # secrets.<name> = a path of an age or sops file (or { file, key?, mode?, owner?, env? }).
+  secretName = s:
+    if stringLength s < 1 || stringLength s > 64 then "must be 1 to 64 characters long"
+    else if match "[A-Za-z0-9].*" s == null then "must start with a letter or digit"
+    else if match "[A-Za-z0-9._-]*" s == null then "may only contain letters, digits, '.', '_' and '-'"
+    else null;
+  # A path of the flake, as seed sees it: relative to the flake's root.
+  relativeFile = f:
+    let m = match "/nix/store/[0-9a-z]{32}-source/(.*)" (toString f); in if m == null then toString f else head m;
+  suffix = f: let m = match ".*(\\.[^./]*)" f; in if m == null then "" else head m;
+  secretFormat = f:
+    let
+      sfx = suffix (toString f);
+      kind = if elem sfx [ ".yaml" ".yml" ] then "yaml" else if sfx == ".json" then "json" else if sfx == ".env" then "dotenv" else "binary";
+      names = { yaml = "YAML"; json = "JSON"; dotenv = "dotenv"; binary = "binary"; };
+      # a binary age file cannot be read into a Nix string: its name says what it is
+      text = if sfx == ".age" then null else b.readFile f;
+      needle = { dotenv = "sops_mac="; yaml = "sops:"; json = "\"sops\""; binary = "\"sops\""; }.${kind};
+      has = t: n: b.length (b.split (b.replaceStrings [ "." "[" "]" "(" ")" "*" "+" "?" "{" "}" "|" "^" "$" "\\" ]
+        [ "\\." "\\[" "\\]" "\\(" "\\)" "\\*" "\\+" "\\?" "\\{" "\\}" "\\|" "\\^" "\\$" "\\\\" ] n) t) > 1;
+    in
+    if text == null then { format = "age"; }
+    else if substring 0 19 text == "age-encryption.org/" || substring 0 34 text == "-----BEGIN AGE ENCRYPTED FILE-----" then { format = "age"; }
+    else if has text needle then { format = "sops-${kind}"; }
+    else { why = "neither an age file (age-encryption.org/v1, binary or armored) nor a sops file (${names.${kind}}, by its extension) with sops metadata"; };
+
+  checkSecrets = path: v:
+    mapOf path v "an object mapping secret names to files, like {\"db\": \"secrets/db.age\"}" (n: p: e:
+      let
+        why = secretName n;
+        nameErr = if why != null then err p "secret name ${why}" else [ ];
+        long = isAttrs e && !(isPath e);
+        fileV = if isPath e || isString e then e else if long then e.file or null else null;
+        typeE = if !(isPath e || isString e || long) then typeErr p e "the path of an age or sops file, or {\"file\", \"key\", \"mode\", \"owner\", \"env\"}" else [ ];
+        ks = if long then checkKeys p e [ "file" "key" "mode" "owner" "env" ] else [ ];
+        noFile = if long && !(e ? file) then err p "has no \"file\": expected {\"file\": \"secrets/db.age\", ...}" else [ ];
+        keyV = if long && e ? key then e.key else null;
+        keyE = if keyV == null then [ ] else if !isString keyV then typeErr "${p}.key" keyV "a key of the sops document, like \"db.password\""
+          else if keyV == "" then err "${p}.key" "is empty: expected a key of the sops document, like \"db.password\"" else [ ];
+        modeV = if long && e ? mode then e.mode else "0400";
+        modeE = if isString modeV && match "[0-7]{1,4}" modeV != null && (stringLength modeV < 4 || substring 0 1 modeV == "0")
+          then [ ] else typeErr "${p}.mode" modeV "a file mode as an octal string from \"0000\" to \"0777\", like \"0440\"";
+        ownerV = if long && e ? owner then e.owner else null;
+        ownerE = if ownerV == null then [ ] else if !isString ownerV then typeErr "${p}.owner" ownerV "a user of the instance (\"name\", \"uid\", \"name:group\")"
+          else let w = user ownerV; in if w != null then err "${p}.owner" "owner ${w}" else [ ];
+        envV = if long && e ? env then e.env else null;
+        envE = if envV == null then [ ] else if !isString envV then typeErr "${p}.env" envV "an environment variable name"
+          else let w = envName envV; in if w != null then err "${p}.env" "variable name ${w}" else [ ];
+        early = nameErr ++ typeE ++ ks ++ noFile ++ keyE ++ modeE ++ ownerE ++ envE;
+        fileE =
+          if early != [ ] || fileV == null then [ ]
+          else if !(isPath fileV || substring 0 11 fileV == "/nix/store/")
+          then typeErr "${p}.file" fileV "a path of the flake (./secrets/db.age), which Nix can read"
+          else if !b.pathExists fileV then err "${p}.file" "file ${toJSON (relativeFile fileV)} cannot be read: No such file or directory"
+          else
+            let f = secretFormat fileV; in
+            if f ? why then err "${p}.file" "file ${toJSON (relativeFile fileV)} is ${f.why}"
+            else if keyV != null && elem f.format [ "age" "sops-binary" ]
+            then err "${p}.file" "key ${toJSON keyV}: only a sops YAML, JSON or dotenv document has keys; file ${toJSON (relativeFile fileV)} is ${if f.format == "age" then "an age file" else "a sops binary file"}"
+            else [ ];
+        errors = early ++ fileE;
+        padded = m: substring 0 (4 - stringLength m) "0000" + m;
+      in
+      if errors != [ ] then bad errors
+      else good {
+        file = relativeFile fileV;
+        format = (secretFormat fileV).format;
+        key = keyV;
+        mode = padded modeV;
+        owner = if ownerV == null then "root" else ownerV;
+        env = envV;
+        digest = b.hashFile "sha256" fileV;
+      });
+
   # With users, a process's user is one of them, root, a uid or an account of the root.
   checkProcessUsers = P: users: procs: rootPasswd:
     if users == { } then [ ]
@@ -756,8 +874,17 @@ let
         let f = if isPath s.root or null then s.root + "/etc/passwd" else null; in
         if f != null && b.pathExists f then b.readFile f else null;
       procUsers = if processes.ok && users.ok then checkProcessUsers P users.value processes.value rootPasswd else [ ];
-      all = [ nameR sys size expose storage connect rollout rolloutTimeout health shoot toplevel root env processes users ];
-      errors = nameErr ++ keys ++ concatMap (x: x.errors) all ++ procUsers;
+      nixR = if s ? nix then checkNix "${P}.nix" s.nix (if storage.value == null then { } else storage.value) (s ? toplevel)
+          (if processes.value == null then { } else processes.value)
+        else good { enable = false; volume = null; daemon = false; minFree = null; maxFree = null; };
+      secrets = if s ? secrets then checkSecrets "${P}.secrets" s.secrets else good { };
+      secretEnvs = let xs = filter (n: secrets.value.${n}.env != null) (attrNames secrets.value); in
+        concatMap (i: let a = b.elemAt xs i; in concatMap (bn:
+          if secrets.value.${bn}.env == secrets.value.${a}.env
+          then err "${P}.secrets" "secrets ${a} and ${bn} both set the variable ${secrets.value.${a}.env}" else [ ])
+          (b.genList (j: b.elemAt xs (i + 1 + j)) (length xs - i - 1))) (genList (i: i) (length xs));
+      all = [ nameR sys size expose storage connect rollout rolloutTimeout health shoot toplevel root env processes users nixR secrets ];
+      errors = nameErr ++ keys ++ concatMap (x: x.errors) all ++ procUsers ++ (if secrets.ok then secretEnvs else [ ]);
       tier = tiers.${if size.ok then size.value else "s"};
       body = {
         inherit name;
@@ -776,12 +903,14 @@ let
         processes = processes.value;
         toplevel = toplevel.value;
         users = users.value;
-      };
+        nix = nixR.value;
+      } // (if secrets.value != null && secrets.value != { } then { secrets = secrets.value; } else { });
       # The identity: seed's canonical JSON of the meta (sorted keys, compact) with the
       # identity version; options added after version 1 only when not at their default.
       idBody = removeAttrs body ((if body.rolloutTimeoutMs == 60000 then [ "rolloutTimeoutMs" ] else [ ])
         ++ (if body.health == null then [ "health" ] else [ ])
-        ++ (if body.users == { } then [ "users" ] else [ ]))
+        ++ (if body.users == { } then [ "users" ] else [ ])
+        ++ (if !body.nix.enable then [ "nix" ] else [ ]))
         // { identityVersion = 1; }
         // { processes = mapAttrs (_: p: if p.foreground then p else removeAttrs p [ "foreground" ]) body.processes; };
       # A root directory's content is part of the identity: seed hashes the tree itself.

@@ -123,25 +123,31 @@ static char *message_file(const char *msg, const char *dir) {
     return colon && colon > f ? strndup(f, (size_t)(colon - f)) : NULL;
 }
 
-/* Roots given as paths of the flake (./rootfs) arrive as store paths of its source:
- * back to the directory they name in the project. */
-static void relative_roots(json_t *top, const char *ref, const seed_spawn_opts *opts) {
+/* A path of the flake (./rootfs, ./secrets/db.age) arrives as a store path of its
+ * source: back to the file it names in the project. */
+static void relative_path(json_t *holder, const char *key, const char *source) {
+    const char *s = json_string_value(json_object_get(holder, key));
+    size_t sp = s ? source_prefix(s, source) : 0;
+    if (sp && s[sp] == '/' && s[sp + 1])
+        json_object_set_new(holder, key, json_string(s + sp + 1));
+}
+
+static void relative_paths(json_t *top, const char *ref, const seed_spawn_opts *opts) {
     const char *name;
     json_t *inst;
-    _cleanup_free_ char *source = NULL;
-    bool asked = false;
+    _cleanup_free_ char *source = flake_source(ref, opts);
+    if (!source)
+        return;
     json_object_foreach (top, name, inst) {
-        json_t *root = json_object_get(inst, "root");
-        const char *s = json_string_value(root);
-        if (!s || strncmp(s, "/nix/store/", 11) != 0)
-            continue;
-        if (!asked) {
-            source = flake_source(ref, opts);
-            asked = true;
+        relative_path(inst, "root", source);
+        const char *sname;
+        json_t *sec, *secrets = json_object_get(inst, "secrets");
+        json_object_foreach (secrets, sname, sec) {
+            if (json_is_string(sec))
+                relative_path(secrets, sname, source);
+            else
+                relative_path(sec, "file", source);
         }
-        size_t sp = source_prefix(s, source);
-        if (sp && s[sp] == '/' && s[sp + 1])
-            json_object_set_new(inst, "root", json_string(s + sp + 1));
     }
 }
 
@@ -265,7 +271,7 @@ int seed_flake_eval(const char *ref, const char *dir, char **ret, size_t *ret_le
         return 0;
     }
     if (dir)
-        relative_roots(top, ref, &opts);
+        relative_paths(top, ref, &opts);
     size_t before = seed_diags_count(diags);
     r = build_roots(top, &opts, diags);
     if (r < 0 || seed_diags_count(diags) != before) {

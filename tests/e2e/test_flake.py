@@ -400,6 +400,11 @@ DIFFERENTIAL = [
     {"rolloutTimeout": "2.5m", "health": {"command": ["x"], "interval": ".5s", "timeout": "1500ms"}},
     {"rolloutTimeout": "0.0005s", "health": {"command": ["x"], "interval": "10.", "timeout": "1.0000000001s"}},
     {"rolloutTimeout": "0000000000001h", "health": {"command": [], "interval": "5 s"}},
+    {"storage": {"b": "1Gi", "a": "64Mi"}, "nix": {"enable": True, "daemon": True, "minFree": "1Gi", "maxFree": 2147483648}},
+    {"nix": {"enable": True, "volume": "x", "sandbox": False}, "storage": {"data": "1Gi"}},
+    {"nix": {"enable": True}, "processes": {"nix-daemon": {"command": ["x"]}}},
+    {"storage": {"d": "1Gi"}, "nix": {"enable": "yes", "daemon": True, "minFree": "2Gi", "maxFree": "1Gi"},
+     "processes": {"nix-daemon": {"command": ["x"]}}},
 ]
 
 
@@ -428,3 +433,55 @@ def test_nix_meta_and_seed_eval_agree(case):
     assert got == sorted(e["path"] for e in errors), n.stderr
     for e in errors:
         assert e["message"] in n.stderr, (e, n.stderr)
+
+
+def test_secrets_in_a_flake(tmp_path):
+    """secrets.<name> = ./file in a module: seed eval reads the same files as from
+    seeds.json (paths of the flake are the project's files) and Nix's meta agrees with it,
+    digests of the encrypted files included; a file that is not encrypted is refused by
+    both at the same option path."""
+    if not shutil.which("age-keygen"):
+        pytest.skip("age is not installed")
+    key = tmp_path / "key.txt"
+    subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
+    recipient = next(l.split(": ")[1] for l in key.read_text().splitlines() if "public key" in l)
+    files = {}
+    files["s/db.age"] = subprocess.run(["age", "-r", recipient], input=b"hunter2", capture_output=True,
+                                       check=True).stdout
+    files["s/app.yaml"] = (ROOT / "tests" / "unit" / "data" / "sops" / "fixtures" / "app.yaml").read_bytes()
+    files["s/plain.txt"] = b"not encrypted"
+    spec = {"users": {"app": {"uid": 1000}},
+            "secrets": {"db": "s/db.age", "pw": {"file": "s/app.yaml", "key": "db.password", "mode": "440",
+                                                 "owner": "app", "env": "DB_PW"}}}
+    module = """{ lib, ... }: {
+  seed.users.app.uid = 1000;
+  seed.secrets.db = ./s/db.age;
+  seed.secrets.pw = { file = ./s/app.yaml; key = "db.password"; mode = "440"; owner = "app"; env = "DB_PW"; };
+}
+"""
+    twin, d = workdir() / "twin", workdir() / "flake"
+    for base in (twin, d):
+        for name, data in files.items():
+            (base / name).parent.mkdir(parents=True, exist_ok=True)
+            (base / name).write_bytes(data)
+    (twin / "seeds.json").write_text(json.dumps({"web": spec}))
+    write_flake(d, {"web": {}}, modules={"web": module})
+    c = seed_eval(twin)
+    f = seed_eval(d)
+    assert c.returncode == 0 and f.returncode == 0, (c.stdout, f.stdout)
+    want = json.loads(c.stdout)["web"]
+    assert {k: v for k, v in json.loads(f.stdout)["web"].items() if k != "namespace"} == \
+        {k: v for k, v in want.items() if k != "namespace"}
+    assert want["secrets"]["db"]["format"] == "age" and want["secrets"]["pw"]["format"] == "sops-yaml"
+    n = nix_meta(d, "web")
+    assert n.returncode == 0, n.stderr
+    assert {k: v for k, v in json.loads(n.stdout).items() if k != "namespace"} == \
+        {k: v for k, v in want.items() if k != "namespace"}
+
+    (d / "web.nix").write_text("{ seed.secrets.x = ./s/plain.txt; }\n")
+    (twin / "seeds.json").write_text(json.dumps({"web": {"secrets": {"x": "s/plain.txt"}}}))
+    errs = json.loads(seed_eval(twin).stdout)["errors"]
+    assert [e["path"] for e in errs] == ["web.secrets.x.file"]
+    assert [e["path"] for e in json.loads(seed_eval(d).stdout)["errors"]] == ["web.secrets.x.file"]
+    n = nix_meta(d, "web")
+    assert n.returncode == 1 and "seed.secrets.x.file" in n.stderr and errs[0]["message"] in n.stderr, n.stderr
