@@ -172,7 +172,7 @@ def sexec(node, *args, timeout=180):
 def test_nix_inside_an_instance_keeps_its_profile_across_restarts(nodes):
     """nix.enable: the host's nix (root "host") works inside the instance on a store of its
     own on the volume; `nix profile install` of a derivation built there survives a
-    restart of the instance and of the node; builds run unsandboxed, GC limits from the
+    restart of the instance; builds run unsandboxed, GC limits from the
     spec are in nix.conf; the host's store stays out of sight."""
     if not shutil.which("nix"):
         pytest.skip("nix is not installed (Debian's nix-bin)")
