@@ -1085,9 +1085,12 @@ int main(int argc, char **argv) {
         return 0;
     }
 
-    /* A NixOS system in an image: its own init (stage 2, then systemd) must be PID 1,
-     * so it takes our place, with the instance environment. */
-    if (S.image && S.toplevel)
+    /* A NixOS system, in an image or on a node: its own init (stage 2, then systemd)
+     * must be PID 1, so it takes our place, with the instance environment. On a node the
+     * channel closes with the exec (the node then sees the instance through its PID 1
+     * alone: no process list, logs or graceful stop through us; a stop ends in SIGKILL
+     * after the grace period unless the system stops on SIGTERM itself). */
+    if (S.toplevel)
         return exec_toplevel();
 
     sigset_t mask;

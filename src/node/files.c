@@ -127,8 +127,11 @@ void build_files(instance *in, gen_files *g, bool shoot) {
     }
     /* A store path without its own accounts gets the two every system has. */
     char etc_passwd[4200];
-    snprintf(etc_passwd, sizeof(etc_passwd), "%s/etc/passwd", s->root_path ? s->root_path : "");
-    if (s->root_kind == SEED_ROOT_STORE && access(etc_passwd, F_OK) < 0) {
+    const char *store_root = s->toplevel                       ? s->toplevel
+                             : s->root_kind == SEED_ROOT_STORE ? s->root_path
+                                                               : NULL;
+    snprintf(etc_passwd, sizeof(etc_passwd), "%s/etc/passwd", store_root ? store_root : "");
+    if (store_root && access(etc_passwd, F_OK) < 0) {
         gen_add(g, strdup("/etc/passwd"),
                 strdup("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n"),
                 0644);
@@ -157,10 +160,11 @@ void instance_sandbox_config(instance *in, seed_sandbox_config *c, const seed_bi
         .hostname = s->name,
         .id_base = in->id_base,
         .id_count = ID_RANGE,
-        .root = s->root_kind == SEED_ROOT_HOST    ? SEED_SANDBOX_ROOT_HOST
-                : s->root_kind == SEED_ROOT_STORE ? SEED_SANDBOX_ROOT_STORE
-                                                  : SEED_SANDBOX_ROOT_DIR,
-        .root_dir = s->root_path,
+        /* a NixOS system (toplevel) is a store root whose init takes seed-init's place */
+        .root = s->root_kind == SEED_ROOT_HOST                   ? SEED_SANDBOX_ROOT_HOST
+                : s->root_kind == SEED_ROOT_STORE || s->toplevel ? SEED_SANDBOX_ROOT_STORE
+                                                                 : SEED_SANDBOX_ROOT_DIR,
+        .root_dir = s->toplevel ? s->toplevel : s->root_path,
         .store_paths = in->closure_paths,
         .n_store_paths = in->closure ? in->closure->n : 0,
         .store_after_binds = s->nix_enable, /* over the instance's own store on its volume */

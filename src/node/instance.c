@@ -706,18 +706,12 @@ void instance_start(instance *in) {
     if (in->state == INST_RUNNING || in->state == INST_STARTING || in->state == INST_STOPPING || n->stopping)
         return;
     _cleanup_error_ seed_error *err = NULL;
-    if (s->root_kind == SEED_ROOT_NONE) {
-        seed_error_set(&err, EOPNOTSUPP,
-                       "NixOS instances (toplevel) need a Nix store on the node, which this container "
-                       "backend does not provide");
-        fail_start(in, err, false);
-        return;
-    }
     /* A store path root: the store must hold it and everything it refers to; what the
      * instance sees under /nix/store is exactly that closure. Asked once: a store path
      * never changes. */
-    if (s->root_kind == SEED_ROOT_STORE && !in->closure) {
-        if (seed_nix_closure_of("root", s->root_path, &in->closure, &err) < 0 ||
+    if ((s->root_kind == SEED_ROOT_STORE || s->toplevel) && !in->closure) {
+        if (seed_nix_closure_of(s->toplevel ? "toplevel" : "root", s->toplevel ? s->toplevel : s->root_path,
+                                &in->closure, &err) < 0 ||
             !(in->closure_paths = calloc(in->closure->n, sizeof(char *)))) {
             if (!err)
                 seed_error_set(&err, ENOMEM, "out of memory");

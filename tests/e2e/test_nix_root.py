@@ -221,3 +221,53 @@ def test_nix_with_a_store_root_and_a_daemon(nodes, paths):
     # This root has no nix-daemon to run: the init says so, as of any missing program.
     logs = node.wait_log("web", "nix-daemon")
     assert "nix-daemon" in logs, (logs, node.ps()["web"])
+
+
+SYSTEM = r"""
+let
+  bb = builtins.path { path = ./bb; name = "busybox"; };
+  sh = "${bb}/bin/sh";
+  mk = name: script: derivation {
+    inherit name; system = builtins.currentSystem; builder = sh;
+    args = [ "-c" "export PATH=${bb}/bin; ${script}" ];
+  };
+  www = mk "www" "mkdir -p $out; echo 'served by the system init' > $out/index.html";
+in mk "nixos-system-test" "mkdir -p $out; printf '#!${sh}\nexec ${bb}/bin/busybox httpd -f -p 8080 -h ${www}\n' > $out/init; chmod +x $out/init; ln -s ${bb} $out/sw"
+"""
+
+
+def test_a_nixos_toplevel_runs_its_init_as_pid_1_on_a_node(nodes):
+    """A toplevel on a node: the sandbox holds the system's closure as its store and the
+    system's init replaces seed-init as PID 1 (here a stand-in init that serves a page:
+    no NixOS can be built offline)."""
+    d = workdir()
+    (d / "bb" / "bin").mkdir(parents=True)
+    shutil.copy(BUSYBOX, d / "bb" / "bin" / "busybox")
+    (d / "bb" / "bin" / "sh").symlink_to("busybox")
+    (d / "default.nix").write_text(SYSTEM)
+    r = run(["nix-build", "--no-out-link", str(d / "default.nix")], timeout=300)
+    assert r.returncode == 0, r.stderr
+    top = r.stdout.strip()
+    storedir = pathlib.Path("/nix/store")
+    try:
+        proj = make_project({"sys": {"toplevel": top, "expose": {"http": 8080}}}, rootfs=False)
+        node = nodes(proj)
+        node.wait_running("sys")
+        assert node.wait(lambda: node.http(8080), what="the system answering") == "served by the system init\n"
+        bb = next(p for p in store("-qR", top) if p.endswith("-busybox"))
+        r = subprocess.run([SEED, "--state-dir", str(node.state), "exec", "sys", "--", f"{bb}/bin/busybox", "sh", "-c",
+                            "cat /proc/1/cmdline | tr '\\0' ' '; echo; ls /nix/store"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        first, *listing = r.stdout.splitlines()
+        assert "httpd" in first, r.stdout
+        assert sorted(listing) == sorted(os.path.basename(p) for p in store("-qR", top))
+    finally:
+        drv = store("-qd", top)
+        left = set(store("-qR", top) + (store("-qR", *drv) if drv and drv[0] != "unknown-deriver" else []))
+        while left:
+            gone = {p for p in sorted(left)
+                    if subprocess.run(["nix-store", "--delete", p], capture_output=True).returncode == 0}
+            if not gone:
+                break
+            left -= gone
