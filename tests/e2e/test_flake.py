@@ -485,3 +485,24 @@ def test_secrets_in_a_flake(tmp_path):
     assert [e["path"] for e in json.loads(seed_eval(d).stdout)["errors"]] == ["web.secrets.x.file"]
     n = nix_meta(d, "web")
     assert n.returncode == 1 and "seed.secrets.x.file" in n.stderr and errs[0]["message"] in n.stderr, n.stderr
+
+
+def test_a_root_that_cannot_be_built_is_an_error_at_its_option(tmp_path):
+    """A derivation root whose builder fails: seed eval says which instance's root and
+    Nix's words, nothing is started."""
+    d = workdir() / "flake"
+    (d / "bb" / "bin").mkdir(parents=True)
+    shutil.copy(BUSYBOX, d / "bb" / "bin" / "busybox")
+    (d / "bb" / "bin" / "sh").symlink_to("busybox")
+    module = """{ lib, ... }:
+let bb = builtins.path { path = ./bb; name = "busybox"; }; in {
+  seed.root = derivation { name = "broken-env"; system = "x86_64-linux"; builder = "${bb}/bin/sh";
+                           args = [ "-c" "echo this build fails >&2; exit 3" ]; };
+}
+"""
+    write_flake(d, {"web": {}}, modules={"web": module})
+    r = seed_eval(d)
+    assert r.returncode == 1, r.stdout
+    e = json.loads(r.stdout)["errors"]
+    assert len(e) == 1 and e[0]["path"] == "web.root", e
+    assert "building the root" in e[0]["message"] and "broken-env" in e[0]["message"], e
