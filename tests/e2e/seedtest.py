@@ -509,3 +509,34 @@ class Poller:
         rep = self.snapshot()
         assert rep is not None, f"poller wrote no report: {err}"
         return rep
+
+
+# ---- Nix (Debian's nix-bin): busybox as the builder of test derivations, and the store
+# left as the tests found it ----
+
+def nix_busybox(d):
+    """d/bb/bin/{busybox,sh}: what test derivations take as builtins.path { path = ./bb; }."""
+    b = d / "bb" / "bin"
+    b.mkdir(parents=True, exist_ok=True)
+    if not (b / "busybox").exists():
+        shutil.copy(BUSYBOX, b / "busybox")
+        (b / "sh").symlink_to("busybox")
+
+
+def nix_store_paths():
+    """The names in /nix/store now (empty when there is no store)."""
+    store = pathlib.Path("/nix/store")
+    return set(os.listdir(store)) if store.is_dir() else set()
+
+
+def nix_store_forget(before):
+    """Delete the store paths added since `before` (nix_store_paths()), one at a time:
+    nix-store --delete refuses a whole set when one path is still needed, and a path a
+    running process uses stays until it ends."""
+    left = {f"/nix/store/{p}" for p in nix_store_paths() - before if p != ".links"}
+    while left:
+        gone = {p for p in sorted(left)
+                if subprocess.run(["nix-store", "--delete", p], capture_output=True).returncode == 0}
+        if not gone:
+            break
+        left -= gone

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import ROOT, EXAMPLES, run
-from seedtest import BUSYBOX, SEED, make_rootfs, workdir, git
+from seedtest import SEED, make_rootfs, nix_busybox, nix_store_forget, nix_store_paths, workdir, git
 
 LIB = ROOT / "nix"
 NIX = ["nix", "--extra-experimental-features", "nix-command flakes"]
@@ -30,18 +30,10 @@ def _nix():
         if r.returncode != 0:
             pytest.skip("nix is not installed (Debian's nix-bin) and could not be installed")
     # Evaluating a path: flake copies it (and the seed library) into the store: what
-    # this module added goes again at its end, one path at a time (nix-store --delete
-    # refuses a whole set when one of them is still needed).
-    store = pathlib.Path("/nix/store")
-    before = set(os.listdir(store)) if store.is_dir() else set()
+    # this module added goes again at its end.
+    before = nix_store_paths()
     yield
-    left = {str(store / p) for p in set(os.listdir(store)) - before if p != ".links"}
-    while left:
-        gone = {p for p in sorted(left)
-                if subprocess.run(["nix-store", "--delete", p], capture_output=True).returncode == 0}
-        if not gone:
-            break
-        left -= gone
+    nix_store_forget(before)
 
 
 def nix_lit(v, indent=""):
@@ -344,9 +336,7 @@ def test_a_derivation_root_is_built_and_run(nodes):
     seed builds it when the store lacks it, the instance runs from its closure, and Nix's
     meta of the instance is seed's, identity included."""
     d = workdir() / "flake"
-    (d / "bb" / "bin").mkdir(parents=True)
-    shutil.copy(BUSYBOX, d / "bb" / "bin" / "busybox")
-    (d / "bb" / "bin" / "sh").symlink_to("busybox")
+    nix_busybox(d)
     module = """{ lib, ... }:
 let
   bb = builtins.path { path = ./bb; name = "busybox"; };
@@ -491,9 +481,7 @@ def test_a_root_that_cannot_be_built_is_an_error_at_its_option(tmp_path):
     """A derivation root whose builder fails: seed eval says which instance's root and
     Nix's words, nothing is started."""
     d = workdir() / "flake"
-    (d / "bb" / "bin").mkdir(parents=True)
-    shutil.copy(BUSYBOX, d / "bb" / "bin" / "busybox")
-    (d / "bb" / "bin" / "sh").symlink_to("busybox")
+    nix_busybox(d)
     module = """{ lib, ... }:
 let bb = builtins.path { path = ./bb; name = "busybox"; }; in {
   seed.root = derivation { name = "broken-env"; system = "x86_64-linux"; builder = "${bb}/bin/sh";

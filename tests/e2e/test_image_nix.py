@@ -16,7 +16,7 @@ import stat
 
 import pytest
 
-from seedtest import SEED, BUSYBOX, run, workdir
+from seedtest import nix_busybox, nix_store_forget, nix_store_paths, run, workdir
 from test_image_build import build, build_json, need, no_partial
 
 # libfoo is needed by app1, app2 and (through them) the system; busybox by everything.
@@ -37,10 +37,7 @@ in mk "nixos-system-test" "mkdir -p $out; printf '#!${sh}\necho init is pid $$\n
 
 def nix_build(d, mark="init done"):
     """The fake NixOS system's store path, built by nix-build in d."""
-    (d / "bb" / "bin").mkdir(parents=True, exist_ok=True)
-    if not (d / "bb" / "bin" / "busybox").exists():
-        shutil.copy(BUSYBOX, d / "bb" / "bin" / "busybox")
-        (d / "bb" / "bin" / "sh").symlink_to("busybox")
+    nix_busybox(d)
     (d / "default.nix").write_text(NIX.replace("@MARK@", mark))
     r = run(["nix-build", "--no-out-link", str(d / "default.nix")], timeout=300)
     assert r.returncode == 0, r.stderr
@@ -53,25 +50,13 @@ def store(*args):
     return r.stdout.split()
 
 
-def forget(top):
-    """Delete a built path, its closure and the derivations that made it from the store
-    (nothing roots them; paths something else still needs are kept by nix-store)."""
-    drv = store("-qd", top)
-    paths = store("-qR", top) + (store("-qR", *drv) if drv and drv[0] != "unknown-deriver" else [])
-    left = set(paths)
-    while left:  # one at a time: nix-store --delete refuses a whole set if one is still needed
-        gone = {p for p in sorted(left) if run(["nix-store", "--delete", p], timeout=60).returncode == 0}
-        if not gone:
-            break
-        left -= gone
-
-
 @pytest.fixture(scope="module")
 def system():
     need("nix-build", "nix-bin")
+    before = nix_store_paths()  # what the module adds to the store goes at its end
     top = nix_build(workdir())  # the directory goes after the first test; the store path stays
     yield None, top
-    forget(top)
+    nix_store_forget(before)
 
 
 def project(toplevel, **extra):
@@ -159,16 +144,12 @@ def test_reproducible_and_a_change_touches_its_paths_only(system):
     deeper.mkdir()
     b = build_json(project(top), "-o", str(deeper / "b"), env={"XDG_CACHE_HOME": str(workdir())})
     assert a["manifest"] == b["manifest"]
-    d2 = workdir()
-    top2 = nix_build(d2, mark="init changed")
-    try:
-        assert top2 != top
-        c = build_json(project(top2), "-o", str(workdir() / "c"))
-        changed = [i for i, (x, y) in enumerate(zip(a["layers"], c["layers"])) if x["digest"] != y["digest"]]
-        assert changed == [len(a["layers"]) - 2, len(a["layers"]) - 1], changed
-        assert c["layers"][-2]["holds"] == [top2]
-    finally:
-        forget(top2)
+    top2 = nix_build(workdir(), mark="init changed")
+    assert top2 != top
+    c = build_json(project(top2), "-o", str(workdir() / "c"))
+    changed = [i for i, (x, y) in enumerate(zip(a["layers"], c["layers"])) if x["digest"] != y["digest"]]
+    assert changed == [len(a["layers"]) - 2, len(a["layers"]) - 1], changed
+    assert c["layers"][-2]["holds"] == [top2]
 
 
 PODMAN = r"""
@@ -239,4 +220,3 @@ def test_bad_input(system):
     assert r.returncode == 1 and "outside the closure" in r.stderr and bb in r.stderr, r.stderr
     assert "/sh is a symlink" in r.stderr, r.stderr
     no_partial(out)
-    run(["nix-store", "--delete", plain, linked], timeout=60)

@@ -9,13 +9,12 @@ Debian's static busybox (no nixpkgs); a decoy path added with nix-store --add li
 the same store and must stay out of sight."""
 import json
 import os
-import pathlib
 import shutil
 import subprocess
 
 import pytest
 
-from seedtest import BUSYBOX, PROBE, SEED, make_project, run, workdir
+from seedtest import PROBE, SEED, make_project, nix_busybox, nix_store_forget, nix_store_paths, run, workdir
 
 NIX = r"""
 let
@@ -38,9 +37,7 @@ def store(*args):
 
 def build(page):
     d = workdir()
-    (d / "bb" / "bin").mkdir(parents=True)
-    shutil.copy(BUSYBOX, d / "bb" / "bin" / "busybox")
-    (d / "bb" / "bin" / "sh").symlink_to("busybox")
+    nix_busybox(d)
     shutil.copy(PROBE, d / "probe")
     (d / "default.nix").write_text(NIX.replace("@PAGE@", page))
     r = run(["nix-build", "--no-out-link", str(d / "default.nix")], timeout=300)
@@ -55,18 +52,12 @@ def paths():
                            capture_output=True, timeout=600, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
         if r.returncode != 0:
             pytest.skip("nix-build is not installed (Debian's nix-bin)")
-    storedir = pathlib.Path("/nix/store")
-    before = set(os.listdir(storedir))
+    before = nix_store_paths()
     decoy_src = workdir() / "decoy-secret"
     decoy_src.write_text("not yours\n")
     decoy = store("--add", str(decoy_src))[0]
     yield {"v1": build("v1"), "v2": build("v2"), "decoy": decoy}
-    left = {str(storedir / p) for p in set(os.listdir(storedir)) - before if p != ".links"}
-    while left:  # one at a time: a set is refused whole when one path is still needed
-        gone = {p for p in sorted(left) if subprocess.run(["nix-store", "--delete", p], capture_output=True).returncode == 0}
-        if not gone:
-            break
-        left -= gone
+    nix_store_forget(before)
 
 
 def web(root, **extra):
@@ -241,9 +232,7 @@ def test_a_nixos_toplevel_runs_its_init_as_pid_1_on_a_node(nodes, paths):
     system's init replaces seed-init as PID 1 (here a stand-in init that serves a page:
     no NixOS can be built offline)."""
     d = workdir()
-    (d / "bb" / "bin").mkdir(parents=True)
-    shutil.copy(BUSYBOX, d / "bb" / "bin" / "busybox")
-    (d / "bb" / "bin" / "sh").symlink_to("busybox")
+    nix_busybox(d)
     (d / "default.nix").write_text(SYSTEM)
     r = run(["nix-build", "--no-out-link", str(d / "default.nix")], timeout=300)
     assert r.returncode == 0, r.stderr
