@@ -68,7 +68,10 @@ int seed_spawn_capture(const char *const argv[], size_t max_out, const seed_spaw
         return r;
     }
     if (pid == 0) {
-        setpgid(0, 0); /* its own group: a timeout ends whatever it started too */
+        if (opts->timeout_ms)
+            setpgid(0, 0); /* its own group: a timeout ends whatever it started too */
+        if (opts->env_add)
+            putenv((char *)opts->env_add);
         if (opts->max_memory) {
             struct rlimit rl = {opts->max_memory, opts->max_memory};
             setrlimit(RLIMIT_DATA, &rl);
@@ -88,7 +91,9 @@ int seed_spawn_capture(const char *const argv[], size_t max_out, const seed_spaw
     }
     close(po[1]);
     close(pe[1]);
-    setpgid(pid, pid);
+    if (opts->timeout_ms)
+        setpgid(pid, pid);
+    size_t kept = opts->err_kept ? opts->err_kept : ERR_KEPT;
     grow out = {0}, err = {0};
     int r = 0;
     bool timed_out = false;
@@ -133,9 +138,9 @@ int seed_spawn_capture(const char *const argv[], size_t max_out, const seed_spaw
             }
             if (grow_add(&err, chunk, (size_t)k) < 0)
                 r = r ?: -ENOMEM;
-            else if (err.len > 2 * ERR_KEPT) { /* the end is what says why */
-                memmove(err.p, err.p + err.len - ERR_KEPT, ERR_KEPT + 1);
-                err.len = ERR_KEPT;
+            else if (err.len > 2 * kept) { /* the end is what says why */
+                memmove(err.p, err.p + err.len - kept, kept + 1);
+                err.len = kept;
             }
         }
     }

@@ -16,9 +16,13 @@ typedef struct seed_spawn_result {
 void seed_spawn_result_clear(seed_spawn_result *r);
 
 typedef struct seed_spawn_opts {
-    unsigned timeout_ms; /* 0: none; past it the program and its process group get SIGKILL */
+    unsigned timeout_ms; /* 0: none; else the program gets a process group of its own, and past
+                          * the time it and its group get SIGKILL. (Without, it stays in
+                          * ours: whoever ends our group ends it too.) */
     uint64_t max_memory; /* 0: none; else its RLIMIT_DATA and RLIMIT_AS, in bytes */
     const char *cwd;     /* NULL: ours */
+    const char *env_add; /* "NAME=value" added to our environment for it, or NULL */
+    size_t err_kept;     /* how much of the end of stderr to keep; 0: 4 KiB */
 } seed_spawn_opts;
 
 /* Run argv (argv[0] searched in PATH) with stdin on /dev/null and no other fds of

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 
 #include "base/fileio.h"
+#include "base/spawn.h"
 
 #define ACCEPTED                                                                                                 \
     "accepted: an absolute path, path:/abs, file:///abs, https://…, http://…, ssh://…, [user@]host:path, " \
@@ -607,7 +608,7 @@ static char **build_env(void) {
 
 /* Run `git <common options> args...`, collecting stdout (bounded) and the end of
  * stderr. Returns the exit status (128 + N for signal N), or a negative errno when git
- * could not be started. */
+ * could not be started. git stays in the fetch's process group: ending that ends it. */
 static int run_git(const job *j, const char *const *args, const char *extra_env, buf *out, buf *errb) {
     _cleanup_free_ char *git_dir = NULL;
     if (asprintf(&git_dir, "--git-dir=%s/repo.git", j->cache) < 0)
@@ -624,78 +625,17 @@ static int run_git(const job *j, const char *const *args, const char *extra_env,
     for (; *args && n < ELEMENTSOF(argv) - 1; args++)
         argv[n++] = *args;
     argv[n] = NULL;
-
-    int po[2], pe[2];
-    if (pipe2(po, O_CLOEXEC) < 0)
-        return negative_errno();
-    if (pipe2(pe, O_CLOEXEC) < 0) {
-        int r = negative_errno();
-        close(po[0]);
-        close(po[1]);
+    seed_spawn_opts o = {.env_add = extra_env, .err_kept = MAX_STDERR_KEPT};
+    seed_spawn_result res = {0};
+    int r = seed_spawn_capture(argv, MAX_STDOUT, &o, &res);
+    if (r < 0)
         return r;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        int r = negative_errno();
-        close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
-        return r;
-    }
-    if (pid == 0) {
-        if (dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
-            _exit(127);
-        syscall(SYS_close_range, 3, ~0u, 0);
-        if (extra_env)
-            putenv((char *)extra_env);
-        execvp("git", (char *const *)argv);
-        dprintf(2, "seed: cannot run git: %s\n", strerror(errno));
-        _exit(127);
-    }
-    close(po[1]);
-    close(pe[1]);
-    struct pollfd p[2] = {{.fd = po[0], .events = POLLIN}, {.fd = pe[0], .events = POLLIN}};
-    bool too_much = false;
-    while (p[0].fd >= 0 || p[1].fd >= 0) {
-        if (poll(p, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        for (int i = 0; i < 2; i++) {
-            if (p[i].fd < 0 || !p[i].revents)
-                continue;
-            char chunk[16384];
-            ssize_t k = read(p[i].fd, chunk, sizeof(chunk));
-            if (k < 0 && errno == EINTR)
-                continue;
-            if (k <= 0) {
-                close(p[i].fd);
-                p[i].fd = -1;
-                continue;
-            }
-            buf *b = i == 0 ? out : errb;
-            if (i == 0 && b->len + (size_t)k > MAX_STDOUT) {
-                too_much = true;
-                continue;
-            }
-            buf_add(b, chunk, (size_t)k);
-            if (i == 1 && b->len > 2 * MAX_STDERR_KEPT) { /* keep the end: git's last words */
-                memmove(b->p, b->p + b->len - MAX_STDERR_KEPT, MAX_STDERR_KEPT + 1);
-                b->len = MAX_STDERR_KEPT;
-            }
-        }
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return negative_errno();
-    if (too_much)
-        return -EFBIG;
-    if (WIFSIGNALED(status))
-        return 128 + WTERMSIG(status);
-    int code = WEXITSTATUS(status);
-    if (code == 127 && errb->p && strstr(errb->p, "seed: cannot run git:"))
-        return -ENOENT;
-    return code;
+    if (buf_add(out, res.out, res.out_len) < 0 || buf_adds(errb, res.err) < 0)
+        r = -ENOMEM;
+    else
+        r = res.status;
+    seed_spawn_result_clear(&res);
+    return r;
 }
 
 /* git's own words from its stderr, one line after another ("; "), without the
