@@ -131,6 +131,7 @@ def forget(store, before):
 
 def run(a):
     with tempfile.TemporaryDirectory(prefix="seed-bench-nix-") as tmp:
+        os.environ["XDG_CACHE_HOME"] = str(pathlib.Path(tmp) / "cache")  # nix's eval cache: not the home's
         flake, twin, names = generate(pathlib.Path(tmp), a.instances)
         ref = f"path:{flake}"
         # warm: the flake and its input copied into the store once
