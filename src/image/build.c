@@ -147,6 +147,7 @@ static int cmp_layer_file(const void *a, const void *b) {
 static int write_store_links(const seed_instance *s, int blobdir, uint64_t epoch, seed_image_layer *l,
                              seed_error **err) {
     static const char *const own[] = {"nix", "proc", "sys", "dev", "tmp", "run", "seed", "etc"};
+    static const char *const runtime_files[] = {"hosts", "hostname", "resolv.conf"};
     static const char passwd[] =
         "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n";
     static const char group[] = "root:x:0:\nnogroup:x:65534:\n";
@@ -166,6 +167,9 @@ static int write_store_links(const seed_instance *s, int blobdir, uint64_t epoch
             bool skip = streq(e, ".") || streq(e, "..");
             for (size_t j = 0; !pass && j < ELEMENTSOF(own); j++)
                 skip = skip || streq(e, own[j]);
+            /* container runtimes mount their own over these */
+            for (size_t j = 0; pass && j < ELEMENTSOF(runtime_files); j++)
+                skip = skip || streq(e, runtime_files[j]);
             char *path = NULL, *target = NULL;
             if (!skip && n + 3 < ELEMENTSOF(f) && n_owned + 2 < ELEMENTSOF(owned) &&
                 asprintf(&path, "%s%s", pass ? "etc/" : "", e) >= 0 &&

@@ -264,11 +264,17 @@ static int setup_host_payload(const char *root, char *what, size_t what_len) {
  * of the root path (bin, lib, share, ...), and /etc holds links to its etc/ entries, as
  * a container image made from a buildEnv has them. Files the node writes (c->files),
  * the directories above them, and the sandbox's own directories are not linked over. */
+static bool at_or_above(const char *p, const char *path, size_t n) {
+    return strncmp(p, path, n) == 0 && (p[n] == 0 || p[n] == '/');
+}
+
 static bool node_file(const seed_sandbox_config *c, const char *path) {
     size_t n = strlen(path);
     for (size_t i = 0; i < c->n_files; i++)
-        if (strncmp(c->files[i].path, path, n) == 0 &&
-            (c->files[i].path[n] == 0 || c->files[i].path[n] == '/'))
+        if (at_or_above(c->files[i].path, path, n))
+            return true;
+    for (size_t i = 0; i < c->n_binds; i++) /* /etc/hosts, volumes */
+        if (at_or_above(c->binds[i].target, path, n))
             return true;
     return false;
 }

@@ -25,7 +25,7 @@ let
     args = [ "-c" "export PATH=${bb}/bin; ${script}" ];
   };
   www = mk "www" "mkdir -p $out; echo '@PAGE@' > $out/index.html";
-in mk "web-env" "mkdir -p $out/bin $out/etc; for a in sh httpd ls cat touch id; do ln -s ${bb}/bin/busybox $out/bin/$a; done; ln -s ${www} $out/www; cp ${./probe} $out/bin/seed-probe; echo 'from the store' > $out/etc/motd"
+in mk "web-env" "mkdir -p $out/bin $out/etc; for a in sh httpd ls cat touch id; do ln -s ${bb}/bin/busybox $out/bin/$a; done; ln -s ${www} $out/www; cp ${./probe} $out/bin/seed-probe; echo 'from the store' > $out/etc/motd; echo '10.9.9.9 from-the-store' > $out/etc/hosts"
 """
 
 
@@ -78,7 +78,7 @@ def test_the_instance_sees_its_closure_and_nothing_else(nodes, paths):
               f"cat {paths['decoy']} 2>/dev/null && echo DECOY-READ || echo DECOY-HIDDEN; "
               f"touch {v1}/x 2>/dev/null && echo STORE-WRITABLE || echo STORE-READONLY; "
               "echo MOTD $(cat /etc/motd); echo BIN $(ls -l /bin | sed 's/.*-> //'); "
-              "echo ID $(id -u)")
+              "echo HOSTS $(grep -c seed-web /etc/hosts) $(grep -c from-the-store /etc/hosts); echo ID $(id -u)")
     proj = make_project({"web": web(v1), "look": probe(v1, script)}, rootfs=False)
     node = nodes(proj)
     node.wait_running("web")
@@ -89,6 +89,7 @@ def test_the_instance_sees_its_closure_and_nothing_else(nodes, paths):
     assert os.path.basename(paths["decoy"]) not in line
     assert "DECOY-HIDDEN" in out and "STORE-READONLY" in out
     assert "MOTD from the store" in out and f"BIN {v1}/bin" in out
+    assert "HOSTS 1 0" in out, out  # the node's /etc/hosts, not the root's
 
 
 def test_an_unchanged_path_never_restarts_a_changed_one_rolls_out(nodes, paths):
@@ -141,6 +142,7 @@ def test_image_of_a_store_root(paths):
     assert os.readlink(rootfs / "bin") == f"{v1}/bin"
     assert os.readlink(rootfs / "www") == f"{v1}/www"
     assert os.readlink(rootfs / "etc" / "motd") == f"{v1}/etc/motd"
+    assert not os.path.lexists(rootfs / "etc" / "hosts")  # the runtime's own, not a link into the store
     assert (rootfs / "etc" / "passwd").read_text().startswith("root:x:0:0:")
     assert sorted(os.listdir(rootfs / "nix" / "store")) == sorted(os.path.basename(p) for p in closure)
 
