@@ -674,6 +674,10 @@ def test_kill_9_in_the_middle_of_a_rolling_rollout(daemons):
     d.stop(signal.SIGKILL)
     applying.wait(30)
     d.start()
+    # The new daemon applies the source at start, which may roll out again: wait for the
+    # source to converge (seed apply returns once it has), then for the instance.
+    r = d.cli("apply", "app")
+    assert r.returncode == 0, r.stdout + r.stderr
     # converged: the old generation or the new one, one copy only
     def converged():
         web = (d.ps() or {}).get("web", {})
