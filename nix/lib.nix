@@ -450,7 +450,7 @@ let
             l = { vcpus = 4; memory = 4096; }; xl = { vcpus = 8; memory = 8192; }; };
   protocols = [ "tcp" "udp" "dns" "http" "grpc" ];
   options = [ "name" "system" "size" "expose" "storage" "connect" "rollout" "rolloutTimeout" "health"
-              "shoot" "root" "env" "processes" "toplevel" "users" "nix" "secrets" ];
+              "shoot" "root" "env" "processes" "toplevel" "users" "nix" "secrets" "boot" ];
 
   checkExpose = path: v:
     mapOf path v "an object mapping names to ports, like {\"http\": 8080}" (n: p: e:
@@ -755,6 +755,23 @@ let
         digest = b.hashFile "sha256" fileV;
       });
 
+  # boot = { required = [ "ssh" ... ]; }: image mode's boot tasks that must succeed.
+  bootTasks = [ "users" "password" "ssh" "tailscale" "gpu" "persist" "nix" ];
+  checkBoot = path: v:
+    if !isAttrs v then bad (typeErr path v "an object like {\"required\": [\"ssh\"]}")
+    else
+      let
+        ks = checkKeys path v [ "required" ];
+        req = v.required or [ ];
+        p = "${path}.required";
+        each = if !isList req then [ ] else genList (i:
+          let x = b.elemAt req i; e = enum "${p}[${toString i}]" "boot task" bootTasks x;
+              dup = e.ok && elem x (b.genList (j: b.elemAt req j) i);
+          in if dup then bad (err "${p}[${toString i}]" "${toJSON x} is listed twice") else e) (length req);
+        errors = ks ++ (if !isList req then typeErr p req "a list of boot tasks, like [\"ssh\", \"gpu\"]" else [ ])
+          ++ concatMap (x: x.errors) each;
+      in { ok = errors == [ ]; inherit errors; value = { required = map (x: x.value) (filter (x: x.ok) each); }; };
+
   # With users, a process's user is one of them, root, a uid or an account of the root.
   checkProcessUsers = P: users: procs: rootPasswd:
     if users == { } then [ ]
@@ -878,12 +895,13 @@ let
           (if processes.value == null then { } else processes.value)
         else good { enable = false; volume = null; daemon = false; minFree = null; maxFree = null; };
       secrets = if s ? secrets then checkSecrets "${P}.secrets" s.secrets else good { };
+      boot = if s ? boot then checkBoot "${P}.boot" s.boot else good { required = [ ]; };
       secretEnvs = let xs = filter (n: secrets.value.${n}.env != null) (attrNames secrets.value); in
         concatMap (i: let a = b.elemAt xs i; in concatMap (bn:
           if secrets.value.${bn}.env == secrets.value.${a}.env
           then err "${P}.secrets" "secrets ${a} and ${bn} both set the variable ${secrets.value.${a}.env}" else [ ])
           (b.genList (j: b.elemAt xs (i + 1 + j)) (length xs - i - 1))) (genList (i: i) (length xs));
-      all = [ nameR sys size expose storage connect rollout rolloutTimeout health shoot toplevel root env processes users nixR secrets ];
+      all = [ nameR sys size expose storage connect rollout rolloutTimeout health shoot toplevel root env processes users nixR secrets boot ];
       errors = nameErr ++ keys ++ concatMap (x: x.errors) all ++ procUsers ++ (if secrets.ok then secretEnvs else [ ]);
       tier = tiers.${if size.ok then size.value else "s"};
       body = {
@@ -904,13 +922,15 @@ let
         toplevel = toplevel.value;
         users = users.value;
         nix = nixR.value;
+        boot = boot.value;
       } // (if secrets.value != null && secrets.value != { } then { secrets = secrets.value; } else { });
       # The identity: seed's canonical JSON of the meta (sorted keys, compact) with the
       # identity version; options added after version 1 only when not at their default.
       idBody = removeAttrs body ((if body.rolloutTimeoutMs == 60000 then [ "rolloutTimeoutMs" ] else [ ])
         ++ (if body.health == null then [ "health" ] else [ ])
         ++ (if body.users == { } then [ "users" ] else [ ])
-        ++ (if !body.nix.enable then [ "nix" ] else [ ]))
+        ++ (if !body.nix.enable then [ "nix" ] else [ ])
+        ++ (if body.boot.required == [ ] then [ "boot" ] else [ ]))
         // { identityVersion = 1; }
         // { processes = mapAttrs (_: p: if p.foreground then p else removeAttrs p [ "foreground" ]) body.processes; };
       # A root directory's content is part of the identity: seed hashes the tree itself.

@@ -21,12 +21,46 @@
 
 #include "base/fileio.h"
 
+/* What each task said: lines, and lines that were warnings (a task fails soft by
+ * logging "warning: ..."); boot.required turns those into a stop. */
+static struct {
+    const char *task;
+    unsigned lines, warnings;
+    char last_warning[200];
+} tally[] = {{"users"}, {"password"}, {"ssh"}, {"tailscale"}, {"gpu"}, {"persist"}, {"nix"}};
+
+bool seed_boot_task_done(const char *task, char *why, size_t why_len) {
+    for (size_t i = 0; i < ELEMENTSOF(tally); i++) {
+        if (!streq(tally[i].task, task))
+            continue;
+        if (tally[i].warnings) {
+            snprintf(why, why_len, "%s", tally[i].last_warning);
+            return false;
+        }
+        if (!tally[i].lines) {
+            snprintf(why, why_len, "it had nothing to do here");
+            return false;
+        }
+        return true;
+    }
+    snprintf(why, why_len, "there is no such task");
+    return false;
+}
+
 void seed_boot_log(const char *task, const char *fmt, ...) {
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    for (size_t i = 0; i < ELEMENTSOF(tally); i++)
+        if (streq(tally[i].task, task)) {
+            tally[i].lines++;
+            if (strncmp(msg, "warning: ", 9) == 0) {
+                tally[i].warnings++;
+                snprintf(tally[i].last_warning, sizeof(tally[i].last_warning), "%.199s", msg + 9);
+            }
+        }
     char line[1200];
     int n = snprintf(line, sizeof(line), "seed-init: %s: %s\n", task, msg);
     if (n < 0)

@@ -4,13 +4,22 @@
  * missing tool or a read-only file is a warning, not a dead machine. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/macro.h"
 #include "init/users.h"
 
-/* One line "seed-init: <task>: <message>" on stderr. */
+/* One line "seed-init: <task>: <message>" on stderr. A message starting "warning: " is
+ * the task failing soft. */
 void seed_boot_log(const char *task, const char *fmt, ...) _printf_(2, 3);
+
+/* The boot tasks, as they log themselves, and the names boot.required takes. */
+#define SEED_BOOT_TASKS "users", "password", "ssh", "tailscale", "gpu", "persist", "nix"
+
+/* Whether task did its work: it said something and nothing of it was a warning; else
+ * why not, in why. */
+bool seed_boot_task_done(const char *task, char *why, size_t why_len);
 
 /* The spec's users: passwd/group/shadow entries for those the image lacks (written in
  * place, or bind-mounted from /run/seed/etc where /etc is read-only), and their home

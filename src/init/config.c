@@ -153,6 +153,16 @@ int seed_instance_init_config(const seed_instance *s, const char *ns, const char
         json_decref(users);
         json_decref(volumes);
     }
+    /* boot.required: image mode stops when one of these boot tasks fails. */
+    if (c && s->n_boot_required) {
+        json_t *req = json_array();
+        for (size_t i = 0; req && i < s->n_boot_required; i++)
+            json_array_append_new(req, json_string(s->boot_required[i]));
+        if (!req || json_object_set_new(c, "required", req) < 0) {
+            json_decref(c);
+            c = NULL;
+        }
+    }
     /* A NixOS system: the init runs its <toplevel>/init in its place. */
     if (c && s->toplevel && json_object_set_new(c, "toplevel", json_string(s->toplevel)) < 0) {
         json_decref(c);

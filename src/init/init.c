@@ -122,6 +122,7 @@ static struct {
     char *persist;   /* image mode: the persistent volume (NULL: none) */
     unsigned ssh_port;
     char *toplevel; /* image mode: a NixOS system whose init takes our place */
+    char **required; /* image mode: boot tasks that must succeed (boot.required) */
 } S = {.chan = -1, .epfd = -1, .sigfd = -1, .devnull = -1};
 
 /* ---- channel to the node ---- */
@@ -704,6 +705,7 @@ static int load_config(void) {
         return -EINVAL;
     S.name = strdup(json_string_value(json_object_get(c, "name")) ?: "instance");
     S.grace_ms = (unsigned)json_integer_value(json_object_get(c, "grace_ms"));
+    S.required = json_strv(json_object_get(c, "required"));
     const char *toplevel = json_string_value(json_object_get(c, "toplevel"));
     S.toplevel = toplevel ? strdup(toplevel) : NULL;
     if (S.grace_ms == 0)
@@ -1038,6 +1040,22 @@ static void boot(boot_secrets *b, bool daemons) {
         add_runtime_env(&S.procs[i]);
 }
 
+/* boot.required: each of those tasks did its work, or the container stops here with
+ * the reason, before any process starts. */
+static bool boot_required_done(void) {
+    bool ok = true;
+    for (char **t = S.required; t && *t; t++) {
+        char why[256];
+        if (seed_boot_task_done(*t, why, sizeof(why)))
+            continue;
+        say("seed-init", "boot task %s is required (boot.required) but did not succeed: %s", *t, why);
+        ok = false;
+    }
+    if (!ok)
+        say("seed-init", "stopping: a required boot task failed");
+    return ok;
+}
+
 int main(int argc, char **argv) {
     /* Not dumpable, so not ptraceable: without CAP_SYS_PTRACE (which instances never
      * have) no process of the instance can attach to us, read or write our memory
@@ -1082,7 +1100,7 @@ int main(int argc, char **argv) {
     }
     if (boot_only) {
         boot(&secrets, false);
-        return 0;
+        return boot_required_done() ? 0 : 1;
     }
 
     /* A NixOS system, in an image or on a node: its own init (stage 2, then systemd)
@@ -1109,8 +1127,11 @@ int main(int argc, char **argv) {
     if (S.chan >= 0)
         epoll_ctl(S.epfd, EPOLL_CTL_ADD, S.chan, &ev);
 
-    if (S.image)
+    if (S.image) {
         boot(&secrets, true);
+        if (!boot_required_done())
+            return 1;
+    }
     nix_register();
 
     /* The daemons first, so that the foreground process finds them started. */

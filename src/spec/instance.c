@@ -575,6 +575,43 @@ static void parse_users(parse_ctx *c, json_t *v, seed_instance *inst) {
             }
 }
 
+/* boot = {"required": ["ssh", "gpu"]}: image mode's boot tasks (init/boot.h) that must
+ * succeed, or the container stops before its processes start. */
+static void parse_boot(parse_ctx *c, json_t *v, seed_instance *inst) {
+    static const char *const tasks[] = {"users", "password", "ssh", "tailscale", "gpu", "persist", "nix"};
+    if (!json_is_object(v)) {
+        type_error(c, v, "an object like {\"required\": [\"ssh\"]}");
+        return;
+    }
+    static const char *const keys[] = {"required"};
+    check_keys(c, v, keys, ELEMENTSOF(keys));
+    json_t *req = json_object_get(v, "required");
+    if (!req)
+        return;
+    size_t s2 = seed_jpath_push_key(&c->path, "required");
+    if (!json_is_array(req)) {
+        type_error(c, req, "a list of boot tasks, like [\"ssh\", \"gpu\"]");
+        seed_jpath_pop(&c->path, s2);
+        return;
+    }
+    inst->boot_required = calloc(json_array_size(req) + 1, sizeof(char *));
+    size_t i;
+    json_t *x;
+    json_array_foreach (req, i, x) {
+        size_t s3 = seed_jpath_push_index(&c->path, i);
+        int t = parse_enum(c, x, "boot task", tasks, ELEMENTSOF(tasks));
+        bool dup = false;
+        for (size_t k = 0; t >= 0 && k < inst->n_boot_required; k++)
+            dup = dup || streq(inst->boot_required[k], tasks[t]);
+        if (dup)
+            parse_error(c, "\"%s\" is listed twice", tasks[t]);
+        else if (t >= 0 && inst->boot_required)
+            inst->boot_required[inst->n_boot_required++] = strdup(tasks[t]);
+        seed_jpath_pop(&c->path, s3);
+    }
+    seed_jpath_pop(&c->path, s2);
+}
+
 /* nix = {"enable": true, "volume"?: "data", "daemon"?: false, "minFree"?: "1Gi", "maxFree"?: "2Gi"} */
 static void parse_nix_size(parse_ctx *c, json_t *v, char **text, uint64_t *bytes) {
     char buf[32];
@@ -1316,7 +1353,7 @@ static void parse_secrets(parse_ctx *c, json_t *v, seed_instance *inst) {
 void parse_instance(parse_ctx *c, json_t *obj, seed_instance *inst) {
     static const char *const keys[] = {
         "name",  "system", "size", "expose",    "storage",  "connect", "rollout", "rolloutTimeout", "health",
-        "shoot", "root",   "env",  "processes", "toplevel", "users",   "nix",     "secrets"};
+        "shoot", "root",   "env",  "processes", "toplevel", "users",   "nix",     "secrets",        "boot"};
     inst->size = SEED_SIZE_S;
     inst->rollout = SEED_ROLLOUT_RECREATE;
     inst->rollout_timeout_ms = SEED_ROLLOUT_DEFAULT_TIMEOUT_MS;
@@ -1435,6 +1472,8 @@ void parse_instance(parse_ctx *c, json_t *obj, seed_instance *inst) {
         parse_users(c, v, inst);
     WITH_KEY ("nix")
         parse_nix(c, v, inst);
+    WITH_KEY ("boot")
+        parse_boot(c, v, inst);
 #undef WITH_KEY
     check_process_users(c, inst);
     check_nix_volume(c, inst);
@@ -1447,6 +1486,7 @@ void parse_instance(parse_ctx *c, json_t *obj, seed_instance *inst) {
 }
 
 void seed_instance_clear(seed_instance *inst) {
+    strv_free(inst->boot_required);
     free(inst->nix_volume);
     free(inst->nix_min_free);
     free(inst->nix_max_free);

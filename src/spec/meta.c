@@ -190,6 +190,16 @@ void seed_instance_meta_members(seed_jw *w, const seed_instance *inst, const cha
         seed_jw_key(w, "users");
         users_write(w, inst);
     }
+    if (!identity || inst->n_boot_required) {
+        seed_jw_key(w, "boot");
+        seed_jw_object_begin(w);
+        seed_jw_key(w, "required");
+        seed_jw_array_begin(w);
+        for (size_t i = 0; i < inst->n_boot_required; i++)
+            seed_jw_string(w, inst->boot_required[i]);
+        seed_jw_array_end(w);
+        seed_jw_object_end(w);
+    }
     if (!identity || inst->nix_enable) {
         seed_jw_key(w, "nix");
         seed_jw_object_begin(w);

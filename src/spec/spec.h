@@ -174,6 +174,8 @@ typedef struct seed_instance {
     seed_user *users; /* sorted by name */
     size_t n_users;
     char *toplevel;
+    char **boot_required; /* image mode: boot tasks whose failure stops the container */
+    size_t n_boot_required;
     /* nix: a working Nix inside the instance, its store on a volume */
     bool nix_enable;
     char *nix_volume;                  /* the storage name (default: the first by name) */

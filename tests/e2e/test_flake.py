@@ -393,6 +393,9 @@ DIFFERENTIAL = [
     {"storage": {"b": "1Gi", "a": "64Mi"}, "nix": {"enable": True, "daemon": True, "minFree": "1Gi", "maxFree": 2147483648}},
     {"nix": {"enable": True, "volume": "x", "sandbox": False}, "storage": {"data": "1Gi"}},
     {"nix": {"enable": True}, "processes": {"nix-daemon": {"command": ["x"]}}},
+    {"boot": {"required": ["ssh", "gpu"]}},
+    {"boot": {"required": ["ssh", "gpx", "ssh", 3], "optional": True}},
+    {"boot": {"required": "ssh"}},
     {"storage": {"d": "1Gi"}, "nix": {"enable": "yes", "daemon": True, "minFree": "2Gi", "maxFree": "1Gi"},
      "processes": {"nix-daemon": {"command": ["x"]}}},
 ]

@@ -289,6 +289,44 @@ echo "bogus=$?"
     assert "bogus=2" in r.stdout and 'unknown argument "--bogus"' in r.stderr, (r.stdout, r.stderr)
 
 
+def test_required_boot_tasks_stop_the_container():
+    """boot.required: a required task that fails (or has nothing to do) stops the
+    container with exit 1 before any process starts, saying which and why; when it
+    succeeds the container runs as usual. Tasks not required still fail soft."""
+    need_podman()
+    proj = make_project({"box": {"root": "rootfs", "boot": {"required": ["ssh", "tailscale"]}, "processes": {
+        "main": {"command": ["sh", "-c", "echo main ran"], "foreground": True}}}})
+    image = build_image(proj, "box")
+    script = r"""
+set +e
+$P run --rm --network none $R $IMAGE > $W/none.out 2> $W/none.err
+echo "none=$?"
+$P run --rm --network none $R -e SSH_PUBLIC_KEYS="ssh-ed25519 AAAA one" -e TAILSCALE_AUTHKEY=tskey-x $IMAGE > $W/nots.out 2> $W/nots.err
+echo "nots=$?"
+"""
+    w = workdir()
+    r = podman(script, image, w=w)
+    out = {k: ((w / f"{k}.out").read_text(), (w / f"{k}.err").read_text()) for k in ("none", "nots")}
+    # Neither key: ssh had nothing to do, tailscale neither; nothing ran.
+    assert "none=1" in r.stdout, (r.stdout, out)
+    assert "boot task ssh is required (boot.required) but did not succeed" in out["none"][1], out
+    assert "boot task tailscale is required" in out["none"][1] and "main ran" not in out["none"][0], out
+    # Keys given, but the image has no tailscaled: that one warning now stops it.
+    assert "nots=1" in r.stdout, (r.stdout, out)
+    assert "seed-init: ssh: 1 key installed for root" in out["nots"][1], out
+    assert "boot task tailscale is required" in out["nots"][1] and "boot task ssh" not in out["nots"][1], out
+    assert "main ran" not in out["nots"][0]
+
+    # Only ssh required, keys given: the container runs; tailscale fails soft.
+    proj2 = make_project({"box": {"root": "rootfs", "boot": {"required": ["ssh"]}, "processes": {
+        "main": {"command": ["sh", "-c", "echo main ran"], "foreground": True}}}})
+    image2 = build_image(proj2, "box")
+    r = podman('set +e\n$P run --rm --network none $R -e SSH_PUBLIC_KEYS="ssh-ed25519 AAAA one" '
+               '-e TAILSCALE_AUTHKEY=tskey-x $IMAGE; echo "rc=$?"\n', image2)
+    assert "rc=0" in r.stdout and "main: main ran" in r.stdout, (r.stdout, r.stderr)
+    assert "seed-init: tailscale: warning:" in r.stderr, r.stderr
+
+
 FAKE_TAILSCALED = """#!/bin/sh
 mkdir -p /seed/storage/data/ts /run/tailscale
 echo "$@" > /seed/storage/data/ts/tailscaled.args

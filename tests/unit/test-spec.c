@@ -521,13 +521,28 @@ static void test_meta_json_shape(void **state) {
     static const char *const fields[] = {
         "name",    "system",           "size",     "resources", "expose",    "storage",  "connect",
         "rollout", "rolloutTimeoutMs", "health",   "shoot",     "namespace", "identity", "root",
-        "env",     "processes",        "toplevel", "users",     "nix"};
+        "env",     "processes",        "toplevel", "users",     "nix",       "boot"};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         if (!json_object_get(w, fields[i]))
             fail_msg("meta lacks %s", fields[i]);
     assert_int_equal(json_object_size(w), sizeof(fields) / sizeof(fields[0]));
     json_decref(m);
     seed_project_free(p);
+}
+
+static void test_boot_required(void **state) {
+    seed_project *p = valid("{\"n\": {\"boot\": {\"required\": [\"ssh\", \"gpu\"]}}, \"o\": {}}");
+    const seed_instance *n = inst(p, "n");
+    assert_int_equal(n->n_boot_required, 2);
+    assert_string_equal(n->boot_required[0], "ssh");
+    assert_string_equal(n->boot_required[1], "gpu");
+    /* in the identity only when used */
+    assert_string_not_equal(n->identity, inst(p, "o")->identity);
+    seed_project_free(p);
+    error_at("{\"n\": {\"boot\": {\"required\": [\"gpx\"]}}}", "n.boot.required[0]", "did you mean \"gpu\"");
+    error_at("{\"n\": {\"boot\": {\"required\": [\"ssh\", \"ssh\"]}}}", "n.boot.required[1]", "listed twice");
+    error_at("{\"n\": {\"boot\": {\"required\": \"ssh\"}}}", "n.boot.required", "a list of boot tasks");
+    error_at("{\"n\": {\"boot\": {\"optional\": []}}}", "n.boot.optional", "unknown option");
 }
 
 static void test_nix_option(void **state) {
@@ -1281,6 +1296,7 @@ int main(void) {
         cmocka_unit_test(test_meta_json_shape),
         cmocka_unit_test(test_meta_health),
         cmocka_unit_test(test_nix_option),
+        cmocka_unit_test(test_boot_required),
         cmocka_unit_test(test_unknown_keys_suggest),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_ports),
