@@ -121,7 +121,7 @@ static struct {
     char **base_env; /* the instance environment (for the processes the init adds) */
     char *persist;   /* image mode: the persistent volume (NULL: none) */
     unsigned ssh_port;
-    char *toplevel; /* image mode: a NixOS system whose init takes our place */
+    char *toplevel;  /* image mode: a NixOS system whose init takes our place */
     char **required; /* image mode: boot tasks that must succeed (boot.required) */
 } S = {.chan = -1, .epfd = -1, .sigfd = -1, .devnull = -1};
 
