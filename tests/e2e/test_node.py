@@ -338,18 +338,33 @@ def test_memory_limit_oom_kills_inside_only(nodes):
     assert node.proc.poll() is None
 
 
+def cpu_quota(node, name):
+    """An instance's CPU quota per period, in microseconds of CPU per 100 ms (v1 or v2)."""
+    ns = node.ps()[name]["namespace"]
+    leaf = pathlib.Path("seed", node.cgroup_id(), f"{ns}-{name}")
+    v2 = pathlib.Path("/sys/fs/cgroup") / leaf / "cpu.max"
+    if v2.exists():
+        q, period = v2.read_text().split()
+        return int(q) * 100000 // int(period)
+    v1 = pathlib.Path("/sys/fs/cgroup/cpu") / leaf
+    return int((v1 / "cpu.cfs_quota_us").read_text()) * 100000 // int((v1 / "cpu.cfs_period_us").read_text())
+
+
 def test_cpu_limit(nodes):
     proj = make_project({"c": probe_instance(["seed-probe", "cpu", "3"], size="xs"),
                          "m": probe_instance(["seed-probe", "cpu", "3"], size="m")})
     node = nodes(proj)
+    node.wait_running("c", "m")
+    # The quota each got (read while they run: 3 s): m's tier has twice c's vCPUs.
+    quota = {n: cpu_quota(node, n) for n in ("c", "m")}
+    assert quota["m"] == 2 * quota["c"] and quota["c"] > 0, quota
     xs = node.probe_json("c", "cpu")
     m = node.probe_json("m", "cpu")
-    # Two spinning threads each: 1 vCPU allows ~1 CPU-second per second, 2 vCPUs ~2. Only
-    # the bounds are asserted: a busy machine can only lower what an instance gets, so
-    # comparing the two (as this test once did) failed whenever something else ran.
+    # Two spinning threads: 1 vCPU allows ~1 CPU-second per second. Only the bound is
+    # measured: a busy machine can only lower what an instance gets, so comparing two
+    # instances' measured shares (as this test once did) failed whenever something else ran.
     assert xs["cpu"] / xs["wall"] < 1.25
-    assert m["cpu"] / m["wall"] < 2.25
-    assert m["cpu"] > 0 and xs["cpu"] > 0
+    assert m["cpu"] > 0
 
 
 def test_pids_limit_holds_a_fork_bomb(nodes):
